@@ -1,0 +1,152 @@
+"""The command line: ``python train_script.py {fit,validate,test,predict} --config config/X.yaml``.
+
+A LightningCLI in subclass mode (configs choose the model and data by ``class_path``) with:
+
+* ``--resume PATH|last``: continue a run from a checkpoint in the run's own TensorBoard version
+  directory (same curves, global step and epoch continue), with no logger version to set by hand
+  and without the saved-config overwrite guard stopping the run. ``last`` is the newest
+  ``last.ckpt`` under the logger's ``save_dir/name``. Values in the config and on the command line
+  win over the hyperparameters stored in the checkpoint.
+* links from the DataModule to the model: ``sensor_size`` (as ``[W, H, P]``), ``num_classes``,
+  ``n_time_steps``. A model that has no such argument is not given it.
+* defaults: TensorBoardLogger under ``runs/``; ModelCheckpoint (``--checkpoint.*``, ``save_last``
+  on) and LearningRateMonitor (``--lr_monitor.*``) always present; Lightning's progress bar;
+  ``seed_everything: 42``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from jsonargparse import Namespace, lazy_instance
+from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from event_lightning.events.core import SensorSize
+
+RUNS_DIR = "runs"
+DEFAULT_SEED = 42
+
+
+def _sensor_size_as_list(sensor_size: Any) -> list[int] | None:
+    return None if sensor_size is None else SensorSize.coerce(sensor_size).as_list()
+
+
+class RunConfigSaver(SaveConfigCallback):
+    """Saves ``config.yaml`` for fit and ``config_<stage>.yaml`` for the other subcommands.
+
+    An evaluation that logs into a training run's directory then never replaces the training
+    config; a resumed fit replaces it (the CLI sets ``overwrite`` for resumes only).
+    """
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            self.config_filename = f"config_{stage}.yaml"
+        super().setup(trainer, pl_module, stage)
+
+
+def find_last_checkpoint(run_root: Path) -> Path:
+    """The newest ``last.ckpt`` (by modification time) anywhere below ``run_root``."""
+    candidates = sorted(run_root.glob("**/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise FileNotFoundError(
+            f"--resume last: no last.ckpt under {run_root}; train first (fit) or pass a checkpoint path"
+        )
+    return candidates[-1]
+
+
+def _logger_root(trainer_cfg: Namespace) -> tuple[Namespace | None, Path]:
+    """The logger's config node (None without a TensorBoard-style logger) and the run root."""
+    logger = trainer_cfg.get("logger")
+    if isinstance(logger, list):
+        logger = logger[0] if logger else None
+    if isinstance(logger, Namespace) and "init_args" in logger and "save_dir" in logger.init_args:
+        args = logger.init_args
+        return logger, Path(args.save_dir) / str(args.get("name") or "")
+    return None, Path(trainer_cfg.get("default_root_dir") or ".")
+
+
+class EventLightningCLI(LightningCLI):
+    """LightningCLI with ``--resume`` and the event_lightning defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("subclass_mode_model", True)
+        kwargs.setdefault("subclass_mode_data", True)
+        kwargs.setdefault("save_config_callback", RunConfigSaver)
+        kwargs.setdefault("seed_everything_default", DEFAULT_SEED)
+        kwargs.setdefault("trainer_defaults", default_trainer_settings())
+        super().__init__(*args, **kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # Always-present callbacks, configurable as --checkpoint.* and --lr_monitor.*
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.save_last": True})
+        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        parser.set_defaults({"lr_monitor.logging_interval": "epoch"})
+        parser.add_argument(
+            "--resume",
+            type=str | None,
+            default=None,
+            help="Continue a run: a checkpoint path, or 'last' for the newest last.ckpt of the run "
+            "named by the logger's save_dir/name. Logs go on in the checkpoint's own version directory.",
+        )
+        parser.link_arguments(
+            "data.sensor_size", "model.init_args.sensor_size", compute_fn=_sensor_size_as_list, apply_on="instantiate"
+        )
+        parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
+        parser.link_arguments("data.n_time_steps", "model.init_args.n_time_steps", apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand]
+        resume = config.get("resume")
+        if not resume:
+            return
+        logger, run_root = _logger_root(config.trainer)
+        checkpoint = find_last_checkpoint(run_root) if resume == "last" else Path(resume)
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"--resume {resume}: no checkpoint file at {checkpoint}")
+        if config.get("ckpt_path") not in (None, str(checkpoint)):
+            raise ValueError("give either --resume or --ckpt_path, not both")
+        config.ckpt_path = str(checkpoint)
+        # ModelCheckpoint writes to <save_dir>/<name>/<version>/checkpoints: point the logger there.
+        if logger is not None and checkpoint.parent.name == "checkpoints":
+            version_dir = checkpoint.parent.parent
+            logger.init_args.save_dir = str(version_dir.parent.parent)
+            logger.init_args.name = version_dir.parent.name
+            logger.init_args.version = version_dir.name
+        self.save_config_kwargs["overwrite"] = True
+
+
+def default_trainer_settings() -> dict[str, Any]:
+    """Trainer defaults; any of them can be replaced from a config or the command line."""
+    # A lazy instance is created after seeding and parsing and prints as class_path/init_args.
+    # Checkpointing and LR monitoring are parser groups (see add_arguments_to_parser); the progress
+    # bar is Lightning's own default (trainer.enable_progress_bar).
+    return {
+        "logger": lazy_instance(TensorBoardLogger, save_dir=RUNS_DIR, name="default"),
+    }
+
+
+def _inject_saved_config(argv: list[str]) -> list[str]:
+    """``fit --resume PATH`` with no ``--config``: reuse the run's saved ``config.yaml``."""
+    if "--config" in argv or any(a.startswith("--config=") for a in argv) or "--resume" not in argv:
+        return argv
+    index = argv.index("--resume")
+    if index + 1 >= len(argv) or argv[index + 1] == "last":
+        return argv
+    saved = Path(argv[index + 1]).parent.parent / "config.yaml"
+    if not saved.is_file() or len(argv) < 1:
+        return argv
+    return [argv[0], "--config", str(saved), *argv[1:]]
+
+
+def main(args: list[str] | None = None) -> EventLightningCLI:
+    """Entry point of ``train_script.py``; ``args`` defaults to ``sys.argv[1:]``."""
+    if args is None:  # LightningCLI warns when given both args and a command line
+        sys.argv[1:] = _inject_saved_config(sys.argv[1:])
+        return EventLightningCLI(pl.LightningModule, pl.LightningDataModule)
+    return EventLightningCLI(pl.LightningModule, pl.LightningDataModule, args=_inject_saved_config(list(args)))
