@@ -9,23 +9,25 @@ A LightningCLI in subclass mode (configs choose the model and data by ``class_pa
   win over the hyperparameters stored in the checkpoint.
 * links from the DataModule to the model: ``sensor_size`` (as ``[W, H, P]``), ``num_classes``,
   ``n_time_steps``. A model that has no such argument is not given it.
-* defaults: TensorBoardLogger under ``runs/``; ModelCheckpoint (``--checkpoint.*``, ``save_last``
-  on) and LearningRateMonitor (``--lr_monitor.*``) always present; Lightning's progress bar;
+* defaults: TensorBoardLogger under ``runs/``; RunCheckpoint (``--checkpoint.*``: a ModelCheckpoint whose
+  ``last.ckpt`` follows every epoch) and LearningRateMonitor (``--lr_monitor.*``) always present; Lightning's progress bar;
   ``seed_everything: 42``.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 from jsonargparse import Namespace, lazy_instance
-from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from event_lightning.callbacks.checkpoint import RunCheckpoint
 from event_lightning.events.core import SensorSize
 
 RUNS_DIR = "runs"
@@ -83,7 +85,7 @@ class EventLightningCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Always-present callbacks, configurable as --checkpoint.* and --lr_monitor.*
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(RunCheckpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True})
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({"lr_monitor.logging_interval": "epoch"})
@@ -119,6 +121,17 @@ class EventLightningCLI(LightningCLI):
             logger.init_args.name = version_dir.parent.name
             logger.init_args.version = version_dir.name
         self.save_config_kwargs["overwrite"] = True
+
+
+    def instantiate_classes(self) -> None:
+        # A constructor that rejects a config value raises ValueError naming the key; show it as a
+        # usage error (exit code 2) like jsonargparse's own, not as a traceback from deep inside.
+        try:
+            super().instantiate_classes()
+        except ValueError as error:
+            if os.environ.get("JSONARGPARSE_DEBUG"):
+                raise
+            self.parser.error(f"invalid configuration: {error}\n(set JSONARGPARSE_DEBUG=1 for the traceback)")
 
 
 def default_trainer_settings() -> dict[str, Any]:

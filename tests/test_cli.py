@@ -1,0 +1,111 @@
+"""The real entrypoint end to end on a tiny synthetic-digits run: fit, resume, evaluate, bad config."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from event_lightning.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+QUICKSTART = str(REPO / "config" / "quickstart.yaml")
+
+
+def _args(tmp_path: Path, data_root: Path, *extra: str) -> list[str]:
+    return [
+        "--config", QUICKSTART,
+        "--data.root", str(data_root),
+        "--data.n_train", "40",
+        "--data.n_test", "20",
+        "--data.batch_size", "10",
+        "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
+        "--trainer.enable_progress_bar", "false",
+        "--trainer.enable_model_summary", "false",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("synthetic_nmnist")
+
+
+def _scalars(version_dir: Path, tag: str) -> list[tuple[int, float]]:
+    accumulator = EventAccumulator(str(version_dir))
+    accumulator.Reload()
+    return [(event.step, event.value) for event in accumulator.Scalars(tag)]
+
+
+def test_fit_then_resume_last_continues_the_same_run(tmp_path, data_root):
+    main(["fit", *_args(tmp_path, data_root, "--trainer.max_epochs", "2")])
+    run = tmp_path / "runs" / "quickstart"
+    assert [p.name for p in run.iterdir()] == ["version_0"]
+    version = run / "version_0"
+    first = torch.load(version / "checkpoints" / "last.ckpt", weights_only=True)
+    assert first["epoch"] == 1 and first["global_step"] == 8
+    assert (version / "config.yaml").is_file()
+
+    cli = main(["fit", *_args(tmp_path, data_root, "--trainer.max_epochs", "4", "--resume", "last")])
+    assert [p.name for p in run.iterdir()] == ["version_0"]  # no version_1: the same TensorBoard run
+    assert cli.trainer.current_epoch == 4
+    second = torch.load(version / "checkpoints" / "last.ckpt", weights_only=True)
+    assert second["epoch"] == 3 and second["global_step"] == 16
+    # epochs 0..3 logged once each, steps continuing in the one log directory
+    epochs = [int(value) for _, value in _scalars(version, "epoch")]
+    assert sorted(set(epochs)) == [0, 1, 2, 3]
+    assert len(list(version.glob("events.out.tfevents.*"))) == 2
+
+
+def test_resume_from_a_checkpoint_path_and_evaluate_from_checkpoint(tmp_path, data_root):
+    main(["fit", *_args(tmp_path, data_root, "--trainer.max_epochs", "1")])
+    checkpoint = tmp_path / "runs" / "quickstart" / "version_0" / "checkpoints" / "last.ckpt"
+    cli = main(["fit", *_args(tmp_path, data_root, "--trainer.max_epochs", "2", "--resume", str(checkpoint))])
+    assert cli.trainer.current_epoch == 2
+    assert not (tmp_path / "runs" / "quickstart" / "version_1").exists()
+
+    for subcommand in ("validate", "test"):
+        cli = main([subcommand, *_args(tmp_path, data_root, "--ckpt_path", str(checkpoint))])
+        metrics = cli.trainer.callback_metrics
+        stage = "val" if subcommand == "validate" else "test"
+        assert 0.0 <= float(metrics[f"{stage}/acc"]) <= 1.0
+        assert torch.isfinite(metrics[f"{stage}/loss"])
+
+    cli = main(["predict", *_args(tmp_path, data_root, "--ckpt_path", str(checkpoint))])
+    predictions = cli.trainer.predict_loop.predictions
+    probabilities = torch.cat([batch["probabilities"] for batch in predictions])
+    assert probabilities.shape == (20, 10)
+    torch.testing.assert_close(probabilities.sum(-1), torch.ones(20))
+
+
+def test_resume_last_without_a_run_says_what_is_missing(tmp_path, data_root):
+    with pytest.raises(FileNotFoundError, match="no last.ckpt under"):
+        main(["fit", *_args(tmp_path, data_root, "--resume", "last")])
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (["--data.batch_size", "0"], "data.batch_size must be >= 1"),
+        (["--data.time_window", "1000", "--data.event_count", "100"], "exactly one of data.time_window"),
+        (["--model.init_args.hidden_features", "many"], "hidden_features"),
+        (["--data.time_windw", "1000"], "time_windw"),
+    ],
+)
+def test_bad_config_values_give_a_clear_message(tmp_path, data_root, capsys, override, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *_args(tmp_path, data_root, *override)])
+    assert exit_info.value.code != 0
+    assert message in capsys.readouterr().err
+
+
+def test_train_script_print_config_runs_as_a_program(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train_script.py"), "fit", "--config", QUICKSTART, "--print_config"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "event_lightning.models.lif_classifier.LIFClassifier" in result.stdout
+    assert "hidden_features: 100" in result.stdout
