@@ -9,9 +9,9 @@ A LightningCLI in subclass mode (configs choose the model and data by ``class_pa
   win over the hyperparameters stored in the checkpoint.
 * links from the DataModule to the model: ``sensor_size`` (as ``[W, H, P]``), ``num_classes``,
   ``n_time_steps``. A model that has no such argument is not given it.
-* defaults: TensorBoardLogger under ``runs/``; RunCheckpoint (``--checkpoint.*``: a ModelCheckpoint whose
-  ``last.ckpt`` follows every epoch) and LearningRateMonitor (``--lr_monitor.*``) always present; Lightning's progress bar;
-  ``seed_everything: 42``.
+* defaults: TensorBoardLogger under ``runs/``; RunCheckpoint (``--checkpoint.*``, a
+  ModelCheckpoint whose ``last.ckpt`` follows every epoch) and LearningRateMonitor
+  (``--lr_monitor.*``) always present; Lightning's progress bar; ``seed_everything: 42``.
 """
 
 from __future__ import annotations
@@ -121,7 +121,6 @@ class EventLightningCLI(LightningCLI):
             logger.init_args.name = version_dir.parent.name
             logger.init_args.version = version_dir.name
         self.save_config_kwargs["overwrite"] = True
-
 
     def instantiate_classes(self) -> None:
         # A constructor that rejects a config value raises ValueError naming the key; show it as a

@@ -16,14 +16,22 @@ QUICKSTART = str(REPO / "config" / "quickstart.yaml")
 
 def _args(tmp_path: Path, data_root: Path, *extra: str) -> list[str]:
     return [
-        "--config", QUICKSTART,
-        "--data.root", str(data_root),
-        "--data.n_train", "40",
-        "--data.n_test", "20",
-        "--data.batch_size", "10",
-        "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-        "--trainer.enable_progress_bar", "false",
-        "--trainer.enable_model_summary", "false",
+        "--config",
+        QUICKSTART,
+        "--data.root",
+        str(data_root),
+        "--data.n_train",
+        "40",
+        "--data.n_test",
+        "20",
+        "--data.batch_size",
+        "10",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "runs"),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.enable_model_summary",
+        "false",
         *extra,
     ]
 
@@ -104,7 +112,10 @@ def test_bad_config_values_give_a_clear_message(tmp_path, data_root, capsys, ove
 def test_train_script_print_config_runs_as_a_program(tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "train_script.py"), "fit", "--config", QUICKSTART, "--print_config"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "event_lightning.models.lif_classifier.LIFClassifier" in result.stdout

@@ -36,7 +36,7 @@ class FrameSpec:
                 f"set exactly one of data.time_window, data.event_count, data.n_time_bins, data.n_event_bins; "
                 f"found {modes or 'none'}"
             )
-        (key, value), = modes.items()
+        ((key, value),) = modes.items()
         if value <= 0:
             raise ValueError(f"data.{key} must be > 0, found {value}")
         if self.overlap < 0:

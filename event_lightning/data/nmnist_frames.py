@@ -51,9 +51,17 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
         pin_memory: bool = False,
     ) -> None:
         super().__init__(
-            NMNIST_SENSOR_SIZE, 10, time_window=time_window, event_count=event_count, n_time_bins=n_time_bins,
-            n_event_bins=n_event_bins, overlap=overlap, include_incomplete=include_incomplete,
-            batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
+            NMNIST_SENSOR_SIZE,
+            10,
+            time_window=time_window,
+            event_count=event_count,
+            n_time_bins=n_time_bins,
+            n_event_bins=n_event_bins,
+            overlap=overlap,
+            include_incomplete=include_incomplete,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
         )
         self.root, self.synthetic = Path(root), synthetic
         self.synthetic_config = SyntheticDigitsConfig(n_train=n_train, n_test=n_test, seed=seed)

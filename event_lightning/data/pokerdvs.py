@@ -21,7 +21,10 @@ from event_lightning.events.core import SensorSize
 
 POKERDVS_SENSOR = SensorSize(35, 35, 2)
 POKERDVS_CLASSES = ("cl", "he", "di", "sp")
-ARCHIVES = {True: ("pips_train", "412bcfb96826e4fcb290558e8c150aae"), False: ("pips_test", "eef2bf7d0d3defae89a6fa98b07c17af")}
+ARCHIVES = {
+    True: ("pips_train", "412bcfb96826e4fcb290558e8c150aae"),
+    False: ("pips_test", "eef2bf7d0d3defae89a6fa98b07c17af"),
+}
 
 
 def _extracted_files(folder: Path) -> int:
@@ -86,9 +89,16 @@ class PokerDVSDataModule(EventClassificationDataModule):
         pin_memory: bool = False,
     ) -> None:
         super().__init__(
-            POKERDVS_SENSOR, len(POKERDVS_CLASSES), time_window=time_window, event_count=event_count,
-            n_time_bins=n_time_bins, n_event_bins=n_event_bins, overlap=overlap,
-            include_incomplete=include_incomplete, batch_size=batch_size, num_workers=num_workers,
+            POKERDVS_SENSOR,
+            len(POKERDVS_CLASSES),
+            time_window=time_window,
+            event_count=event_count,
+            n_time_bins=n_time_bins,
+            n_event_bins=n_event_bins,
+            overlap=overlap,
+            include_incomplete=include_incomplete,
+            batch_size=batch_size,
+            num_workers=num_workers,
             pin_memory=pin_memory,
         )
         self.root, self.synthetic, self.synthetic_seed = Path(root), synthetic, synthetic_seed

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from event_lightning.events.formats.tonic_npy import write_tonic_npy
 from event_lightning.events.simulate import SimulatorConfig, simulate_events
 
 CLASSES = ("cl", "he", "di", "sp")
@@ -64,6 +65,7 @@ def render_pip_sweep(kind: str, centers: np.ndarray, radius: float) -> np.ndarra
 
 
 def _recording(kind: str, config: SyntheticPokerConfig, rng: np.random.Generator) -> np.ndarray:
+    """One sweep of one pip as events."""
     n_frames = config.duration_us // config.frame_interval_us + 1
     angle = rng.uniform(0, 2 * np.pi)
     direction = np.array([np.cos(angle), np.sin(angle)])
@@ -74,9 +76,7 @@ def _recording(kind: str, config: SyntheticPokerConfig, rng: np.random.Generator
     frames = render_pip_sweep(kind, centers, config.pip_radius * rng.uniform(0.85, 1.15))
     timestamps = np.arange(n_frames, dtype=np.int64) * config.frame_interval_us
     simulator = SimulatorConfig(refractory_us=500, noise_rate_hz=2.0)
-    events = simulate_events(frames, timestamps, simulator, rng)
-    # tonic's POKERDVS files: int columns (t, x, y, p)
-    return np.stack([events["t"], events["x"], events["y"], events["p"]], axis=1).astype(np.int64)
+    return simulate_events(frames, timestamps, simulator, rng)
 
 
 def _config_key(config: SyntheticPokerConfig) -> str:
@@ -103,7 +103,7 @@ def generate_synthetic_pokerdvs(root: str | Path, seed: int = 0, config: Synthet
                 folder = staging / split / kind
                 folder.mkdir(parents=True)
                 for index in range(per_class):
-                    np.save(folder / f"{kind}{index:03d}.npy", _recording(kind, config, rng))
+                    write_tonic_npy(folder / f"{kind}{index:03d}.npy", _recording(kind, config, rng))
             with tarfile.open(staging / f"{split}.tar.gz", "w:gz") as tar:
                 tar.add(staging / split, arcname=split)
         (staging / ".synthetic").write_text(_config_key(config))

@@ -68,6 +68,9 @@ class LIFClassifier(CompilableModule):
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
 
+    def compile_targets(self) -> list[torch.nn.Module]:
+        return self.net.compile_targets()
+
     def forward(self, frames: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``frames [T, B, P, H, W]`` -> class log-probabilities ``[B, num_classes]``."""
         voltages = self.net(frames)

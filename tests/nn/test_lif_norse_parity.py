@@ -26,7 +26,9 @@ def _norse_tutorial_net(ours: LIFClassifierNet, p: LIFParameters, readout: LIPar
     )
     fc = torch.nn.Linear(hidden, ours.fc_out.out_features, bias=False)
     li = norse.LICell(
-        p=NorseLIParameters(tau_syn_inv=torch.as_tensor(readout.tau_syn_inv), tau_mem_inv=torch.as_tensor(readout.tau_mem_inv)),
+        p=NorseLIParameters(
+            tau_syn_inv=torch.as_tensor(readout.tau_syn_inv), tau_mem_inv=torch.as_tensor(readout.tau_mem_inv)
+        ),
         dt=dt,
     )
     with torch.no_grad():

@@ -1,0 +1,177 @@
+"""The Event2Vec classifier network (arXiv 2504.15371 v1): event tokens into a small transformer.
+
+Forward order, as in the reference:
+spatial downsample -> coordinate noise -> coordinate offset -> time offset -> embed (p, y, x)
+-> merge ``t_heads`` -> drop tokens -> add the temporal encoding -> prepend the CLS token ->
+post-LN ``nn.TransformerEncoder`` with a final LayerNorm and the key-padding mask -> Linear head
+on the CLS output.
+
+With the paper settings (``neighbor1d-naive2d-2-1``, ``add``, 36x48 grid, d 256, 16 heads, FFN 512,
+2 layers, 24 classes) the network has 1,083,370 parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from event_lightning.nn.event2vec.embedding import SpatialDownsample, build_embedding
+from event_lightning.nn.event2vec.stages import (
+    CoordinateNoise,
+    DropSequence,
+    MergeTimeHeads,
+    OffsetCoordinate,
+    build_temporal_encoding,
+    offset_time,
+)
+
+__all__ = [
+    "OFFSET_COORDINATE_MODES",
+    "Event2VecConfig",
+    "Event2VecEmbedding",
+    "Event2VecNet",
+    "TokenClassifier",
+]
+
+OFFSET_COORDINATE_MODES = ("none", "sample", "batch")
+
+
+@dataclass(frozen=True)
+class Event2VecConfig:
+    """Every hyperparameter of the network (defaults: the paper's ASL-DVS setting).
+
+    Attributes:
+        polarities, height, width: the sensor (ASL-DVS: 2 x 180 x 240).
+        h, w: the grid coordinates are downsampled to (paper: 36 x 48).
+        embed: ``naive``, ``naive2d``, ``neighbor1d-naive-n-d``, ``neighbor1d-naive2d-n-d`` or
+            ``neighbor2d-naive-n-d`` (paper: ``neighbor1d-naive2d-2-1``).
+        tpe: temporal encoding, ``add`` or ``t2v``.
+        d_model, n_head, d_feedforward, n_layers: the transformer.
+        num_classes: classifier outputs.
+        dropout: transformer dropout.
+        t_heads: merge the sequence into ``t_heads`` groups (1: off).
+        dropout_sequence: probability of zeroing a whole token in training.
+        coordinate_noise_std: std (grid cells) of a random per-batch coordinate shift in training.
+        offset_coordinate: ``none``, ``sample`` (subtract each sample's min y, x) or ``batch``
+            (the reference's batch-wide min).
+        offset_t: subtract each sample's first timestamp.
+        classify_head_zero_init: start the head at zero.
+    """
+
+    polarities: int = 2
+    height: int = 180
+    width: int = 240
+    h: int = 36
+    w: int = 48
+    embed: str = "neighbor1d-naive2d-2-1"
+    tpe: str = "add"
+    d_model: int = 256
+    n_head: int = 16
+    d_feedforward: int = 512
+    n_layers: int = 2
+    num_classes: int = 24
+    dropout: float = 0.0
+    t_heads: int = 1
+    dropout_sequence: float = 0.0
+    coordinate_noise_std: float = 0.0
+    offset_coordinate: str = "none"
+    offset_t: bool = False
+    classify_head_zero_init: bool = False
+
+    def __post_init__(self) -> None:
+        if self.offset_coordinate not in OFFSET_COORDINATE_MODES:
+            raise ValueError(
+                f"offset_coordinate must be one of {OFFSET_COORDINATE_MODES}, "
+                f"found {self.offset_coordinate!r}"
+            )
+        if self.d_model % self.n_head:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_head={self.n_head}")
+
+
+class Event2VecEmbedding(nn.Module):
+    """Events ``[B, L]`` to tokens: every step before the transformer."""
+
+    def __init__(self, config: Event2VecConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.downsample = SpatialDownsample(config.height, config.width, config.h, config.w)
+        self.coordinate_noise = CoordinateNoise(config.coordinate_noise_std, config.h, config.w)
+        self.offset_coordinate = (
+            OffsetCoordinate(config.offset_coordinate) if config.offset_coordinate != "none" else None
+        )
+        self.embed = build_embedding(config.embed, config.polarities, config.h, config.w, config.d_model)
+        self.merge = MergeTimeHeads(config.t_heads) if config.t_heads > 1 else None
+        self.drop_sequence = DropSequence(config.dropout_sequence)
+        self.temporal = build_temporal_encoding(config.tpe, config.d_model)
+
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, p: torch.Tensor, valid: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x, y, p`` int ``[B, L]`` (sensor pixels, padding -1), ``t`` ``[B, L]`` (normalised), ``valid``
+        bool ``[B, L]`` -> tokens ``[B, L', d]`` and their validity ``[B, L']`` (``L' = L`` unless
+        ``t_heads > 1``)."""
+        y, x = self.downsample(y.long(), x.long())
+        y, x = self.coordinate_noise(y, x)
+        if self.offset_coordinate is not None:
+            y, x = self.offset_coordinate(y, x, valid)
+        if self.config.offset_t:
+            t = offset_time(t)
+        p = p.long().clamp(0, self.config.polarities - 1)
+        tokens = self.embed(p, y, x, valid)
+        if self.merge is not None:
+            t = self.merge.merge_time(t, valid)
+            tokens = self.merge.merge_tokens(tokens, valid)
+            valid = self.merge.merge_valid(valid)
+        tokens = self.drop_sequence(tokens)
+        return self.temporal(t, tokens), valid
+
+
+class TokenClassifier(nn.Module):
+    """CLS token (zero init) + post-LN transformer encoder + final LayerNorm + Linear head."""
+
+    def __init__(self, config: Event2VecConfig) -> None:
+        super().__init__()
+        self.class_token = nn.Parameter(torch.zeros(1, 1, config.d_model))
+        layer = nn.TransformerEncoderLayer(
+            d_model=config.d_model,
+            nhead=config.n_head,
+            dim_feedforward=config.d_feedforward,
+            dropout=config.dropout,
+            batch_first=True,
+            norm_first=False,
+        )
+        self.encoder = nn.TransformerEncoder(
+            layer, num_layers=config.n_layers, norm=nn.LayerNorm(config.d_model), enable_nested_tensor=False
+        )
+        self.head = nn.Linear(config.d_model, config.num_classes)
+        if config.classify_head_zero_init:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
+
+    def forward(self, tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """tokens ``[B, L, d]``, ``valid`` bool ``[B, L]`` -> logits ``[B, num_classes]``."""
+        batch = tokens.shape[0]
+        tokens = torch.cat((self.class_token.expand(batch, -1, -1).to(tokens.dtype), tokens), dim=1)
+        # True marks keys to ignore; the CLS key is always attended, so a sample without events is safe.
+        ignore = torch.cat((torch.zeros_like(valid[:, :1]), ~valid), dim=1)
+        encoded = self.encoder(tokens, src_key_padding_mask=ignore)
+        return self.head(encoded[:, 0])
+
+
+class Event2VecNet(nn.Module):
+    """The whole classifier: :class:`Event2VecEmbedding` then :class:`TokenClassifier`."""
+
+    def __init__(self, config: Event2VecConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or Event2VecConfig()
+        self.embedding = Event2VecEmbedding(self.config)
+        self.classifier = TokenClassifier(self.config)
+
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, p: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor:
+        """Padded events ``[B, L]`` (see :class:`Event2VecEmbedding`) -> logits ``[B, num_classes]``."""
+        tokens, valid = self.embedding(x, y, t, p, valid)
+        return self.classifier(tokens, valid)

@@ -1,0 +1,149 @@
+"""E2VID-style recurrent UNet with ConvLSTM encoders (the RNN baseline of the hybrid pose method).
+
+Layout for ``base_channels = c`` and ``num_encoders = 3`` (H, W divisible by 8)::
+
+    head      conv5 in -> c, ReLU (no norm)                      @ H
+    encoderk  conv5 s2 + BN + ReLU, then ConvLSTM (3x3 gates)     2c @ H/2, 4c @ H/4, 8c @ H/8
+    resblocks 2 x (conv3-BN-ReLU-conv3-BN, + input, ReLU)         8c @ H/8
+    decoderk  ConvTranspose5 s2 (p2, op1) + BN + ReLU on (x + skip)  -> 4c, 2c, c
+    pred      conv1x1 + BN on (x + head) -> n_joints; the final "activation" is the identity
+
+Convs followed by BatchNorm have no bias (E2VID); the ConvLSTM gate conv has one.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["ConvLSTMCell", "LSTMState", "RecurrentPoseUNet"]
+
+
+class LSTMState(NamedTuple):
+    """Hidden and cell state of one ConvLSTM, each ``[B, C, H, W]``."""
+
+    hidden: Tensor
+    cell: Tensor
+
+
+class ConvLSTMCell(nn.Module):
+    """ConvLSTM: one conv over ``cat(x, h)`` gives the input, forget, output and candidate gates."""
+
+    def __init__(self, input_channels: int, hidden_channels: int, kernel: int = 3) -> None:
+        super().__init__()
+        self.hidden_channels = hidden_channels
+        self.gates = nn.Conv2d(
+            input_channels + hidden_channels, 4 * hidden_channels, kernel, padding=kernel // 2
+        )
+
+    def forward(self, x: Tensor, state: LSTMState | None = None) -> LSTMState:
+        if state is None:
+            zeros = x.new_zeros(x.shape[0], self.hidden_channels, *x.shape[2:])
+            state = LSTMState(zeros, zeros)
+        gate_in, gate_forget, gate_out, candidate = self.gates(torch.cat([x, state.hidden], 1)).chunk(4, 1)
+        cell = torch.sigmoid(gate_forget) * state.cell + torch.sigmoid(gate_in) * torch.tanh(candidate)
+        hidden = torch.sigmoid(gate_out) * torch.tanh(cell)
+        return LSTMState(hidden, cell)
+
+
+def _conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + x)
+
+
+class _Encoder(nn.Module):
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv = _conv_bn_relu(c_in, c_out, 5, 2)
+        self.lstm = ConvLSTMCell(c_out, c_out, 3)
+
+    def forward(self, x: Tensor, state: LSTMState | None) -> LSTMState:
+        return self.lstm(self.conv(x), state)
+
+
+class RecurrentPoseUNet(nn.Module):
+    """E2VID-style recurrent UNet: ``[T, B, C_in, H, W]`` -> ``[T, B, n_joints, H, W]``.
+
+    Args:
+        in_channels: event channels per step.
+        n_joints: output maps.
+        base_channels: width of the head (32).
+        num_encoders: ConvLSTM encoders (3).
+        num_residual_blocks: residual blocks at the bottleneck (2).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 2,
+        n_joints: int = 13,
+        base_channels: int = 32,
+        num_encoders: int = 3,
+        num_residual_blocks: int = 2,
+    ) -> None:
+        super().__init__()
+        c = base_channels
+        self.base_channels, self.num_encoders = c, num_encoders
+        self.head = nn.Sequential(nn.Conv2d(in_channels, c, 5, padding=2), nn.ReLU(inplace=True))
+        widths = [c * 2 ** (k + 1) for k in range(num_encoders)]
+        self.encoders = nn.ModuleList(_Encoder(w // 2, w) for w in widths)
+        self.resblocks = nn.ModuleList(_ResidualBlock(widths[-1]) for _ in range(num_residual_blocks))
+        self.decoders = nn.ModuleList(
+            nn.Sequential(
+                nn.ConvTranspose2d(w, w // 2, 5, stride=2, padding=2, output_padding=1, bias=False),
+                nn.BatchNorm2d(w // 2),
+                nn.ReLU(inplace=True),
+            )
+            for w in reversed(widths)
+        )
+        self.pred = nn.Sequential(nn.Conv2d(c, n_joints, 1, bias=False), nn.BatchNorm2d(n_joints))
+
+    def hidden_channels(self) -> list[int]:
+        """Channels of the ConvLSTM states, encoder by encoder."""
+        return [encoder.lstm.hidden_channels for encoder in self.encoders]
+
+    def step(self, x: Tensor, states: list[LSTMState | None]) -> tuple[Tensor, list[LSTMState]]:
+        """One time step: ``x [B, C_in, H, W]`` -> (maps ``[B, J, H, W]``, new states)."""
+        head = self.head(x)
+        out, skips, new_states = head, [], []
+        for encoder, state in zip(self.encoders, states, strict=True):
+            state = encoder(out, state)
+            out = state.hidden
+            skips.append(out)
+            new_states.append(state)
+        for block in self.resblocks:
+            out = block(out)
+        for decoder, skip in zip(self.decoders, reversed(skips), strict=True):
+            out = decoder(out + skip)
+        return self.pred(out + head), new_states
+
+    def forward(
+        self, x_seq: Tensor, states: list[LSTMState | None] | None = None
+    ) -> tuple[Tensor, list[LSTMState]]:
+        """Run one window; ``states`` are the encoders' initial states (``None`` = zeros).
+
+        Returns ``(maps [T, B, J, H, W], final states)``.
+        """
+        states = list(states) if states is not None else [None] * self.num_encoders
+        outputs = []
+        for x in x_seq:
+            out, states = self.step(x, states)
+            outputs.append(out)
+        return torch.stack(outputs), states

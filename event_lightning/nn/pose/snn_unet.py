@@ -1,0 +1,168 @@
+"""The spiking pose UNet: 9 decay-input LIF layers, run layer by layer over a window.
+
+Every spiking layer is a bias-free conv -> BatchNorm -> LIF. The network is evaluated layer by
+layer over the whole window (``[T, B, ...]``): convolutions and resampling are stateless, so they
+run once on ``T * B`` images, and only the LIF keeps a time loop. That gives the same values as
+the reference's step-by-step loop. BatchNorm is applied per time step in training, so its batch
+statistics and running-average updates are those of the step-by-step reference (pitfall 13).
+
+Shapes for ``base_channels = c`` and ``H x W`` input (H, W divisible by 8)::
+
+    static_conv  conv5        in -> c     @ H
+    down1        conv5 s2     c  -> 2c    @ H/2
+    down2        conv5 s2     2c -> 4c    @ H/4
+    down3        conv5 s2     4c -> 8c    @ H/8
+    res1         conv3        8c -> 8c    @ H/8
+    res2         conv3 (+ down3 spikes)   @ H/8
+    up1          cat(res2, down3) 16c, bilinear x2, conv5 -> 4c  @ H/4
+    up2          cat(up1, down2)  8c,  bilinear x2, conv5 -> 2c  @ H/2
+    up3          cat(up2, down1)  4c,  bilinear x2, conv5 -> c   @ H
+    tail         cat(up3, static_conv) 2c, conv1x1 -> n_joints
+                 "integrator": + BN + non-spiking leaky integrator (pure SNN, output = its potential)
+                 "conv": bare 1x1 conv (the hybrid accumulates the output outside)
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from event_lightning.nn.pose.lif import DecayInputLIF, LIFParams, leaky_integrate
+
+__all__ = ["SNN_LIF_LAYERS", "SNNOutput", "SpikingConvBN", "SpikingPoseUNet", "batchnorm_per_step"]
+
+SNN_LIF_LAYERS = ("static_conv", "down1", "down2", "down3", "res1", "res2", "up1", "up2", "up3")
+"""The spiking layers, in forward order; keys of initial and final membrane potentials."""
+
+
+def batchnorm_per_step(bn: nn.BatchNorm2d, x_seq: Tensor) -> Tensor:
+    """BatchNorm of ``[T, B, C, H, W]`` with per-step batch statistics in training."""
+    if bn.training:
+        return torch.stack([bn(x) for x in x_seq])
+    return bn(x_seq.flatten(0, 1)).view_as(x_seq)
+
+
+def _per_image(fn, x_seq: Tensor) -> Tensor:
+    """Apply a stateless image op to every step of ``[T, B, ...]`` at once."""
+    y = fn(x_seq.flatten(0, 1))
+    return y.view(*x_seq.shape[:2], *y.shape[1:])
+
+
+def _upsample(x: Tensor) -> Tensor:
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+class SpikingConvBN(nn.Module):
+    """Bias-free conv -> BatchNorm (per step) -> decay-input LIF, over ``[T, B, C, H, W]``."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, params: LIFParams) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+        self.lif = DecayInputLIF(params)
+
+    def currents(self, x_seq: Tensor) -> Tensor:
+        """The LIF input currents ``[T, B, C_out, H', W']``."""
+        return batchnorm_per_step(self.bn, _per_image(self.conv, x_seq))
+
+    def forward(self, x_seq: Tensor, v0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(spikes [T, B, C_out, H', W'], v after the last step)``."""
+        return self.lif(self.currents(x_seq), v0)
+
+
+class SNNOutput(NamedTuple):
+    """What :class:`SpikingPoseUNet` returns for one window."""
+
+    out: Tensor
+    """``[T, B, n_joints, H, W]``: tail conv outputs ("conv") or integrator potentials ("integrator")."""
+    v_last: dict[str, Tensor]
+    """Post-reset membrane potential of every layer of :data:`SNN_LIF_LAYERS` after the last step."""
+
+
+class SpikingPoseUNet(nn.Module):
+    """The SNN UNet of the hybrid pose method (see the module docstring for the layout).
+
+    Args:
+        in_channels: event channels per step (2 polarities).
+        n_joints: output maps.
+        base_channels: width ``c`` (32 in the reference).
+        lif: neuron parameters shared by the 9 spiking layers (tau 2 pure, 3 in the hybrid).
+        tail: ``"integrator"`` (pure SNN) or ``"conv"`` (hybrid residual output).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 2,
+        n_joints: int = 13,
+        base_channels: int = 32,
+        lif: LIFParams | None = None,
+        tail: str = "integrator",
+    ) -> None:
+        super().__init__()
+        if tail not in ("integrator", "conv"):
+            raise ValueError(f"SpikingPoseUNet.tail must be 'integrator' or 'conv', found {tail!r}")
+        params = lif or LIFParams()
+        c = base_channels
+        self.lif_params, self.tail_kind, self.base_channels = params, tail, c
+        self.static_conv = SpikingConvBN(in_channels, c, 5, 1, params)
+        self.down1 = SpikingConvBN(c, 2 * c, 5, 2, params)
+        self.down2 = SpikingConvBN(2 * c, 4 * c, 5, 2, params)
+        self.down3 = SpikingConvBN(4 * c, 8 * c, 5, 2, params)
+        self.res1 = SpikingConvBN(8 * c, 8 * c, 3, 1, params)
+        self.res2 = SpikingConvBN(8 * c, 8 * c, 3, 1, params)
+        self.up1 = SpikingConvBN(16 * c, 4 * c, 5, 1, params)
+        self.up2 = SpikingConvBN(8 * c, 2 * c, 5, 1, params)
+        self.up3 = SpikingConvBN(4 * c, c, 5, 1, params)
+        self.tail = nn.Conv2d(2 * c, n_joints, 1, bias=False)
+        self.tail_bn = nn.BatchNorm2d(n_joints) if tail == "integrator" else None
+
+    def lif_channels(self) -> dict[str, tuple[int, int]]:
+        """Per spiking layer: ``(channels, spatial downsampling factor)``."""
+        c = self.base_channels
+        return {
+            "static_conv": (c, 1),
+            "down1": (2 * c, 2),
+            "down2": (4 * c, 4),
+            "down3": (8 * c, 8),
+            "res1": (8 * c, 8),
+            "res2": (8 * c, 8),
+            "up1": (4 * c, 4),
+            "up2": (2 * c, 2),
+            "up3": (c, 1),
+        }
+
+    def spiking_layers(self) -> dict[str, SpikingConvBN]:
+        """The 9 spiking blocks by name (their ``conv`` and ``lif``), for monitors."""
+        return {name: getattr(self, name) for name in SNN_LIF_LAYERS}
+
+    def forward(self, x_seq: Tensor, v0: dict[str, Tensor] | None = None) -> SNNOutput:
+        """Run one window from reset state (or from the initial potentials ``v0``).
+
+        Args:
+            x_seq: ``[T, B, in_channels, H, W]`` event counts.
+            v0: optional initial potentials per layer name (any subset of :data:`SNN_LIF_LAYERS`),
+                each ``[B, C, H', W']``, applied before the first charge step.
+        """
+        v0 = v0 or {}
+        v_last: dict[str, Tensor] = {}
+
+        def run(name: str, currents: Tensor) -> Tensor:
+            spikes, v_last[name] = getattr(self, name).lif(currents, v0.get(name))
+            return spikes
+
+        s_in = run("static_conv", self.static_conv.currents(x_seq))
+        s1 = run("down1", self.down1.currents(s_in))
+        s2 = run("down2", self.down2.currents(s1))
+        s3 = run("down3", self.down3.currents(s2))
+        r1 = run("res1", self.res1.currents(s3))
+        r2 = run("res2", self.res2.currents(r1) + s3)
+        u1 = run("up1", self.up1.currents(_per_image(_upsample, torch.cat([r2, s3], 2))))
+        u2 = run("up2", self.up2.currents(_per_image(_upsample, torch.cat([u1, s2], 2))))
+        u3 = run("up3", self.up3.currents(_per_image(_upsample, torch.cat([u2, s1], 2))))
+        out = _per_image(self.tail, torch.cat([u3, s_in], 2))
+        if self.tail_bn is not None:
+            out = leaky_integrate(batchnorm_per_step(self.tail_bn, out), self.lif_params.tau)
+        return SNNOutput(out, v_last)

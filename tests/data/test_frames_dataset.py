@@ -1,0 +1,74 @@
+"""Framing datasets: validation errors name the file; batches are padded time-first."""
+
+import numpy as np
+import pytest
+import torch
+
+from event_lightning.data.collate import pad_time_collate, time_mask
+from event_lightning.data.frames import EventFramesDataset, FrameSpec, file_source
+from event_lightning.events import EventFormatError, SensorSize, make_events
+from event_lightning.events.formats.nmnist import write_nmnist_bin
+
+SENSOR = SensorSize(34, 34, 2)
+
+
+def _dataset(paths, reader):
+    spec = FrameSpec(time_window=1000)
+    files = [(p, 1) for p in paths]
+    return EventFramesDataset(file_source(files, reader), len(files), SENSOR, spec)
+
+
+def test_out_of_range_coordinates_name_the_file(tmp_path):
+    path = tmp_path / "bad.npy"
+    np.save(path, make_events([40], [3], [10], [1]))
+    with pytest.raises(EventFormatError, match=r"bad\.npy.*x outside \[0, 34\)"):
+        _dataset([path], np.load)[0]
+
+
+def test_empty_stream_is_a_clear_error(tmp_path):
+    path = tmp_path / "empty.npy"
+    np.save(path, make_events([], [], [], []))
+    with pytest.raises(EventFormatError, match=r"empty\.npy: the recording holds no events"):
+        _dataset([path], np.load)[0]
+
+
+def test_truncated_nmnist_file_is_a_clear_error(tmp_path):
+    from event_lightning.events.formats.nmnist import read_nmnist_bin
+
+    path = tmp_path / "00001.bin"
+    write_nmnist_bin(path, make_events([1, 2, 3], [4, 5, 6], [10, 20, 30], [0, 1, 1]))
+    path.write_bytes(path.read_bytes()[:-2])
+    with pytest.raises(EventFormatError, match=r"00001\.bin"):
+        _dataset([path], read_nmnist_bin)[0]
+
+
+def test_frames_and_padding(tmp_path):
+    lengths = []
+    paths = []
+    for i, n_ms in enumerate((3, 7)):
+        path = tmp_path / f"{i}.npy"
+        t = np.arange(n_ms) * 1000 + 500
+        np.save(path, make_events(np.full(n_ms, 2), np.full(n_ms, 5), t, np.ones(n_ms, dtype=int)))
+        paths.append(path)
+        lengths.append(n_ms - 1)  # tonic: floor((t_last - t_first - W) / W) + 1 windows
+    dataset = _dataset(paths, np.load)
+    frames, lengths_out, labels = pad_time_collate([dataset[0], dataset[1]])
+    assert lengths_out.tolist() == lengths and labels.tolist() == [1, 1]
+    assert frames.shape == (max(lengths), 2, 2, 34, 34) and frames.dtype == torch.float32
+    assert frames[:, :, 1, 5, 2].sum(0).tolist() == lengths  # one event per full 1 ms window at (x=2, y=5)
+    assert time_mask(lengths_out, frames.shape[0]).sum(0).tolist() == lengths
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({}, "exactly one of data.time_window"),
+        ({"time_window": 1000, "n_time_bins": 5}, "exactly one of"),
+        ({"event_count": 0}, "data.event_count must be > 0"),
+        ({"time_window": 1000, "overlap": 1000}, "must be smaller than data.time_window"),
+        ({"n_time_bins": 4, "overlap": 1.5}, "fraction in [0, 1)"),
+    ],
+)
+def test_frame_spec_rejects_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace(")", r"\)")):
+        FrameSpec(**kwargs)
