@@ -151,9 +151,7 @@ class DecolleLIFLayer(nn.Module):
         u = self.base_layer(p)
         return F.max_pool2d(u, self.pool_size) if self.pool_size > 1 else u
 
-    def step(
-        self, s_in: torch.Tensor, state: LIFState | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, LIFState]:
+    def step(self, s_in: torch.Tensor, state: LIFState | None = None) -> tuple[torch.Tensor, torch.Tensor, LIFState]:
         """One time step. ``s_in`` is ``[B, C, H, W]`` (conv) or ``[B, F]`` (dense).
 
         Returns ``(spikes, u, new_state)``; ``u`` is the pooled membrane potential.
@@ -174,9 +172,7 @@ class DecolleLIFLayer(nn.Module):
         p = exponential_trace(q_previous, state.p.detach(), self.alpha, 1.0 - self.alpha)
         return p, LIFState(q[-1], p[-1])
 
-    def forward(
-        self, s_in: torch.Tensor, state: LIFState | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, LIFState]:
+    def forward(self, s_in: torch.Tensor, state: LIFState | None = None) -> tuple[torch.Tensor, torch.Tensor, LIFState]:
         """A whole sequence ``s_in [T, B, ...]`` -> ``(spikes [T, B, ...], u [T, B, ...], final_state)``."""
         p, final = self.traces(s_in, state)
         steps, batch = p.shape[:2]

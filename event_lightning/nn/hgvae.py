@@ -155,7 +155,9 @@ class HybridGuidedVAENet(nn.Module):
             raise ValueError(f"HybridGuidedVAENet: need 0 < num_guided ({num_guided}) < dimz ({dimz})")
         channels, height, width = encoder.input_shape
         if (height, width) != (32, 32):
-            raise ValueError(f"HybridGuidedVAENet: the decoder produces 32x32 frames; encoder input is {height}x{width}")
+            raise ValueError(
+                f"HybridGuidedVAENet: the decoder produces 32x32 frames; encoder input is {height}x{width}"
+            )
         self.num_guided, self.dimz = num_guided, dimz
         self.encoder = DecolleEncoder(encoder)
         self.mu_head = nn.Linear(encoder.out_features, dimz)

@@ -1,0 +1,294 @@
+"""The Hybrid Guided VAE as a LightningModule: three training phases, four optimisers.
+
+One training step (manual optimisation), each phase followed by a step of every optimiser that
+received gradients:
+
+A. VAE + excitation: ``L_A = MSE(x_hat, x*) + vae_beta * KL / N_batches + w * MLSM_sum(exc(z[:, :K]), onehot(y))``.
+B. Inhibition net on a fresh, DETACHED sample: ``L_B = w * MLSM_sum(inh(z'[:, K:]), onehot(y))``.
+C. Adversarial: the encoder runs again, ``L_C = w * MLSM_sum(inh(z[:, K:]), 0.5)``: the unguided part
+   is pushed to carry no class information. As in the reference the gradient also reaches the
+   inhibition net's own weights (pulling its outputs to 0); ``freeze_guide_in_adversarial: true``
+   gives Guided-VAE proper, where phase C moves only the encoder and the heads.
+
+``x*`` is the double causal exponential filter of the input read at the end of the window, x50
+(:func:`event_lightning.events.represent.double_exponential_trace`); MLSM is
+``MultiLabelSoftMarginLoss(reduction='sum')``. Optimisers: Adamax (encoder; betas (0, 0.95), eps
+1e-4), Adam (heads + decoder), Adam (excitation net), Adam (inhibition net); at the start of epoch
+``e`` each learning rate is ``lr0`` for ``e < I`` and ``lr0 / (floor(e / I) * F)`` afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import torchmetrics
+from torch import nn
+
+from event_lightning.events.represent import double_exponential_trace
+from event_lightning.models.base import CompilableModule
+from event_lightning.nn.decolle import DecolleEncoderConfig
+from event_lightning.nn.hgvae import (
+    GuideClassifier,
+    HybridGuidedVAENet,
+    kl_divergence,
+    lsuv_init,
+    reparameterize,
+)
+
+__all__ = ["HybridGuidedVAE", "learning_rate_at_epoch", "multilabel_soft_margin_sum"]
+
+
+def multilabel_soft_margin_sum(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per sample, the mean over classes of sigmoid BCE with logits; summed over the batch."""
+    return F.multilabel_soft_margin_loss(logits, targets, reduction="sum")
+
+
+def learning_rate_at_epoch(lr0: float, epoch: int, interval: int, factor: float) -> float:
+    """The reference's step drop: ``lr0`` if ``epoch < interval`` else ``lr0 / (floor(epoch / interval) * factor)``."""
+    if epoch < interval:
+        return lr0
+    return lr0 / (math.floor(epoch / interval) * factor)
+
+
+class HybridGuidedVAE(CompilableModule):
+    """Hybrid Guided VAE (spiking DECOLLE encoder, guided latent, adversarial guide).
+
+    Args:
+        sensor_size: ``[W, H, P]`` of the input frames (linked from the DataModule; 32x32 only).
+        num_classes: ``K``: guided latent dims and classes of both guides (linked from the DataModule).
+        n_time_steps: window length (linked; informational).
+        conv_channels / pool_sizes / kernel_size / out_features: the encoder (see
+            :class:`~event_lightning.nn.decolle.DecolleEncoderConfig`).
+        alpha / beta: LIF decays (a number, or one per layer); the target filter uses the last layer's.
+        surrogate_slope: fast-sigmoid slope.
+        warmup_first_step: run step 0 once without gradient first (reference behaviour).
+        dimz: latent size. classifier_hidden: width of both guide MLPs. ngf: decoder width unit.
+        vae_beta: KL weight; kl_per_batch_count: divide the KL by the number of training batches
+            per epoch, as the reference does. class_weight: weight ``w`` of every class term.
+        learning_rates: ``[encoder, heads + decoder, excitation, inhibition]``.
+        adamax_betas / adamax_eps: the encoder's Adamax.
+        lr_drop_interval / lr_drop_factor: the step-wise schedule ``I`` and ``F``.
+        target_scale: the x50 of the reconstruction target.
+        freeze_guide_in_adversarial: False = the reference (phase C also trains the inhibition net
+            toward 0.5); True = Guided-VAE proper.
+        lsuv: LSUV-initialise the encoder on the first training batch.
+    """
+
+    def __init__(
+        self,
+        sensor_size: list[int] | None = None,
+        num_classes: int = 10,
+        n_time_steps: int | None = None,
+        conv_channels: list[int] | None = None,
+        pool_sizes: list[int] | None = None,
+        kernel_size: int = 5,
+        out_features: int = 128,
+        alpha: float | list[float] = 0.99,
+        beta: float | list[float] = 0.97,
+        surrogate_slope: float = 10.0,
+        warmup_first_step: bool = True,
+        dimz: int = 100,
+        classifier_hidden: int = 100,
+        ngf: int = 16,
+        vae_beta: float = 1.2,
+        kl_per_batch_count: bool = True,
+        class_weight: float = 1.0,
+        learning_rates: list[float] | None = None,
+        adamax_betas: list[float] | None = None,
+        adamax_eps: float = 1e-4,
+        lr_drop_interval: int = 60,
+        lr_drop_factor: float = 1.5,
+        target_scale: float = 50.0,
+        freeze_guide_in_adversarial: bool = False,
+        lsuv: bool = True,
+        compile: bool = False,
+    ) -> None:
+        super().__init__(compile=compile)
+        conv_channels = [32, 64, 128] if conv_channels is None else list(conv_channels)
+        pool_sizes = [2, 1, 2] if pool_sizes is None else list(pool_sizes)
+        learning_rates = [3e-3, 3e-3, 3e-3, 1e-3] if learning_rates is None else list(learning_rates)
+        adamax_betas = [0.0, 0.95] if adamax_betas is None else list(adamax_betas)
+        sensor_size = [32, 32, 2] if sensor_size is None else list(sensor_size)
+        if len(learning_rates) != 4:
+            raise ValueError(
+                f"model.learning_rates needs 4 values [encoder, heads+decoder, excite, inhibit]; found {learning_rates}"
+            )
+        if len(sensor_size) != 3:
+            raise ValueError(f"model.sensor_size is [W, H, P]; found {sensor_size}")
+        self.save_hyperparameters()
+        # hparams keep what the caller passed (None for defaults); the resolved lists live here.
+        self.learning_rates, self.adamax_betas = learning_rates, adamax_betas
+        self.automatic_optimization = False
+        width, height, polarities = sensor_size
+        as_decay = lambda v: tuple(v) if isinstance(v, list | tuple) else float(v)  # noqa: E731
+        self.encoder_config = DecolleEncoderConfig(
+            input_shape=(polarities, height, width),
+            conv_channels=tuple(conv_channels),
+            pool_sizes=tuple(pool_sizes),
+            kernel_size=kernel_size,
+            out_features=out_features,
+            alpha=as_decay(alpha),
+            beta=as_decay(beta),
+            surrogate_slope=surrogate_slope,
+            warmup_first_step=warmup_first_step,
+        )
+        self.num_guided = num_classes
+        self.net = HybridGuidedVAENet(self.encoder_config, num_classes, dimz, classifier_hidden, ngf)
+        self.inhibit = GuideClassifier(dimz - num_classes, num_classes, classifier_hidden)
+        n_layers = self.encoder_config.num_layers
+        self.target_alpha = self.encoder_config.decay("alpha", n_layers - 1)
+        self.target_beta = self.encoder_config.decay("beta", n_layers - 1)
+        # Persistent so that a resumed run does not re-initialise a trained encoder.
+        self.register_buffer("lsuv_done", torch.tensor(not lsuv))
+        accuracy = lambda: torchmetrics.classification.MulticlassAccuracy(num_classes, average="micro")  # noqa: E731
+        self.train_acc, self.val_acc, self.test_acc = accuracy(), accuracy(), accuracy()
+        self.val_guide_acc, self.test_guide_acc = accuracy(), accuracy()
+
+    def compile_targets(self) -> list[nn.Module]:
+        return [self.net.encoder]
+
+    # ------------------------------------------------------------------ pieces
+
+    def reconstruction_target(self, frames: torch.Tensor) -> torch.Tensor:
+        """``x*`` ``[B, P, H, W]`` of ``frames [T, B, P, H, W]``."""
+        return double_exponential_trace(
+            frames, alpha=self.target_alpha, beta=self.target_beta, scale=self.hparams.target_scale, time_dim=0
+        )
+
+    def one_hot(self, target: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(target, self.num_guided).to(torch.float32)
+
+    def kl_weight(self) -> float:
+        """``vae_beta`` divided by the number of training batches per epoch (reference), if enabled."""
+        weight = self.hparams.vae_beta
+        if self.hparams.kl_per_batch_count and self._trainer is not None:
+            n = self.trainer.num_training_batches
+            if isinstance(n, int | float) and math.isfinite(n) and n > 0:
+                weight /= n
+        return weight
+
+    def vae_losses(self, out: Any, target_image: torch.Tensor, onehot: torch.Tensor) -> dict[str, torch.Tensor]:
+        recon = F.mse_loss(out.recon, target_image)
+        kl = kl_divergence(out.mu, out.logvar)
+        excite = self.hparams.class_weight * multilabel_soft_margin_sum(out.excite_logits, onehot)
+        loss = recon + self.kl_weight() * kl + excite
+        return {"loss": loss, "recon": recon, "kl": kl, "excite": excite}
+
+    def _step_all(self, optimizers: list[Any], skip: tuple[int, ...] = ()) -> None:
+        for i, opt in enumerate(optimizers):
+            if i not in skip:
+                opt.step()
+
+    def _zero_all(self, optimizers: list[Any]) -> None:
+        for opt in optimizers:
+            opt.zero_grad()
+
+    # ------------------------------------------------------------------ Lightning hooks
+
+    def on_train_batch_start(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        if not bool(self.lsuv_done):
+            was_training = self.net.training
+            report = lsuv_init(self.net.encoder, batch["frames"].to(self.device))
+            self.net.train(was_training)
+            self.lsuv_done.fill_(True)
+            self.print(
+                f"LSUV: {report.iterations} passes, converged={report.converged}, "
+                f"means={[round(m, 3) for m in report.means]}, silent layers={list(report.silent)}"
+            )
+
+    def on_train_epoch_end(self) -> None:
+        # Manual optimisation: Lightning does not step schedulers; the next epoch's LRs are set here.
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            scheduler.step()
+
+    def _optimizer_list(self) -> list[Any]:
+        optimizers = self.optimizers()
+        return list(optimizers) if isinstance(optimizers, list | tuple) else [optimizers]
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        frames, target = batch["frames"], batch["target"]
+        if frames.shape[1] <= 1:
+            return None  # the guides' BatchNorm cannot train on one sample (the reference skips these too)
+        opts = self._optimizer_list()
+        onehot = self.one_hot(target)
+        target_image = self.reconstruction_target(frames)
+        k = self.num_guided
+        weight = self.hparams.class_weight
+
+        # A: VAE + excitation
+        out = self.net(frames)
+        losses = self.vae_losses(out, target_image, onehot)
+        self._zero_all(opts)
+        self.manual_backward(losses["loss"])
+        self._step_all(opts)
+
+        # B: inhibition net learns to read the class from a detached z[:, K:]
+        z_b = reparameterize(out.mu.detach(), out.logvar.detach())
+        inhibit_loss = weight * multilabel_soft_margin_sum(self.inhibit(z_b[:, k:]), onehot)
+        self._zero_all(opts)
+        self.manual_backward(inhibit_loss)
+        self._step_all(opts)
+
+        # C: adversarial, the encoder makes z[:, K:] uninformative (guide output 0.5)
+        mu, logvar = self.net.encode(frames)
+        z_c = reparameterize(mu, logvar)
+        adversarial_loss = weight * multilabel_soft_margin_sum(self.inhibit(z_c[:, k:]), torch.full_like(onehot, 0.5))
+        self._zero_all(opts)
+        self.manual_backward(adversarial_loss)
+        self._step_all(opts, skip=(3,) if self.hparams.freeze_guide_in_adversarial else ())
+
+        self.train_acc(out.excite_logits.detach(), target)
+        batch_size = frames.shape[1]
+        log = {f"train/{name}": value.detach() for name, value in losses.items()}
+        log.update({"train/inhibit": inhibit_loss.detach(), "train/adversarial": adversarial_loss.detach()})
+        self.log_dict(log, on_step=True, on_epoch=True, batch_size=batch_size)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        return losses["loss"].detach()
+
+    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+        frames, target = batch["frames"], batch["target"]
+        out = self.net(frames)
+        losses = self.vae_losses(out, self.reconstruction_target(frames), self.one_hot(target))
+        guide_logits = self.inhibit(out.z[:, self.num_guided :])
+        accuracy, guide_accuracy = getattr(self, f"{stage}_acc"), getattr(self, f"{stage}_guide_acc")
+        accuracy(out.excite_logits, target)
+        guide_accuracy(guide_logits, target)
+        batch_size = frames.shape[1]
+        self.log_dict({f"{stage}/{name}": value for name, value in losses.items()}, batch_size=batch_size)
+        self.log(f"{stage}/acc", accuracy, prog_bar=True, batch_size=batch_size)
+        self.log(f"{stage}/guide_acc", guide_accuracy, batch_size=batch_size)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """``mu``, ``logvar``, a sampled ``z`` and the excitation net's predicted class per sample."""
+        out = self.net(batch["frames"])
+        return {"mu": out.mu, "logvar": out.logvar, "z": out.z, "pred": out.excite_logits.argmax(dim=1)}
+
+    def configure_optimizers(self) -> tuple[list[torch.optim.Optimizer], list[dict[str, Any]]]:
+        h = self.hparams
+        net = self.net
+        encoder = torch.optim.Adamax(
+            net.encoder.parameters(), lr=self.learning_rates[0], betas=tuple(self.adamax_betas), eps=h.adamax_eps
+        )
+        heads = torch.optim.Adam(
+            [*net.mu_head.parameters(), *net.logvar_head.parameters(), *net.decoder.parameters()],
+            lr=self.learning_rates[1],
+        )
+        excite = torch.optim.Adam(net.excite.parameters(), lr=self.learning_rates[2])
+        inhibit = torch.optim.Adam(self.inhibit.parameters(), lr=self.learning_rates[3])
+        optimizers = [encoder, heads, excite, inhibit]
+        factor = lambda epoch: learning_rate_at_epoch(1.0, epoch, h.lr_drop_interval, h.lr_drop_factor)  # noqa: E731
+        schedulers = [
+            {"scheduler": torch.optim.lr_scheduler.LambdaLR(opt, factor), "interval": "epoch", "name": f"lr-{name}"}
+            for opt, name in zip(optimizers, ("encoder", "heads_decoder", "excite", "inhibit"), strict=True)
+        ]
+        return optimizers, schedulers
