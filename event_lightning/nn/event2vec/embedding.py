@@ -100,9 +100,7 @@ class SpatialDownsample(nn.Module):
     def __init__(self, height: int, width: int, h: int, w: int) -> None:
         super().__init__()
         if not (0 < h <= height and 0 < w <= width):
-            raise ValueError(
-                f"grid h x w = {h} x {w} must lie in [1, H] x [1, W] = [1, {height}] x [1, {width}]"
-            )
+            raise ValueError(f"grid h x w = {h} x {w} must lie in [1, H] x [1, W] = [1, {height}] x [1, {width}]")
         self.height, self.width, self.h, self.w = height, width, h, w
 
     def extra_repr(self) -> str:

@@ -83,8 +83,7 @@ class Event2VecConfig:
     def __post_init__(self) -> None:
         if self.offset_coordinate not in OFFSET_COORDINATE_MODES:
             raise ValueError(
-                f"offset_coordinate must be one of {OFFSET_COORDINATE_MODES}, "
-                f"found {self.offset_coordinate!r}"
+                f"offset_coordinate must be one of {OFFSET_COORDINATE_MODES}, found {self.offset_coordinate!r}"
             )
         if self.d_model % self.n_head:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_head={self.n_head}")

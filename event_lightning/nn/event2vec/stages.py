@@ -100,9 +100,7 @@ class OffsetCoordinate(nn.Module):
         low = masked.amin(dim=1, keepdim=True) if self.mode == "sample" else masked.amin().reshape(1, 1)
         return torch.where(low == big, torch.zeros_like(low), low)  # rows without events stay put
 
-    def forward(
-        self, y: torch.Tensor, x: torch.Tensor, valid: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, y: torch.Tensor, x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``y, x`` int64 ``[B, L]``, ``valid`` bool ``[B, L]`` -> offset ``y, x`` (padding may go negative;
         it is masked at the lookup)."""
         return y - self._minimum(y, valid), x - self._minimum(x, valid)

@@ -1,0 +1,606 @@
+"""ASL-DVS (Bi et al., ICCV 2019) for Event2Vec: 24 hand-shape letters on a 240x180 DAVIS240c.
+
+On disk, either
+* spikingjelly's conversion, ``<root>/events_np/<letter>/<letter>_NNNN.npz`` (keys t, x, y, p),
+  as the Event2Vec reference used it (``root`` may also be the ``events_np`` folder itself), or
+* the original ``.mat`` release as tonic extracts it, ``<root>/ASLDVS/.../<letter>/*.mat``
+  (``download=True`` fetches it through ``tonic.datasets.ASLDVS``).
+
+Labels are the index of the letter in ``a b c d e f g h i k ... y`` (no j, no z: contiguous 0..23;
+tonic's own targets leave a gap at j).  The split is per class in sorted file order: the first
+``train_fraction`` (80%) of each letter's files train, the rest validate; validation (and test,
+which is the same held-out split) is then repeated ``val_repeats`` times per epoch with fresh
+random events each pass.  Repeating after splitting keeps every training file out of validation
+(later versions of the reference repeat before splitting and leak training files into it).
+
+By default (``packed=True``) all recordings are read once into a packed, memory-mapped cache
+(one flat array per field plus offsets), keyed by a hash of the file list, sizes, mtimes and
+reader settings; a worker then draws a whole batch with one gather per field instead of opening
+one archive per sample.  ``packed=False`` reads one file per sample, like the reference.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from event_lightning.data.event_samplers import (
+    NORM_T_MODES,
+    EventBatch,
+    EventSample,
+    make_sampler,
+    normalize_time_batch,
+    pad_collate,
+    seed_worker,
+    select_event_indices,
+)
+from event_lightning.data.synthetic_asl import SyntheticASLConfig, write_synthetic_asl_dvs
+from event_lightning.events.core import EventFormatError, SensorSize
+from event_lightning.events.formats.asl_dvs_mat import (
+    ASL_DVS_CLASSES,
+    ASL_DVS_FLIPS,
+    ASL_DVS_SENSOR_SIZE,
+    read_asl_dvs_mat,
+)
+from event_lightning.events.formats.spikingjelly_npz import read_spikingjelly_npz
+
+__all__ = [
+    "ASLDVSDataModule",
+    "EventFileDataset",
+    "PackedEventDataset",
+    "PackedEvents",
+    "event_reader",
+    "find_asl_dvs_files",
+    "pack_event_files",
+    "split_per_class",
+]
+
+FILE_FORMATS = ("npz", "mat")
+_PACK_VERSION = 1
+_FIELDS = ("x", "y", "p", "t")
+EventReader = Callable[[str | os.PathLike], np.ndarray]
+
+
+def event_reader(
+    file_format: str,
+    sensor_size: SensorSize = ASL_DVS_SENSOR_SIZE,
+    *,
+    flip: str = "none",
+    allow_empty: bool = False,
+) -> EventReader:
+    """A picklable ``path -> events`` reader for ``npz`` (spikingjelly) or ``mat`` (original) files,
+    checking every event against ``sensor_size``."""
+    if file_format == "npz":
+        return functools.partial(read_spikingjelly_npz, sensor_size=sensor_size, allow_empty=allow_empty)
+    if file_format == "mat":
+        return functools.partial(read_asl_dvs_mat, flip=flip, sensor_size=sensor_size, allow_empty=allow_empty)
+    raise ValueError(f"file_format must be one of {FILE_FORMATS}, found {file_format!r}")
+
+
+def _class_folders(root: Path, file_format: str) -> dict[str, Path]:
+    """Letter -> folder holding that letter's files."""
+    if file_format == "npz":
+        base = root / "events_np" if (root / "events_np").is_dir() else root
+        return {folder.name: folder for folder in sorted(base.iterdir()) if folder.is_dir()} if base.is_dir() else {}
+    base = root / "ASLDVS"
+    # tonic takes the class from the last character of the folder that holds the .mat files.
+    folders = {}
+    if base.is_dir():
+        for folder in sorted({path.parent for path in base.rglob("*.mat")}):
+            folders.setdefault(folder.name[-1], folder)
+    return folders
+
+
+def find_asl_dvs_files(
+    root: str | os.PathLike, file_format: str = "npz", classes: Sequence[str] = ASL_DVS_CLASSES
+) -> tuple[list[Path], np.ndarray]:
+    """Every recording of ``classes`` under ``root`` in sorted order, and its label ``[N]`` int64
+    (the index of its letter in ``classes``).
+
+    Raises:
+        FileNotFoundError: a letter has no folder or no files, naming the folder expected and
+            how to obtain the data.
+    """
+    if file_format not in FILE_FORMATS:
+        raise ValueError(f"file_format must be one of {FILE_FORMATS}, found {file_format!r}")
+    root = Path(root)
+    folders = _class_folders(root, file_format)
+    suffix = f".{file_format}"
+    paths: list[Path] = []
+    labels: list[np.ndarray] = []
+    missing = []
+    for label, letter in enumerate(classes):
+        files = sorted(folders[letter].glob(f"*{suffix}")) if letter in folders else []
+        if not files:
+            missing.append(letter)
+        paths += files
+        labels.append(np.full(len(files), label, dtype=np.int64))
+    if missing:
+        expected = (
+            f"{root}/events_np/<letter>/*.npz (spikingjelly's ASLDVS(root, data_type='event') writes them)"
+            if file_format == "npz"
+            else f"{root}/ASLDVS/<letter>/*.mat (the original release; download=True fetches it with tonic)"
+        )
+        raise FileNotFoundError(f"ASL-DVS: no {suffix} files for letter(s) {missing}; expected {expected}")
+    return paths, np.concatenate(labels)
+
+
+def split_per_class(labels: np.ndarray, train_fraction: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the training and validation recordings: per class, in the given (sorted) order,
+    the first ``int(train_fraction * n_class)`` train and the rest validate."""
+    if not 0 < train_fraction < 1:
+        raise ValueError(f"train_fraction must be in (0, 1), found {train_fraction}")
+    labels = np.asarray(labels)
+    order = np.argsort(labels, kind="stable")
+    sorted_labels = labels[order]
+    first = np.searchsorted(sorted_labels, sorted_labels, side="left")
+    counts = np.bincount(sorted_labels)[sorted_labels]
+    rank = np.arange(len(labels)) - first
+    is_train = rank < (train_fraction * counts).astype(np.int64)
+    return np.sort(order[is_train]), np.sort(order[~is_train])
+
+
+class _Sampling:
+    """What turns a recording into a sequence: sampler, length, time normalisation, its RNG."""
+
+    def __init__(self, sampler: str, sample_number: int, norm_t: str, t_max: float | None, seed: int | None) -> None:
+        if norm_t not in NORM_T_MODES:
+            raise ValueError(f"norm_t must be one of {NORM_T_MODES}, found {norm_t!r}")
+        if norm_t == "dataset-wise" and (t_max is None or t_max <= 0):
+            raise ValueError(f"norm_t='dataset-wise' needs a positive t_max (µs), found {t_max!r}")
+        if sample_number < 1:
+            raise ValueError(f"sample_number must be >= 1, found {sample_number}")
+        self.sampler_name = sampler
+        self.sampler = make_sampler(sampler)
+        self.sample_number = sample_number
+        self.norm_t = norm_t
+        self.t_max = t_max
+        self.rng = np.random.default_rng(torch.initial_seed() if seed is None else seed)
+
+    def reseed(self, seed: int) -> None:
+        """Give this copy of the dataset (one per DataLoader worker) its own generator."""
+        self.rng = np.random.default_rng(seed)
+
+    def indices(self, n: int) -> np.ndarray:
+        return select_event_indices(self.sampler, self.rng, n, self.sample_number)
+
+
+class EventFileDataset(Dataset):
+    """One recording file per item, read on every access (the reference's data path).
+
+    Item ``i`` is recording ``i % len(paths)`` (``repeats`` passes per epoch), sampled anew
+    each time: an :class:`EventSample` of at most ``sample_number`` events; batch with
+    :func:`pad_collate`.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        labels: np.ndarray,
+        reader: EventReader,
+        *,
+        sampler: str = "random_sample",
+        sample_number: int = 255,
+        norm_t: str = "dataset-wise",
+        t_max: float | None = None,
+        repeats: int = 1,
+        seed: int | None = None,
+    ) -> None:
+        if len(paths) != len(labels) or not len(paths):
+            raise ValueError(f"need one label per path and at least one path; found {len(paths)} / {len(labels)}")
+        self.paths = list(paths)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.reader = reader
+        self.repeats = repeats
+        self.sampling = _Sampling(sampler, sample_number, norm_t, t_max, seed)
+
+    def reseed(self, seed: int) -> None:
+        self.sampling.reseed(seed)
+
+    def __len__(self) -> int:
+        return len(self.paths) * self.repeats
+
+    def __getitem__(self, index: int) -> EventSample:
+        item = index % len(self.paths)
+        events = self.reader(self.paths[item])
+        chosen = events[self.sampling.indices(len(events))]
+        t = normalize_time_batch(chosen["t"][None], np.array([len(chosen)]), self.sampling.norm_t, self.sampling.t_max)
+        return EventSample(
+            x=torch.from_numpy(chosen["x"].astype(np.int64)),
+            y=torch.from_numpy(chosen["y"].astype(np.int64)),
+            t=torch.from_numpy(t[0]),
+            p=torch.from_numpy(chosen["p"].astype(np.int64)),
+            label=int(self.labels[item]),
+        )
+
+
+class PackedEvents:
+    """Recordings packed into flat memory-mapped arrays: events of recording ``i`` are
+    ``offsets[i]:offsets[i+1]`` of ``x``, ``y``, ``p`` and ``t`` (µs since the recording's first
+    event, uint32).  ``spans[i]`` is that recording's duration in µs."""
+
+    def __init__(self, directory: str | os.PathLike) -> None:
+        self.directory = Path(directory)
+        meta_path = self.directory / "meta.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{self.directory}: no packed events (meta.json missing)")
+        self.meta = json.loads(meta_path.read_text())
+        self.offsets = np.load(self.directory / "offsets.npy")
+        self.spans = np.load(self.directory / "spans.npy")
+        self._columns: dict[str, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The four fields as read-only memory maps (opened lazily, once per process)."""
+        if self._columns is None:
+            total = int(self.offsets[-1])
+            self._columns = {
+                field: np.memmap(
+                    self.directory / f"{field}.bin",
+                    dtype=self.meta["dtypes"][field],
+                    mode="r",
+                    shape=(total,),
+                )
+                if total
+                else np.zeros(0, dtype=self.meta["dtypes"][field])
+                for field in _FIELDS
+            }
+        return self._columns
+
+    def __getstate__(self) -> dict:
+        # Workers re-open the memory maps instead of receiving a pickled copy of the data.
+        return {**self.__dict__, "_columns": None}
+
+
+def _cache_key(paths: Sequence[Path], settings: dict) -> str:
+    digest = hashlib.sha256(json.dumps({**settings, "version": _PACK_VERSION}, sort_keys=True).encode())
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def pack_event_files(
+    paths: Sequence[Path],
+    reader: EventReader,
+    directory: str | os.PathLike,
+    sensor_size: SensorSize = ASL_DVS_SENSOR_SIZE,
+    *,
+    threads: int = 8,
+) -> PackedEvents:
+    """Read every file once (``threads`` at a time, in order) and pack it into ``directory``.
+
+    Bad files fail here, before training, with the reader's error naming the file.  The cache
+    is written to a temporary folder and renamed when complete, so an interrupted build never
+    leaves a half cache behind.  An existing complete cache is opened as it is.
+    """
+    directory = Path(directory)
+    if (directory / "meta.json").is_file():
+        return PackedEvents(directory)
+    coordinate = "uint8" if max(sensor_size.width, sensor_size.height) <= 256 else "uint16"
+    dtypes = {"x": coordinate, "y": coordinate, "p": "uint8", "t": "uint32"}
+    limit = np.iinfo(np.uint32).max
+    tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    counts = np.zeros(len(paths), dtype=np.int64)
+    spans = np.zeros(len(paths), dtype=np.int64)
+    handles = {field: open(tmp / f"{field}.bin", "wb") for field in _FIELDS}
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            for i, events in enumerate(pool.map(reader, paths)):
+                relative = events["t"] - events["t"][0] if len(events) else events["t"]
+                span = int(relative[-1]) if len(events) else 0
+                if span > limit:
+                    raise EventFormatError(f"{paths[i]}: recording spans {span} µs, more than the {limit} µs packable")
+                counts[i], spans[i] = len(events), span
+                for field in ("x", "y", "p"):
+                    handles[field].write(events[field].astype(dtypes[field]).tobytes())
+                handles["t"].write(relative.astype(np.uint32).tobytes())
+    except BaseException:
+        for handle in handles.values():
+            handle.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for handle in handles.values():
+        handle.close()
+    np.save(tmp / "offsets.npy", np.concatenate(([0], np.cumsum(counts))))
+    np.save(tmp / "spans.npy", spans)
+    (tmp / "meta.json").write_text(json.dumps({"dtypes": dtypes, "files": [str(p) for p in paths]}))
+    try:
+        os.replace(tmp, directory)
+    except OSError:
+        # Another process finished the same cache first; use theirs.
+        shutil.rmtree(tmp, ignore_errors=True)
+    return PackedEvents(directory)
+
+
+class PackedEventDataset(Dataset):
+    """Recordings from a :class:`PackedEvents` cache, sampled anew on every access.
+
+    ``sample_ids`` are the recordings of this split, ``labels`` their labels; item ``i`` is
+    recording ``sample_ids[i % len(sample_ids)]`` (``repeats`` passes per epoch).  DataLoader
+    batches go through :meth:`__getitems__`, which returns a padded :class:`EventBatch` directly
+    (pass ``collate_fn=passthrough_collate``).
+    """
+
+    def __init__(
+        self,
+        packed: PackedEvents,
+        sample_ids: np.ndarray,
+        labels: np.ndarray,
+        *,
+        sampler: str = "random_sample",
+        sample_number: int = 255,
+        norm_t: str = "dataset-wise",
+        t_max: float | None = None,
+        repeats: int = 1,
+        seed: int | None = None,
+    ) -> None:
+        if len(sample_ids) != len(labels) or not len(sample_ids):
+            raise ValueError(f"need one label per recording and at least one; found {len(sample_ids)} / {len(labels)}")
+        self.packed = packed
+        self.sample_ids = np.asarray(sample_ids, dtype=np.int64)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.repeats = repeats
+        self.sampling = _Sampling(sampler, sample_number, norm_t, t_max, seed)
+
+    def reseed(self, seed: int) -> None:
+        self.sampling.reseed(seed)
+
+    def __len__(self) -> int:
+        return len(self.sample_ids) * self.repeats
+
+    def __getitems__(self, indices: Sequence[int]) -> EventBatch:
+        """A padded batch of the items ``indices``: ``[B, L]`` with ``L`` the longest sampled length."""
+        items = np.asarray(indices, dtype=np.int64) % len(self.sample_ids)
+        recordings = self.sample_ids[items]
+        starts = self.packed.offsets[recordings]
+        counts = self.packed.offsets[recordings + 1] - starts
+        chosen = [self.sampling.indices(int(n)) for n in counts]
+        lengths = np.array([len(c) for c in chosen], dtype=np.int64)
+        length = int(lengths.max()) if len(lengths) else 0
+        valid = np.arange(length)[None, :] < lengths[:, None]
+        positions = np.concatenate([start + c for start, c in zip(starts, chosen, strict=True)]) if length else []
+        columns = self.packed.columns()
+
+        def padded(field: str) -> np.ndarray:
+            out = np.full(valid.shape, -1, dtype=np.int64)
+            out[valid] = columns[field][positions]
+            return out
+
+        t = normalize_time_batch(padded("t"), lengths, self.sampling.norm_t, self.sampling.t_max)
+        return EventBatch(
+            x=torch.from_numpy(padded("x")),
+            y=torch.from_numpy(padded("y")),
+            t=torch.from_numpy(t),
+            p=torch.from_numpy(padded("p")),
+            valid_mask=torch.from_numpy(valid),
+            label=torch.from_numpy(self.labels[items]),
+        )
+
+    def __getitem__(self, index: int) -> EventSample:
+        batch = self.__getitems__([index])
+        return EventSample(batch.x[0], batch.y[0], batch.t[0], batch.p[0], int(batch.label[0]))
+
+
+def passthrough_collate(batch: EventBatch) -> EventBatch:
+    """``collate_fn`` for datasets whose ``__getitems__`` already returns a batch."""
+    return batch
+
+
+def _scan_spans(paths: Sequence[Path], reader: EventReader, threads: int) -> np.ndarray:
+    def span(path: Path) -> int:
+        events = reader(path)
+        return int(events["t"][-1] - events["t"][0]) if len(events) else 0
+
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        return np.fromiter(pool.map(span, paths), dtype=np.int64, count=len(paths))
+
+
+class ASLDVSDataModule(pl.LightningDataModule):
+    """ASL-DVS as padded Event2Vec batches (:class:`EventBatch`).
+
+    Args:
+        root: the dataset folder (with ``events_np/`` for npz, ``ASLDVS/`` for mat).
+        file_format: ``npz`` (spikingjelly) or ``mat`` (original release).
+        sample_number: events per sample (paper: 255, plus the CLS token = 256 tokens).
+        sampler: ``random_sample`` (paper), ``uniform_sample``, ``deterministic_uniform_sample``,
+            ``gaussian_sample``, ``multivariate_gaussian_sample``, ``random_chunk_sample_<c>``.
+        norm_t: ``dataset-wise`` (paper; ``t / t_max``), ``sample-wise`` or ``none``.
+        t_max: µs for ``dataset-wise``; None computes it from the training split (the reference
+            hard-codes 521217 for ASL-DVS, the same quantity).
+        batch_size, num_workers: DataLoader settings (paper: 128, 4).
+        train_fraction: per-class share of files that train (0.8).
+        val_repeats: passes over the validation (and test) split per epoch (4).
+        packed: sample from a packed memory-mapped cache (fast) or read one file per sample.
+        cache_dir: where packed caches go (default ``<root>/packed``).
+        mat_flip: orientation of ``.mat`` events: ``none`` (as stored, like the reference's
+            npz files), ``y`` (tonic) or ``xy`` (spikingjelly 2.0).
+        download: fetch the ``.mat`` release with tonic when it is missing.
+        allow_empty: accept recordings without events (a sample of padding only).
+        synthetic: write the synthetic stand-in under ``root`` and train on it.
+        pack_threads: threads that read files while packing or scanning.
+        pin_memory, persistent_workers, prefetch_factor: DataLoader settings.
+        seed: seed of the sampling generators in the main process (None: ``torch.initial_seed()``).
+    """
+
+    def __init__(
+        self,
+        root: str = "datasets/asl_dvs",
+        file_format: str = "npz",
+        sample_number: int = 255,
+        sampler: str = "random_sample",
+        norm_t: str = "dataset-wise",
+        t_max: float | None = None,
+        batch_size: int = 128,
+        num_workers: int = 4,
+        train_fraction: float = 0.8,
+        val_repeats: int = 4,
+        packed: bool = True,
+        cache_dir: str | None = None,
+        mat_flip: str = "none",
+        download: bool = False,
+        allow_empty: bool = False,
+        synthetic: SyntheticASLConfig | None = None,
+        pack_threads: int = 8,
+        pin_memory: bool = True,
+        persistent_workers: bool = True,
+        prefetch_factor: int = 4,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        if file_format not in FILE_FORMATS:
+            raise ValueError(f"file_format must be one of {FILE_FORMATS}, found {file_format!r}")
+        if mat_flip not in ASL_DVS_FLIPS:
+            raise ValueError(f"mat_flip must be one of {ASL_DVS_FLIPS}, found {mat_flip!r}")
+        if norm_t not in NORM_T_MODES:
+            raise ValueError(f"norm_t must be one of {NORM_T_MODES}, found {norm_t!r}")
+        if val_repeats < 1:
+            raise ValueError(f"val_repeats must be >= 1, found {val_repeats}")
+        make_sampler(sampler)  # fail at construction on a bad name
+        self.root = Path(root)
+        self.file_format = file_format
+        self.sample_number = sample_number
+        self.sampler = sampler
+        self.norm_t = norm_t
+        self.t_max = t_max
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.train_fraction = train_fraction
+        self.val_repeats = val_repeats
+        self.packed = packed
+        self.cache_dir = Path(cache_dir) if cache_dir else self.root / "packed"
+        self.mat_flip = mat_flip
+        self.download = download
+        self.allow_empty = allow_empty
+        self.synthetic = synthetic
+        self.pack_threads = pack_threads
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers
+        self.prefetch_factor = prefetch_factor
+        self.seed = seed
+        self.classes = ASL_DVS_CLASSES[: synthetic.num_classes] if synthetic else ASL_DVS_CLASSES
+        self.sensor_size = ASL_DVS_SENSOR_SIZE
+        self.num_classes = len(self.classes)
+        self.reader = event_reader(file_format, self.sensor_size, flip=mat_flip, allow_empty=allow_empty)
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    # -- files -----------------------------------------------------------------------------
+    def _write_or_fetch(self) -> None:
+        if self.synthetic is not None:
+            write_synthetic_asl_dvs(self.root, self.synthetic, file_format=self.file_format)
+            return
+        if not self.download:
+            return
+        try:
+            find_asl_dvs_files(self.root, self.file_format, self.classes)
+            return
+        except FileNotFoundError:
+            if self.file_format != "mat":
+                raise FileNotFoundError(
+                    f"ASL-DVS npz files are made by spikingjelly from the .mat release (manual download); "
+                    f"use file_format: mat with download: true, or put events_np/ under {self.root}"
+                ) from None
+        from tonic.datasets import ASLDVS  # downloads and extracts into <root>/ASLDVS
+
+        ASLDVS(save_to=str(self.root))
+
+    def _pack(self, paths: list[Path]) -> PackedEvents:
+        settings = {"format": self.file_format, "flip": self.mat_flip, "sensor": self.sensor_size.as_list()}
+        settings["allow_empty"] = self.allow_empty
+        return pack_event_files(
+            paths,
+            self.reader,
+            self.cache_dir / _cache_key(paths, settings),
+            self.sensor_size,
+            threads=self.pack_threads,
+        )
+
+    def prepare_data(self) -> None:
+        self._write_or_fetch()
+        if self.packed:
+            paths, _ = find_asl_dvs_files(self.root, self.file_format, self.classes)
+            self._pack(paths)
+
+    # -- datasets --------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        self._write_or_fetch()
+        paths, labels = find_asl_dvs_files(self.root, self.file_format, self.classes)
+        train_ids, val_ids = split_per_class(labels, self.train_fraction)
+        self.train_files = [paths[i] for i in train_ids]
+        self.val_files = [paths[i] for i in val_ids]
+        common = {"sampler": self.sampler, "sample_number": self.sample_number, "norm_t": self.norm_t}
+        if self.packed:
+            packed = self._pack(paths)
+            spans = packed.spans[train_ids]
+        else:
+            spans = None
+        t_max = self.t_max
+        if self.norm_t == "dataset-wise" and t_max is None:
+            if spans is None:
+                spans = _scan_spans(self.train_files, self.reader, self.pack_threads)
+            t_max = float(spans.max())
+        self.t_max_used = t_max
+        common["t_max"] = t_max
+        base_seed = torch.initial_seed() if self.seed is None else self.seed
+        seeds = (base_seed, base_seed + 1)  # different streams for the two splits
+        if self.packed:
+            self.train_set = PackedEventDataset(packed, train_ids, labels[train_ids], seed=seeds[0], **common)
+            self.val_set = PackedEventDataset(
+                packed, val_ids, labels[val_ids], repeats=self.val_repeats, seed=seeds[1], **common
+            )
+        else:
+            self.train_set = EventFileDataset(self.train_files, labels[train_ids], self.reader, seed=seeds[0], **common)
+            self.val_set = EventFileDataset(
+                self.val_files,
+                labels[val_ids],
+                self.reader,
+                repeats=self.val_repeats,
+                seed=seeds[1],
+                **common,
+            )
+
+    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
+        workers = self.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=train,
+            drop_last=train,
+            num_workers=workers,
+            collate_fn=passthrough_collate if self.packed else pad_collate,
+            worker_init_fn=seed_worker,
+            pin_memory=self.pin_memory and torch.cuda.is_available(),
+            persistent_workers=self.persistent_workers and workers > 0,
+            prefetch_factor=self.prefetch_factor if workers > 0 else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        """ASL-DVS has no test split: the held-out (validation) split, repeated ``val_repeats`` times."""
+        return self._loader(self.val_set, train=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.val_set, train=False)

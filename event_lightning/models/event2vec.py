@@ -1,0 +1,183 @@
+"""Event2Vec classification as a LightningModule: loss, optimiser, schedule, metrics, logging.
+
+Training: cross-entropy with ``label_smoothing`` (validation and test without), AdamW (lr 1e-3,
+weight decay 0 in the paper; with decay, LayerNorm / Embedding weights, biases and the CLS token
+are exempt), cosine annealing stepped once per epoch over ``trainer.max_epochs``.  Logs
+``train/loss`` (step and epoch), ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``,
+``test/acc`` and the samples per second of each stage.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from event_lightning.data.event_samplers import EventBatch
+from event_lightning.models.base import CompilableModule
+from event_lightning.nn.event2vec import Event2VecConfig, Event2VecNet
+
+__all__ = ["LR_SCHEDULES", "Event2VecClassifier"]
+
+LR_SCHEDULES = ("cosine", "none")
+_NO_DECAY_MODULES = (nn.LayerNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.Embedding)
+
+
+class Event2VecClassifier(CompilableModule):
+    """Event2Vec on padded event batches (:class:`EventBatch`).
+
+    Args:
+        num_classes: classes (linked from the DataModule; ASL-DVS: 24).
+        sensor_size: ``[W, H, P]`` (linked from the DataModule; ASL-DVS: ``[240, 180, 2]``).
+        h, w: the grid events are downsampled to (paper: 36 x 48).
+        embed: ``naive``, ``naive2d``, ``neighbor1d-naive-n-d``, ``neighbor1d-naive2d-n-d``,
+            ``neighbor2d-naive-n-d`` (paper: ``neighbor1d-naive2d-2-1``).
+        tpe: temporal encoding ``add`` (paper) or ``t2v``.
+        d_model, n_head, d_feedforward, n_layers: the transformer (paper: 256, 16, 512, 2).
+        t_heads, dropout_sequence, coordinate_noise_std, offset_coordinate, offset_t,
+            classify_head_zero_init, dropout: see :class:`Event2VecConfig` (paper: off, except
+            ``offset_t``).
+        lr, weight_decay: AdamW.
+        lr_schedule: ``cosine`` (per epoch, over ``max_epochs``) or ``none``.
+        label_smoothing: of the training loss only.
+        compile: compile the network in place (``--model.compile true``).
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 24,
+        sensor_size: list[int] | None = None,
+        h: int = 36,
+        w: int = 48,
+        embed: str = "neighbor1d-naive2d-2-1",
+        tpe: str = "add",
+        d_model: int = 256,
+        n_head: int = 16,
+        d_feedforward: int = 512,
+        n_layers: int = 2,
+        t_heads: int = 1,
+        dropout: float = 0.0,
+        dropout_sequence: float = 0.0,
+        coordinate_noise_std: float = 0.0,
+        offset_coordinate: str = "none",
+        offset_t: bool = False,
+        classify_head_zero_init: bool = False,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        lr_schedule: str = "cosine",
+        label_smoothing: float = 0.0,
+        compile: bool = False,
+    ) -> None:
+        super().__init__(compile=compile)
+        self.save_hyperparameters()
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, found {lr_schedule!r}")
+        width, height, polarities = sensor_size if sensor_size is not None else (240, 180, 2)
+        self.config = Event2VecConfig(
+            polarities=polarities,
+            height=height,
+            width=width,
+            h=h,
+            w=w,
+            embed=embed,
+            tpe=tpe,
+            d_model=d_model,
+            n_head=n_head,
+            d_feedforward=d_feedforward,
+            n_layers=n_layers,
+            num_classes=num_classes,
+            dropout=dropout,
+            t_heads=t_heads,
+            dropout_sequence=dropout_sequence,
+            coordinate_noise_std=coordinate_noise_std,
+            offset_coordinate=offset_coordinate,
+            offset_t=offset_t,
+            classify_head_zero_init=classify_head_zero_init,
+        )
+        self.net = Event2VecNet(self.config)
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self._stage_clock: dict[str, tuple[float, int]] = {}
+
+    def forward(self, batch: EventBatch) -> torch.Tensor:
+        """Logits ``[B, num_classes]`` of a padded batch."""
+        return self.net(batch.x, batch.y, batch.t, batch.p, batch.valid_mask)
+
+    def _count(self, stage: str, batch: EventBatch) -> None:
+        start, seen = self._stage_clock.get(stage, (time.perf_counter(), 0))
+        self._stage_clock[stage] = (start, seen + len(batch.label))
+
+    def _log_speed(self, stage: str) -> None:
+        start, seen = self._stage_clock.pop(stage, (None, 0))
+        if start is not None and seen:
+            self.log(f"{stage}/samples_per_s", seen / max(time.perf_counter() - start, 1e-9))
+
+    def training_step(self, batch: EventBatch, batch_idx: int) -> torch.Tensor:
+        self._count("train", batch)
+        logits = self(batch)
+        loss = F.cross_entropy(logits, batch.label, label_smoothing=self.hparams.label_smoothing)
+        self.train_acc(logits.detach(), batch.label)
+        size = len(batch.label)
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=size)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
+        return loss
+
+    def _evaluate(self, stage: str, batch: EventBatch, metric: MulticlassAccuracy) -> torch.Tensor:
+        self._count(stage, batch)
+        logits = self(batch)
+        loss = F.cross_entropy(logits, batch.label)
+        metric(logits, batch.label)
+        size = len(batch.label)
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=size)
+        self.log(f"{stage}/acc", metric, on_epoch=True, prog_bar=True, batch_size=size)
+        return loss
+
+    def validation_step(self, batch: EventBatch, batch_idx: int) -> torch.Tensor:
+        return self._evaluate("val", batch, self.val_acc)
+
+    def test_step(self, batch: EventBatch, batch_idx: int) -> torch.Tensor:
+        return self._evaluate("test", batch, self.test_acc)
+
+    def predict_step(self, batch: EventBatch, batch_idx: int) -> dict[str, torch.Tensor]:
+        """Class probabilities ``[B, C]``, predictions and labels ``[B]``."""
+        probabilities = self(batch).softmax(dim=-1)
+        return {"probabilities": probabilities, "prediction": probabilities.argmax(-1), "label": batch.label}
+
+    def on_train_epoch_end(self) -> None:
+        self._log_speed("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_speed("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_speed("test")
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """AdamW groups: all parameters, or with weight decay a decayed and an exempt group."""
+        decay = self.hparams.weight_decay
+        if decay <= 0:
+            return [{"params": [p for p in self.parameters() if p.requires_grad], "weight_decay": 0.0}]
+        exempt: dict[int, nn.Parameter] = {}
+        for module in self.modules():
+            for name, parameter in module.named_parameters(recurse=False):
+                if isinstance(module, _NO_DECAY_MODULES) or name == "bias" or name == "class_token":
+                    exempt[id(parameter)] = parameter
+        decayed = [p for p in self.parameters() if p.requires_grad and id(p) not in exempt]
+        return [
+            {"params": decayed, "weight_decay": decay},
+            {"params": [p for p in exempt.values() if p.requires_grad], "weight_decay": 0.0},
+        ]
+
+    def configure_optimizers(self) -> Any:
+        fused = all(p.device.type == "cuda" for p in self.parameters()) or None
+        optimizer = torch.optim.AdamW(self.parameter_groups(), lr=self.hparams.lr, fused=fused)
+        if self.hparams.lr_schedule == "none":
+            return optimizer
+        epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
