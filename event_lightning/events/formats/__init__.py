@@ -1,5 +1,17 @@
 """Readers and writers of on-disk event formats; every reader returns :data:`EVENT_DTYPE` events."""
 
+from event_lightning.events.formats.asl_dvs_mat import (
+    ASL_DVS_CLASSES,
+    ASL_DVS_SENSOR_SIZE,
+    read_asl_dvs_mat,
+    write_asl_dvs_mat,
+)
+from event_lightning.events.formats.dvsgesture_npy import (
+    DVSGESTURE_SENSOR_SIZE,
+    list_dvsgesture_split,
+    read_dvsgesture_npy,
+    write_dvsgesture_npy,
+)
 from event_lightning.events.formats.nmnist import (
     NMNIST_MAX_TIMESTAMP_US,
     NMNIST_SENSOR_SIZE,
@@ -8,6 +20,7 @@ from event_lightning.events.formats.nmnist import (
     read_nmnist_bin,
     write_nmnist_bin,
 )
+from event_lightning.events.formats.spikingjelly_npz import read_spikingjelly_npz, write_spikingjelly_npz
 from event_lightning.events.formats.tonic_npy import (
     POKERDVS_COLUMNS,
     POKERDVS_SENSOR_SIZE,
@@ -16,6 +29,16 @@ from event_lightning.events.formats.tonic_npy import (
 )
 
 __all__ = [
+    "ASL_DVS_CLASSES",
+    "ASL_DVS_SENSOR_SIZE",
+    "DVSGESTURE_SENSOR_SIZE",
+    "list_dvsgesture_split",
+    "read_asl_dvs_mat",
+    "read_dvsgesture_npy",
+    "read_spikingjelly_npz",
+    "write_asl_dvs_mat",
+    "write_dvsgesture_npy",
+    "write_spikingjelly_npz",
     "NMNIST_MAX_TIMESTAMP_US",
     "NMNIST_SENSOR_SIZE",
     "POKERDVS_COLUMNS",
