@@ -97,7 +97,7 @@ def test_resume_last_without_a_run_says_what_is_missing(tmp_path, data_root):
     ("override", "message"),
     [
         (["--data.batch_size", "0"], "data.batch_size must be >= 1"),
-        (["--data.time_window", "1000", "--data.event_count", "100"], "exactly one of data.time_window"),
+        (["--data.time_window", "1000", "--data.event_count", "100"], "data: to_frame: set exactly one of time_window"),
         (["--model.init_args.hidden_features", "many"], "hidden_features"),
         (["--data.time_windw", "1000"], "time_windw"),
     ],

@@ -8,8 +8,8 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
 from event_lightning.data.collate import pad_time_collate
-from event_lightning.data.frames import FrameSpec
 from event_lightning.events.core import SensorSize
+from event_lightning.events.represent import FrameSlicing
 
 
 class EventClassificationDataModule(pl.LightningDataModule, ABC):
@@ -44,7 +44,12 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
             raise ValueError(f"data.num_workers must be >= 0, found {num_workers}")
         self.sensor_size = sensor_size
         self.num_classes = num_classes
-        self.frame_spec = FrameSpec(time_window, event_count, n_time_bins, n_event_bins, overlap, include_incomplete)
+        try:
+            self.frame_spec = FrameSlicing(
+                time_window, event_count, n_time_bins, n_event_bins, overlap, include_incomplete
+            )
+        except ValueError as error:  # name the config group: these are data.* keys
+            raise ValueError(f"data: {error}") from None
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self._splits: dict[bool, Dataset] = {}
 

@@ -5,15 +5,16 @@ import pytest
 import torch
 
 from event_lightning.data.collate import pad_time_collate, time_mask
-from event_lightning.data.frames import EventFramesDataset, FrameSpec, file_source
+from event_lightning.data.frames import EventFramesDataset, file_source
 from event_lightning.events import EventFormatError, SensorSize, make_events
 from event_lightning.events.formats.nmnist import write_nmnist_bin
+from event_lightning.events.represent import FrameSlicing
 
 SENSOR = SensorSize(34, 34, 2)
 
 
 def _dataset(paths, reader):
-    spec = FrameSpec(time_window=1000)
+    spec = FrameSlicing(time_window=1000)
     files = [(p, 1) for p in paths]
     return EventFramesDataset(file_source(files, reader), len(files), SENSOR, spec)
 
@@ -57,18 +58,3 @@ def test_frames_and_padding(tmp_path):
     assert frames.shape == (max(lengths), 2, 2, 34, 34) and frames.dtype == torch.float32
     assert frames[:, :, 1, 5, 2].sum(0).tolist() == lengths  # one event per full 1 ms window at (x=2, y=5)
     assert time_mask(lengths_out, frames.shape[0]).sum(0).tolist() == lengths
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({}, "exactly one of data.time_window"),
-        ({"time_window": 1000, "n_time_bins": 5}, "exactly one of"),
-        ({"event_count": 0}, "data.event_count must be > 0"),
-        ({"time_window": 1000, "overlap": 1000}, "must be smaller than data.time_window"),
-        ({"n_time_bins": 4, "overlap": 1.5}, "fraction in [0, 1)"),
-    ],
-)
-def test_frame_spec_rejects_bad_settings(kwargs, message):
-    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace(")", r"\)")):
-        FrameSpec(**kwargs)

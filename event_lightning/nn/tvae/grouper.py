@@ -104,9 +104,7 @@ class Grouper(nn.Module):
 class EnergyGrouper(Grouper):
     """Shared part of the topographic groupers: t = (z + mu) / sqrt(W * u**2 + eps)."""
 
-    def __init__(
-        self, kernel: Tensor, n_caps: int, cap_dim: int, seq_len: int, mu_init: float, eps: float
-    ) -> None:
+    def __init__(self, kernel: Tensor, n_caps: int, cap_dim: int, seq_len: int, mu_init: float, eps: float) -> None:
         super().__init__(n_caps, cap_dim, seq_len)
         # A buffer: W is fixed (frozen in the reference), yet it travels with the state dict.
         self.register_buffer("kernel", kernel.float().clone())

@@ -72,9 +72,7 @@ class TVAENet(nn.Module):
         super().__init__()
         latent_dim = n_caps * cap_dim
         self.image_shape = (image_channels, image_size, image_size)
-        self.grouper: Grouper = build_grouper(
-            grouper, n_caps, cap_dim, seq_len, group_kernel, n_off_diag, mu_init, eps
-        )
+        self.grouper: Grouper = build_grouper(grouper, n_caps, cap_dim, seq_len, group_kernel, n_off_diag, mu_init, eps)
         self.z_encoder = MLPGaussianEncoder(image_channels, image_size, latent_dim)
         self.u_encoder = MLPGaussianEncoder(image_channels, image_size, latent_dim) if self.grouper.uses_u else None
         self.decoder = MLPBernoulliDecoder(latent_dim, image_channels, image_size)
@@ -85,7 +83,9 @@ class TVAENet(nn.Module):
 
     def _check_images(self, x: Tensor) -> None:
         if x.dim() != 4 or tuple(x.shape[1:]) != self.image_shape:
-            raise ValueError(f"TVAENet expects images [N, {', '.join(map(str, self.image_shape))}], got {tuple(x.shape)}")
+            raise ValueError(
+                f"TVAENet expects images [N, {', '.join(map(str, self.image_shape))}], got {tuple(x.shape)}"
+            )
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
         """Posterior parameters: (mean_z, logvar_z, mean_u, logvar_u), each [N, D] (u: None for the VAE)."""
@@ -133,7 +133,9 @@ class TVAENet(nn.Module):
         n, d = mean_z.shape
 
         def draw(mean: Tensor, logvar: Tensor) -> tuple[Tensor, Tensor]:
-            sample = mean + torch.exp(0.5 * logvar) * torch.randn((n_samples, n, d), dtype=mean.dtype, device=mean.device)
+            sample = mean + torch.exp(0.5 * logvar) * torch.randn(
+                (n_samples, n, d), dtype=mean.dtype, device=mean.device
+            )
             log_ratio = gaussian_log_prob(sample) - gaussian_log_prob(sample, mean, logvar)
             return sample, log_ratio.sum(-1)
 
