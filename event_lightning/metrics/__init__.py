@@ -1,0 +1,1 @@
+"""torchmetrics Metric subclasses and metric helpers (MPJPE, triangulation, equivariance error)."""
