@@ -34,9 +34,7 @@ class ConvLSTMCell(nn.Module):
     def __init__(self, input_channels: int, hidden_channels: int, kernel: int = 3) -> None:
         super().__init__()
         self.hidden_channels = hidden_channels
-        self.gates = nn.Conv2d(
-            input_channels + hidden_channels, 4 * hidden_channels, kernel, padding=kernel // 2
-        )
+        self.gates = nn.Conv2d(input_channels + hidden_channels, 4 * hidden_channels, kernel, padding=kernel // 2)
 
     def forward(self, x: Tensor, state: LSTMState | None = None) -> LSTMState:
         if state is None:
@@ -134,9 +132,7 @@ class RecurrentPoseUNet(nn.Module):
             out = decoder(out + skip)
         return self.pred(out + head), new_states
 
-    def forward(
-        self, x_seq: Tensor, states: list[LSTMState | None] | None = None
-    ) -> tuple[Tensor, list[LSTMState]]:
+    def forward(self, x_seq: Tensor, states: list[LSTMState | None] | None = None) -> tuple[Tensor, list[LSTMState]]:
         """Run one window; ``states`` are the encoders' initial states (``None`` = zeros).
 
         Returns ``(maps [T, B, J, H, W], final states)``.

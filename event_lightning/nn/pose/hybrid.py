@@ -106,7 +106,7 @@ class _FrozenCNNMixin(nn.Module):
         self.cnn.requires_grad_(False)
         self.cnn.eval()
 
-    def train(self, mode: bool = True):  # noqa: D102 - the CNN stays in eval mode
+    def train(self, mode: bool = True) -> _FrozenCNNMixin:  # the frozen CNN always stays in eval mode
         super().train(mode)
         self.cnn.eval()
         return self

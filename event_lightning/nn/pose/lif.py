@@ -65,9 +65,7 @@ class LIFParams:
             raise ValueError(f"LIFParams.tau must be > 1 (v += (x - v) / tau), found {self.tau}")
 
 
-def lif_multistep(
-    x_seq: Tensor, v0: Tensor | None = None, params: LIFParams | None = None
-) -> tuple[Tensor, Tensor]:
+def lif_multistep(x_seq: Tensor, v0: Tensor | None = None, params: LIFParams | None = None) -> tuple[Tensor, Tensor]:
     """Run a decay-input LIF layer over a sequence.
 
     Args:

@@ -1,0 +1,98 @@
+"""The decay-input LIF against spikingjelly 2.0's LIFNode (forward values and gradients)."""
+
+import math
+
+import pytest
+import torch
+from spikingjelly.activation_based import neuron, surrogate
+
+from event_lightning.nn.pose.lif import DecayInputLIF, LIFParams, atan_spike, leaky_integrate, lif_multistep
+
+
+def _spikingjelly_lif(tau: float) -> neuron.LIFNode:
+    return neuron.LIFNode(
+        tau=tau, decay_input=True, v_reset=None, surrogate_function=surrogate.ATan(alpha=2.0), step_mode="m"
+    )
+
+
+@pytest.mark.parametrize("tau", [2.0, 3.0, 5.0])
+def test_forward_and_gradients_match_spikingjelly(tau):
+    torch.manual_seed(0)
+    x = (torch.randn(12, 3, 4, 5, 5) * 1.5 + 0.8).double()
+    weights = torch.randn_like(x)
+    x_ours = x.clone().requires_grad_(True)
+    spikes, v_last = lif_multistep(x_ours, params=LIFParams(tau=tau))
+    ((spikes * weights).sum() + v_last.square().sum()).backward()
+
+    node = _spikingjelly_lif(tau)
+    x_ref = x.clone().requires_grad_(True)
+    spikes_ref = node(x_ref)
+    ((spikes_ref * weights).sum() + node.v.square().sum()).backward()
+
+    assert spikes.sum() > 0 and (1 - spikes).sum() > 0
+    torch.testing.assert_close(spikes, spikes_ref)
+    torch.testing.assert_close(v_last, node.v)
+    torch.testing.assert_close(x_ours.grad, x_ref.grad)
+
+
+def test_initial_potential_is_set_before_the_charge_step():
+    torch.manual_seed(1)
+    tau = 3.0
+    x = torch.randn(6, 2, 7).double() + 0.5
+    v0 = torch.randn(2, 7).double() * 2
+    spikes, v_last = lif_multistep(x, v0, LIFParams(tau=tau))
+
+    # spikingjelly: set v to v0 before the first multi-step call.
+    node = _spikingjelly_lif(tau)
+    node.v = v0.clone()
+    spikes_ref = node(x)
+    torch.testing.assert_close(spikes, spikes_ref)
+    torch.testing.assert_close(v_last, node.v)
+
+    # Hand-computed first step: charge from v0, fire, soft reset.
+    v1 = v0 + (x[0] - v0) / tau
+    torch.testing.assert_close(spikes[0], (v1 >= 1.0).double())
+    # The initial potential changes the result (it is not ignored).
+    assert not torch.equal(lif_multistep(x, None, LIFParams(tau=tau))[0], spikes)
+
+
+def test_gradient_flows_into_the_initial_potential():
+    torch.manual_seed(2)
+    x = torch.randn(4, 3, 5).double()
+    v0 = torch.randn(3, 5).double().requires_grad_(True)
+    _, v_last = lif_multistep(x, v0, LIFParams(tau=3.0))
+    v_last.sum().backward()
+    assert v0.grad is not None and v0.grad.abs().sum() > 0
+
+
+def test_atan_surrogate_gradient_formula():
+    x = torch.linspace(-2, 2, 41, dtype=torch.float64, requires_grad=True)
+    atan_spike(x, 2.0).sum().backward()
+    expected = 1.0 / (1 + (math.pi * x.detach()) ** 2)
+    torch.testing.assert_close(x.grad, expected)
+    assert torch.equal(atan_spike(torch.tensor([-1e-9, 0.0, 1e-9]), 2.0), torch.tensor([0.0, 1.0, 1.0]))
+
+
+def test_module_holds_no_state_between_calls():
+    lif = DecayInputLIF(LIFParams(tau=2.0))
+    x = torch.rand(5, 2, 3) * 3
+    first = lif(x)
+    second = lif(x)
+    torch.testing.assert_close(first[0], second[0])
+    torch.testing.assert_close(first[1], second[1])
+
+
+def test_leaky_integrator_is_an_exponential_moving_average():
+    x = torch.randn(8, 4).double()
+    tau = 2.0
+    out = leaky_integrate(x, tau)
+    expected, v = [], torch.zeros(4).double()
+    for step in x:
+        v = (1 - 1 / tau) * v + step / tau
+        expected.append(v)
+    torch.testing.assert_close(out, torch.stack(expected))
+
+
+def test_tau_must_exceed_one():
+    with pytest.raises(ValueError, match="tau"):
+        LIFParams(tau=1.0)
