@@ -10,12 +10,18 @@ A LightningCLI in subclass mode (configs choose the model and data by ``class_pa
 * links from the DataModule to the model: ``sensor_size`` (as ``[W, H, P]``), ``num_classes``,
   ``n_time_steps``. A model that has no such argument is not given it.
 * defaults: TensorBoardLogger under ``runs/``; RunCheckpoint (``--checkpoint.*``, a
-  ModelCheckpoint whose ``last.ckpt`` follows every epoch) and LearningRateMonitor
+  ModelCheckpoint with atomic writes whose ``last.ckpt`` follows every epoch, every N steps and
+  SIGTERM / Ctrl-C), NonFiniteLossGuard (``--nonfinite_guard.*``) and LearningRateMonitor
   (``--lr_monitor.*``) always present; Lightning's progress bar; ``seed_everything: 42``.
+* SIGTERM or a first Ctrl-C: ``fit`` stops at the next batch boundary, writes ``last.ckpt`` and
+  exits with status 143 (128 + SIGTERM) or 130 (128 + SIGINT), so a scheduler sees that the run
+  did not finish.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -26,11 +32,14 @@ from jsonargparse import Namespace, lazy_instance
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from event_lightning.callbacks.checkpoint import RunCheckpoint
+from event_lightning.callbacks.checkpoint import RunCheckpoint, requested_stop_signal
+from event_lightning.callbacks.guards import NonFiniteLossGuard
 from event_lightning.events.core import SensorSize
 
 RUNS_DIR = "runs"
+LINKED_MODEL_ARGS = ("sensor_size", "num_classes", "n_time_steps")
 DEFAULT_SEED = 42
 
 
@@ -89,6 +98,7 @@ class EventLightningCLI(LightningCLI):
         parser.set_defaults({"checkpoint.save_last": True})
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({"lr_monitor.logging_interval": "epoch"})
+        parser.add_lightning_class_args(NonFiniteLossGuard, "nonfinite_guard")
         parser.add_argument(
             "--resume",
             type=str | None,
@@ -97,7 +107,10 @@ class EventLightningCLI(LightningCLI):
             "named by the logger's save_dir/name. Logs go on in the checkpoint's own version directory.",
         )
         parser.link_arguments(
-            "data.sensor_size", "model.init_args.sensor_size", compute_fn=_sensor_size_as_list, apply_on="instantiate"
+            "data.sensor_size",
+            "model.init_args.sensor_size",
+            compute_fn=_sensor_size_as_list,
+            apply_on="instantiate",
         )
         parser.link_arguments("data.num_classes", "model.init_args.num_classes", apply_on="instantiate")
         parser.link_arguments("data.n_time_steps", "model.init_args.n_time_steps", apply_on="instantiate")
@@ -122,6 +135,11 @@ class EventLightningCLI(LightningCLI):
             logger.init_args.version = version_dir.name
         self.save_config_kwargs["overwrite"] = True
 
+    def _dump_config(self) -> None:
+        # The dump becomes the model's saved hyperparameters; see drop_unaccepted_init_args.
+        super()._dump_config()
+        drop_unaccepted_init_args(self.config_dump)
+
     def instantiate_classes(self) -> None:
         # A constructor that rejects a config value raises ValueError naming the key; show it as a
         # usage error (exit code 2) like jsonargparse's own, not as a traceback from deep inside.
@@ -131,6 +149,32 @@ class EventLightningCLI(LightningCLI):
             if os.environ.get("JSONARGPARSE_DEBUG"):
                 raise
             self.parser.error(f"invalid configuration: {error}\n(set JSONARGPARSE_DEBUG=1 for the traceback)")
+
+
+def drop_unaccepted_init_args(config_dump: dict[str, Any]) -> None:
+    """Remove link targets the chosen model does not accept from a config dump, in place.
+
+    A link such as ``data.n_time_steps -> model.init_args.n_time_steps`` is written into the dump
+    (which LightningCLI saves as the checkpoint's hyperparameters) even when the model has no such
+    argument; reloading that checkpoint with ``--ckpt_path`` would then fail to validate.
+    """
+    model = config_dump.get("model")
+    if (
+        not isinstance(model, dict)
+        or not isinstance(model.get("init_args"), dict)
+        or "class_path" not in model
+    ):
+        return
+    try:
+        module, _, name = model["class_path"].rpartition(".")
+        parameters = inspect.signature(getattr(importlib.import_module(module), name).__init__).parameters
+    except (ImportError, AttributeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    for name in LINKED_MODEL_ARGS:
+        if name not in parameters:
+            model["init_args"].pop(name, None)
 
 
 def default_trainer_settings() -> dict[str, Any]:
@@ -157,8 +201,18 @@ def _inject_saved_config(argv: list[str]) -> list[str]:
 
 
 def main(args: list[str] | None = None) -> EventLightningCLI:
-    """Entry point of ``train_script.py``; ``args`` defaults to ``sys.argv[1:]``."""
-    if args is None:  # LightningCLI warns when given both args and a command line
-        sys.argv[1:] = _inject_saved_config(sys.argv[1:])
-        return EventLightningCLI(pl.LightningModule, pl.LightningDataModule)
-    return EventLightningCLI(pl.LightningModule, pl.LightningDataModule, args=_inject_saved_config(list(args)))
+    """Entry point of ``train_script.py``; ``args`` defaults to ``sys.argv[1:]``.
+
+    Raises ``SystemExit(143)`` when SIGTERM (``130`` when Ctrl-C) stopped ``fit`` after
+    ``last.ckpt`` was written.
+    """
+    try:
+        if args is None:  # LightningCLI warns when given both args and a command line
+            sys.argv[1:] = _inject_saved_config(sys.argv[1:])
+            return EventLightningCLI(pl.LightningModule, pl.LightningDataModule)
+        return EventLightningCLI(
+            pl.LightningModule, pl.LightningDataModule, args=_inject_saved_config(list(args))
+        )
+    except SIGTERMException as interrupted:
+        # Lightning's SIGTERMException exits with status 0, which reads as "finished" to a scheduler.
+        raise SystemExit(128 + requested_stop_signal()) from interrupted

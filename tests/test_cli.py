@@ -8,7 +8,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from event_lightning.cli import main
+from event_lightning.cli import drop_unaccepted_init_args, main
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = str(REPO / "config" / "quickstart.yaml")
@@ -120,3 +120,14 @@ def test_train_script_print_config_runs_as_a_program(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "event_lightning.models.lif_classifier.LIFClassifier" in result.stdout
     assert "hidden_features: 100" in result.stdout
+
+
+def test_link_targets_the_model_does_not_accept_are_not_saved_as_hyperparameters():
+    dump = {
+        "model": {
+            "class_path": "event_lightning.models.lif_classifier.LIFClassifier",
+            "init_args": {"sensor_size": [34, 34, 2], "num_classes": 10, "n_time_steps": 98, "lr": 0.1},
+        }
+    }
+    drop_unaccepted_init_args(dump)
+    assert dump["model"]["init_args"] == {"sensor_size": [34, 34, 2], "num_classes": 10, "lr": 0.1}
