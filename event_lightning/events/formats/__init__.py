@@ -6,6 +6,16 @@ from event_lightning.events.formats.asl_dvs_mat import (
     read_asl_dvs_mat,
     write_asl_dvs_mat,
 )
+from event_lightning.events.formats.dhp19_h5 import (
+    DHP19_SENSOR_SIZE,
+    DHP19EventFile,
+    read_dhp19_events,
+    read_dhp19_labels,
+    read_projection_matrices,
+    write_dhp19_events,
+    write_dhp19_labels,
+    write_projection_matrices,
+)
 from event_lightning.events.formats.dvsgesture_npy import (
     DVSGESTURE_SENSOR_SIZE,
     list_dvsgesture_split,
@@ -29,6 +39,14 @@ from event_lightning.events.formats.tonic_npy import (
 )
 
 __all__ = [
+    "DHP19_SENSOR_SIZE",
+    "DHP19EventFile",
+    "read_dhp19_events",
+    "read_dhp19_labels",
+    "read_projection_matrices",
+    "write_dhp19_events",
+    "write_dhp19_labels",
+    "write_projection_matrices",
     "ASL_DVS_CLASSES",
     "ASL_DVS_SENSOR_SIZE",
     "DVSGESTURE_SENSOR_SIZE",
