@@ -35,7 +35,12 @@ def tsne_embedding(z: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np
 
 @torch.no_grad()
 def latent_traversal(
-    decoder: torch.nn.Module, z0: torch.Tensor, dims: list[int], low: torch.Tensor, high: torch.Tensor, steps: int
+    decoder: torch.nn.Module,
+    z0: torch.Tensor,
+    dims: list[int],
+    low: torch.Tensor,
+    high: torch.Tensor,
+    steps: int,
 ) -> torch.Tensor:
     """Decodes ``[len(dims), steps, C, H, W]`` of ``z0 [D]`` with ``z[d]`` swept from ``high[d]`` to ``low[d]``."""
     rows = []
@@ -63,7 +68,11 @@ class HGVAEFigures(pl.Callback):
     """
 
     def __init__(
-        self, every_n_epochs: int = 10, max_samples: int = 500, n_reconstructions: int = 8, traversal_steps: int = 10
+        self,
+        every_n_epochs: int = 10,
+        max_samples: int = 500,
+        n_reconstructions: int = 8,
+        traversal_steps: int = 10,
     ) -> None:
         super().__init__()
         if every_n_epochs < 1:

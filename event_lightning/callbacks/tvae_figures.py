@@ -19,7 +19,9 @@ def make_grid(images: Tensor, n_columns: int, padding: int = 2, pad_value: float
     canvas = images.new_full((n_rows * n_columns, channels, height + padding, width + padding), pad_value)
     canvas[:n, :, padding:, padding:] = images
     canvas = canvas.view(n_rows, n_columns, channels, height + padding, width + padding)
-    canvas = canvas.permute(2, 0, 3, 1, 4).reshape(channels, n_rows * (height + padding), n_columns * (width + padding))
+    canvas = canvas.permute(2, 0, 3, 1, 4).reshape(
+        channels, n_rows * (height + padding), n_columns * (width + padding)
+    )
     return torch.nn.functional.pad(canvas, (0, padding, 0, padding), value=pad_value)
 
 
@@ -45,7 +47,11 @@ def capsule_traversal_grid(net: TVAENet, sequences: Tensor) -> Tensor:
     columns = max(seq_len, cap_dim)
 
     def padded(row: Tensor) -> Tensor:
-        return torch.cat([row, row.new_ones(columns - row.shape[0], *row.shape[1:])]) if row.shape[0] < columns else row
+        return (
+            torch.cat([row, row.new_ones(columns - row.shape[0], *row.shape[1:])])
+            if row.shape[0] < columns
+            else row
+        )
 
     rows = [padded(r) for i in range(n) for r in (sequences[i], reconstructions[i], traversal[i])]
     return make_grid(torch.cat(rows).float().cpu(), columns)
@@ -93,7 +99,11 @@ class TVAEFigures(pl.Callback):
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         sequences, self._sequences = self._sequences, None
-        if trainer.sanity_checking or trainer.current_epoch % self.every_n_epochs or not trainer.is_global_zero:
+        if (
+            trainer.sanity_checking
+            or trainer.current_epoch % self.every_n_epochs
+            or not trainer.is_global_zero
+        ):
             return
         experiment = getattr(trainer.logger, "experiment", None)
         if not hasattr(experiment, "add_image"):

@@ -7,9 +7,9 @@ does the same for a whole batch already on a device and returns ``[T, B, P, H, W
 
 :func:`to_frame` reproduces tonic 1.7's ``ToFrame`` values exactly (slice formulas, overlap,
 ``include_incomplete``, single-polarity sensors, int16 wrap-around) but computes all slice
-boundaries at once and accumulates with a single ``bincount`` instead of one ``np.add.at`` per
-slice. Two deliberate differences: an empty stream gives int16 zeros of shape ``(T, P, H, W)``
-(tonic returns float64 ``(T, P, W, H)``), and events outside the sensor raise
+boundaries at once and counts with ``bincount`` (one per large frame) instead of one
+``np.add.at`` per slice. Two deliberate differences: an empty stream gives int16 zeros of shape
+``(T, P, H, W)`` (tonic returns float64 ``(T, P, W, H)``), and events outside the sensor raise
 :class:`EventFormatError` instead of an IndexError or a silent negative-index wrap.
 """
 
@@ -24,8 +24,10 @@ import torch
 from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, to_event_array, validate
 
 FRAME_MODES = ("time_window", "event_count", "n_time_bins", "n_event_bins")
-# Largest bincount output (bins) built at once; bigger frame stacks are filled frame-group by
-# frame-group so that the int64 scratch stays ~32 MB however long the recording is.
+# Frames of at least this many bins (2x128x128 = 32768) are counted one bincount each over their
+# own slice of events; smaller ones (2x34x34) are batched, at most _MAX_BINCOUNT_BINS bins (an
+# int64 scratch of ~32 MB) per bincount, so per-call overhead stays small either way.
+_SINGLE_FRAME_BINS = 1 << 14
 _MAX_BINCOUNT_BINS = 1 << 22
 
 
@@ -143,26 +145,30 @@ def _expand_ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np
 def _count_frames(pix: np.ndarray, starts: np.ndarray, ends: np.ndarray, frame_size: int) -> np.ndarray:
     """Histogram of ``pix[starts[k]:ends[k]]`` per frame k -> int16 ``[T, frame_size]``.
 
-    Counts wrap modulo 2**16 exactly like tonic's in-place int16 ``np.add.at``.
+    Counts wrap modulo 2**16 exactly like tonic's in-place int16 ``np.add.at``. Large frames
+    take one bincount each over their own slice of events (no event-sized temporaries, a
+    cache-sized scratch); small frames are counted many at a time with per-frame offsets. The
+    loop is over frame groups, never over events.
     """
     n_frames = len(starts)
-    out = np.zeros((n_frames, frame_size), dtype=np.int16)
-    frames_per_chunk = max(1, _MAX_BINCOUNT_BINS // frame_size)
+    out = np.empty((n_frames, frame_size), dtype=np.int16)
     lengths = np.maximum(ends - starts, 0)
-    bounds = np.concatenate(([0], np.cumsum(lengths)))
-    if n_frames and np.array_equal(starts[1:], ends[:-1]) and (ends >= starts).all():
-        # Back-to-back frames (no overlap): the members are one contiguous run of events.
-        flat = np.repeat(np.arange(n_frames, dtype=np.int64) * frame_size, lengths)
-        flat += pix[starts[0] : ends[-1]]
-    else:
-        frame_id, member = _expand_ranges(starts, ends)
-        flat = frame_id * frame_size + pix[member]
-    # Normally one iteration; long fixed-window recordings are split into frame groups.
-    for k0 in range(0, n_frames, frames_per_chunk):
-        k1 = min(k0 + frames_per_chunk, n_frames)
-        chunk = flat[bounds[k0] : bounds[k1]] - k0 * frame_size
-        counts = np.bincount(chunk, minlength=(k1 - k0) * frame_size)
-        out[k0:k1] = counts.reshape(k1 - k0, frame_size).astype(np.int16)
+    per_group = 1 if frame_size >= _SINGLE_FRAME_BINS else max(1, _MAX_BINCOUNT_BINS // frame_size)
+    for k0 in range(0, n_frames, per_group):
+        k1 = min(k0 + per_group, n_frames)
+        group_starts, group_ends, group_lengths = starts[k0:k1], ends[k0:k1], lengths[k0:k1]
+        if k1 - k0 == 1:
+            first = int(group_starts[0])
+            flat = pix[first : first + int(group_lengths[0])]
+        elif np.array_equal(group_starts[1:], group_ends[:-1]) and (group_ends >= group_starts).all():
+            # back-to-back frames (no overlap): the members are one contiguous run of events
+            flat = np.repeat(np.arange(k1 - k0, dtype=np.int64) * frame_size, group_lengths)
+            flat += pix[group_starts[0] : group_ends[-1]]
+        else:
+            frame_id, member = _expand_ranges(group_starts, group_ends)
+            flat = frame_id * frame_size + pix[member]
+        counts = np.bincount(flat, minlength=(k1 - k0) * frame_size)
+        out[k0:k1] = counts.reshape(k1 - k0, frame_size)  # int64 -> int16 wraps like tonic
     return out
 
 
@@ -472,19 +478,35 @@ def voxel_grid(
     plane = sensor.width * sensor.height
     if len(events) == 0:
         return np.zeros((n_time_bins, 1, sensor.height, sensor.width))
+    n = len(events)
     t = events["t"]
     span = t[-1] - t[0]
-    tau = n_time_bins * (t.astype(float) - t[0]) / span if span else np.zeros(len(t))
-    sign = np.where(events["p"] > 0, 1, -1).astype(np.int8)
+    if span:  # n_time_bins * (t - t_first) / span, in place (same float operations and order)
+        tau = t.astype(float)
+        tau -= t[0]
+        tau *= n_time_bins
+        tau /= span
+    else:
+        tau = np.zeros(n)
+    sign = np.where(events["p"] > 0, 1.0, -1.0)
     bins = tau.astype(np.int64)
     frac = tau - bins
-    pix = events["y"].astype(np.int64) * sensor.width + events["x"].astype(np.int64)
-    left, right = bins < n_time_bins, bins + 1 < n_time_bins
     # One bincount over (all left parts, then all right parts): per bin the same addition order
-    # as tonic's two sequential np.add.at calls, so the float sums are bit-identical.
-    index = np.concatenate((pix[left] + bins[left] * plane, pix[right] + (bins[right] + 1) * plane))
-    weight = np.concatenate((sign[left] * (1.0 - frac[left]), sign[right] * frac[right]))
-    grid = np.bincount(index, weights=weight, minlength=n_time_bins * plane)
+    # as tonic's two sequential np.add.at calls, so the float sums are bit-identical. Parts that
+    # tonic drops (bin >= T: events at t_last, right parts from the last bin) land in two spare
+    # bins past the end instead of being masked out, which saves four event-sized copies;
+    # the spare bins are cut off (adding them elsewhere never changes the kept sums).
+    index = np.empty(2 * n, dtype=np.int64)
+    left_index, right_index = index[:n], index[n:]
+    np.multiply(bins, plane, out=left_index)
+    left_index += events["y"].astype(np.int64) * sensor.width
+    left_index += events["x"]
+    np.add(left_index, plane, out=right_index)
+    weight = np.empty(2 * n)
+    np.subtract(1.0, frac, out=weight[:n])
+    weight[:n] *= sign
+    np.multiply(sign, frac, out=weight[n:])
+    grid = np.bincount(index, weights=weight, minlength=(n_time_bins + 2) * plane)[: n_time_bins * plane]
     return grid.reshape(n_time_bins, 1, sensor.height, sensor.width)
 
 

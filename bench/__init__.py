@@ -1,0 +1,1 @@
+"""Benchmarks of event_lightning against tonic, norse and spikingjelly (``python -m bench``)."""
