@@ -1,18 +1,135 @@
-"""Checkpointing that always keeps the newest state in ``last.ckpt``."""
+"""Checkpointing that keeps the newest state in ``last.ckpt`` and never leaves a half-written file.
+
+* Every checkpoint is written to a hidden ``.<name>.partial`` file in the same folder, flushed to
+  disk and moved into place with ``os.replace`` (atomic on POSIX and Windows), so a kill or a full
+  disk during a write leaves the previous checkpoint intact.
+* ``last.ckpt`` follows every epoch and, with ``every_n_train_steps``, every N steps.
+* SIGTERM (Lightning's signal connector turns it into ``SIGTERMException`` at the next batch
+  boundary) and a first Ctrl-C (made to take the same path, so no optimiser step is cut in half)
+  write ``last.ckpt`` before the process exits; a second Ctrl-C stops at once. Other exceptions do
+  not write, so a crash (or a non-finite loss) never replaces the last good checkpoint.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+from weakref import proxy
+
 import pytorch_lightning as pl
+from lightning_fabric.utilities.cloud_io import _is_local_file_protocol
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.trainer.states import TrainerFn
+from pytorch_lightning.utilities.exceptions import SIGTERMException
+from pytorch_lightning.utilities.rank_zero import rank_zero_info
+
+PARTIAL_SUFFIX = ".partial"
+_stop_request = {"signal": signal.SIGTERM}  # the last signal that asked fit to stop gracefully
+
+
+def requested_stop_signal() -> signal.Signals:
+    """The signal behind the last graceful stop (SIGTERM, or SIGINT for Ctrl-C), for the exit status."""
+    return _stop_request["signal"]
+
+
+def partial_path(filepath: str | Path) -> Path:
+    """Where the checkpoint for ``filepath`` is written before it is moved into place."""
+    path = Path(filepath)
+    return path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
 
 
 class RunCheckpoint(ModelCheckpoint):
-    """ModelCheckpoint whose ``last.ckpt`` follows every epoch, not only epochs that made the top k.
+    """ModelCheckpoint with atomic writes, ``last.ckpt`` after every epoch / N steps, and interrupt saves.
 
     Lightning 2.6 writes ``last.ckpt`` only when a monitored top-k checkpoint was written in the
-    same step, so a run monitoring ``val/acc`` whose last epochs did not improve would resume
-    from an older epoch and repeat them.
+    same step, so a run monitoring ``val/acc`` whose last epochs did not improve would resume from
+    an older epoch and repeat them; with ``every_n_train_steps`` and a validation-only monitor it
+    writes nothing until the first validation. Here ``last.ckpt`` follows both.
+
+    Args:
+        save_on_interrupt: on SIGTERM or a first Ctrl-C during ``fit``, write ``last.ckpt``
+            (the state after the last finished training batch) before exiting.
+        Other arguments: as :class:`~pytorch_lightning.callbacks.ModelCheckpoint`.
     """
+
+    def __init__(
+        self,
+        dirpath: str | Path | None = None,
+        filename: str | None = None,
+        monitor: str | None = None,
+        verbose: bool = False,
+        save_last: bool | Literal["link"] | None = None,
+        save_top_k: int = 1,
+        save_on_exception: bool = False,
+        save_weights_only: bool = False,
+        mode: str = "min",
+        auto_insert_metric_name: bool = True,
+        every_n_train_steps: int | None = None,
+        train_time_interval: timedelta | None = None,
+        every_n_epochs: int | None = None,
+        save_on_train_epoch_end: bool | None = None,
+        enable_version_counter: bool = True,
+        save_on_interrupt: bool = True,
+    ) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            filename=filename,
+            monitor=monitor,
+            verbose=verbose,
+            save_last=save_last,
+            save_top_k=save_top_k,
+            save_on_exception=save_on_exception,
+            save_weights_only=save_weights_only,
+            mode=mode,
+            auto_insert_metric_name=auto_insert_metric_name,
+            every_n_train_steps=every_n_train_steps,
+            train_time_interval=train_time_interval,
+            every_n_epochs=every_n_epochs,
+            save_on_train_epoch_end=save_on_train_epoch_end,
+            enable_version_counter=enable_version_counter,
+        )
+        self.save_on_interrupt = save_on_interrupt
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        _stop_request["signal"] = signal.SIGTERM
+        self._sigint_installed = False
+        if self.save_on_interrupt and threading.current_thread() is threading.main_thread():
+            self._previous_sigint = signal.signal(signal.SIGINT, self._sigint_handler(trainer))
+            self._sigint_installed = True
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore_sigint()
+        super().on_train_end(trainer, pl_module)
+
+    @staticmethod
+    def _sigint_handler(trainer: pl.Trainer) -> Any:
+        def stop_after_this_batch(signum: int, frame: Any) -> None:
+            if trainer.received_sigterm:  # the second Ctrl-C: stop now
+                raise KeyboardInterrupt
+            rank_zero_info(
+                "Ctrl-C: stopping after this batch and writing last.ckpt (press again to stop now)"
+            )
+            _stop_request["signal"] = signal.SIGINT
+            # Lightning checks this flag at every batch boundary and raises SIGTERMException there
+            trainer._signal_connector.received_sigterm = True
+
+        return stop_after_this_batch
+
+    def _restore_sigint(self) -> None:
+        if getattr(self, "_sigint_installed", False):
+            previous = self._previous_sigint
+            signal.signal(signal.SIGINT, signal.default_int_handler if previous is None else previous)
+            self._sigint_installed = False
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
@@ -22,9 +139,77 @@ class RunCheckpoint(ModelCheckpoint):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if self._should_save_on_train_epoch_end(trainer):
+            self._save_deferred(trainer)
             self._ensure_last(trainer)
+
+    def _save_deferred(self, trainer: pl.Trainer) -> None:
+        # Lightning defers a step save whose monitor (e.g. val/acc) is not logged yet and performs
+        # it only in on_validation_end, which does not save when saving happens at train epoch end
+        # (validation every epoch): the top-k checkpoint of the epoch's last step would be lost.
+        if not self._defer_save_until_validation or self._should_skip_saving_checkpoint(trainer):
+            return
+        candidates = self._monitor_candidates(trainer)
+        if self.monitor in candidates:
+            self._save_topk_checkpoint(trainer, candidates)
+            self._save_last_checkpoint(trainer, candidates)
+            self._defer_save_until_validation = False
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        every = self._every_n_train_steps
+        last_batch = getattr(trainer.fit_loop.epoch_loop.batch_progress, "is_last_batch", False)
+        # The end of the epoch saves anyway (after validation, with fresh metrics).
+        if every >= 1 and trainer.global_step % every == 0 and not last_batch:
+            # Lightning skips every save at a step that was already saved; a step save of last.ckpt
+            # alone must not stop a deferred top-k save of the same step after validation.
+            previous = self._last_global_step_saved
+            self._ensure_last(trainer)
+            self._last_global_step_saved = previous
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        self._restore_sigint()
+        super().on_exception(trainer, pl_module, exception)
+        # A first Ctrl-C arrives here as SIGTERMException too (see _sigint_handler); a bare
+        # KeyboardInterrupt is the second Ctrl-C and may have cut an optimiser step in half.
+        interrupted = isinstance(exception, SIGTERMException)
+        if not (interrupted and self.save_on_interrupt and self.save_last):
+            return
+        if trainer.fast_dev_run or trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return
+        if self._last_global_step_saved != trainer.global_step or not self.last_model_path:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        # (else last.ckpt already holds this step)
+        rank_zero_info(
+            f"{type(exception).__name__} (stop requested by {requested_stop_signal().name}): "
+            f"{self.last_model_path} holds epoch {trainer.current_epoch}, "
+            f"global step {trainer.global_step}; continue with --resume last"
+        )
 
     def _ensure_last(self, trainer: pl.Trainer) -> None:
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):
             if self._last_global_step_saved != trainer.global_step:
                 self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        if not _is_local_file_protocol(filepath):  # object stores: fsspec's transaction
+            super()._save_checkpoint(trainer, filepath)
+            return
+        partial = partial_path(filepath)
+        try:
+            # every rank takes part (some strategies gather state); only global rank 0 writes
+            trainer.save_checkpoint(partial, self.save_weights_only)
+            if trainer.is_global_zero:
+                _fsync(partial)
+                os.replace(partial, filepath)
+        finally:
+            if trainer.is_global_zero and partial.exists():
+                partial.unlink()
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))

@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sized
 
+import numpy as np
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader, Dataset
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from event_lightning.data.collate import pad_time_collate
 from event_lightning.events.core import SensorSize
 from event_lightning.events.represent import FrameSlicing
+
+
+class EpochSeededRandomSampler(RandomSampler):
+    """A shuffling sampler whose order is a pure function of ``(seed, epoch)``.
+
+    A plain ``RandomSampler`` draws its order from the global torch RNG, whose state a checkpoint
+    does not hold, so a run resumed at epoch ``e`` would see a different order than the same run
+    trained straight through. Lightning calls :meth:`set_epoch` at the start of every epoch (also
+    after a resume), which makes the order of every epoch reproducible. ``seed=None`` takes the
+    run's seed (``PL_GLOBAL_SEED``, set by ``seed_everything``) when iterating, or 0.
+    Under DDP Lightning swaps it for a shuffling ``DistributedSampler`` (it is a RandomSampler),
+    which is seeded by epoch the same way.
+    """
+
+    def __init__(self, data_source: Sized, seed: int | None = None) -> None:
+        super().__init__(data_source)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        # SeedSequence mixes (seed, epoch) so neighbouring epochs get unrelated permutations.
+        mixed = int(np.random.SeedSequence([seed & 0xFFFFFFFF, self.epoch]).generate_state(1, np.uint64)[0])
+        generator = torch.Generator().manual_seed(mixed & 0x7FFFFFFFFFFFFFFF)
+        yield from torch.randperm(len(self.data_source), generator=generator).tolist()
 
 
 class EventClassificationDataModule(pl.LightningDataModule, ABC):
@@ -19,7 +51,9 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
     model) and implement :meth:`build_split`. The dataset has no separate validation split: as in
     the norse tutorial, validation runs on the test split (``val`` and ``test`` are the same data).
 
-    Batches are ``(frames [T_max, B, P, H, W] float32, lengths [B], labels [B])``.
+    Batches are ``(frames [T_max, B, P, H, W] float32, lengths [B], labels [B])``. The training
+    order is shuffled by an :class:`EpochSeededRandomSampler`, so a resumed run sees the same order
+    as an uninterrupted one.
     """
 
     def __init__(
@@ -68,10 +102,11 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
         self.split(False)
 
     def _loader(self, train: bool, shuffle: bool) -> DataLoader:
+        dataset = self.split(train)
         return DataLoader(
-            self.split(train),
+            dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=EpochSeededRandomSampler(dataset) if shuffle else None,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,

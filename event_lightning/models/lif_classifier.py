@@ -86,7 +86,17 @@ class LIFClassifier(CompilableModule):
         accuracy = getattr(self, f"{stage}_acc")
         accuracy(log_probs, labels)
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=len(labels))
+        # Under DDP, evaluation losses are averaged over ranks (an all-reduce per step is not worth it
+        # for the training loss); torchmetrics syncs the accuracy itself.
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=on_step,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(labels),
+            sync_dist=not on_step,
+        )
         self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(labels))
         return loss
 
