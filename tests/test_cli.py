@@ -14,41 +14,14 @@ REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = str(REPO / "config" / "quickstart.yaml")
 
 
-def _args(tmp_path: Path, data_root: Path, *extra: str) -> list[str]:
-    return [
-        "--config",
-        QUICKSTART,
-        "--data.root",
-        str(data_root),
-        "--data.n_train",
-        "40",
-        "--data.n_test",
-        "20",
-        "--data.batch_size",
-        "10",
-        "--trainer.logger.init_args.save_dir",
-        str(tmp_path / "runs"),
-        "--trainer.enable_progress_bar",
-        "false",
-        "--trainer.enable_model_summary",
-        "false",
-        *extra,
-    ]
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("synthetic_nmnist")
-
-
 def _scalars(version_dir: Path, tag: str) -> list[tuple[int, float]]:
     accumulator = EventAccumulator(str(version_dir))
     accumulator.Reload()
     return [(event.step, event.value) for event in accumulator.Scalars(tag)]
 
 
-def test_fit_then_resume_last_continues_the_same_run(tmp_path, data_root):
-    main(["fit", *_args(tmp_path, data_root, "--trainer.max_epochs", "2")])
+def test_fit_then_resume_last_continues_the_same_run(tmp_path, quick, tiny_digits):
+    main(["fit", *quick.args(tmp_path / "runs", tiny_digits, "--trainer.max_epochs", "2")])
     run = tmp_path / "runs" / "quickstart"
     assert [p.name for p in run.iterdir()] == ["version_0"]
     version = run / "version_0"
@@ -56,7 +29,7 @@ def test_fit_then_resume_last_continues_the_same_run(tmp_path, data_root):
     assert first["epoch"] == 1 and first["global_step"] == 8
     assert (version / "config.yaml").is_file()
 
-    cli = main(["fit", *_args(tmp_path, data_root, "--trainer.max_epochs", "4", "--resume", "last")])
+    cli = main(["fit", *quick.args(tmp_path / "runs", tiny_digits, "--trainer.max_epochs", "4", "--resume", "last")])
     assert [p.name for p in run.iterdir()] == ["version_0"]  # no version_1: the same TensorBoard run
     assert cli.trainer.current_epoch == 4
     second = torch.load(version / "checkpoints" / "last.ckpt", weights_only=True)
@@ -67,30 +40,32 @@ def test_fit_then_resume_last_continues_the_same_run(tmp_path, data_root):
     assert len(list(version.glob("events.out.tfevents.*"))) == 2
 
 
-def test_resume_from_a_checkpoint_path_and_evaluate_from_checkpoint(tmp_path, data_root):
-    main(["fit", *_args(tmp_path, data_root, "--trainer.max_epochs", "1")])
+def test_resume_from_a_checkpoint_path_and_evaluate_from_checkpoint(tmp_path, quick, tiny_digits):
+    main(["fit", *quick.args(tmp_path / "runs", tiny_digits, "--trainer.max_epochs", "1")])
     checkpoint = tmp_path / "runs" / "quickstart" / "version_0" / "checkpoints" / "last.ckpt"
-    cli = main(["fit", *_args(tmp_path, data_root, "--trainer.max_epochs", "2", "--resume", str(checkpoint))])
+    cli = main(
+        ["fit", *quick.args(tmp_path / "runs", tiny_digits, "--trainer.max_epochs", "2", "--resume", str(checkpoint))]
+    )
     assert cli.trainer.current_epoch == 2
     assert not (tmp_path / "runs" / "quickstart" / "version_1").exists()
 
     for subcommand in ("validate", "test"):
-        cli = main([subcommand, *_args(tmp_path, data_root, "--ckpt_path", str(checkpoint))])
+        cli = main([subcommand, *quick.args(tmp_path / "runs", tiny_digits, "--ckpt_path", str(checkpoint))])
         metrics = cli.trainer.callback_metrics
         stage = "val" if subcommand == "validate" else "test"
         assert 0.0 <= float(metrics[f"{stage}/acc"]) <= 1.0
         assert torch.isfinite(metrics[f"{stage}/loss"])
 
-    cli = main(["predict", *_args(tmp_path, data_root, "--ckpt_path", str(checkpoint))])
+    cli = main(["predict", *quick.args(tmp_path / "runs", tiny_digits, "--ckpt_path", str(checkpoint))])
     predictions = cli.trainer.predict_loop.predictions
     probabilities = torch.cat([batch["probabilities"] for batch in predictions])
     assert probabilities.shape == (20, 10)
     torch.testing.assert_close(probabilities.sum(-1), torch.ones(20))
 
 
-def test_resume_last_without_a_run_says_what_is_missing(tmp_path, data_root):
+def test_resume_last_without_a_run_says_what_is_missing(tmp_path, quick, tiny_digits):
     with pytest.raises(FileNotFoundError, match="no last.ckpt under"):
-        main(["fit", *_args(tmp_path, data_root, "--resume", "last")])
+        main(["fit", *quick.args(tmp_path / "runs", tiny_digits, "--resume", "last")])
 
 
 @pytest.mark.parametrize(
@@ -102,9 +77,9 @@ def test_resume_last_without_a_run_says_what_is_missing(tmp_path, data_root):
         (["--data.time_windw", "1000"], "time_windw"),
     ],
 )
-def test_bad_config_values_give_a_clear_message(tmp_path, data_root, capsys, override, message):
+def test_bad_config_values_give_a_clear_message(tmp_path, quick, tiny_digits, capsys, override, message):
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", *_args(tmp_path, data_root, *override)])
+        main(["fit", *quick.args(tmp_path / "runs", tiny_digits, *override)])
     assert exit_info.value.code != 0
     assert message in capsys.readouterr().err
 

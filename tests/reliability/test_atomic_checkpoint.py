@@ -13,7 +13,7 @@ from event_lightning.cli import main
 
 
 def test_a_write_that_fails_half_way_keeps_the_previous_last_ckpt(
-    tmp_path, reliability_data, quick, monkeypatch
+    tmp_path, tiny_digits, quick, monkeypatch
 ):
     original = TorchCheckpointIO.save_checkpoint
 
@@ -27,7 +27,7 @@ def test_a_write_that_fails_half_way_keeps_the_previous_last_ckpt(
 
     monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", fail_after_epoch_0)
     with pytest.raises(OSError, match="injected"):
-        main(["fit", *quick.args(tmp_path / "runs", reliability_data, "--trainer.max_epochs", "2")])
+        main(["fit", *quick.args(tmp_path / "runs", tiny_digits, "--trainer.max_epochs", "2")])
 
     folder = tmp_path / "runs" / "quickstart" / "version_0" / "checkpoints"
     last = torch.load(folder / "last.ckpt", weights_only=True)
@@ -38,7 +38,7 @@ def test_a_write_that_fails_half_way_keeps_the_previous_last_ckpt(
 
 
 def test_last_ckpt_follows_every_n_train_steps_and_top_k_still_saves(
-    tmp_path, reliability_data, quick, monkeypatch
+    tmp_path, tiny_digits, quick, monkeypatch
 ):
     saved: list[tuple[str, int]] = []
     original = TorchCheckpointIO.save_checkpoint
@@ -48,7 +48,7 @@ def test_last_ckpt_follows_every_n_train_steps_and_top_k_still_saves(
         original(self, checkpoint, path, storage_options)
 
     monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", record)
-    args = quick.args(tmp_path / "runs", reliability_data, "--trainer.max_epochs", "1")
+    args = quick.args(tmp_path / "runs", tiny_digits, "--trainer.max_epochs", "1")
     main(["fit", *args, "--checkpoint.every_n_train_steps", "1"])
 
     last_name = partial_path("last.ckpt").name

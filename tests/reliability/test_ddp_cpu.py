@@ -12,14 +12,14 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 pytestmark = pytest.mark.slow
 
 
-def test_ddp_on_two_cpu_processes_writes_one_run(tmp_path, reliability_data, quick):
+def test_ddp_on_two_cpu_processes_writes_one_run(tmp_path, tiny_digits, quick):
     runs = tmp_path / "runs"
     ddp = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
     command = [
         sys.executable,
         quick.train_script,
         "fit",
-        *quick.args(runs, reliability_data, "--trainer.max_epochs", "2", *ddp),
+        *quick.args(runs, tiny_digits, "--trainer.max_epochs", "2", *ddp),
     ]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -46,16 +46,16 @@ def _max_abs_difference(a, b) -> float:
     return 0.0
 
 
-def test_three_epochs_straight_equal_one_epoch_then_resume_to_three(tmp_path, reliability_data, quick):
-    straight = _final_state(tmp_path, reliability_data, quick, "straight", [3])
-    resumed = _final_state(tmp_path, reliability_data, quick, "resumed", [1, 3])
+def test_three_epochs_straight_equal_one_epoch_then_resume_to_three(tmp_path, tiny_digits, quick):
+    straight = _final_state(tmp_path, tiny_digits, quick, "straight", [3])
+    resumed = _final_state(tmp_path, tiny_digits, quick, "resumed", [1, 3])
     assert straight["global_step"] == resumed["global_step"] == 3 * quick.steps_per_epoch
     weights = _max_abs_difference(straight["state_dict"], resumed["state_dict"])
     optimizer = _max_abs_difference(straight["optimizer_states"], resumed["optimizer_states"])
     print(f"max |straight - resumed|: weights {weights:.3g}, optimizer state {optimizer:.3g}")
     assert weights <= 1e-6 and optimizer <= 1e-6
     # the run really trained: the weights moved away from their initial values
-    assert _max_abs_difference(straight["state_dict"], _initial_state(quick, reliability_data)) > 1e-3
+    assert _max_abs_difference(straight["state_dict"], _initial_state(quick, tiny_digits)) > 1e-3
 
 
 def _initial_state(quick, data_root) -> dict[str, torch.Tensor]:

@@ -46,11 +46,11 @@ def _resume_to(quick, runs: Path, data_root: Path, max_epochs: int) -> None:
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
-def test_sigterm_or_ctrl_c_writes_a_checkpoint_and_resume_finishes(tmp_path, reliability_data, quick, stop):
+def test_sigterm_or_ctrl_c_writes_a_checkpoint_and_resume_finishes(tmp_path, tiny_digits, quick, stop):
     runs = tmp_path / "runs"
     version = runs / "quickstart" / "version_0"
     last = version / "checkpoints" / "last.ckpt"
-    process = _start_fit(quick, runs, reliability_data, tmp_path)
+    process = _start_fit(quick, runs, tiny_digits, tmp_path)
     _wait_for_first_checkpoint(process, last)
     time.sleep(0.3)  # into the second epoch
     process.send_signal(stop)  # SIGINT is what Ctrl-C sends
@@ -63,17 +63,17 @@ def test_sigterm_or_ctrl_c_writes_a_checkpoint_and_resume_finishes(tmp_path, rel
     assert f"global step {state['global_step']}; continue with --resume last" in output
     assert not list(last.parent.glob(".*"))
 
-    _resume_to(quick, runs, reliability_data, state["epoch"] + 2)
+    _resume_to(quick, runs, tiny_digits, state["epoch"] + 2)
     final = torch.load(last, weights_only=True)
     assert final["global_step"] == (state["epoch"] + 2) * quick.steps_per_epoch
     assert [p.name for p in (runs / "quickstart").iterdir()] == ["version_0"]
 
 
-def test_sigkill_mid_epoch_then_resume_last_continues_the_same_run(tmp_path, reliability_data, quick):
+def test_sigkill_mid_epoch_then_resume_last_continues_the_same_run(tmp_path, tiny_digits, quick):
     runs = tmp_path / "runs"
     version = runs / "quickstart" / "version_0"
     last = version / "checkpoints" / "last.ckpt"
-    process = _start_fit(quick, runs, reliability_data, tmp_path)
+    process = _start_fit(quick, runs, tiny_digits, tmp_path)
     _wait_for_first_checkpoint(process, last)
     time.sleep(0.3)
     os.kill(process.pid, signal.SIGKILL)  # no handler runs: only what is on disk survives
@@ -81,7 +81,7 @@ def test_sigkill_mid_epoch_then_resume_last_continues_the_same_run(tmp_path, rel
     assert process.returncode == -signal.SIGKILL
 
     state = torch.load(last, weights_only=True)  # never half-written: writes are atomic
-    _resume_to(quick, runs, reliability_data, state["epoch"] + 2)
+    _resume_to(quick, runs, tiny_digits, state["epoch"] + 2)
     final = torch.load(last, weights_only=True)
     assert final["epoch"] == state["epoch"] + 1
     assert final["global_step"] == (state["epoch"] + 2) * quick.steps_per_epoch

@@ -23,9 +23,9 @@ def nan_from_step_5(monkeypatch):
 
 @pytest.mark.parametrize("check_every", ["1", "100"])
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
-    tmp_path, reliability_data, quick, nan_from_step_5, check_every
+    tmp_path, tiny_digits, quick, nan_from_step_5, check_every
 ):
-    args = quick.args(tmp_path / "runs", reliability_data, "--trainer.max_epochs", "3")
+    args = quick.args(tmp_path / "runs", tiny_digits, "--trainer.max_epochs", "3")
     with pytest.raises(NonFiniteLossError, match=r"global step 5 \(epoch 1, batch 1\)") as error:
         main(["fit", *args, "--nonfinite_guard.check_every_n_steps", check_every])
     last_path = tmp_path / "runs" / "quickstart" / "version_0" / "checkpoints" / "last.ckpt"

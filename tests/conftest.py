@@ -1,4 +1,4 @@
-"""Shared pieces of the reliability tests: the tiny quickstart run (40 train / 20 test digits)."""
+"""Shared test pieces: the tiny quickstart run (40 train / 20 test synthetic digits) of the entrypoint tests."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = str(REPO / "config" / "quickstart.yaml")
 TRAIN_SCRIPT = str(REPO / "train_script.py")
 STEPS_PER_EPOCH = 4  # 40 training samples, batches of 10
@@ -37,14 +37,12 @@ def tiny_args(runs: Path, data_root: Path, *extra: str) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def reliability_data(tmp_path_factory) -> Path:
-    """One synthetic N-MNIST folder for every reliability test (written on first use)."""
-    return tmp_path_factory.mktemp("reliability_nmnist")
+def tiny_digits(tmp_path_factory) -> Path:
+    """One synthetic N-MNIST folder for every entrypoint test (written on first use)."""
+    return tmp_path_factory.mktemp("tiny_digits")
 
 
 @pytest.fixture(scope="session")
 def quick() -> SimpleNamespace:
     """``args(runs, data_root, *extra)``, ``steps_per_epoch``, ``train_script`` for the tests."""
-    return SimpleNamespace(
-        args=tiny_args, steps_per_epoch=STEPS_PER_EPOCH, train_script=TRAIN_SCRIPT, repo=REPO
-    )
+    return SimpleNamespace(args=tiny_args, steps_per_epoch=STEPS_PER_EPOCH, train_script=TRAIN_SCRIPT, repo=REPO)
