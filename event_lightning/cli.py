@@ -195,7 +195,7 @@ def _inject_saved_config(argv: list[str]) -> list[str]:
     if index + 1 >= len(argv) or argv[index + 1] == "last":
         return argv
     saved = Path(argv[index + 1]).parent.parent / "config.yaml"
-    if not saved.is_file() or len(argv) < 1:
+    if not saved.is_file():
         return argv
     return [argv[0], "--config", str(saved), *argv[1:]]
 

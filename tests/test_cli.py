@@ -49,6 +49,13 @@ def test_resume_from_a_checkpoint_path_and_evaluate_from_checkpoint(tmp_path, qu
     assert cli.trainer.current_epoch == 2
     assert not (tmp_path / "runs" / "quickstart" / "version_1").exists()
 
+    # a checkpoint path alone: the run's saved config.yaml supplies the rest
+    cli = main(
+        ["fit", "--resume", str(checkpoint), "--trainer.max_epochs", "3", "--trainer.enable_progress_bar", "false"]
+    )
+    assert cli.trainer.current_epoch == 3
+    assert sorted(p.name for p in (tmp_path / "runs" / "quickstart").iterdir()) == ["version_0"]
+
     for subcommand in ("validate", "test"):
         cli = main([subcommand, *quick.args(tmp_path / "runs", tiny_digits, "--ckpt_path", str(checkpoint))])
         metrics = cli.trainer.callback_metrics
