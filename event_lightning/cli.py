@@ -36,6 +36,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from event_lightning.callbacks.checkpoint import RunCheckpoint, requested_stop_signal
 from event_lightning.callbacks.guards import NonFiniteLossGuard
+from event_lightning.callbacks.predictions import PredictionFileWriter
 from event_lightning.events.core import SensorSize
 
 RUNS_DIR = "runs"
@@ -99,6 +100,8 @@ class EventLightningCLI(LightningCLI):
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({"lr_monitor.logging_interval": "epoch"})
         parser.add_lightning_class_args(NonFiniteLossGuard, "nonfinite_guard")
+        # predict writes <log_dir>/predictions.npz unless --predictions.path says otherwise
+        parser.add_lightning_class_args(PredictionFileWriter, "predictions")
         parser.add_argument(
             "--resume",
             type=str | None,
@@ -159,11 +162,7 @@ def drop_unaccepted_init_args(config_dump: dict[str, Any]) -> None:
     argument; reloading that checkpoint with ``--ckpt_path`` would then fail to validate.
     """
     model = config_dump.get("model")
-    if (
-        not isinstance(model, dict)
-        or not isinstance(model.get("init_args"), dict)
-        or "class_path" not in model
-    ):
+    if not isinstance(model, dict) or not isinstance(model.get("init_args"), dict) or "class_path" not in model:
         return
     try:
         module, _, name = model["class_path"].rpartition(".")
@@ -210,9 +209,7 @@ def main(args: list[str] | None = None) -> EventLightningCLI:
         if args is None:  # LightningCLI warns when given both args and a command line
             sys.argv[1:] = _inject_saved_config(sys.argv[1:])
             return EventLightningCLI(pl.LightningModule, pl.LightningDataModule)
-        return EventLightningCLI(
-            pl.LightningModule, pl.LightningDataModule, args=_inject_saved_config(list(args))
-        )
+        return EventLightningCLI(pl.LightningModule, pl.LightningDataModule, args=_inject_saved_config(list(args)))
     except SIGTERMException as interrupted:
         # Lightning's SIGTERMException exits with status 0, which reads as "finished" to a scheduler.
         raise SystemExit(128 + requested_stop_signal()) from interrupted

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -64,10 +65,11 @@ def test_resume_from_a_checkpoint_path_and_evaluate_from_checkpoint(tmp_path, qu
         assert torch.isfinite(metrics[f"{stage}/loss"])
 
     cli = main(["predict", *quick.args(tmp_path / "runs", tiny_digits, "--ckpt_path", str(checkpoint))])
-    predictions = cli.trainer.predict_loop.predictions
-    probabilities = torch.cat([batch["probabilities"] for batch in predictions])
-    assert probabilities.shape == (20, 10)
-    torch.testing.assert_close(probabilities.sum(-1), torch.ones(20))
+    written = np.load(cli.trainer.log_dir + "/predictions.npz")
+    assert sorted(written.files) == ["label", "prediction", "probabilities"]
+    assert written["probabilities"].shape == (20, 10) and written["label"].shape == (20,)
+    np.testing.assert_allclose(written["probabilities"].sum(-1), np.ones(20), rtol=1e-5)
+    np.testing.assert_array_equal(written["prediction"], written["probabilities"].argmax(-1))
 
 
 def test_resume_last_without_a_run_says_what_is_missing(tmp_path, quick, tiny_digits):
