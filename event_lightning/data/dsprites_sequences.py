@@ -28,7 +28,6 @@ pointing down at orientation 0. Pixels whose centre lies inside are 1, all other
 from __future__ import annotations
 
 import logging
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +158,7 @@ def load_dsprites_subset(path: str | Path, kept: list[np.ndarray]) -> np.ndarray
     path = Path(path)
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
+    except Exception as err:  # zipfile, zlib and numpy's header parser raise many types
         raise DSpritesFormatError(f"{path}: not a readable npz archive ({err})") from err
     with archive:
         missing = [key for key in ("imgs", "latents_classes") if key not in archive.files]
@@ -167,7 +166,7 @@ def load_dsprites_subset(path: str | Path, kept: list[np.ndarray]) -> np.ndarray
             raise DSpritesFormatError(f"{path}: missing array(s) {missing}; found {archive.files}")
         try:
             images, classes = archive["imgs"], archive["latents_classes"]
-        except (ValueError, OSError, zipfile.BadZipFile) as err:
+        except Exception as err:  # a corrupt member raises zlib.error, EOFError, BadZipFile, ...
             raise DSpritesFormatError(f"{path}: cannot read imgs / latents_classes ({err})") from err
     if images.ndim == 4 and images.shape[1] == 1:
         images = images[:, 0]

@@ -48,9 +48,7 @@ DSPRITES_KEPT = [np.array([0]), np.array([0]), np.array([0, 1]), np.array([0]), 
 def _events(sensor: SensorSize, seed: int = 0, n: int = N_EVENTS, t_step: int = 1000) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.sort(rng.integers(0, n * t_step, n))
-    return make_events(
-        rng.integers(0, sensor.width, n), rng.integers(0, sensor.height, n), t, rng.integers(0, 2, n)
-    )
+    return make_events(rng.integers(0, sensor.width, n), rng.integers(0, sensor.height, n), t, rng.integers(0, 2, n))
 
 
 def _expect_named_error_or_valid(
@@ -88,9 +86,7 @@ def _random_payloads(prefix: bytes) -> list[bytes]:
     return payloads
 
 
-def _fuzz_bytes(
-    valid: Path, read: Callable[[Path], object], check: Callable[[object], None] | None = None
-) -> int:
+def _fuzz_bytes(valid: Path, read: Callable[[Path], object], check: Callable[[object], None] | None = None) -> int:
     """Truncations and random overwrites of ``valid`` (in sibling files); returns the number of inputs."""
     data = valid.read_bytes()
     count = 0
@@ -174,6 +170,10 @@ def test_tonic_npy_fuzz(tmp_path: Path) -> None:
         np.save(path, array)
         _must_raise(read_tonic_npy, path)
         count += 1
+    # Without a sensor size only the contract is checked, and still checked.
+    for name in ("negative_t", "y_negative", "p_beyond"):
+        _must_raise(lambda path: read_tonic_npy(path, sensor_size=None), tmp_path / f"{name}.npy")
+        count += 1
     print(f"tonic .npy: {count} fuzzed inputs")
 
 
@@ -216,6 +216,10 @@ def test_spikingjelly_npz_fuzz(tmp_path: Path, compressed: bool) -> None:
         (np.savez_compressed if compressed else np.savez)(path, **arrays)
         _must_raise(read, path)
         count += 1
+    # The default (no sensor size) still enforces the contract: x, y >= 0, p in {0, 1}, t >= 0.
+    for name in ("negative_t", "y_negative", "p_beyond", "p_wraps_int8", "x_wraps_int16", "nan_x"):
+        _must_raise(read_spikingjelly_npz, tmp_path / f"{name}.npz")
+        count += 1
     print(f"spikingjelly .npz (compressed={compressed}): {count} fuzzed inputs")
 
 
@@ -257,6 +261,12 @@ def test_asl_dvs_mat_fuzz(tmp_path: Path) -> None:
         scipy.io.savemat(path, arrays)
         _must_raise(read_asl_dvs_mat, path)
         count += 1
+    for name in ("negative_ts", "pol_beyond", "x_wraps_int16"):
+        _must_raise(lambda path: read_asl_dvs_mat(path, sensor_size=None), tmp_path / f"{name}.mat")
+        count += 1
+    # With a flip, coordinates beyond the sensor turn negative: still an error, not a mirrored pixel.
+    _must_raise(lambda path: read_asl_dvs_mat(path, flip="xy", sensor_size=None), tmp_path / "x_beyond.mat")
+    count += 1
     print(f"ASL-DVS .mat: {count} fuzzed inputs")
 
 
@@ -278,6 +288,7 @@ def test_dvsgesture_npy_fuzz(tmp_path: Path) -> None:
         "nan_t": np.where((np.arange(n)[:, None] == 2) & (np.arange(4) == 3), np.nan, good * 1.0),
         "fractional_t": good + np.array([0, 0, 0, 0.5]),
         "negative_t": good - np.array([0, 0, 0, 10**6]),
+        "t_overflows_us": good + np.array([0, 0, 0, 2**62]),
         "x_beyond": good + np.array([128, 0, 0, 0]),
         "x_wraps_int16": good + np.array([65536, 0, 0, 0]),
         "y_negative": good - np.array([0, 200, 0, 0]),

@@ -50,6 +50,24 @@ def _apply_flip(x: np.ndarray, y: np.ndarray, flip: str, sensor_size: SensorSize
     return x, y
 
 
+def _check_fits(values: np.ndarray, name: str, dtype: type, path: Path) -> None:
+    """Refuse values the cast into EVENT_DTYPE would wrap or invent (x=65536 -> 0, NaN -> anything)."""
+    if values.dtype.kind == "b" or values.size == 0:
+        return
+    if values.dtype.kind not in "iuf":
+        raise EventFormatError(f"{path}: key {name!r} must hold numbers, found dtype {values.dtype}")
+    info = np.iinfo(dtype)
+    bad = (values < info.min) | (values > info.max)
+    if values.dtype.kind == "f":
+        bad |= ~np.isfinite(values)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise EventFormatError(
+            f"{path}: key {name!r} must hold finite values in the {np.dtype(dtype).name} range "
+            f"[{info.min}, {info.max}]; found {values[i]} at index {i}"
+        )
+
+
 def read_asl_dvs_mat(
     path: str | os.PathLike,
     *,
@@ -62,8 +80,8 @@ def read_asl_dvs_mat(
     Args:
         path: the ``.mat`` file with column vectors ``ts`` (µs), ``x``, ``y``, ``pol``.
         flip: ``"none"`` (as stored), ``"y"`` (tonic's orientation) or ``"xy"`` (spikingjelly 2.0).
-        sensor_size: the sensor used for flipping and for the range check (``None``: no check,
-            flips still use 240x180).
+        sensor_size: the sensor used for flipping and for the range check (``None``: only the
+            contract is checked -- x, y >= 0, p in {0, 1}, t >= 0 -- and flips use 240x180).
         allow_empty: return an empty stream for a file without events instead of raising.
 
     Returns:
@@ -79,7 +97,7 @@ def read_asl_dvs_mat(
     geometry = sensor_size or ASL_DVS_SENSOR_SIZE
     try:
         content = scipy.io.loadmat(path)
-    except (OSError, ValueError, TypeError, NotImplementedError) as error:
+    except Exception as error:  # scipy raises MatReadError, ValueError, ... on corrupt files
         raise EventFormatError(f"{path}: not a readable MATLAB .mat file ({error})") from error
     missing = [k for k in ASL_DVS_MAT_KEYS if k not in content]
     if missing:
@@ -95,13 +113,14 @@ def read_asl_dvs_mat(
         raise EventFormatError(f"{path}: the recording holds no events")
     if ts.dtype.kind == "f" and not np.isfinite(ts).all():
         raise EventFormatError(f"{path}: key 'ts' holds NaN or infinite timestamps")
+    for name, values, dtype in (("x", x, np.int16), ("y", y, np.int16), ("pol", pol, np.int8)):
+        _check_fits(values, name, dtype, path)
     x, y = _apply_flip(x, y, flip, geometry)
     events = make_events(x, y, ts.astype(np.int64), pol)
     if len(events) > 1 and (np.diff(events["t"]) < 0).any():
         events = np.sort(events, order="t", kind="stable")
-    if sensor_size is not None:
-        validate(events, sensor_size, origin=path)
-    return events
+    # Without a sensor the contract still holds: x, y >= 0, p in {0, 1}, t >= 0 µs.
+    return validate(events, sensor_size or SensorSize(2**15, 2**15, 2), origin=path)
 
 
 def write_asl_dvs_mat(

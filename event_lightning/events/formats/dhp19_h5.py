@@ -251,6 +251,8 @@ class DHP19EventFile:
                 f"found values in [{int(table.min())}, {int(table.max())}]"
             )
         t_data, previous = group["t"], None
+        if t_data.dtype.kind not in "iu":
+            raise EventFormatError(f"{self.path}: cam{cam}_events/t must hold integer µs, found dtype {t_data.dtype}")
         for start in range(0, n, _CHECK_CHUNK):
             try:
                 chunk = np.asarray(t_data[start : start + _CHECK_CHUNK], dtype=np.int64)
@@ -283,6 +285,16 @@ class DHP19EventFile:
                 f"{self.path}: cam{cam}_events[{start}:{stop}] is shorter than asked "
                 f"({ {k: len(v) for k, v in raw.items()} }); the file is truncated"
             )
+        for name, dtype in (("x", np.int16), ("y", np.int16), ("p", np.int8)):
+            values, info = raw[name], np.iinfo(dtype)
+            # Checked before the cast into EVENT_DTYPE, which would wrap x=65537 onto pixel 0.
+            if values.size and (values.dtype.kind not in "iub" or values.min() < info.min or values.max() > info.max):
+                raise EventFormatError(
+                    f"{self.path}: cam{cam}_events/{name} must hold integers in the {np.dtype(dtype).name} range; "
+                    f"found dtype {values.dtype}, values in [{values.min()}, {values.max()}]"
+                )
+        if raw["t"].size and raw["t"].dtype.kind not in "iu":
+            raise EventFormatError(f"{self.path}: cam{cam}_events/t must hold integer µs, found dtype {raw['t'].dtype}")
         out["x"] = raw["x"].astype(np.int64) - 1
         out["y"] = raw["y"].astype(np.int64) - 1
         out["p"] = raw["p"]
@@ -303,8 +315,15 @@ def read_dhp19_labels(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """``<stem>_label.h5`` -> ``(poses [N, 3, 13] mm float64, timestamps [N] µs int64)``."""
     path = Path(path)
     with _open(path) as f:
-        poses = np.asarray(_dataset(f, "XYZ/3d_poses", path)[:], dtype=np.float64)
-        timestamps = np.asarray(_dataset(f, "XYZ/timestamps", path)[:], dtype=np.int64)
+        try:
+            poses = np.asarray(_dataset(f, "XYZ/3d_poses", path)[:], dtype=np.float64)
+            timestamps = np.asarray(_dataset(f, "XYZ/timestamps", path)[:], dtype=np.int64)
+        except EventFormatError:
+            raise
+        except (OSError, ValueError, TypeError) as error:
+            raise EventFormatError(
+                f"{path}: cannot read XYZ/3d_poses and XYZ/timestamps as numbers ({error})"
+            ) from error
     if poses.ndim != 3 or poses.shape[1:] != (3, len(DHP19_JOINTS)):
         raise EventFormatError(f"{path}: XYZ/3d_poses must have shape [N, 3, 13]; found {poses.shape}")
     if timestamps.shape != poses.shape[:1]:

@@ -115,7 +115,7 @@ def read_dvsgesture_npy(path: str | os.PathLike, *, allow_empty: bool = False) -
     path = Path(path)
     try:
         array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
+    except Exception as error:  # a corrupt header can raise SyntaxError, TokenError, ... from numpy's parser
         raise EventFormatError(
             f"{path}: cannot load as a DVSGesture .npy event array ({type(error).__name__}: {error}); the file "
             "is truncated or not a .npy file: re-extract it from tonic's archive"
@@ -136,6 +136,19 @@ def read_dvsgesture_npy(path: str | os.PathLike, *, allow_empty: bool = False) -
     if ((p != 0) & (p != 1)).any():
         i = int(np.flatnonzero((p != 0) & (p != 1))[0])
         raise EventFormatError(f"{path}: polarity column (2) must be 0 or 1; found {p[i]} at row {i}")
+    int16 = np.iinfo(np.int16)
+    beyond = (x < int16.min) | (x > int16.max) | (y < int16.min) | (y > int16.max)
+    if beyond.any():
+        # Checked before the int16 cast, which would wrap x=65536 onto pixel 0; validate() reports the rest.
+        i = int(np.flatnonzero(beyond)[0])
+        raise EventFormatError(
+            f"{path}: x, y must lie on the {DVSGESTURE_SENSOR_SIZE} sensor; found x={x[i]}, y={y[i]} at row {i}"
+        )
+    too_late = t_ms > np.iinfo(np.int64).max // _MS_TO_US
+    if too_late.any():
+        # ms -> µs would overflow int64 and wrap to a plausible-looking timestamp.
+        i = int(np.flatnonzero(too_late)[0])
+        raise EventFormatError(f"{path}: timestamp column (3) holds {t_ms[i]} ms at row {i}, beyond the int64 µs range")
     events = make_events(x, y, t_ms.astype(np.int64) * _MS_TO_US, p.astype(np.int8))
     return validate(events, DVSGESTURE_SENSOR_SIZE, origin=path)
 

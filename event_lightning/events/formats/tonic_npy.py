@@ -43,7 +43,8 @@ def read_tonic_npy(
     Args:
         path: the ``.npy`` file, holding an integer array ``[N, 4]``.
         columns: the meaning of the 4 columns, in order (POKER-DVS: ``t, x, y, p``).
-        sensor_size: events outside it raise :class:`EventFormatError`; ``None`` skips the check.
+        sensor_size: events outside it raise :class:`EventFormatError`; ``None`` checks only the
+            contract (x, y >= 0, p in {0, 1}, t >= 0).
         allow_empty: return an empty stream for a ``[0, 4]`` array instead of raising.
 
     Returns:
@@ -58,7 +59,7 @@ def read_tonic_npy(
     columns = _check_columns(columns)
     try:
         array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
+    except Exception as error:  # a corrupt header can raise SyntaxError, TokenError, ... from numpy's parser
         raise EventFormatError(
             f"{path}: cannot load as a .npy event array ({type(error).__name__}: {error}); the file is "
             "truncated or not a numpy .npy file: re-extract or re-generate it"
@@ -67,8 +68,7 @@ def read_tonic_npy(
         raise EventFormatError(f"{path}: expected a single .npy array, found {type(array).__name__}")
     if array.ndim != 2 or array.shape[1] != len(columns):
         raise EventFormatError(
-            f"{path}: expected a 2-D array [N, {len(columns)}] with columns {columns}; "
-            f"found shape {array.shape}"
+            f"{path}: expected a 2-D array [N, {len(columns)}] with columns {columns}; found shape {array.shape}"
         )
     if array.dtype.kind not in "iu":
         raise EventFormatError(
@@ -94,9 +94,8 @@ def read_tonic_npy(
     events = make_events(by_name["x"], by_name["y"], by_name["t"], by_name["p"])
     if len(events) > 1 and (np.diff(events["t"]) < 0).any():
         events = events[np.argsort(events["t"], kind="stable")]
-    if sensor_size is not None:
-        validate(events, sensor_size, origin=path)
-    return events
+    # Without a sensor the contract still holds: x, y >= 0, p in {0, 1}, t >= 0 µs.
+    return validate(events, sensor_size or SensorSize(int(_INT16.max) + 1, int(_INT16.max) + 1, 2), origin=path)
 
 
 def write_tonic_npy(
