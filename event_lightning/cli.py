@@ -56,8 +56,9 @@ class RunConfigSaver(SaveConfigCallback):
     """
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit":
-            self.config_filename = f"config_{stage}.yaml"
+        stage_name = str(getattr(stage, "value", stage))  # Lightning passes a TrainerFn enum for predict
+        if stage_name != "fit":
+            self.config_filename = f"config_{stage_name}.yaml"
         super().setup(trainer, pl_module, stage)
 
 

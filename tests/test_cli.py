@@ -59,12 +59,14 @@ def test_resume_from_a_checkpoint_path_and_evaluate_from_checkpoint(tmp_path, qu
 
     for subcommand in ("validate", "test"):
         cli = main([subcommand, *quick.args(tmp_path / "runs", tiny_digits, "--ckpt_path", str(checkpoint))])
+        assert (Path(cli.trainer.log_dir) / f"config_{subcommand}.yaml").is_file()
         metrics = cli.trainer.callback_metrics
         stage = "val" if subcommand == "validate" else "test"
         assert 0.0 <= float(metrics[f"{stage}/acc"]) <= 1.0
         assert torch.isfinite(metrics[f"{stage}/loss"])
 
     cli = main(["predict", *quick.args(tmp_path / "runs", tiny_digits, "--ckpt_path", str(checkpoint))])
+    assert (Path(cli.trainer.log_dir) / "config_predict.yaml").is_file()
     written = np.load(cli.trainer.log_dir + "/predictions.npz")
     assert sorted(written.files) == ["label", "prediction", "probabilities"]
     assert written["probabilities"].shape == (20, 10) and written["label"].shape == (20,)
