@@ -93,6 +93,28 @@ def make_events(x: Any, y: Any, t: Any, p: Any) -> np.ndarray:
     return events
 
 
+def check_castable(values: np.ndarray, name: str, dtype: type, origin: str | Path) -> None:
+    """Refuse values that the cast into ``dtype`` would wrap or invent (x=65536 -> 0, NaN -> anything).
+
+    Raises :class:`EventFormatError` naming ``origin``, the field ``name``, the allowed range and
+    the first offending value. Booleans and empty arrays pass.
+    """
+    if values.dtype.kind == "b" or values.size == 0:
+        return
+    if values.dtype.kind not in "iuf":
+        raise EventFormatError(f"{origin}: key {name!r} must hold numbers, found dtype {values.dtype}")
+    info = np.iinfo(dtype)
+    bad = (values < info.min) | (values > info.max)
+    if values.dtype.kind == "f":
+        bad |= ~np.isfinite(values)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise EventFormatError(
+            f"{origin}: key {name!r} must hold finite values in the {np.dtype(dtype).name} range "
+            f"[{info.min}, {info.max}]; found {values[i]} at index {i}"
+        )
+
+
 def to_event_array(source: np.ndarray | dict, *, origin: str | Path = "events") -> np.ndarray:
     """Convert a structured array or a mapping with fields x, y, t, p into :data:`EVENT_DTYPE`.
 

@@ -20,6 +20,7 @@ Batches come from :class:`~event_lightning.data.dhp19.DHP19DataModule`.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -291,12 +292,12 @@ def _batch_error(pred: Tensor, coords: Tensor, scale: float) -> tuple[Tensor, bo
     return metric_error[valid].mean(), True
 
 
-class _SequencePoseModule(_PoseModule):
+class _SequencePoseModule(_PoseModule, ABC):
     """A model that maps a window of event bins to heatmaps at every step."""
 
+    @abstractmethod
     def window(self, batch: dict[str, Any], n_steps: int | None = None) -> tuple[Tensor, Tensor | None]:
         """``(heatmaps [T, B, J, H, W], CNN heatmap at the window start or None)``."""
-        raise NotImplementedError
 
     def _sequence(self, batch: dict[str, Any], n_steps: int | None) -> Tensor:
         x_seq = batch["events"].transpose(0, 1)  # [B, T, ...] -> time-first [T, B, ...]

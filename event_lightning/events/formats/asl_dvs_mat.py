@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, make_events, validate
+from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, check_castable, make_events, validate
 
 __all__ = [
     "ASL_DVS_CLASSES",
@@ -48,24 +48,6 @@ def _apply_flip(x: np.ndarray, y: np.ndarray, flip: str, sensor_size: SensorSize
     if flip == "xy":
         x = sensor_size.width - 1 - x
     return x, y
-
-
-def _check_fits(values: np.ndarray, name: str, dtype: type, path: Path) -> None:
-    """Refuse values the cast into EVENT_DTYPE would wrap or invent (x=65536 -> 0, NaN -> anything)."""
-    if values.dtype.kind == "b" or values.size == 0:
-        return
-    if values.dtype.kind not in "iuf":
-        raise EventFormatError(f"{path}: key {name!r} must hold numbers, found dtype {values.dtype}")
-    info = np.iinfo(dtype)
-    bad = (values < info.min) | (values > info.max)
-    if values.dtype.kind == "f":
-        bad |= ~np.isfinite(values)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise EventFormatError(
-            f"{path}: key {name!r} must hold finite values in the {np.dtype(dtype).name} range "
-            f"[{info.min}, {info.max}]; found {values[i]} at index {i}"
-        )
 
 
 def read_asl_dvs_mat(
@@ -114,7 +96,7 @@ def read_asl_dvs_mat(
     if ts.dtype.kind == "f" and not np.isfinite(ts).all():
         raise EventFormatError(f"{path}: key 'ts' holds NaN or infinite timestamps")
     for name, values, dtype in (("x", x, np.int16), ("y", y, np.int16), ("pol", pol, np.int8)):
-        _check_fits(values, name, dtype, path)
+        check_castable(values, name, dtype, path)
     x, y = _apply_flip(x, y, flip, geometry)
     events = make_events(x, y, ts.astype(np.int64), pol)
     if len(events) > 1 and (np.diff(events["t"]) < 0).any():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, make_events, validate
+from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, check_castable, make_events, validate
 
 __all__ = ["SPIKINGJELLY_NPZ_KEYS", "read_spikingjelly_npz", "write_spikingjelly_npz"]
 
@@ -32,24 +32,6 @@ def _integer_times(t: np.ndarray, path: Path) -> np.ndarray:
         # MATLAB-born files store µs as doubles; truncation is what an int cast (tonic, spikingjelly) does.
         return t.astype(np.int64)
     raise EventFormatError(f"{path}: key 't' must hold numbers (µs), found dtype {t.dtype}")
-
-
-def _check_fits(values: np.ndarray, name: str, dtype: type, path: Path) -> None:
-    """Refuse values the cast into EVENT_DTYPE would wrap or invent (x=65536 -> 0, NaN -> anything)."""
-    if values.dtype.kind == "b" or values.size == 0:
-        return
-    if values.dtype.kind not in "iuf":
-        raise EventFormatError(f"{path}: key {name!r} must hold numbers, found dtype {values.dtype}")
-    info = np.iinfo(dtype)
-    bad = (values < info.min) | (values > info.max)
-    if values.dtype.kind == "f":
-        bad |= ~np.isfinite(values)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise EventFormatError(
-            f"{path}: key {name!r} must hold finite values in the {np.dtype(dtype).name} range "
-            f"[{info.min}, {info.max}]; found {values[i]} at index {i}"
-        )
 
 
 def read_spikingjelly_npz(
@@ -96,7 +78,7 @@ def read_spikingjelly_npz(
         raise EventFormatError(f"{path}: the recording holds no events (all of t, x, y, p are empty)")
     t = _integer_times(columns["t"], path)
     for name, dtype in (("x", np.int16), ("y", np.int16), ("p", np.int8)):
-        _check_fits(columns[name], name, dtype, path)
+        check_castable(columns[name], name, dtype, path)
     events = make_events(columns["x"], columns["y"], t, columns["p"])
     if len(events) > 1 and (np.diff(events["t"]) < 0).any():
         events = np.sort(events, order="t", kind="stable")

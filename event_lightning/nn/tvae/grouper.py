@@ -17,6 +17,7 @@ transposed convolution. Kernel entry ``[a, b]`` weighs offset ``(a - (kT - 1) //
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import torch
 import torch.nn.functional as F
@@ -101,7 +102,7 @@ class Grouper(nn.Module):
             )
 
 
-class EnergyGrouper(Grouper):
+class EnergyGrouper(Grouper, ABC):
     """Shared part of the topographic groupers: t = (z + mu) / sqrt(W * u**2 + eps)."""
 
     def __init__(self, kernel: Tensor, n_caps: int, cap_dim: int, seq_len: int, mu_init: float, eps: float) -> None:
@@ -111,9 +112,9 @@ class EnergyGrouper(Grouper):
         self.mu = nn.Parameter(torch.full((1,), float(mu_init)))
         self.eps = float(eps)
 
+    @abstractmethod
     def energy(self, u: Tensor) -> Tensor:
         """v = W * u**2, [N, D] -> [N, D]."""
-        raise NotImplementedError
 
     def forward(self, z: Tensor, u: Tensor | None = None) -> Tensor:
         self._check(z)
