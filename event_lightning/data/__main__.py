@@ -1,0 +1,53 @@
+"""``python -m event_lightning.data {prepare,inspect} <dataset> --root DIR``: see :mod:`.prepare`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from event_lightning.data.prepare import (
+    DATASETS,
+    DatasetMissingError,
+    UnknownDatasetError,
+    inspect_dataset,
+    prepare,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m event_lightning.data",
+        description=f"Prepare or inspect a dataset. Known datasets: {', '.join(sorted(DATASETS))}.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for command, help_text in (
+        ("prepare", "download (where tonic can) or check, preprocess and cache a dataset"),
+        ("inspect", "print split sizes and per-sample statistics, optionally save a picture"),
+    ):
+        sub = commands.add_parser(command, help=help_text)
+        sub.add_argument("dataset", help="dataset name")
+        sub.add_argument("--root", required=True, help="the DataModule's root folder")
+        sub.add_argument("--synthetic", action="store_true", help="write and use the offline stand-in")
+        if command == "inspect":
+            sub.add_argument("--picture", default=None, help="save a PNG of train sample 0 here")
+            sub.add_argument("--max-samples", type=int, default=200, help="samples the statistics cover")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (2 for an unknown dataset or missing files)."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "prepare":
+            prepare(args.dataset, args.root, args.synthetic)
+        else:
+            inspect_dataset(args.dataset, args.root, args.synthetic, args.picture, args.max_samples)
+    except (UnknownDatasetError, DatasetMissingError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
