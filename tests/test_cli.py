@@ -117,3 +117,16 @@ def test_link_targets_the_model_does_not_accept_are_not_saved_as_hyperparameters
     }
     drop_unaccepted_init_args(dump)
     assert dump["model"]["init_args"] == {"sensor_size": [34, 34, 2], "num_classes": 10, "lr": 0.1}
+
+
+def test_bf16_mixed_precision_trains_on_cpu(tmp_path, quick, tiny_digits):
+    cli = main(
+        [
+            "fit",
+            *quick.args(
+                tmp_path / "runs", tiny_digits, "--trainer.max_epochs", "3", "--trainer.precision", "bf16-mixed"
+            ),
+        ]
+    )
+    losses = [value for _, value in _scalars(Path(cli.trainer.log_dir), "train/loss_epoch")]
+    assert len(losses) == 3 and all(np.isfinite(losses)) and losses[-1] < losses[0]

@@ -138,11 +138,13 @@ class _FusedLIFRecurrentScan(torch.autograd.Function):
 
 def _use_fused_scan(step: LIFRecurrentStep, tensors: tuple[torch.Tensor, ...]) -> bool:
     """The fused scan replaces calls of ``step``; keep the step loop where that would change what
-    runs: a compiled step (``compile: true``), tracing by the compiler, or a subclassed step."""
+    runs: a compiled step (``compile: true``), tracing by the compiler, autocast (mixed precision),
+    or a subclassed step."""
     return (
         type(step) is LIFRecurrentStep
         and getattr(step, "_compiled_call_impl", None) is None
         and not torch.compiler.is_compiling()
+        and not torch.is_autocast_enabled(tensors[0].device.type)  # mixed precision: the step loop
         and torch.is_grad_enabled()
         and any(t.requires_grad for t in tensors)
     )
@@ -290,6 +292,7 @@ def input_projection(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         and x.dim() >= 2
         and x.numel() >= 1 << 16
         and not torch.compiler.is_compiling()
+        and not torch.is_autocast_enabled("cpu")  # no bf16 sparse kernels; autocast picks the dense dtype
     )
     if use_sparse:
         probe = x.reshape(-1)[::97]  # cheap density estimate before paying for the exact scan
