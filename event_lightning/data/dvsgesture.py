@@ -75,6 +75,21 @@ def recording_frames(path: str | os.PathLike, downsample: int, dt_us: int) -> np
     return to_frame(events, sensor, time_window=dt_us, include_incomplete=True)
 
 
+def window_loader(dataset: Dataset, hparams: Any, *, train: bool, shuffle: bool) -> DataLoader:
+    """The HG-VAE DataModules' loader: time-first dict batches; the last partial training batch is
+    dropped because BatchNorm in the guides needs more than one sample."""
+    return DataLoader(
+        dataset,
+        batch_size=hparams.batch_size,
+        shuffle=shuffle,
+        num_workers=hparams.num_workers,
+        pin_memory=hparams.pin_memory,
+        persistent_workers=hparams.num_workers > 0,
+        collate_fn=time_first_collate,
+        drop_last=train,
+    )
+
+
 def time_first_collate(samples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
     """Stack sample dicts; ``frames [T, P, H, W]`` (integer counts) become ``[T, B, P, H, W]`` float32."""
     if not samples:
@@ -250,17 +265,7 @@ class DVSGestureDataModule(pl.LightningDataModule):
         self.split(False)
 
     def _loader(self, train: bool, shuffle: bool) -> DataLoader:
-        h = self.hparams
-        return DataLoader(
-            self.split(train),
-            batch_size=h.batch_size,
-            shuffle=shuffle,
-            num_workers=h.num_workers,
-            pin_memory=h.pin_memory,
-            persistent_workers=h.num_workers > 0,
-            collate_fn=time_first_collate,
-            drop_last=train,  # BatchNorm in the guides needs more than one sample
-        )
+        return window_loader(self.split(train), self.hparams, train=train, shuffle=shuffle)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(True, shuffle=True)

@@ -21,7 +21,7 @@ import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
-from event_lightning.data.dvsgesture import time_first_collate
+from event_lightning.data.dvsgesture import window_loader
 from event_lightning.data.frame_cache import FrameCache, crop_window
 from event_lightning.data.synthetic_digits import (
     SyntheticDigitsConfig,
@@ -159,17 +159,7 @@ class NMNISTDataModule(pl.LightningDataModule):
         self.split(False)
 
     def _loader(self, train: bool) -> DataLoader:
-        h = self.hparams
-        return DataLoader(
-            self.split(train),
-            batch_size=h.batch_size,
-            shuffle=train,
-            num_workers=h.num_workers,
-            pin_memory=h.pin_memory,
-            persistent_workers=h.num_workers > 0,
-            collate_fn=time_first_collate,
-            drop_last=train,  # BatchNorm in the guides needs more than one sample
-        )
+        return window_loader(self.split(train), self.hparams, train=train, shuffle=train)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(True)

@@ -203,10 +203,11 @@ def generate_synthetic_gestures(
     digest = config.config_hash()
     if marker.is_file() and not force:
         try:
-            if json.loads(marker.read_text()).get("hash") == digest:
-                return False
-        except (OSError, ValueError):
-            pass
+            record = json.loads(marker.read_text())
+        except (OSError, ValueError):  # an unreadable marker: regenerate
+            record = {}
+        if record.get("hash") == digest:
+            return False
     splits = [dvsgesture_split_dir(root, train) for train in (True, False)]
     existing = [s for s in splits if s.exists()]
     if existing and not marker.is_file() and not (base / ".synthetic_generating").is_file():

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from event_lightning.nn.surrogate import superspike
+
 __all__ = [
     "DecolleEncoder",
     "DecolleEncoderConfig",
@@ -36,22 +38,12 @@ __all__ = [
 ]
 
 
-class _FastSigmoidSpike(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, u: torch.Tensor, slope: float) -> torch.Tensor:
-        ctx.save_for_backward(u)
-        ctx.slope = slope
-        return (u > 0).to(u.dtype)
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (u,) = ctx.saved_tensors
-        return grad_output / (ctx.slope * u.abs() + 1.0).square(), None
-
-
 def fast_sigmoid_spike(u: torch.Tensor, slope: float = 10.0) -> torch.Tensor:
-    """Heaviside ``H(u > 0)`` forward; backward ``dS/dU = 1 / (1 + slope * |u|)^2`` (decolle FastSigmoid)."""
-    return _FastSigmoidSpike.apply(u, float(slope))
+    """Heaviside ``H(u > 0)`` forward; backward ``dS/dU = 1 / (1 + slope * |u|)^2`` (decolle FastSigmoid).
+
+    decolle's fast-sigmoid surrogate is the SuperSpike surrogate with ``alpha = slope``.
+    """
+    return superspike(u, slope)
 
 
 class _ExponentialTrace(torch.autograd.Function):

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("tonic")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # `bench/` is a top-level folder, not part of the package
     sys.path.insert(0, str(REPO_ROOT))

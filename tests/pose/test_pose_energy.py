@@ -121,7 +121,7 @@ def test_dense_macs_of_the_cnn_and_its_power_at_100_hz():
 
 def test_monitor_rejects_models_without_the_protocol():
     class Plain(pl.LightningModule):
-        pass
+        """A module without ``spiking_layers``."""
 
     with pytest.raises(TypeError, match="spiking_layers"):
         SpikeEnergyMonitor().setup(None, Plain(), "validate")
