@@ -11,7 +11,8 @@ A LightningCLI in subclass mode (configs choose the model and data by ``class_pa
   ``n_time_steps``. A model that has no such argument is not given it.
 * defaults: TensorBoardLogger under ``runs/``; RunCheckpoint (``--checkpoint.*``, a
   ModelCheckpoint with atomic writes whose ``last.ckpt`` follows every epoch, every N steps and
-  SIGTERM / Ctrl-C), NonFiniteLossGuard (``--nonfinite_guard.*``) and LearningRateMonitor
+  SIGTERM / Ctrl-C), NonFiniteLossGuard (``--nonfinite_guard.*``), RNGStateCheckpoint
+  (``--rng_state.*``: random streams saved and restored for exact resumes) and LearningRateMonitor
   (``--lr_monitor.*``) always present; Lightning's progress bar; ``seed_everything: 42``.
 * SIGTERM or a first Ctrl-C: ``fit`` stops at the next batch boundary, writes ``last.ckpt`` and
   exits with status 143 (128 + SIGTERM) or 130 (128 + SIGINT), so a scheduler sees that the run
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from jsonargparse import Namespace, lazy_instance
 from pytorch_lightning.callbacks import LearningRateMonitor
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -37,6 +39,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from event_lightning.callbacks.checkpoint import RunCheckpoint, requested_stop_signal
 from event_lightning.callbacks.guards import NonFiniteLossGuard
 from event_lightning.callbacks.predictions import PredictionFileWriter
+from event_lightning.callbacks.rng_state import RNGStateCheckpoint
 from event_lightning.events.core import SensorSize
 
 RUNS_DIR = "runs"
@@ -101,6 +104,8 @@ class EventLightningCLI(LightningCLI):
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.set_defaults({"lr_monitor.logging_interval": "epoch"})
         parser.add_lightning_class_args(NonFiniteLossGuard, "nonfinite_guard")
+        # the torch / numpy / Python random streams go into every checkpoint and back on --resume
+        parser.add_lightning_class_args(RNGStateCheckpoint, "rng_state")
         # predict writes <log_dir>/predictions.npz unless --predictions.path says otherwise
         parser.add_lightning_class_args(PredictionFileWriter, "predictions")
         parser.add_argument(
@@ -149,10 +154,40 @@ class EventLightningCLI(LightningCLI):
         # usage error (exit code 2) like jsonargparse's own, not as a traceback from deep inside.
         try:
             super().instantiate_classes()
+            ckpt_path = self.config[self.subcommand].get("ckpt_path") if self.subcommand else None
+            if ckpt_path and ckpt_path not in ("last", "best", "hpc", "registry"):
+                check_checkpoint_matches_data(Path(ckpt_path), self.datamodule)
         except ValueError as error:
             if os.environ.get("JSONARGPARSE_DEBUG"):
                 raise
             self.parser.error(f"invalid configuration: {error}\n(set JSONARGPARSE_DEBUG=1 for the traceback)")
+
+
+def check_checkpoint_matches_data(checkpoint: Path, datamodule: pl.LightningDataModule | None) -> None:
+    """Raise ValueError when the data's classes or sensor differ from those the checkpoint was trained on.
+
+    The CLI links ``data.num_classes`` and ``data.sensor_size`` into the model, so a checkpoint
+    trained on other data would otherwise fail deep inside ``load_state_dict`` with a tensor-shape
+    message that names neither setting.
+    """
+    if datamodule is None or not checkpoint.is_file():
+        return  # Lightning reports a missing checkpoint itself
+    try:
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    except Exception as error:  # noqa: BLE001 - any unreadable file is reported the same way
+        raise ValueError(f"ckpt_path: cannot read checkpoint {checkpoint}: {error}") from error
+    found = {"num_classes": getattr(datamodule, "num_classes", None)}
+    found["sensor_size"] = _sensor_size_as_list(getattr(datamodule, "sensor_size", None))
+    for key, value in found.items():
+        trained = saved.get(key)
+        if value is None or trained is None:
+            continue
+        trained = list(trained) if isinstance(trained, list | tuple) else trained
+        if trained != value:
+            raise ValueError(
+                f"data.{key} is {value}, but the checkpoint {checkpoint} was trained with model.{key} "
+                f"{trained}; evaluate it on data with the same {key}, or train a new model"
+            )
 
 
 def drop_unaccepted_init_args(config_dump: dict[str, Any]) -> None:

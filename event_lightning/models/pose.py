@@ -157,18 +157,44 @@ class _PoseModule(CompilableModule):
         """2D MPJPE in sensor pixels: ``pred``/``coords`` ``[B, L, J, 2]`` grid pixels."""
         metric.update(pred * scale, torch.trunc(coords) * scale)
 
+    @staticmethod
+    def _crop_pixels(pred: Tensor, scale: float) -> Tensor:
+        """Grid pixels -> crop pixels: the centre of the ``scale x scale`` block a grid pixel covers."""
+        return pred * scale + (scale - 1) / 2
+
+    def _triangulate(self, pred: Tensor, batch: dict[str, Any], views: int, scale: float) -> Tensor:
+        """Points in mm ``[B, L, J, 3]`` from ``pred [B * V, L, J, 2]`` grid pixels of ``V >= 2`` views."""
+        crop_xy = self._crop_pixels(pred, scale).unflatten(0, (-1, views)).transpose(0, 1)  # [V, B, L, J, 2]
+        projection = batch["projection"].unflatten(0, (-1, views))[0]
+        centre = batch["camera_centre"].unflatten(0, (-1, views))[0]
+        return triangulate(crop_xy, projection, centre)
+
     def _score_3d(
         self, metric: MPJPE, pred: Tensor, batch: dict[str, Any], views: int, label_3d: Tensor, scale: float
     ) -> None:
         """Triangulate ``pred [B * V, L, J, 2]`` grid pixels across views; score in mm vs ``label_3d``."""
         if views < 2:
             return
-        crop_xy = pred * scale + (scale - 1) / 2  # grid pixel -> centre of its crop-pixel block
-        crop_xy = crop_xy.unflatten(0, (-1, views)).transpose(0, 1)  # [V, B, L, J, 2]
-        projection = batch["projection"].unflatten(0, (-1, views))[0]
-        centre = batch["camera_centre"].unflatten(0, (-1, views))[0]
-        points = triangulate(crop_xy, projection, centre)
+        points = self._triangulate(pred, batch, views, scale)
         metric.update(points, label_3d.to(points.dtype))
+
+    def _predictions(self, pred: Tensor, batch: dict[str, Any], views: int) -> dict[str, Tensor]:
+        """What ``predict`` writes, from ``pred [B * V, L, J, 2]`` grid pixels (see docs/cli.md).
+
+        ``joints_2d``: crop pixels ``[B, (V,) L, J, 2]`` (the view axis only with stacked views);
+        ``joints_3d``: triangulated mm ``[B, L, J, 3]`` with two or more stacked views;
+        ``camera`` / ``ms_start``: which camera and window each prediction belongs to.
+        """
+        scale = self._scale(batch)
+        crop_xy = self._crop_pixels(pred, scale)
+        out = {"joints_2d": crop_xy.unflatten(0, (-1, views)) if views > 1 else crop_xy}
+        if views > 1:
+            out["joints_3d"] = self._triangulate(pred, batch, views, scale).float()
+        for key in ("camera", "ms_start"):
+            if key in batch:  # per-view entries were folded into the batch axis; unfold them
+                folded = views > 1 and key in _VIEW_KEYS
+                out[key] = batch[key].unflatten(0, (-1, views)) if folded else batch[key]
+        return out
 
     def _log_curve(self, stage: str, name: str, metric: MPJPE) -> None:
         if metric.update_count == 0:
@@ -279,8 +305,14 @@ class PoseCNN(_PoseModule):
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         return self._eval_step(batch, "test")
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        return self.decode(self(batch["cnn_input"]))
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        batch, views = _fold_views(batch)
+        out = self._predictions(self.decode(self(batch["cnn_input"])).unsqueeze(1), batch, views)
+        # one estimate per window: drop the length-1 step axis
+        for key in ("joints_2d", "joints_3d"):
+            if key in out:
+                out[key] = out[key].squeeze(-3)
+        return out
 
 
 def _batch_error(pred: Tensor, coords: Tensor, scale: float) -> tuple[Tensor, bool]:
@@ -346,9 +378,10 @@ class _SequencePoseModule(_PoseModule, ABC):
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         return self._eval_step(batch, "test")
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
+        batch, views = _fold_views(batch)
         heatmaps, _ = self.window(batch, None)
-        return self.decode(heatmaps).transpose(0, 1)
+        return self._predictions(self.decode(heatmaps).transpose(0, 1), batch, views)  # [B * V, T, J, 2]
 
 
 class PoseSNN(_SequencePoseModule):

@@ -1,5 +1,13 @@
 """Readers and writers of on-disk event formats; every reader returns :data:`EVENT_DTYPE` events."""
 
+from event_lightning.events.formats.aedat4 import (
+    Aedat4Header,
+    Aedat4Stream,
+    read_aedat4,
+    read_aedat4_header,
+    read_aedat4_with_sensor,
+    write_aedat4,
+)
 from event_lightning.events.formats.asl_dvs_mat import (
     ASL_DVS_CLASSES,
     ASL_DVS_SENSOR_SIZE,
@@ -39,6 +47,12 @@ from event_lightning.events.formats.tonic_npy import (
 )
 
 __all__ = [
+    "Aedat4Header",
+    "Aedat4Stream",
+    "read_aedat4",
+    "read_aedat4_header",
+    "read_aedat4_with_sensor",
+    "write_aedat4",
     "DHP19_SENSOR_SIZE",
     "DHP19EventFile",
     "read_dhp19_events",

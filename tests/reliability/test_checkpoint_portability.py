@@ -1,0 +1,103 @@
+"""Every model's checkpoint loads compiled <-> uncompiled and with ``weights_only=True``.
+
+``compile: true`` compiles networks in place (``nn.Module.compile``), so a compiled model's
+state-dict keys carry no ``_orig_mod.`` prefix and its checkpoint loads into an eager model and
+back. Checkpoints hold only tensors and plain Python values (hyperparameters are lists, numbers
+and strings; the random-generator states are tensors), so ``torch.load(weights_only=True)`` --
+the default of recent torch versions -- reads them. Tensors are saved on the CPU here; a GPU
+checkpoint loads on a CPU-only machine through ``map_location``, which these tests cannot cover
+without a GPU.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from event_lightning.callbacks.rng_state import RNGStateCheckpoint
+from event_lightning.models.event2vec import Event2VecClassifier
+from event_lightning.models.hgvae import HybridGuidedVAE
+from event_lightning.models.lif_classifier import LIFClassifier
+from event_lightning.models.pose import PoseCNN, PoseHybridCNNRNN, PoseHybridCNNSNN, PoseRNN, PoseSNN
+from event_lightning.models.tvae import TopographicVAE
+
+SMALL: dict[type[pl.LightningModule], dict[str, Any]] = {
+    LIFClassifier: {"sensor_size": [6, 5, 2], "num_classes": 3, "hidden_features": 8},
+    Event2VecClassifier: {"num_classes": 4, "d_model": 16, "n_head": 2, "d_feedforward": 16, "n_layers": 1},
+    HybridGuidedVAE: {
+        "sensor_size": [32, 32, 2],
+        "num_classes": 3,
+        "n_time_steps": 4,
+        "conv_channels": [4, 8],
+        "pool_sizes": [2, 2],
+        "dimz": 8,
+        "classifier_hidden": 8,
+    },
+    TopographicVAE: {"n_time_steps": 4, "n_caps": 4, "cap_dim": 4, "image_channels": 1, "image_size": 28},
+    PoseCNN: {"in_channels": 2, "n_joints": 3, "base_channels": 4},
+    PoseSNN: {"n_joints": 3, "base_channels": 4},
+    PoseRNN: {"n_joints": 3, "base_channels": 4, "num_encoders": 2, "num_residual_blocks": 1},
+    PoseHybridCNNSNN: {"cnn_in_channels": 2, "cnn_base_channels": 4, "n_joints": 3, "base_channels": 4},
+    PoseHybridCNNRNN: {
+        "cnn_in_channels": 2,
+        "cnn_base_channels": 4,
+        "n_joints": 3,
+        "base_channels": 4,
+        "num_encoders": 2,
+        "num_residual_blocks": 1,
+    },
+}
+
+
+def _save(model: pl.LightningModule, path: Path) -> None:
+    """A full Lightning checkpoint (loops, callbacks' states) of ``model``, as fit would write it."""
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, callbacks=[RNGStateCheckpoint()])
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(path)
+
+
+def _is_compiled(model: pl.LightningModule) -> bool:
+    return all(module._compiled_call_impl is not None for module in model.compile_targets())
+
+
+@pytest.mark.parametrize("model_class", list(SMALL), ids=lambda c: c.__name__)
+def test_checkpoints_load_compiled_and_uncompiled_with_weights_only(model_class, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    compiled = model_class(**SMALL[model_class], compile=True)
+    compiled.configure_model()
+    assert _is_compiled(compiled)
+    eager = model_class(**SMALL[model_class])
+    assert list(compiled.state_dict()) == list(eager.state_dict())  # no _orig_mod. prefixes
+
+    _save(compiled, tmp_path / "compiled.ckpt")
+    checkpoint = torch.load(tmp_path / "compiled.ckpt", weights_only=True)
+    assert checkpoint["hyper_parameters"]["compile"] is True
+
+    # compiled -> eager
+    loaded = model_class.load_from_checkpoint(tmp_path / "compiled.ckpt", weights_only=True, compile=False)
+    loaded.configure_model()
+    assert not any(m._compiled_call_impl is not None for m in loaded.compile_targets())
+    for key, value in compiled.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+    # eager -> compiled
+    _save(loaded, tmp_path / "eager.ckpt")
+    recompiled = model_class.load_from_checkpoint(tmp_path / "eager.ckpt", weights_only=True, compile=True)
+    recompiled.configure_model()
+    assert _is_compiled(recompiled)
+    for key, value in compiled.state_dict().items():
+        assert torch.equal(recompiled.state_dict()[key], value), key
+
+
+def test_lif_classifier_loaded_eager_computes_what_the_saved_model_computes(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    source = LIFClassifier(**SMALL[LIFClassifier], v_th=0.05)
+    _save(source, tmp_path / "m.ckpt")
+    loaded = LIFClassifier.load_from_checkpoint(tmp_path / "m.ckpt", weights_only=True)
+    frames = (torch.rand(12, 4, 2, 5, 6) < 0.3).float()
+    lengths = torch.full((4,), 12)
+    torch.testing.assert_close(loaded(frames, lengths), source(frames, lengths), rtol=0, atol=0)
