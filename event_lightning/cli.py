@@ -12,8 +12,9 @@ A LightningCLI in subclass mode (configs choose the model and data by ``class_pa
 * defaults: TensorBoardLogger under ``runs/``; RunCheckpoint (``--checkpoint.*``, a
   ModelCheckpoint with atomic writes whose ``last.ckpt`` follows every epoch, every N steps and
   SIGTERM / Ctrl-C), NonFiniteLossGuard (``--nonfinite_guard.*``), RNGStateCheckpoint
-  (``--rng_state.*``: random streams saved and restored for exact resumes) and LearningRateMonitor
-  (``--lr_monitor.*``) always present; Lightning's progress bar; ``seed_everything: 42``.
+  (``--rng_state.*``: random streams saved and restored for exact resumes), BadSampleReporter
+  (``--bad_samples.*``: per-epoch totals of files skipped under ``data.on_bad_sample: skip``) and
+  LearningRateMonitor (``--lr_monitor.*``) always present; Lightning's progress bar; ``seed_everything: 42``.
 * SIGTERM or a first Ctrl-C: ``fit`` stops at the next batch boundary, writes ``last.ckpt`` and
   exits with status 143 (128 + SIGTERM) or 130 (128 + SIGINT), so a scheduler sees that the run
   did not finish.
@@ -36,6 +37,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveCon
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from event_lightning.callbacks.bad_samples import BadSampleReporter
 from event_lightning.callbacks.checkpoint import RunCheckpoint, requested_stop_signal
 from event_lightning.callbacks.guards import NonFiniteLossGuard
 from event_lightning.callbacks.predictions import PredictionFileWriter
@@ -106,6 +108,8 @@ class EventLightningCLI(LightningCLI):
         parser.add_lightning_class_args(NonFiniteLossGuard, "nonfinite_guard")
         # the torch / numpy / Python random streams go into every checkpoint and back on --resume
         parser.add_lightning_class_args(RNGStateCheckpoint, "rng_state")
+        # per-epoch totals of files skipped under data.on_bad_sample: skip
+        parser.add_lightning_class_args(BadSampleReporter, "bad_samples")
         # predict writes <log_dir>/predictions.npz unless --predictions.path says otherwise
         parser.add_lightning_class_args(PredictionFileWriter, "predictions")
         parser.add_argument(

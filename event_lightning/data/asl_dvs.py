@@ -17,6 +17,12 @@ By default (``packed=True``) all recordings are read once into a packed, memory-
 (one flat array per field plus offsets), keyed by a hash of the file list, sizes, mtimes and
 reader settings; a worker then draws a whole batch with one gather per field instead of opening
 one archive per sample.  ``packed=False`` reads one file per sample, like the reference.
+
+``on_bad_sample: skip`` leaves unreadable recordings out instead of failing: while packing (the
+cache remembers them, and a later ``raise`` run on that cache still raises naming them), while
+scanning the training files for ``t_max``, or per sample with ``packed=False`` (dropped from
+their batch); see :mod:`event_lightning.data.bad_samples`.  The split is made before bad files
+are removed, so every good file stays in the split it has without bad files.
 """
 
 from __future__ import annotations
@@ -35,6 +41,15 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from event_lightning.data.bad_samples import (
+    BAD_SAMPLE_ERRORS,
+    BadSampleLedger,
+    BadSamplePolicy,
+    IndexedFiles,
+    check_bad_sample_policy,
+    guard_loader,
+    record_setup_skips,
+)
 from event_lightning.data.event_samplers import (
     NORM_T_MODES,
     EventBatch,
@@ -240,6 +255,11 @@ class PackedEvents:
         self.spans = np.load(self.directory / "spans.npy")
         self._columns: dict[str, np.ndarray] | None = None
 
+    @property
+    def skipped(self) -> list[tuple[int, str, str]]:
+        """``(index, file, reason)`` of the recordings left out as bad (packed with no events)."""
+        return [(int(i), str(file), str(reason)) for i, file, reason in self.meta.get("skipped", [])]
+
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
@@ -280,16 +300,27 @@ def pack_event_files(
     sensor_size: SensorSize = ASL_DVS_SENSOR_SIZE,
     *,
     threads: int = 8,
+    skip_bad: bool = False,
 ) -> PackedEvents:
     """Read every file once (``threads`` at a time, in order) and pack it into ``directory``.
 
-    Bad files fail here, before training, with the reader's error naming the file.  The cache
-    is written to a temporary folder and renamed when complete, so an interrupted build never
-    leaves a half cache behind.  An existing complete cache is opened as it is.
+    Bad files fail here, before training, with the reader's error naming the file; with
+    ``skip_bad`` they are packed as recordings without events and listed with their reason in
+    :attr:`PackedEvents.skipped` instead.  The cache is written to a temporary folder and renamed
+    when complete, so an interrupted build never leaves a half cache behind.  An existing
+    complete cache is opened as it is (without ``skip_bad``, one that left bad files out raises
+    naming the first).
     """
     directory = Path(directory)
     if (directory / "meta.json").is_file():
-        return PackedEvents(directory)
+        packed = PackedEvents(directory)
+        if packed.skipped and not skip_bad:
+            _, file, reason = packed.skipped[0]
+            raise EventFormatError(
+                f"{file}: {reason} (one of {len(packed.skipped)} bad file(s) left out of the packed cache "
+                f"{directory}, built with on_bad_sample: skip)"
+            )
+        return packed
     coordinate = "uint8" if max(sensor_size.width, sensor_size.height) <= 256 else "uint16"
     dtypes = {"x": coordinate, "y": coordinate, "p": "uint8", "t": "uint32"}
     limit = np.iinfo(np.uint32).max
@@ -298,14 +329,25 @@ def pack_event_files(
     tmp.mkdir(parents=True)
     counts = np.zeros(len(paths), dtype=np.int64)
     spans = np.zeros(len(paths), dtype=np.int64)
+    skipped: list[tuple[int, str, str]] = []
     handles = {field: open(tmp / f"{field}.bin", "wb") for field in _FIELDS}
+    read = functools.partial(_read_or_error, reader) if skip_bad else reader
     try:
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            for i, events in enumerate(pool.map(reader, paths)):
-                relative = events["t"] - events["t"][0] if len(events) else events["t"]
-                span = int(relative[-1]) if len(events) else 0
-                if span > limit:
-                    raise EventFormatError(f"{paths[i]}: recording spans {span} µs, more than the {limit} µs packable")
+            for i, events in enumerate(pool.map(read, paths)):
+                if not isinstance(events, BaseException):
+                    relative = events["t"] - events["t"][0] if len(events) else events["t"]
+                    span = int(relative[-1]) if len(events) else 0
+                    if span > limit:
+                        too_long = EventFormatError(
+                            f"{paths[i]}: recording spans {span} µs, more than the {limit} µs packable"
+                        )
+                        if not skip_bad:
+                            raise too_long
+                        events = too_long
+                if isinstance(events, BaseException):
+                    skipped.append((i, str(paths[i]), f"{type(events).__name__}: {events}"))
+                    continue  # packed without events: the offsets keep one entry per path
                 counts[i], spans[i] = len(events), span
                 for field in ("x", "y", "p"):
                     handles[field].write(events[field].astype(dtypes[field]).tobytes())
@@ -319,7 +361,8 @@ def pack_event_files(
         handle.close()
     np.save(tmp / "offsets.npy", np.concatenate(([0], np.cumsum(counts))))
     np.save(tmp / "spans.npy", spans)
-    (tmp / "meta.json").write_text(json.dumps({"dtypes": dtypes, "files": [str(p) for p in paths]}))
+    meta = {"dtypes": dtypes, "files": [str(p) for p in paths], "skipped": skipped}
+    (tmp / "meta.json").write_text(json.dumps(meta))
     try:
         os.replace(tmp, directory)
     except OSError:
@@ -402,13 +445,29 @@ def passthrough_collate(batch: EventBatch) -> EventBatch:
     return batch
 
 
-def _scan_spans(paths: Sequence[Path], reader: EventReader, threads: int) -> np.ndarray:
-    def span(path: Path) -> int:
-        events = reader(path)
-        return int(events["t"][-1] - events["t"][0]) if len(events) else 0
+def _read_or_error(reader: EventReader, path: Path) -> np.ndarray | BaseException:
+    """The reader's events, or the bad-file error it raised (for ``on_bad_sample: skip``)."""
+    try:
+        return reader(path)
+    except BAD_SAMPLE_ERRORS as error:
+        return error
 
+
+def _scan_spans(
+    paths: Sequence[Path], reader: EventReader, threads: int, skip_bad: bool = False
+) -> tuple[np.ndarray, dict[int, str]]:
+    """Duration (µs) of each recording, and ``{position: reason}`` of the bad ones (span 0)
+    when ``skip_bad`` (else their error propagates)."""
+    read = functools.partial(_read_or_error, reader) if skip_bad else reader
+    spans = np.zeros(len(paths), dtype=np.int64)
+    bad: dict[int, str] = {}
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        return np.fromiter(pool.map(span, paths), dtype=np.int64, count=len(paths))
+        for i, events in enumerate(pool.map(read, paths)):
+            if isinstance(events, BaseException):
+                bad[i] = f"{type(events).__name__}: {events}"
+            elif len(events):
+                spans[i] = int(events["t"][-1] - events["t"][0])
+    return spans, bad
 
 
 class ASLDVSDataModule(pl.LightningDataModule):
@@ -436,6 +495,7 @@ class ASLDVSDataModule(pl.LightningDataModule):
         pack_threads: threads that read files while packing or scanning.
         pin_memory, persistent_workers, prefetch_factor: DataLoader settings.
         seed: seed of the sampling generators in the main process (None: ``torch.initial_seed()``).
+        on_bad_sample: ``raise`` (default) or ``skip`` unreadable recordings (module docstring).
     """
 
     def __init__(
@@ -461,8 +521,11 @@ class ASLDVSDataModule(pl.LightningDataModule):
         persistent_workers: bool = True,
         prefetch_factor: int = 4,
         seed: int | None = None,
+        on_bad_sample: BadSamplePolicy = "raise",
     ) -> None:
         super().__init__()
+        self.on_bad_sample = check_bad_sample_policy(on_bad_sample)
+        self.bad_samples = BadSampleLedger()
         if file_format not in FILE_FORMATS:
             raise ValueError(f"file_format must be one of {FILE_FORMATS}, found {file_format!r}")
         if mat_flip not in ASL_DVS_FLIPS:
@@ -529,6 +592,7 @@ class ASLDVSDataModule(pl.LightningDataModule):
             self.cache_dir / _cache_key(paths, settings),
             self.sensor_size,
             threads=self.pack_threads,
+            skip_bad=self.on_bad_sample == "skip",
         )
 
     def prepare_data(self) -> None:
@@ -544,18 +608,35 @@ class ASLDVSDataModule(pl.LightningDataModule):
         self._write_or_fetch()
         paths, labels = find_asl_dvs_files(self.root, self.file_format, self.classes)
         train_ids, val_ids = split_per_class(labels, self.train_fraction)
-        self.train_files = [paths[i] for i in train_ids]
-        self.val_files = [paths[i] for i in val_ids]
         common = {"sampler": self.sampler, "sample_number": self.sample_number, "norm_t": self.norm_t}
+        bad: dict[int, str] = {}
         if self.packed:
             packed = self._pack(paths)
+            bad.update({i: reason for i, _, reason in packed.skipped})
+            train_ids = np.array([i for i in train_ids if i not in bad], dtype=np.int64)
             spans = packed.spans[train_ids]
         else:
             spans = None
         t_max = self.t_max
+        if self.norm_t == "dataset-wise" and t_max is None and spans is None:
+            scan_files = [paths[i] for i in train_ids]
+            skip = self.on_bad_sample == "skip"
+            spans, scan_bad = _scan_spans(scan_files, self.reader, self.pack_threads, skip)
+            bad.update({int(train_ids[k]): reason for k, reason in scan_bad.items()})
+            keep = np.array([k not in scan_bad for k in range(len(train_ids))], dtype=bool)
+            train_ids, spans = train_ids[keep], spans[keep]
+        val_ids = np.array([i for i in val_ids if i not in bad], dtype=np.int64)
+        if bad:
+            record_setup_skips(self.bad_samples, "ASL-DVS", [(paths[i], bad[i]) for i in sorted(bad)])
+        if not len(train_ids) or not len(val_ids):
+            split = "training" if not len(train_ids) else "validation"
+            raise EventFormatError(
+                f"ASL-DVS: no readable recording left in the {split} split after leaving out "
+                f"{len(bad)} bad file(s) under {self.root}"
+            )
+        self.train_files = [paths[i] for i in train_ids]
+        self.val_files = [paths[i] for i in val_ids]
         if self.norm_t == "dataset-wise" and t_max is None:
-            if spans is None:
-                spans = _scan_spans(self.train_files, self.reader, self.pack_threads)
             t_max = float(spans.max())
         self.t_max_used = t_max
         common["t_max"] = t_max
@@ -577,15 +658,20 @@ class ASLDVSDataModule(pl.LightningDataModule):
                 **common,
             )
 
-    def _loader(self, dataset: Dataset, train: bool) -> DataLoader:
+    def _loader(self, dataset: Dataset, train: bool, stage: str) -> DataLoader:
         workers = self.num_workers
+        collate = passthrough_collate
+        if not self.packed:  # packed samples were read (and checked) while packing
+            origin = IndexedFiles(self.train_files if dataset is self.train_set else self.val_files)
+            policy, ledger = self.on_bad_sample, self.bad_samples
+            dataset, collate = guard_loader(dataset, pad_collate, policy, ledger, stage, origin)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=train,
             drop_last=train,
             num_workers=workers,
-            collate_fn=passthrough_collate if self.packed else pad_collate,
+            collate_fn=collate,
             worker_init_fn=seed_worker,
             pin_memory=self.pin_memory and torch.cuda.is_available(),
             persistent_workers=self.persistent_workers and workers > 0,
@@ -593,14 +679,14 @@ class ASLDVSDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, train=True)
+        return self._loader(self.train_set, train=True, stage="train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, train=False)
+        return self._loader(self.val_set, train=False, stage="val")
 
     def test_dataloader(self) -> DataLoader:
         """ASL-DVS has no test split: the held-out (validation) split, repeated ``val_repeats`` times."""
-        return self._loader(self.val_set, train=False)
+        return self._loader(self.val_set, train=False, stage="test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.val_set, train=False)
+        return self._loader(self.val_set, train=False, stage="predict")

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sized
+from collections.abc import Iterator, Sequence, Sized
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from event_lightning.data.bad_samples import (
+    BadSampleLedger,
+    BadSamplePolicy,
+    IndexedFiles,
+    check_bad_sample_policy,
+    guard_loader,
+)
 from event_lightning.data.collate import pad_time_collate
 from event_lightning.events.core import SensorSize
 from event_lightning.events.represent import FrameSlicing
@@ -54,6 +61,11 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
     Batches are ``(frames [T_max, B, P, H, W] float32, lengths [B], labels [B])``. The training
     order is shuffled by an :class:`EpochSeededRandomSampler`, so a resumed run sees the same order
     as an uninterrupted one.
+
+    ``on_bad_sample`` (see :mod:`event_lightning.data.bad_samples`): ``raise`` lets a bad file's
+    error through; ``skip`` drops the sample from its batch and records it in ``bad_samples``
+    (subclasses that read their files at setup may also drop files there). Subclasses that know
+    each sample's file return them from :meth:`sample_files` so skip records name the file.
     """
 
     def __init__(
@@ -70,8 +82,11 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
         batch_size: int,
         num_workers: int,
         pin_memory: bool,
+        on_bad_sample: BadSamplePolicy = "raise",
     ) -> None:
         super().__init__()
+        self.on_bad_sample = check_bad_sample_policy(on_bad_sample)
+        self.bad_samples = BadSampleLedger()
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, found {batch_size}")
         if num_workers < 0:
@@ -91,6 +106,10 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
     def build_split(self, train: bool) -> Dataset:
         """The train (``True``) or test (``False``) dataset of ``(frames, label)`` samples."""
 
+    def sample_files(self, train: bool) -> Sequence[str] | None:
+        """The file of each sample of a split, in dataset order (None: not known)."""
+        return None
+
     def split(self, train: bool) -> Dataset:
         if train not in self._splits:
             self._splits[train] = self.build_split(train)
@@ -101,26 +120,36 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
             self.split(True)
         self.split(False)
 
-    def _loader(self, train: bool, shuffle: bool) -> DataLoader:
-        dataset = self.split(train)
+    def _loader(self, train: bool, shuffle: bool, stage: str) -> DataLoader:
+        split = self.split(train)
+        files = self.sample_files(train)
+        dataset, collate = guard_loader(
+            split,
+            pad_time_collate,
+            self.on_bad_sample,
+            self.bad_samples,
+            stage,
+            IndexedFiles(files) if files else None,
+        )
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            sampler=EpochSeededRandomSampler(dataset) if shuffle else None,
+            # On the split itself: the order depends only on (seed, epoch, len), as without the guard.
+            sampler=EpochSeededRandomSampler(split) if shuffle else None,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
-            collate_fn=pad_time_collate,
+            collate_fn=collate,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(True, shuffle=True)
+        return self._loader(True, shuffle=True, stage="train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(False, shuffle=False)
+        return self._loader(False, shuffle=False, stage="val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(False, shuffle=False)
+        return self._loader(False, shuffle=False, stage="test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(False, shuffle=False)
+        return self._loader(False, shuffle=False, stage="predict")

@@ -66,8 +66,17 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
+from event_lightning.data.bad_samples import (
+    BAD_SAMPLE_ERRORS,
+    BadSampleLedger,
+    BadSamplePolicy,
+    IndexedFiles,
+    check_bad_sample_policy,
+    guard_loader,
+    record_setup_skips,
+)
 from event_lightning.data.frame_cache import FrameCache
 from event_lightning.events.core import EventFormatError, SensorSize
 from event_lightning.events.formats.dhp19_h5 import (
@@ -307,6 +316,10 @@ class DHP19Windows(Dataset):
         stack_views: one sample per window with every camera on a view axis (else one per camera).
         on_non_monotonic: ``"skip"`` (leave the recording out, logged with a count) or ``"raise"``.
         cache_dir: a :class:`FrameCache` folder for the count tensors, or None (build on access).
+        on_bad_sample: ``"raise"`` or ``"skip"`` (leave out, recorded once in ``ledger``) a
+            recording whose files cannot be read; ``on_non_monotonic="raise"`` still raises for
+            timestamps going backwards.
+        ledger: where skipped recordings are recorded (None: only warned about).
     """
 
     def __init__(
@@ -320,7 +333,10 @@ class DHP19Windows(Dataset):
         on_non_monotonic: str = "skip",
         cache_dir: str | Path | None = None,
         name: str = "dhp19",
+        on_bad_sample: BadSamplePolicy = "raise",
+        ledger: BadSampleLedger | None = None,
     ) -> None:
+        check_bad_sample_policy(on_bad_sample)
         if on_non_monotonic not in ("skip", "raise"):
             raise ValueError(f"on_non_monotonic must be 'skip' or 'raise'; found {on_non_monotonic!r}")
         unknown = [c for c in camera_views if c not in CAMERA_TO_P_INDEX]
@@ -338,10 +354,20 @@ class DHP19Windows(Dataset):
         self.centre = {c: positions[CAMERA_TO_P_INDEX[c] - 1] for c in self.cameras}
         self.sources: list[_Source] = []
         self.skipped: list[str] = []
+        bad: list[tuple[Path, str]] = []
         for recording in recordings:
-            source = self._open(recording, on_non_monotonic)
+            try:
+                source = self._open(recording, on_non_monotonic)
+            except BAD_SAMPLE_ERRORS as error:
+                wanted = on_non_monotonic == "raise" and "not monotonic" in str(error)
+                if on_bad_sample != "skip" or wanted:
+                    raise
+                bad.append((recording.events_path, f"{type(error).__name__}: {error}"))
+                continue
             if source is not None:
                 self.sources.append(source)
+        if bad:
+            record_setup_skips(ledger, f"DHP19 {name}", bad)
         if self.skipped:
             message = f"DHP19 {name}: skipped {len(self.skipped)} recording(s): " + "; ".join(self.skipped)
             log.warning(message)
@@ -541,6 +567,9 @@ class DHP19DataModule(pl.LightningDataModule):
         exclude_recordings: stems to leave out.
         on_non_monotonic: ``"skip"`` (default; logged with a count) or ``"raise"``.
         cache_dir: optional :class:`FrameCache` folder for the count tensors.
+        on_bad_sample: ``"raise"`` (default) or ``"skip"``: a recording that cannot be opened is
+            left out when the split is built, a window that cannot be read is dropped from its
+            batch; both are recorded in ``bad_samples`` (see :mod:`event_lightning.data.bad_samples`).
     """
 
     def __init__(
@@ -570,8 +599,11 @@ class DHP19DataModule(pl.LightningDataModule):
         exclude_recordings: list[str] | None = None,
         on_non_monotonic: str = "skip",
         cache_dir: str | None = None,
+        on_bad_sample: BadSamplePolicy = "raise",
     ) -> None:
         super().__init__()
+        self.on_bad_sample = check_bad_sample_policy(on_bad_sample)
+        self.bad_samples = BadSampleLedger()
         self.save_hyperparameters()
         self.root = Path(root)
         self.p_matrices_dir = Path(p_matrices_dir) if p_matrices_dir else self.root
@@ -627,6 +659,8 @@ class DHP19DataModule(pl.LightningDataModule):
                 on_non_monotonic=self.on_non_monotonic,
                 cache_dir=self.cache_dir,
                 name=f"dhp19-{name}",
+                on_bad_sample=self.on_bad_sample,
+                ledger=self.bad_samples,
             )
             log.info("DHP19 %s: %d windows from %d recordings", name, len(self.datasets[name]), len(recordings))
         return self.datasets[name]
@@ -640,24 +674,30 @@ class DHP19DataModule(pl.LightningDataModule):
         elif stage in ("test", "predict"):
             self.split("test")
 
-    def _loader(self, name: str, shuffle: bool, batch_size: int) -> DataLoader:
+    def _loader(self, name: str, shuffle: bool, batch_size: int, stage: str) -> DataLoader:
+        split = self.split(name)
+        files = [split.sources[i].recording.events_path for i, _, _ in split.index]
+        origin = IndexedFiles(files) if files else None
+        policy, ledger = self.on_bad_sample, self.bad_samples
+        dataset, collate = guard_loader(split, default_collate, policy, ledger, stage, origin)
         return DataLoader(
-            self.split(name),
+            dataset,
             batch_size=batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             drop_last=False,
+            collate_fn=collate,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True, self.batch_size)
+        return self._loader("train", True, self.batch_size, "train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False, self.eval_batch_size)
+        return self._loader("val", False, self.eval_batch_size, "val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False, self.eval_batch_size)
+        return self._loader("test", False, self.eval_batch_size, "test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", False, self.eval_batch_size)
+        return self._loader("test", False, self.eval_batch_size, "predict")

@@ -25,6 +25,13 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from event_lightning.data.bad_samples import (
+    BadSampleLedger,
+    BadSamplePolicy,
+    IndexedFiles,
+    check_bad_sample_policy,
+    guard_loader,
+)
 from event_lightning.data.frame_cache import FrameCache, crop_window, window_start
 from event_lightning.data.synthetic_gestures import SyntheticGesturesConfig, generate_synthetic_gestures
 from event_lightning.events import augment
@@ -75,9 +82,28 @@ def recording_frames(path: str | os.PathLike, downsample: int, dt_us: int) -> np
     return to_frame(events, sensor, time_window=dt_us, include_incomplete=True)
 
 
-def window_loader(dataset: Dataset, hparams: Any, *, train: bool, shuffle: bool) -> DataLoader:
+def window_loader(
+    dataset: Dataset,
+    hparams: Any,
+    *,
+    train: bool,
+    shuffle: bool,
+    bad_samples: BadSampleLedger | None = None,
+    stage: str | None = None,
+    files: list[str] | None = None,
+) -> DataLoader:
     """The HG-VAE DataModules' loader: time-first dict batches; the last partial training batch is
-    dropped because BatchNorm in the guides needs more than one sample."""
+    dropped because BatchNorm in the guides needs more than one sample.
+
+    With ``hparams.on_bad_sample == "skip"`` (and a ``bad_samples`` ledger) bad samples are dropped
+    from their batch and recorded under ``stage``; ``files`` names each sample's file. A training
+    batch that loses samples this way is kept even when it ends up with a single sample.
+    """
+    collate = time_first_collate
+    if bad_samples is not None:
+        origin = IndexedFiles(files) if files else None
+        policy = getattr(hparams, "on_bad_sample", "raise")
+        dataset, collate = guard_loader(dataset, collate, policy, bad_samples, stage or "train", origin)
     return DataLoader(
         dataset,
         batch_size=hparams.batch_size,
@@ -85,7 +111,7 @@ def window_loader(dataset: Dataset, hparams: Any, *, train: bool, shuffle: bool)
         num_workers=hparams.num_workers,
         pin_memory=hparams.pin_memory,
         persistent_workers=hparams.num_workers > 0,
-        collate_fn=time_first_collate,
+        collate_fn=collate,
         drop_last=train,
     )
 
@@ -165,6 +191,8 @@ class DVSGestureDataModule(pl.LightningDataModule):
         start_limit: the window starts in ``[0, n_bins - start_limit * n_time_steps]`` (reference: 2).
         drop_other: remove label 10 ("Other gestures").
         cache: cache each recording's frames under ``cache_dir`` (default ``<root>/cache``).
+        on_bad_sample: ``raise`` (default) or ``skip`` an unreadable recording: it is dropped from
+            its batch and recorded in ``bad_samples`` (see :mod:`event_lightning.data.bad_samples`).
     """
 
     def __init__(
@@ -186,8 +214,10 @@ class DVSGestureDataModule(pl.LightningDataModule):
         batch_size: int = 30,
         num_workers: int = 0,
         pin_memory: bool = False,
+        on_bad_sample: BadSamplePolicy = "raise",
     ) -> None:
         super().__init__()
+        check_bad_sample_policy(on_bad_sample)
         if target not in ("gesture", "light"):
             raise ValueError(f"data.target must be 'gesture' or 'light', found {target!r}")
         if DVSGESTURE_SENSOR_SIZE.width % downsample:
@@ -209,6 +239,7 @@ class DVSGestureDataModule(pl.LightningDataModule):
             list(LIGHTING_CONDITIONS) if target == "light" else [str(i) for i in range(n_gestures)]
         )
         self._splits: dict[bool, GestureWindowDataset] = {}
+        self.bad_samples = BadSampleLedger()
 
     def prepare_data(self) -> None:
         if self.synthetic_config is not None:
@@ -264,14 +295,19 @@ class DVSGestureDataModule(pl.LightningDataModule):
             self.split(True)
         self.split(False)
 
-    def _loader(self, train: bool, shuffle: bool) -> DataLoader:
-        return window_loader(self.split(train), self.hparams, train=train, shuffle=shuffle)
+    def _loader(self, train: bool, shuffle: bool, stage: str) -> DataLoader:
+        split = self.split(train)
+        files = [str(r.path) for r in split.records]
+        ledger = self.bad_samples
+        return window_loader(
+            split, self.hparams, train=train, shuffle=shuffle, bad_samples=ledger, stage=stage, files=files
+        )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(True, shuffle=True)
+        return self._loader(True, shuffle=True, stage="train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(False, shuffle=False)
+        return self._loader(False, shuffle=False, stage="val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(False, shuffle=False)
+        return self._loader(False, shuffle=False, stage="test")

@@ -21,6 +21,7 @@ import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
+from event_lightning.data.bad_samples import BadSampleLedger, BadSamplePolicy, check_bad_sample_policy
 from event_lightning.data.dvsgesture import window_loader
 from event_lightning.data.frame_cache import FrameCache, crop_window
 from event_lightning.data.synthetic_digits import (
@@ -78,6 +79,8 @@ class NMNISTDataModule(pl.LightningDataModule):
         crop: keep events with ``x, y < crop`` (32 for the HG-VAE's 32x32 input).
         dt_us / n_time_steps: bin width and number of bins from ``t = 0``.
         cache: cache frames under ``cache_dir`` (default ``<root>/cache``); ~200 KB per sample.
+        on_bad_sample: ``raise`` (default) or ``skip`` an unreadable ``.bin`` file: it is dropped from
+            its batch and recorded in ``bad_samples`` (see :mod:`event_lightning.data.bad_samples`).
     """
 
     def __init__(
@@ -94,8 +97,10 @@ class NMNISTDataModule(pl.LightningDataModule):
         batch_size: int = 60,
         num_workers: int = 0,
         pin_memory: bool = False,
+        on_bad_sample: BadSamplePolicy = "raise",
     ) -> None:
         super().__init__()
+        check_bad_sample_policy(on_bad_sample)
         for name, value in (
             ("crop", crop),
             ("dt_us", dt_us),
@@ -112,6 +117,7 @@ class NMNISTDataModule(pl.LightningDataModule):
         self.n_time_steps = n_time_steps
         self.class_names = [str(i) for i in range(NUM_CLASSES)]
         self._splits: dict[bool, NMNISTFrameDataset] = {}
+        self.bad_samples = BadSampleLedger()
 
     @property
     def data_dir(self) -> Path:
@@ -158,14 +164,19 @@ class NMNISTDataModule(pl.LightningDataModule):
             self.split(True)
         self.split(False)
 
-    def _loader(self, train: bool) -> DataLoader:
-        return window_loader(self.split(train), self.hparams, train=train, shuffle=train)
+    def _loader(self, train: bool, stage: str) -> DataLoader:
+        split = self.split(train)
+        files = [str(path) for path, _ in split.samples]
+        ledger = self.bad_samples
+        return window_loader(
+            split, self.hparams, train=train, shuffle=train, bad_samples=ledger, stage=stage, files=files
+        )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(True)
+        return self._loader(True, "train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(False)
+        return self._loader(False, "val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(False)
+        return self._loader(False, "test")

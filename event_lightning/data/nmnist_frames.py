@@ -8,10 +8,12 @@ by the same N-MNIST reader.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from event_lightning.data.bad_samples import BadSamplePolicy
 from event_lightning.data.classification import EventClassificationDataModule
 from event_lightning.data.frames import EventFramesDataset, file_source
 from event_lightning.data.synthetic_digits import (
@@ -31,6 +33,8 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
         synthetic: use the offline stand-in (real handwritten digits from scikit-learn, simulated).
         n_train, n_test, seed: size and seed of the stand-in.
         time_window ... include_incomplete: framing (tonic ToFrame semantics; µs).
+        on_bad_sample: ``raise`` (default) or ``skip`` an unreadable ``.bin`` file (dropped from
+            its batch; see :mod:`event_lightning.data.bad_samples`).
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
         batch_size: int = 32,
         num_workers: int = 0,
         pin_memory: bool = False,
+        on_bad_sample: BadSamplePolicy = "raise",
     ) -> None:
         super().__init__(
             NMNIST_SENSOR_SIZE,
@@ -62,8 +67,10 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
             batch_size=batch_size,
             num_workers=num_workers,
             pin_memory=pin_memory,
+            on_bad_sample=on_bad_sample,
         )
         self.root, self.synthetic = Path(root), synthetic
+        self._files: dict[bool, list[str]] = {}
         self.synthetic_config = SyntheticDigitsConfig(n_train=n_train, n_test=n_test, seed=seed)
 
     def prepare_data(self) -> None:
@@ -80,4 +87,8 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
             self.prepare_data()
         folder = self.root if self.synthetic else self.root / "NMNIST"
         files = read_synthetic_nmnist_split(folder, train)
+        self._files[train] = [str(path) for path, _ in files]
         return EventFramesDataset(file_source(files, read_nmnist_bin), len(files), self.sensor_size, self.frame_spec)
+
+    def sample_files(self, train: bool) -> Sequence[str] | None:
+        return self._files.get(train)

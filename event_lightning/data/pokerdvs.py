@@ -5,19 +5,28 @@ tonic 1.7 cannot download POKER-DVS (its host is gone) and only reads it when th
 itself (tonic would look for it inside its own package) and says which file to put where when
 it is missing. ``synthetic: true`` writes a stand-in in the same layout (archives included), read
 by the same tonic class.
+
+tonic loads every recording when the dataset is built, so bad files show up there: with
+``on_bad_sample: raise`` the error names the file tonic could not load; with ``skip`` every file is
+first checked with :func:`read_tonic_npy`, and when some are bad the split is built from the good
+ones (in tonic's order, with tonic's labels) without tonic, the bad ones recorded once.
 """
 
 from __future__ import annotations
 
+import os
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from torch.utils.data import Dataset
 
+from event_lightning.data.bad_samples import BAD_SAMPLE_ERRORS, BadSamplePolicy, record_setup_skips
 from event_lightning.data.classification import EventClassificationDataModule
 from event_lightning.data.frames import EventFramesDataset
-from event_lightning.events.core import SensorSize
+from event_lightning.events.core import EventFormatError, SensorSize
+from event_lightning.events.formats.tonic_npy import read_tonic_npy
 
 POKERDVS_SENSOR = SensorSize(35, 35, 2)
 POKERDVS_CLASSES = ("cl", "he", "di", "sp")
@@ -51,6 +60,34 @@ def prepare_pokerdvs(root: Path, train: bool) -> Path:
     return location
 
 
+def pokerdvs_files(folder: Path) -> list[tuple[Path, int]]:
+    """The ``.npy`` recordings of an extracted split folder in the order tonic's ``POKERDVS``
+    loads them (``os.walk`` order, file names sorted per folder), with their class index (from
+    the last two letters of the folder name, as tonic)."""
+    found = []
+    for path, _, names in os.walk(folder):
+        for name in sorted(names):
+            if name.endswith("npy"):
+                if path[-2:] not in POKERDVS_CLASSES:
+                    where, classes = Path(path) / name, POKERDVS_CLASSES
+                    raise FileNotFoundError(f"POKER-DVS: {where}: folder name ends in none of {classes}")
+                found.append((Path(path) / name, POKERDVS_CLASSES.index(path[-2:])))
+    return found
+
+
+class _CheckedRecordings:
+    """``(events, label)`` of recordings already read and validated, tonic-dataset-like."""
+
+    def __init__(self, recordings: Sequence[tuple[np.ndarray, int]]) -> None:
+        self.recordings = list(recordings)
+
+    def __len__(self) -> int:
+        return len(self.recordings)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        return self.recordings[index]
+
+
 class TonicSampleDataset(EventFramesDataset):
     """A tonic dataset's ``(events, target)`` samples as frames (see EventFramesDataset)."""
 
@@ -71,6 +108,8 @@ class PokerDVSDataModule(EventClassificationDataModule):
         root: folder holding ``POKERDVS/`` (tonic's ``save_to``).
         synthetic: write (once) and use the offline stand-in under ``root`` instead.
         synthetic_seed: seed of the stand-in.
+        on_bad_sample: ``raise`` (default) or ``skip`` unreadable recordings (see the module
+            docstring and :mod:`event_lightning.data.bad_samples`).
     """
 
     def __init__(
@@ -87,6 +126,7 @@ class PokerDVSDataModule(EventClassificationDataModule):
         batch_size: int = 32,
         num_workers: int = 0,
         pin_memory: bool = False,
+        on_bad_sample: BadSamplePolicy = "raise",
     ) -> None:
         super().__init__(
             POKERDVS_SENSOR,
@@ -100,8 +140,10 @@ class PokerDVSDataModule(EventClassificationDataModule):
             batch_size=batch_size,
             num_workers=num_workers,
             pin_memory=pin_memory,
+            on_bad_sample=on_bad_sample,
         )
         self.root, self.synthetic, self.synthetic_seed = Path(root), synthetic, synthetic_seed
+        self._files: dict[bool, list[str]] = {}
 
     def prepare_data(self) -> None:
         if self.synthetic:
@@ -114,7 +156,34 @@ class PokerDVSDataModule(EventClassificationDataModule):
 
         if self.synthetic:  # idempotent; lets the DataModule be used without a Trainer
             self.prepare_data()
-        prepare_pokerdvs(self.root, train)
-        dataset = tonic.datasets.POKERDVS(save_to=str(self.root), train=train)
-        split = "train" if train else "test"
-        return TonicSampleDataset(dataset, self.sensor_size, self.frame_spec, f"POKERDVS {split}")
+        location = prepare_pokerdvs(self.root, train)
+        files = pokerdvs_files(location / ARCHIVES[train][0])
+        name = f"POKERDVS {'train' if train else 'test'}"
+        if self.on_bad_sample == "skip":
+            good, bad = [], []
+            for path, label in files:
+                try:
+                    good.append((read_tonic_npy(path, sensor_size=self.sensor_size), label, str(path)))
+                except BAD_SAMPLE_ERRORS as error:
+                    bad.append((path, f"{type(error).__name__}: {error}"))
+            if bad:
+                record_setup_skips(self.bad_samples, name, bad)
+                self._files[train] = [path for _, _, path in good]
+                recordings = _CheckedRecordings([(events, label) for events, label, _ in good])
+                return TonicSampleDataset(recordings, self.sensor_size, self.frame_spec, name)
+        try:
+            dataset = tonic.datasets.POKERDVS(save_to=str(self.root), train=train)
+        except Exception as error:
+            # tonic's error does not say which file it could not load; find it and say so.
+            for path, _ in files:
+                try:
+                    read_tonic_npy(path, sensor_size=None)
+                except EventFormatError as named:
+                    raise named from error
+            raise
+        if len(dataset) == len(files):
+            self._files[train] = [str(path) for path, _ in files]
+        return TonicSampleDataset(dataset, self.sensor_size, self.frame_spec, name)
+
+    def sample_files(self, train: bool) -> Sequence[str] | None:
+        return self._files.get(train)
