@@ -19,6 +19,8 @@ from event_lightning.data.bad_samples import (
     guard_loader,
 )
 from event_lightning.data.collate import pad_time_collate
+from event_lightning.data.config_checks import check_slicing_fits, first_readable
+from event_lightning.data.frames import EventFramesDataset
 from event_lightning.events.core import SensorSize
 from event_lightning.events.represent import FrameSlicing
 
@@ -119,6 +121,15 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
         if stage == "fit":
             self.split(True)
         self.split(False)
+        self._check_slicing(self.split(stage == "fit"))
+
+    def _check_slicing(self, dataset: Dataset) -> None:
+        """Stop on a slicing no recording can honour (see :mod:`event_lightning.data.config_checks`)."""
+        if isinstance(dataset, EventFramesDataset):
+            sample = first_readable(dataset.source, len(dataset))
+            if sample is not None:
+                raw, _, origin = sample
+                check_slicing_fits(raw, self.frame_spec, origin)
 
     def _loader(self, train: bool, shuffle: bool, stage: str) -> DataLoader:
         split = self.split(train)

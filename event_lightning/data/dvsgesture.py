@@ -32,6 +32,7 @@ from event_lightning.data.bad_samples import (
     check_bad_sample_policy,
     guard_loader,
 )
+from event_lightning.data.config_checks import check_window_fits, first_readable
 from event_lightning.data.frame_cache import FrameCache, crop_window, window_start
 from event_lightning.data.synthetic_gestures import SyntheticGesturesConfig, generate_synthetic_gestures
 from event_lightning.events import augment
@@ -294,6 +295,11 @@ class DVSGestureDataModule(pl.LightningDataModule):
         if stage == "fit":
             self.split(True)
         self.split(False)
+        records = self.split(stage == "fit").records
+        first = first_readable(lambda i: (read_dvsgesture_npy(records[i].path), records[i].path), len(records))
+        if first is not None:
+            h = self.hparams
+            check_window_fits(first[0], h.dt_us, h.n_time_steps, str(first[1]), from_zero=False)
 
     def _loader(self, train: bool, shuffle: bool, stage: str) -> DataLoader:
         split = self.split(train)

@@ -22,6 +22,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
 from event_lightning.data.bad_samples import BadSampleLedger, BadSamplePolicy, check_bad_sample_policy
+from event_lightning.data.config_checks import check_window_fits, first_readable
 from event_lightning.data.dvsgesture import window_loader
 from event_lightning.data.frame_cache import FrameCache, crop_window
 from event_lightning.data.synthetic_digits import (
@@ -163,6 +164,13 @@ class NMNISTDataModule(pl.LightningDataModule):
         if stage == "fit":
             self.split(True)
         self.split(False)
+        samples = self.split(stage == "fit").samples
+        first = first_readable(
+            lambda i: (read_nmnist_bin(samples[i][0], allow_empty=True), samples[i][0]), len(samples)
+        )
+        if first is not None:
+            h = self.hparams
+            check_window_fits(first[0], h.dt_us, h.n_time_steps, str(first[1]), from_zero=True)
 
     def _loader(self, train: bool, stage: str) -> DataLoader:
         split = self.split(train)
