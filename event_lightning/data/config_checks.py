@@ -21,6 +21,9 @@ __all__ = ["check_slicing_fits", "check_window_fits", "first_readable"]
 
 Sample = TypeVar("Sample")
 
+WINDOW_SLACK = 0.1
+"""How much longer than a recording's last event a fixed-length window may be (a fraction)."""
+
 
 def first_readable(read: Callable[[int], Sample], count: int) -> Sample | None:
     """``read(i)`` of the first of the first 8 of ``count`` samples that reads without an error
@@ -69,13 +72,15 @@ def check_slicing_fits(raw_events: np.ndarray, spec: FrameSlicing, origin: str) 
 def check_window_fits(events: np.ndarray, dt_us: int, n_time_steps: int, origin: str, *, from_zero: bool) -> None:
     """Raise ValueError when ``n_time_steps`` bins of ``dt_us`` are longer than the recording.
 
-    ``from_zero``: the window is measured from t = 0 (N-MNIST's files start at 0) rather than
-    from the first event.
+    The recording's length is read from its last event, which comes a little before its true
+    end, so a window up to :data:`WINDOW_SLACK` longer is accepted (its last bins are partly
+    empty, as the reference's are). ``from_zero``: the window is measured from t = 0 (N-MNIST's
+    files start at 0) rather than from the first event.
     """
     t = events["t"]
     duration = (int(t[-1]) if len(t) else 0) if from_zero else _duration_us(events)
     window = dt_us * n_time_steps
-    if window > duration:
+    if window > duration * (1 + WINDOW_SLACK):
         raise ValueError(
             f"data.dt_us x data.n_time_steps = {dt_us} x {n_time_steps} = {window} µs is longer than the "
             f"recording {origin} ({duration} µs): the windows would be zero-padded; lower data.n_time_steps "

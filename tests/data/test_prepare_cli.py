@@ -90,3 +90,22 @@ def test_as_frames_shapes_for_plotting() -> None:
     colour = _as_frames(torch.ones(5, 3, 4, 4), 8)  # RGB sequence -> one summed channel
     assert colour.shape == (5, 1, 4, 4) and float(colour.max()) == 3.0
     assert _as_frames(torch.ones(4, 4), 8).shape == (1, 1, 4, 4)
+
+
+@pytest.mark.slow
+def test_prepare_fills_the_frame_cache_and_inspect_reads_it(tmp_path: Path, capsys) -> None:
+    """DVSGesture (HG-VAE) caches every recording's frames: prepare writes one file per training
+    recording, and a second prepare reads them instead of re-framing."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert main(["prepare", "dvsgesture", "--root", str(tmp_path), "--synthetic"]) == 0
+    train_size = int(buffer.getvalue().split("train: ")[1].split(" samples")[0])
+    (cache,) = (tmp_path / "cache").glob("dvsgesture-train-*")
+    cached = sorted(cache.glob("*.npy"))
+    assert len(cached) == train_size > 0
+    first_write = cached[0].stat().st_mtime_ns
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["prepare", "dvsgesture", "--root", str(tmp_path), "--synthetic"]) == 0
+    assert cached[0].stat().st_mtime_ns == first_write  # read from the cache, not rewritten
+    assert main(["inspect", "dvsgesture", "--root", str(tmp_path), "--synthetic"]) == 0
+    assert f"train: {train_size}" in capsys.readouterr().out
