@@ -15,6 +15,7 @@ inverse seconds and ``dt`` is in seconds, as in norse.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -172,9 +173,7 @@ def lif_recurrent_scan(
         state = (zeros, zeros + step.p.v_leak, zeros)
     z, v, i = state
     if _use_fused_scan(step, (input_current, recurrent_weights, z, v, i)):
-        spikes, z, v, i = _FusedLIFRecurrentScan.apply(
-            input_current, recurrent_weights, z, v, i, step.p, step.dt
-        )
+        spikes, z, v, i = _FusedLIFRecurrentScan.apply(input_current, recurrent_weights, z, v, i, step.p, step.dt)
         return spikes, (z, v, i)
     spikes = []
     for current in input_current.unbind(0):  # the recurrence needs z of the previous step
@@ -192,34 +191,49 @@ def leaky_integrator_step(
     return v_new, j - dt * p.tau_syn_inv * j
 
 
-class _FusedLeakyIntegratorScan(torch.autograd.Function):
-    """:func:`leaky_integrator_scan` as one autograd node: the same forward ops without a graph,
-    and the (linear) reverse-time recursion written out by hand in backward."""
+# Sequences up to this many steps run the leaky integrator as one matmul with a [T, T] kernel
+# (4 MiB in float32 at the limit); longer ones step through time.
+_LI_KERNEL_MAX_STEPS = 1024
 
-    @staticmethod
-    def forward(ctx, input_current, v0, i0, p: LIParameters, dt: float):  # type: ignore[override]
-        a_mem, a_syn = dt * p.tau_mem_inv, dt * p.tau_syn_inv
-        voltages = torch.empty_like(input_current)
-        v, i = v0, i0
-        for t in range(input_current.shape[0]):
-            j = i + input_current[t]
-            v = v + a_mem * ((p.v_leak - v) + j)
-            i = j - a_syn * j
-            voltages[t] = v
-        ctx.a_mem, ctx.a_syn = a_mem, a_syn
-        return voltages, v.clone(), i
 
-    @staticmethod
-    def backward(ctx, grad_voltages, grad_v, grad_i):  # type: ignore[override]
-        a_mem, a_syn = ctx.a_mem, ctx.a_syn
-        grad_current = torch.empty_like(grad_voltages)
-        for t in range(grad_voltages.shape[0] - 1, -1, -1):
-            grad_v = grad_v + grad_voltages[t]
-            grad_j = a_mem * grad_v + (1.0 - a_syn) * grad_i
-            grad_current[t] = grad_j
-            grad_v = (1.0 - a_mem) * grad_v
-            grad_i = grad_j
-        return grad_current, grad_v, grad_i, None, None
+@functools.lru_cache(maxsize=16)
+def _li_kernels(
+    steps: int, a_mem: float, a_syn: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Impulse responses of the leaky integrator over ``steps`` steps, in float64 on the CPU.
+
+    With ``j_t = i_{t-1} + u_t``, ``v_t = (1 - a_mem) v_{t-1} + a_mem (v_leak + j_t)`` and
+    ``i_t = (1 - a_syn) j_t``, every quantity is linear in the inputs and the initial state:
+    ``v = K @ u + c_v v_0 + c_i i_0 + (1 - c_v) v_leak`` and
+    ``i_T = g @ u + (1 - a_syn)^T i_0``. Returns ``(K [T, T], c_v [T], c_i [T], g [T])``.
+    """
+    alpha, beta = 1.0 - a_mem, 1.0 - a_syn
+    t = torch.arange(steps, dtype=torch.float64)
+    lag = t[:, None] - t[None, :]
+    causal = lag >= 0
+    decay_v = torch.where(causal, alpha ** lag.clamp(min=0), 0.0)  # alpha^(t-k), k <= t
+    decay_j = torch.where(causal, beta ** lag.clamp(min=0), 0.0)  # beta^(k-m), m <= k
+    kernel = a_mem * decay_v @ decay_j
+    return kernel, alpha ** (t + 1), kernel[:, 0], beta ** (steps - t)
+
+
+def _leaky_integrator_by_kernel(
+    input_current: torch.Tensor, v0: torch.Tensor, i0: torch.Tensor, p: LIParameters, dt: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The leaky integrator's whole sequence as matmuls (see :func:`_li_kernels`); autograd
+    differentiates it like any linear map, so no time loop runs forward or backward."""
+    steps = input_current.shape[0]
+    a_syn = float(dt * p.tau_syn_inv)
+    kernel, c_v, c_i, g = (
+        k.to(device=input_current.device, dtype=input_current.dtype)
+        for k in _li_kernels(steps, float(dt * p.tau_mem_inv), a_syn)
+    )
+    flat = input_current.reshape(steps, -1)
+    expand = (steps, *([1] * (input_current.dim() - 1)))
+    voltages = (kernel @ flat).reshape(input_current.shape)
+    voltages = voltages + c_v.reshape(expand) * v0 + c_i.reshape(expand) * i0 + (1.0 - c_v).reshape(expand) * p.v_leak
+    i_final = (g @ flat).reshape(input_current.shape[1:]) + (1.0 - a_syn) ** steps * i0
+    return voltages, voltages[-1], i_final
 
 
 def leaky_integrator_scan(
@@ -233,12 +247,8 @@ def leaky_integrator_scan(
         zeros = input_current.new_zeros(input_current.shape[1:])
         state = (zeros + p.v_leak, zeros)
     v, i = state
-    if (
-        torch.is_grad_enabled()
-        and not torch.compiler.is_compiling()
-        and any(t.requires_grad for t in (input_current, v, i))
-    ):
-        voltages, v, i = _FusedLeakyIntegratorScan.apply(input_current, v, i, p, dt)
+    if 0 < input_current.shape[0] <= _LI_KERNEL_MAX_STEPS and not torch.compiler.is_compiling():
+        voltages, v, i = _leaky_integrator_by_kernel(input_current, v, i, p, dt)
         return voltages, (v, i)
     voltages = []
     for current in input_current.unbind(0):
@@ -253,30 +263,52 @@ _SPARSE_INPUT_MAX_DENSITY = 0.05
 
 
 class _SparseInputLinear(torch.autograd.Function):
-    """``x @ weight.T`` for a constant (no-grad) sparse ``x [M, I]`` given as CSR; gradient for
-    ``weight`` only, as ``(x.T @ grad).T`` with the sparse matrix."""
+    """``x @ weight.T`` for a constant (no-grad) sparse ``x [M, I]`` given as CSR together with the
+    CSR of its transpose; gradient for ``weight`` only, as ``(x.T @ grad).T``. Building ``x.T``
+    up front costs one radix sort of the column indices, far less than torch transposing a CSR
+    tensor inside the backward pass."""
 
     @staticmethod
-    def forward(ctx, x_csr: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x_csr)
+    def forward(ctx, x_csr: torch.Tensor, xt_csr: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(xt_csr)
         return x_csr @ weight.t()
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
-        (x_csr,) = ctx.saved_tensors
-        return None, (x_csr.t() @ grad_out).t()
+        (xt_csr,) = ctx.saved_tensors
+        return None, None, (xt_csr @ grad_out).t()
 
 
-def _to_csr(x2d: torch.Tensor) -> torch.Tensor:
-    """CSR copy of a 2-D CPU tensor, finding the non-zeros once (numpy's flatnonzero on a bool
-    mask is several times faster than torch's nonzero on floats)."""
+def _csr_pair(x2d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """CSR copies of a 2-D CPU tensor ``[M, I]`` and of its transpose ``[I, M]``.
+
+    The non-zeros are found once with numpy (its compare + flatnonzero is several times faster
+    than torch's nonzero on floats); the transpose orders them by column with a stable sort,
+    a radix sort when the column index fits in 16 bits.
+    """
     rows_total, cols_total = x2d.shape
-    flat = torch.from_numpy(np.flatnonzero((x2d != 0).numpy()))
+    dense = x2d.numpy()
+    flat = np.flatnonzero(dense != 0)
+    values = dense.reshape(-1)[flat]
     rows = flat // cols_total
-    crow = torch.searchsorted(rows, torch.arange(rows_total + 1))
+    cols = flat - rows * cols_total
+    row_ptr = np.zeros(rows_total + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=rows_total), out=row_ptr[1:])
+    col_ptr = np.zeros(cols_total + 1, dtype=np.int64)
+    np.cumsum(np.bincount(cols, minlength=cols_total), out=col_ptr[1:])
+    order = np.argsort(cols.astype(np.int16) if cols_total <= 1 << 15 else cols, kind="stable")
     with warnings.catch_warnings():  # "sparse CSR support is in beta": the ops used here are stable
         warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(crow, flat - rows * cols_total, x2d.reshape(-1)[flat], size=x2d.shape)
+        x_csr = torch.sparse_csr_tensor(
+            torch.from_numpy(row_ptr), torch.from_numpy(cols), torch.from_numpy(values), size=(rows_total, cols_total)
+        )
+        xt_csr = torch.sparse_csr_tensor(
+            torch.from_numpy(col_ptr),
+            torch.from_numpy(rows[order]),
+            torch.from_numpy(values[order]),
+            size=(cols_total, rows_total),
+        )
+    return x_csr, xt_csr
 
 
 def input_projection(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -300,7 +332,7 @@ def input_projection(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     if not use_sparse:
         return F.linear(x, weight)
     x2d = x.reshape(-1, x.shape[-1]).contiguous()
-    return _SparseInputLinear.apply(_to_csr(x2d), weight).reshape(*x.shape[:-1], weight.shape[0])
+    return _SparseInputLinear.apply(*_csr_pair(x2d), weight).reshape(*x.shape[:-1], weight.shape[0])
 
 
 class LIFRecurrent(nn.Module):

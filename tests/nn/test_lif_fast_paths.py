@@ -1,0 +1,63 @@
+"""The LIF classifier's speed paths compute what the plain step loops compute."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from event_lightning.nn.lif import (
+    LIParameters,
+    input_projection,
+    leaky_integrator_scan,
+    leaky_integrator_step,
+)
+
+
+def _loop(current: torch.Tensor, v: torch.Tensor, i: torch.Tensor, p: LIParameters, dt: float):
+    voltages = []
+    for step in current.unbind(0):
+        v, i = leaky_integrator_step(step, v, i, p, dt)
+        voltages.append(v)
+    return torch.stack(voltages), v, i
+
+
+@pytest.mark.parametrize("steps", [1, 7, 200])
+def test_leaky_integrator_kernel_equals_the_step_loop_with_gradients(steps):
+    torch.manual_seed(steps)
+    p = LIParameters(tau_syn_inv=200.0, tau_mem_inv=100.0, v_leak=0.2)
+    dt = 1e-3
+    inputs = [torch.randn(steps, 3, 4, dtype=torch.float64, requires_grad=True) for _ in range(2)]
+    states = [
+        (torch.randn(3, 4, dtype=torch.float64, requires_grad=True), torch.randn(3, 4, dtype=torch.float64))
+        for _ in range(2)
+    ]
+    with torch.no_grad():
+        inputs[1].copy_(inputs[0])
+        states[1][0].copy_(states[0][0])
+        states[1][1].copy_(states[0][1])
+    states[0][1].requires_grad_(True)
+    states[1][1].requires_grad_(True)
+    fast, (v_fast, i_fast) = leaky_integrator_scan(inputs[0], p, dt, states[0])
+    slow, v_slow, i_slow = _loop(inputs[1], *states[1], p, dt)
+    torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(v_fast, v_slow, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(i_fast, i_slow, rtol=1e-12, atol=1e-12)
+    weights = torch.randn(steps, 3, 4, dtype=torch.float64)
+    ((fast * weights).sum() + (2 * v_fast + 3 * i_fast).sum()).backward()
+    ((slow * weights).sum() + (2 * v_slow + 3 * i_slow).sum()).backward()
+    for a, b in ((inputs[0], inputs[1]), (states[0][0], states[1][0]), (states[0][1], states[1][1])):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_sparse_input_projection_equals_the_dense_product_and_its_gradient():
+    torch.manual_seed(0)
+    x = (torch.rand(300, 8, 2450) < 0.015).float() * torch.randint(1, 4, (300, 8, 2450)).float()
+    weight = torch.randn(100, 2450, requires_grad=True)
+    dense_weight = weight.detach().clone().requires_grad_(True)
+    sparse = input_projection(x, weight)
+    dense = torch.nn.functional.linear(x, dense_weight)
+    torch.testing.assert_close(sparse, dense, rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(dense)
+    sparse.backward(grad)
+    dense.backward(grad)
+    torch.testing.assert_close(weight.grad, dense_weight.grad, rtol=1e-4, atol=1e-4)
