@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence, Sized
+from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
@@ -20,9 +23,12 @@ from event_lightning.data.bad_samples import (
 )
 from event_lightning.data.collate import pad_time_collate
 from event_lightning.data.config_checks import check_slicing_fits, first_readable
-from event_lightning.data.frames import EventFramesDataset
+from event_lightning.data.frame_cache import FrameCache
+from event_lightning.data.frames import FRAMES_CODE_VERSION, EventFramesDataset
 from event_lightning.events.core import SensorSize
 from event_lightning.events.represent import FrameSlicing
+
+log = logging.getLogger(__name__)
 
 
 class EpochSeededRandomSampler(RandomSampler):
@@ -64,6 +70,9 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
     order is shuffled by an :class:`EpochSeededRandomSampler`, so a resumed run sees the same order
     as an uninterrupted one.
 
+    ``cache``: frame each recording once into ``cache_dir`` (default ``<root>/cache``), keyed by
+    the files and every framing option (see :class:`FrameCache`), and read it back afterwards.
+
     ``on_bad_sample`` (see :mod:`event_lightning.data.bad_samples`): ``raise`` lets a bad file's
     error through; ``skip`` drops the sample from its batch and records it in ``bad_samples``
     (subclasses that read their files at setup may also drop files there). Subclasses that know
@@ -85,6 +94,8 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
         num_workers: int,
         pin_memory: bool,
         on_bad_sample: BadSamplePolicy = "raise",
+        cache: bool = False,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.on_bad_sample = check_bad_sample_policy(on_bad_sample)
@@ -102,6 +113,7 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
         except ValueError as error:  # name the config group: these are data.* keys
             raise ValueError(f"data: {error}") from None
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
+        self.cache, self.cache_dir = cache, cache_dir
         self._splits: dict[bool, Dataset] = {}
 
     @abstractmethod
@@ -112,10 +124,39 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
         """The file of each sample of a split, in dataset order (None: not known)."""
         return None
 
+    def sample_labels(self, train: bool) -> Sequence[int] | None:
+        """The label of each sample of a split, when known without reading it (None: not known).
+
+        With ``cache`` it lets a cached sample be served without opening its recording."""
+        return None
+
     def split(self, train: bool) -> Dataset:
         if train not in self._splits:
-            self._splits[train] = self.build_split(train)
+            dataset = self.build_split(train)
+            if self.cache:
+                self._attach_cache(dataset, train)
+            self._splits[train] = dataset
         return self._splits[train]
+
+    def _attach_cache(self, dataset: Dataset, train: bool) -> None:
+        """Give ``dataset`` a :class:`FrameCache` keyed by its files and the framing options."""
+        files = self.sample_files(train)
+        if not isinstance(dataset, EventFramesDataset) or dataset.transform is not None or not files:
+            log.warning(
+                "data.cache: %s %s split cannot be cached (no file list, or a random transform); framing every epoch",
+                type(self).__name__,
+                "train" if train else "test",
+            )
+            return
+        parent = Path(self.cache_dir) if self.cache_dir else Path(getattr(self, "root", ".")) / "cache"
+        dataset.cache = FrameCache(
+            parent,
+            f"{type(self).__name__.lower()}-{'train' if train else 'test'}",
+            files=files,
+            params={**asdict(self.frame_spec), "sensor_size": self.sensor_size.as_list(), "layout": "T,P,H,W"},
+            code_version=FRAMES_CODE_VERSION,
+        )
+        dataset.labels = self.sample_labels(train)
 
     def setup(self, stage: str) -> None:
         if stage == "fit":

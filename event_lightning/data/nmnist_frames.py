@@ -35,6 +35,8 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
         time_window ... include_incomplete: framing (tonic ToFrame semantics; µs).
         on_bad_sample: ``raise`` (default) or ``skip`` an unreadable ``.bin`` file (dropped from
             its batch; see :mod:`event_lightning.data.bad_samples`).
+        cache, cache_dir: frame each recording once into ``cache_dir`` (default ``<root>/cache``)
+            and read the frames back in later epochs (keyed by the files and framing options).
     """
 
     def __init__(
@@ -54,6 +56,8 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         on_bad_sample: BadSamplePolicy = "raise",
+        cache: bool = False,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__(
             NMNIST_SENSOR_SIZE,
@@ -68,9 +72,12 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
             num_workers=num_workers,
             pin_memory=pin_memory,
             on_bad_sample=on_bad_sample,
+            cache=cache,
+            cache_dir=cache_dir,
         )
         self.root, self.synthetic = Path(root), synthetic
         self._files: dict[bool, list[str]] = {}
+        self._labels: dict[bool, list[int]] = {}
         self.synthetic_config = SyntheticDigitsConfig(n_train=n_train, n_test=n_test, seed=seed)
 
     def prepare_data(self) -> None:
@@ -88,7 +95,11 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
         folder = self.root if self.synthetic else self.root / "NMNIST"
         files = read_synthetic_nmnist_split(folder, train)
         self._files[train] = [str(path) for path, _ in files]
+        self._labels[train] = [int(label) for _, label in files]
         return EventFramesDataset(file_source(files, read_nmnist_bin), len(files), self.sensor_size, self.frame_spec)
 
     def sample_files(self, train: bool) -> Sequence[str] | None:
         return self._files.get(train)
+
+    def sample_labels(self, train: bool) -> Sequence[int] | None:
+        return self._labels.get(train)

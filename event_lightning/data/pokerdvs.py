@@ -110,6 +110,8 @@ class PokerDVSDataModule(EventClassificationDataModule):
         synthetic_seed: seed of the stand-in.
         on_bad_sample: ``raise`` (default) or ``skip`` unreadable recordings (see the module
             docstring and :mod:`event_lightning.data.bad_samples`).
+        cache, cache_dir: frame each recording once into ``cache_dir`` (default ``<root>/cache``)
+            and read the frames back in later epochs (keyed by the files and framing options).
     """
 
     def __init__(
@@ -127,6 +129,8 @@ class PokerDVSDataModule(EventClassificationDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         on_bad_sample: BadSamplePolicy = "raise",
+        cache: bool = False,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__(
             POKERDVS_SENSOR,
@@ -141,6 +145,8 @@ class PokerDVSDataModule(EventClassificationDataModule):
             num_workers=num_workers,
             pin_memory=pin_memory,
             on_bad_sample=on_bad_sample,
+            cache=cache,
+            cache_dir=cache_dir,
         )
         self.root, self.synthetic, self.synthetic_seed = Path(root), synthetic, synthetic_seed
         self._files: dict[bool, list[str]] = {}

@@ -159,7 +159,9 @@ def test_dvsgesture_datamodule_on_the_synthetic_stand_in(tmp_path) -> None:
     assert set(batch) == {"frames", "target", "label", "light", "user"}
     assert torch.equal(batch["target"], batch["label"]) and set(batch["light"].tolist()) <= {2, 3}
     assert len(list((tmp_path / "cache").glob("dvsgesture-train-*/*.npy"))) >= 4
-    lights = DVSGestureDataModule(root=str(tmp_path), synthetic=True, synthetic_config=TINY, target="light")
+    lights = DVSGestureDataModule(
+        root=str(tmp_path), synthetic=True, synthetic_config=TINY, target="light", n_time_steps=20, dt_us=2000
+    )
     assert lights.num_classes == 4
     lights.setup("validate")
     sample = lights.split(False)[0]
