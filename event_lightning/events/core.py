@@ -157,10 +157,11 @@ def validate(
         ("y", events["y"], 0, sensor_size.height, "sensor height"),
         ("p", events["p"], 0, sensor_size.polarities, "number of polarities"),
     )
-    # Two reductions per field on the good path; the masks that locate an offender are only
-    # built once something is wrong (validation runs on every sample of every epoch).
+    # The masks that locate an offender are only built once something is wrong (validation runs
+    # on every sample of every epoch).
     for name, values, low, high, what in checks:
-        if values.min() < low or values.max() >= high:
+        # One reduction per field: seen as unsigned, a negative value is larger than any bound.
+        if values.view(values.dtype.str.replace("i", "u")).max() >= high:
             bad = (values < low) | (values >= high)
             i = int(np.flatnonzero(bad)[0])
             raise EventFormatError(
@@ -168,9 +169,6 @@ def validate(
                 f"{sensor_size}); first at index {i}: {name}={int(values[i])}"
             )
     t = events["t"]
-    if t.min() < 0:
-        i = int(np.flatnonzero(t < 0)[0])
-        raise EventFormatError(f"{origin}: timestamps must be >= 0 µs; found t={int(t[i])} at index {i}")
     if not allow_unsorted and len(t) > 1 and (t[1:] < t[:-1]).any():
         decreasing = np.flatnonzero(t[1:] < t[:-1])
         i = int(decreasing[0])
@@ -178,4 +176,7 @@ def validate(
             f"{origin}: timestamps must be sorted ascending; found t={int(t[i])} then t={int(t[i + 1])} "
             f"at index {i + 1} ({decreasing.size} decrease(s)); sort with np.sort(events, order='t')"
         )
+    if (t[0] if not allow_unsorted else t.min()) < 0:  # sorted: the first time is the smallest
+        i = int(np.flatnonzero(t < 0)[0])
+        raise EventFormatError(f"{origin}: timestamps must be >= 0 µs; found t={int(t[i])} at index {i}")
     return events

@@ -156,12 +156,18 @@ def test_to_frame_int16_wraps_like_tonic() -> None:
     assert frames[0, 1, 3, 5] == n - 65_536
 
 
-def test_to_frame_chunked_accumulation(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_to_frame_overlapping_windows_and_int16_wraparound() -> None:
     events = _stream(2, 3_000, duration=400_000)
     config = dict(time_window=3_000, overlap=1_000, include_incomplete=True)
     expected = tt.ToFrame(sensor_size=SENSOR.as_tonic(), **config)(events.copy())
-    monkeypatch.setattr(represent, "_MAX_BINCOUNT_BINS", 3 * SENSOR.num_features + 5)
     np.testing.assert_array_equal(to_frame(events, SENSOR, **config), expected)
+    # 70 000 events on one pixel: the int16 count wraps around like tonic's in-place np.add.at
+    n = 70_000
+    one_pixel = make_events(np.full(n, 3), np.full(n, 2), np.arange(n), np.ones(n, dtype=np.int8))
+    frames = to_frame(one_pixel, SENSOR, n_time_bins=1)
+    reference = tt.ToFrame(sensor_size=SENSOR.as_tonic(), n_time_bins=1)(one_pixel.copy())
+    # the one bin spans [t_first, t_first + (t_last - t_first)): every event but the last
+    assert frames[0, 1, 2, 3] == np.int16(n - 1 - 65536) == reference[0, 1, 2, 3]
 
 
 # ------------------------------------------------------------------------------------------
@@ -385,3 +391,18 @@ def test_double_exponential_trace_equals_cascaded_filters() -> None:
         assert double_exponential_trace(impulse, alpha=0.99, beta=0.97)[0] == pytest.approx(
             float(_cascaded_filter_reference(impulse, 0.99, 0.97)[0]), abs=1e-6
         )
+
+
+def test_strided_bisection_equals_numpy_searchsorted() -> None:
+    rng = np.random.default_rng(5)
+    events = make_events(
+        np.zeros(5000), np.zeros(5000), np.sort(rng.integers(0, 3000, 5000)), np.zeros(5000, dtype=np.int8)
+    )
+    t = events["t"]  # a strided view, with many equal times
+    assert not t.flags.c_contiguous
+    for values in (
+        np.array([-5, 0, 1, 2999, 3000, 10**9]),
+        rng.integers(-10, 3010, 40),
+        rng.uniform(-10, 3010, 40),  # float boundaries, as tonic's float window arithmetic gives
+    ):
+        np.testing.assert_array_equal(represent._searchsorted(t, values), np.searchsorted(np.asarray(t), values))
