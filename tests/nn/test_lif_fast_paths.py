@@ -61,3 +61,22 @@ def test_sparse_input_projection_equals_the_dense_product_and_its_gradient():
     sparse.backward(grad)
     dense.backward(grad)
     torch.testing.assert_close(weight.grad, dense_weight.grad, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("leak_reset", [(0.0, 0.0), (0.1, -0.2)])
+def test_fused_recurrent_scan_equals_the_step_loop_bit_for_bit(leak_reset):
+    from event_lightning.nn.lif import LIFParameters, LIFRecurrentStep, lif_recurrent_scan
+
+    torch.manual_seed(1)
+    v_leak, v_reset = leak_reset
+    step = LIFRecurrentStep(LIFParameters(v_th=0.05, v_leak=v_leak, v_reset=v_reset), dt=1e-3)
+    current = torch.randn(60, 5, 12) * 5
+    weights = torch.randn(12, 12) * 0.5
+    with torch.no_grad():  # the per-step loop
+        loop_spikes, loop_state = lif_recurrent_scan(current, weights, step)
+    fused_current = current.clone().requires_grad_(True)  # a gradient is wanted: the fused scan
+    fused_spikes, fused_state = lif_recurrent_scan(fused_current, weights, step)
+    assert "FusedLIFRecurrentScan" in type(fused_spikes.grad_fn).__name__ and 0 < loop_spikes.mean() < 0.9
+    assert torch.equal(fused_spikes.detach(), loop_spikes)
+    for fused, loop in zip(fused_state, loop_state, strict=True):
+        torch.testing.assert_close(fused.detach(), loop, rtol=0, atol=0)
