@@ -184,7 +184,6 @@ METHOD_CASES: tuple[MethodCase, ...] = (
         _time_first_frames,
         data={"n_test": 10},
         quick_data={"n_train": 96},
-        cache_arg=None,
     ),
     MethodCase(
         "HG-VAE N-MNIST",

@@ -177,7 +177,8 @@ def check_checkpoint_matches_data(checkpoint: Path, datamodule: pl.LightningData
     if datamodule is None or not checkpoint.is_file():
         return  # Lightning reports a missing checkpoint itself
     try:
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+        # mmap: only the hyperparameters are read, not every weight
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters", {})
     except Exception as error:  # noqa: BLE001 - any unreadable file is reported the same way
         raise ValueError(f"ckpt_path: cannot read checkpoint {checkpoint}: {error}") from error
     found = {"num_classes": getattr(datamodule, "num_classes", None)}

@@ -4,9 +4,9 @@
 state-dict keys carry no ``_orig_mod.`` prefix and its checkpoint loads into an eager model and
 back. Checkpoints hold only tensors and plain Python values (hyperparameters are lists, numbers
 and strings; the random-generator states are tensors), so ``torch.load(weights_only=True)`` --
-the default of recent torch versions -- reads them. Tensors are saved on the CPU here; a GPU
-checkpoint loads on a CPU-only machine through ``map_location``, which these tests cannot cover
-without a GPU.
+the default of recent torch versions -- reads them. A GPU run's checkpoint is emulated by
+rewriting a real one with CUDA location tags (all a file records of a tensor's device): it loads
+on this CPU-only machine with ``map_location`` and through the CLI's ``--ckpt_path``.
 """
 
 from __future__ import annotations
@@ -101,3 +101,38 @@ def test_lif_classifier_loaded_eager_computes_what_the_saved_model_computes(tmp_
     frames = (torch.rand(12, 4, 2, 5, 6) < 0.3).float()
     lengths = torch.full((4,), 12)
     torch.testing.assert_close(loaded(frames, lengths), source(frames, lengths), rtol=0, atol=0)
+
+
+def _retag_as_gpu(source: Path, target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rewrite a checkpoint so that its tensors are recorded as CUDA tensors, without a GPU.
+
+    A saved tensor's device is only the location tag of its storage in the file, which is what
+    this replaces; loading then goes through the same path as a checkpoint from a GPU run.
+    """
+    import torch.serialization
+
+    checkpoint = torch.load(source, weights_only=True)
+    monkeypatch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+    torch.save(checkpoint, target)
+    monkeypatch.undo()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks loading a GPU checkpoint on a CPU-only machine")
+def test_a_gpu_checkpoint_loads_on_a_cpu_only_machine(tmp_path: Path, monkeypatch, quick, tiny_digits) -> None:
+    from event_lightning.cli import main
+
+    runs = tmp_path / "runs"
+    main(["fit", *quick.args(runs, tiny_digits, "--trainer.max_epochs", "1")])
+    (trained,) = runs.glob("**/last.ckpt")
+    checkpoint = tmp_path / "gpu.ckpt"
+    _retag_as_gpu(trained, checkpoint, monkeypatch)
+    with pytest.raises(RuntimeError, match="CUDA"):  # the file really asks for a GPU
+        torch.load(checkpoint, weights_only=True)
+    reference = torch.load(trained, weights_only=True)["state_dict"]
+    loaded = LIFClassifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True)
+    for key, value in reference.items():
+        assert loaded.state_dict()[key].device.type == "cpu" and torch.equal(loaded.state_dict()[key], value)
+    # the CLI evaluates and resumes it on a CPU-only machine without being told where it came from
+    main(["validate", *quick.args(runs, tiny_digits, "--ckpt_path", str(checkpoint))])
+    assert list(runs.glob("**/config_validate.yaml"))
+    main(["fit", *quick.args(runs, tiny_digits, "--trainer.max_epochs", "2", "--ckpt_path", str(checkpoint))])
