@@ -184,6 +184,7 @@ METHOD_CASES: tuple[MethodCase, ...] = (
         _time_first_frames,
         data={"n_test": 10},
         quick_data={"n_train": 96},
+        cache_arg=None,
     ),
     MethodCase(
         "HG-VAE N-MNIST",
