@@ -245,6 +245,35 @@ numbers to read. Without a GPU the per-method rows (groups methods, e2v_data) ru
 GPU-only measurements are **not measured**.
 """
 
+PAGE_ANALYSIS = """
+## Where the time goes in the goals not met
+
+Profiled on this machine (numbers vary with its load):
+
+- **to_frame, time_window=10 ms.** The output alone is 599x2x128x128 int16, 39 MB; allocating
+  and first-touching that much memory costs about 5-7 ms here, half of our time, before any event
+  is counted. The events cost ~5 ms: validation (one unsigned reduction per field and a sortedness
+  check, ~1.2 ms), the pixel index (~1 ms) and one int16 `np.add.at` (~1.2 ms plus the page
+  faults). tonic's ~95 ms / 10 is ~9.5 ms, at that floor. The count and bin modes sit at 8-10x
+  for the same reasons with smaller outputs.
+- **voxel_grid.** tonic 1.7's `ToVoxelGrid` is already vectorised (two `np.add.at` over the
+  events, fast since numpy 1.25). Ours computes the bit-identical sums with one weighted
+  `bincount`; 10x would mean fewer than two passes over the events.
+- **denoise.** tonic loops over the events in Python (~2 s for 500k). Ours groups events by pixel
+  once and finds each neighbour's latest earlier event with one `searchsorted` per neighbour
+  (~200 ms). 100x (~20 ms) needs a linear pass that keeps a per-pixel "last time", which is
+  sequential; numpy cannot express it without sorting, and this project ships no compiled code.
+- **Cached epochs, LIF quickstart only.** Its network trains in ~1.6 ms per sample, while a
+  sample is 98 dense 1 ms frames of 2x34x34 (226 KB) that the loader copies and the collate turns
+  into float32: memory copies of ~1.5 GB/s on this VM make that ~0.9 ms. Every other method's
+  cached loader is 16-180x faster than its training step. A frame cache does not help here (the
+  cache file is 13x the recording; reading it back was no faster than framing again).
+- **DHP19 bytes per sample.** The labels, which the reference stores as dense one-hot maps
+  (68 MB), are ~60,000x smaller here (joint coordinates). The whole sample is 5-14x smaller
+  because the event frames dominate (float32 10x2x256x256 = 5.2 MB); uint8 frames would reach
+  ~56x for the sequence models, still short of 100x.
+"""
+
 PAGE_NOTES = """
 ## What each group measures
 
@@ -376,6 +405,7 @@ def render_performance_page(results: Results, cfg: BenchConfig, machine: str, el
     if results.skipped:
         parts.append("\nSkipped rows:\n")
         parts += [f"- {s.group} / {s.operation}: {s.reason}" for s in results.skipped]
+    parts.append(PAGE_ANALYSIS)
     parts.append(PAGE_NOTES)
     parts.append(
         "## Reproduce\n\n```\npython -m bench            # full run, rewrites this page\n"
