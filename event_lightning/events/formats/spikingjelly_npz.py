@@ -11,6 +11,7 @@ casts into :data:`EVENT_DTYPE`; :func:`write_spikingjelly_npz` writes the same l
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,10 @@ __all__ = ["SPIKINGJELLY_NPZ_KEYS", "read_spikingjelly_npz", "write_spikingjelly
 
 SPIKINGJELLY_NPZ_KEYS = ("t", "x", "y", "p")
 _ANY_SENSOR = SensorSize(2**15, 2**15, 2)
+# numpy parses each .npy header with ast.literal_eval, and CPython 3.11's AST constructor is not
+# thread-safe: concurrent reads (ASL-DVS scans and packs files with a thread pool) intermittently
+# fail with "SystemError: AST constructor recursion depth mismatch". Reads take turns.
+_NPZ_READ_LOCK = threading.Lock()
 
 
 def _integer_times(t: np.ndarray, path: Path) -> np.ndarray:
@@ -59,7 +64,7 @@ def read_spikingjelly_npz(
     """
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with _NPZ_READ_LOCK, np.load(path, allow_pickle=False) as archive:
             missing = [k for k in SPIKINGJELLY_NPZ_KEYS if k not in archive.files]
             if missing:
                 raise EventFormatError(
