@@ -99,9 +99,7 @@ class PoseOverlayLogger(_PeriodicFigureCallback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if batch_idx != 0 or dataloader_idx != 0:
-            return
-        writer = self._writer(trainer)
+        writer = self._first_batch_writer(trainer, batch_idx, dataloader_idx)
         if writer is None:
             return
         if not isinstance(batch, dict) or not ({"cnn_input", "events"} & set(batch)):

@@ -96,6 +96,12 @@ class _PeriodicFigureCallback(pl.Callback):
             )
         return writer
 
+    def _first_batch_writer(self, trainer: pl.Trainer, batch_idx: int, dataloader_idx: int) -> Any | None:
+        """The SummaryWriter on the first batch of the first validation loader of a logging epoch."""
+        if batch_idx != 0 or dataloader_idx != 0:
+            return None
+        return self._writer(trainer)
+
     @staticmethod
     def _log(writer: Any, tag: str, fig: Figure, step: int) -> None:
         writer.add_image(tag, figure_to_image(fig), global_step=step, dataformats="HWC")
@@ -302,9 +308,7 @@ class InputFigureLogger(_PeriodicFigureCallback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if batch_idx != 0 or dataloader_idx != 0:
-            return
-        writer = self._writer(trainer)
+        writer = self._first_batch_writer(trainer, batch_idx, dataloader_idx)
         if writer is None:
             return
         sensor = self.sensor_size

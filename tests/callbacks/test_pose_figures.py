@@ -91,7 +91,7 @@ def test_a_batch_that_is_not_a_pose_batch_is_named(tmp_path):
         def add_image(self, *args, **kwargs):
             raise AssertionError("nothing should be logged")
 
-    callback._writer = lambda trainer: Writer()
+    callback._writer = lambda trainer: Writer()  # a logging epoch, without a Trainer
     with pytest.raises(ValueError, match="expected a DHP19 batch.*frames"):
         callback.on_validation_batch_end(None, None, None, {"frames": torch.zeros(1)}, 0)
     with pytest.raises(ValueError, match="n_samples must be >= 1"):
