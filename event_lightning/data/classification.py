@@ -66,7 +66,9 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
     model) and implement :meth:`build_split`. The dataset has no separate validation split: as in
     the norse tutorial, validation runs on the test split (``val`` and ``test`` are the same data).
 
-    Batches are ``(frames [T_max, B, P, H, W] float32, lengths [B], labels [B])``. The training
+    Batches are ``(frames [T_max, B, P, H, W] int16, lengths [B], labels [B])``: integer counts,
+    as tonic's ToFrame gives them, at half the bytes of float32 to copy, pin and send. Models cast
+    on the device (the LIF classifier's input projection converts only the non-zeros). The training
     order is shuffled by an :class:`EpochSeededRandomSampler`, so a resumed run sees the same order
     as an uninterrupted one.
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +10,8 @@ import torch
 from torch.utils.data import Dataset
 
 from event_lightning.data.frame_cache import FrameCache
-from event_lightning.events.core import EventFormatError, SensorSize, to_event_array, validate
-from event_lightning.events.represent import FrameSlicing, to_frame
+from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, to_event_array, validate
+from event_lightning.events.represent import FrameSlicing, frame_events
 
 FRAMES_CODE_VERSION = "1"
 """Bump when framing changes what a cached sample holds (see :class:`FrameCache`)."""
@@ -54,12 +53,14 @@ class EventFramesDataset(Dataset):
         return self.length
 
     def _frames(self, raw: np.ndarray, origin: str) -> np.ndarray:
-        events = validate(to_event_array(raw, origin=origin), self.sensor_size, origin=origin)
+        # Readers return fresh EVENT_DTYPE arrays: no converting copy; validated once, here.
+        events = raw.reshape(-1) if raw.dtype == EVENT_DTYPE else to_event_array(raw, origin=origin)
+        validate(events, self.sensor_size, origin=origin)
         if len(events) == 0:
             raise EventFormatError(f"{origin}: the recording holds no events; nothing to frame")
-        if self.transform is not None:
-            events = self.transform(events)
-        return to_frame(events, self.sensor_size, **asdict(self.frame_spec))
+        if self.transform is not None:  # its output is checked again by frame_events
+            return frame_events(self.transform(events), self.sensor_size, self.frame_spec)
+        return frame_events(events, self.sensor_size, self.frame_spec, checked=True)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         if self.cache is not None and self.labels is not None and index in self.cache:

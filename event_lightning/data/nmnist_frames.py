@@ -8,6 +8,7 @@ by the same N-MNIST reader.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -96,7 +97,9 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
         files = read_synthetic_nmnist_split(folder, train)
         self._files[train] = [str(path) for path, _ in files]
         self._labels[train] = [int(label) for _, label in files]
-        return EventFramesDataset(file_source(files, read_nmnist_bin), len(files), self.sensor_size, self.frame_spec)
+        # the dataset validates every sample against the sensor: the reader need not do it too
+        reader = functools.partial(read_nmnist_bin, sensor_size=None)
+        return EventFramesDataset(file_source(files, reader), len(files), self.sensor_size, self.frame_spec)
 
     def sample_files(self, train: bool) -> Sequence[str] | None:
         return self._files.get(train)

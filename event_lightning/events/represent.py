@@ -97,8 +97,9 @@ def _as_events(events: np.ndarray) -> np.ndarray:
     return to_event_array(events)
 
 
-def _pixel_index(events: np.ndarray, sensor: SensorSize, origin: str) -> np.ndarray:
-    """Flat ``(p, y, x)`` index per event (int64) after checking the events against the sensor.
+def _pixel_index(events: np.ndarray, sensor: SensorSize, origin: str, *, checked: bool = False) -> np.ndarray:
+    """Flat ``(p, y, x)`` index per event (int64) after checking the events against the sensor
+    (``checked``: the caller already validated them against ``sensor``).
 
     A single-polarity sensor accepts one polarity value per stream (either) and maps it to
     channel 0, like tonic; mixed polarities raise.
@@ -113,10 +114,9 @@ def _pixel_index(events: np.ndarray, sensor: SensorSize, origin: str) -> np.ndar
                 f"{np.unique(polarity).tolist()}; merge polarities first"
             )
         polarity = np.zeros_like(polarity)
-        checked = SensorSize(sensor.width, sensor.height, 2)
-    else:
-        checked = sensor
-    validate(events, checked, origin=origin)
+        validate(events, SensorSize(sensor.width, sensor.height, 2), origin=origin)
+    elif not checked:
+        validate(events, sensor, origin=origin)
     # in place: one event-sized allocation (page faults dominate on large streams)
     polarity *= sensor.height
     polarity += events["y"]
@@ -284,12 +284,28 @@ def to_frame(
     cfg = FrameSlicing(
         time_window, event_count, n_time_bins, n_event_bins, overlap, include_incomplete, start_time, end_time
     )
+    return frame_events(events, sensor_size, cfg)
+
+
+def frame_events(
+    events: np.ndarray,
+    sensor_size: SensorSize | tuple[int, int, int],
+    slicing: FrameSlicing,
+    *,
+    checked: bool = False,
+) -> np.ndarray:
+    """:func:`to_frame` with its options bundled in ``slicing``: int16 ``(T, P, H, W)`` counts.
+
+    ``checked=True`` skips :func:`validate` for events the caller has just validated against
+    the same ``sensor_size`` (a dataset that validates each sample once on reading); events
+    that were not validated give wrong counts or an IndexError instead of a clear error.
+    """
     sensor = SensorSize.coerce(sensor_size)
     events = _as_events(events)
-    pix = _pixel_index(events, sensor, "to_frame")
+    pix = _pixel_index(events, sensor, "to_frame", checked=checked)
     if len(events) == 0:
-        return np.zeros((cfg.empty_frames, *sensor.frame_shape), dtype=np.int16)
-    starts, ends = _slice_bounds(events["t"], cfg)
+        return np.zeros((slicing.empty_frames, *sensor.frame_shape), dtype=np.int16)
+    starts, ends = _slice_bounds(events["t"], slicing)
     return _count_frames(pix, starts, ends, sensor.num_features).reshape(-1, *sensor.frame_shape)
 
 

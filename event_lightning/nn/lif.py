@@ -288,8 +288,9 @@ class _SparseInputLinear(torch.autograd.Function):
         return None, None, (xt_csr @ grad_out).t()
 
 
-def _csr_pair(x2d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """CSR copies of a 2-D CPU tensor ``[M, I]`` and of its transpose ``[I, M]``.
+def _csr_pair(x2d: torch.Tensor, dtype: np.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """CSR copies, with values of ``dtype``, of a 2-D CPU tensor ``[M, I]`` (float or integer
+    counts) and of its transpose ``[I, M]``.
 
     The non-zeros are found once with numpy (its compare + flatnonzero is several times faster
     than torch's nonzero on floats); the transpose orders them by column with a stable sort,
@@ -298,7 +299,7 @@ def _csr_pair(x2d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     rows_total, cols_total = x2d.shape
     dense = x2d.numpy()
     flat = np.flatnonzero(dense != 0)
-    values = dense.reshape(-1)[flat]
+    values = dense.reshape(-1)[flat].astype(dtype, copy=False)
     rows = flat // cols_total
     cols = flat - rows * cols_total
     row_ptr = np.zeros(rows_total + 1, dtype=np.int64)
@@ -323,12 +324,23 @@ def _csr_pair(x2d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def input_projection(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``F.linear(x, weight)`` for ``x [..., I]``, through a sparse product when ``x`` is a sparse
     data tensor (CPU, no gradient wanted for it, at most 5 % non-zero); the result equals the
-    dense product up to float summation order (~1e-6 relative)."""
+    dense product up to float summation order (~1e-6 relative).
+
+    ``x`` may hold integer counts (the int16 frames of the classification loaders): only its
+    non-zeros are converted on the sparse path, and the dense path casts ``x`` to the weight's
+    dtype on its device, so no float copy of the whole input is made on the host.
+    """
+    if not x.is_floating_point():
+        if x.dtype == torch.bool or x.is_complex():
+            raise TypeError(f"input_projection: expected float or integer counts, found {x.dtype}")
+        integer_counts = True
+    else:
+        integer_counts = False
     use_sparse = (
         x.device.type == "cpu"
         and weight.device.type == "cpu"
-        and x.dtype in (torch.float32, torch.float64)
-        and x.dtype == weight.dtype
+        and weight.dtype in (torch.float32, torch.float64)
+        and (integer_counts or x.dtype == weight.dtype)
         and not x.requires_grad
         and x.dim() >= 2
         and x.numel() >= 1 << 16
@@ -339,9 +351,10 @@ def input_projection(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         probe = x.reshape(-1)[::97]  # cheap density estimate before paying for the exact scan
         use_sparse = bool(torch.count_nonzero(probe) <= _SPARSE_INPUT_MAX_DENSITY * probe.numel())
     if not use_sparse:
-        return F.linear(x, weight)
+        return F.linear(x.to(weight.dtype) if integer_counts else x, weight)
     x2d = x.reshape(-1, x.shape[-1]).contiguous()
-    return _SparseInputLinear.apply(*_csr_pair(x2d), weight).reshape(*x.shape[:-1], weight.shape[0])
+    pair = _csr_pair(x2d, torch.empty(0, dtype=weight.dtype).numpy().dtype)
+    return _SparseInputLinear.apply(*pair, weight).reshape(*x.shape[:-1], weight.shape[0])
 
 
 class LIFRecurrent(nn.Module):

@@ -406,3 +406,16 @@ def test_strided_bisection_equals_numpy_searchsorted() -> None:
         rng.uniform(-10, 3010, 40),  # float boundaries, as tonic's float window arithmetic gives
     ):
         np.testing.assert_array_equal(represent._searchsorted(t, values), np.searchsorted(np.asarray(t), values))
+
+
+@pytest.mark.parametrize("config", FRAME_CONFIGS[:6], ids=_config_id)
+def test_frame_events_of_checked_events_equals_to_frame(config: dict) -> None:
+    events = _stream(11, 4000)
+    slicing = represent.FrameSlicing(**config)
+    expected = to_frame(events, SENSOR, **config)
+    for checked in (False, True):
+        assert np.array_equal(represent.frame_events(events, SENSOR, slicing, checked=checked), expected)
+    bad = events.copy()
+    bad["y"][7] = SENSOR.height
+    with pytest.raises(EventFormatError, match="y outside"):
+        represent.frame_events(bad, SENSOR, slicing)  # unchecked input is validated

@@ -63,6 +63,28 @@ def test_sparse_input_projection_equals_the_dense_product_and_its_gradient():
     torch.testing.assert_close(weight.grad, dense_weight.grad, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape", [(300, 8, 2450), (4, 2, 30)])  # sparse path, dense path
+def test_integer_counts_project_like_their_float_copy(shape):
+    """The loaders' int16 frames go straight in: same values and weight gradient as float32."""
+    torch.manual_seed(2)
+    counts = ((torch.rand(shape) < 0.015) * torch.randint(1, 4, shape)).to(torch.int16)
+    weight = torch.randn(100, shape[-1], requires_grad=True)
+    float_weight = weight.detach().clone().requires_grad_(True)
+    from_counts = input_projection(counts, weight)
+    from_float = input_projection(counts.float(), float_weight)
+    assert from_counts.dtype == torch.float32
+    torch.testing.assert_close(from_counts, from_float, rtol=0, atol=0)
+    grad = torch.randn_like(from_float)
+    from_counts.backward(grad)
+    from_float.backward(grad)
+    torch.testing.assert_close(weight.grad, float_weight.grad, rtol=0, atol=0)
+
+
+def test_boolean_input_is_refused():
+    with pytest.raises(TypeError, match="integer counts, found torch.bool"):
+        input_projection(torch.zeros(2, 3, dtype=torch.bool), torch.randn(4, 3))
+
+
 @pytest.mark.parametrize("leak_reset", [(0.0, 0.0), (0.1, -0.2)])
 def test_fused_recurrent_scan_equals_the_step_loop_bit_for_bit(leak_reset):
     from event_lightning.nn.lif import LIFParameters, LIFRecurrentStep, lif_recurrent_scan
