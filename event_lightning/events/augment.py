@@ -318,6 +318,12 @@ def _group_by_pixel(x: np.ndarray, y: np.ndarray, width: int) -> tuple[np.ndarra
     return order, pix[order]
 
 
+_DENOISE_ROW_CELLS = 1 << 18
+"""Cells (rows x sensor pixels) of the per-block index tables :func:`denoise` keeps at once."""
+_DENOISE_MAX_CELLS = 1 << 22
+"""Upper bound on those cells (two int64 tables: 64 MiB) for very large sensors."""
+
+
 def denoise(events: np.ndarray, filter_time: float, *, connectivity: Literal[4, 8] = 4) -> np.ndarray:
     """Keep an event if a neighbouring pixel had an event less than ``filter_time`` µs before it.
 
@@ -327,9 +333,14 @@ def denoise(events: np.ndarray, filter_time: float, *, connectivity: Literal[4, 
     count in stream order, and every pixel inside the stream's bounding box
     ``[0, max x] × [0, max y]`` starts as if it had an event at t = 0, so events with
     ``t < filter_time`` next to any such pixel survive. ``connectivity=8`` adds the diagonals.
+    ``filter_time <= 0`` keeps nothing (as in tonic, for timestamps >= 0).
 
-    Vectorised: events are grouped by pixel once; for each neighbour offset one searchsorted
-    on ``(pixel, stream index)`` keys finds the neighbour's latest earlier event.
+    Vectorised over blocks of ``w = max(1, floor(filter_time))`` µs: an earlier neighbour event
+    in the same block is always recent enough, one in the previous block is checked by time,
+    and one in any older block is too old. So each event needs only two table lookups per
+    neighbour: the first event of that pixel in its own block and the last one in the previous
+    block, both from dense ``[rows, pixels]`` tables built with ``np.minimum.at`` /
+    ``np.maximum.at`` a few occupied blocks at a time (the loop runs over groups of blocks).
     """
     if connectivity not in (4, 8):
         raise ValueError(f"denoise: connectivity must be 4 or 8, found {connectivity!r}")
@@ -337,28 +348,63 @@ def denoise(events: np.ndarray, filter_time: float, *, connectivity: Literal[4, 
     n = len(events)
     if n == 0:
         return events.copy()
-    x, y, t = events["x"].astype(np.int64), events["y"].astype(np.int64), events["t"]
+    t = events["t"]
+    if t[0] < 0:
+        raise EventFormatError(f"denoise: timestamps must be >= 0 µs; found t={int(t[0])} at index 0")
+    if not filter_time > 0:  # memory t_j + F > t_i needs F > t_i - t_j >= 0; the start value F > t_i >= 0
+        return events[:0].copy()
+    x, y = events["x"].astype(np.int64), events["y"].astype(np.int64)
     width, height = int(x.max()) + 1, int(y.max()) + 1
-    order, sorted_pix = _group_by_pixel(x, y, width)
-    keys = sorted_pix * n + order  # ascending: pixel-major, stream order inside a pixel
-    # Queries are made in the same pixel-sorted order, so each needle array is ascending too
-    # (neighbour = pixel + constant), which keeps searchsorted cache-friendly.
-    xs, ys, ts = x[order], y[order], t[order]
+    plane = width * height
+    block = (t - t[0]) // max(1, int(filter_time))
+    # occupied blocks get consecutive ranks, so empty stretches of time cost nothing
+    new_block = np.empty(n, dtype=bool)
+    new_block[0] = True
+    np.not_equal(block[1:], block[:-1], out=new_block[1:])
+    rank = np.cumsum(new_block) - 1
+    occupied = block[new_block]
+    previous_is_adjacent = np.zeros(n, dtype=bool)  # block - 1 holds events
+    previous_is_adjacent[rank > 0] = occupied[rank[rank > 0] - 1] == block[rank > 0] - 1
+
+    rows = int(np.clip(_DENOISE_ROW_CELLS // plane, 1, max(1, _DENOISE_MAX_CELLS // plane - 1)))
+    margin = width + 1  # neighbour lookups of edge pixels stay inside the tables (masked later)
+    first = np.full(2 * margin + (rows + 1) * plane, n, dtype=np.int64)  # row 0: previous group's last block
+    last = np.full_like(first, -1)
     offsets = [(-1, 0), (1, 0), (0, -1), (0, 1)]
     if connectivity == 8:
         offsets += [(-1, -1), (1, -1), (-1, 1), (1, 1)]
-    threshold = ts.astype(np.float64)
-    keep_sorted = np.zeros(n, dtype=bool)
-    for dx, dy in offsets:
-        inside = (xs + dx >= 0) & (xs + dx < width) & (ys + dy >= 0) & (ys + dy < height)
-        neighbour = sorted_pix + (dy * width + dx)
-        before = np.searchsorted(keys, neighbour * n + order) - 1
-        pos = np.maximum(before, 0)
-        found = (before >= 0) & (keys[pos] >= neighbour * n)  # that key is the neighbour's
-        last = np.where(found, ts[pos], 0)
-        keep_sorted |= inside & ((last + filter_time).astype(np.float64) > threshold)
-    keep = np.zeros(n, dtype=bool)
-    keep[order] = keep_sorted
+    time_f = t.astype(np.float64)
+    # same block and F >= 1: at most floor(F) - 1 µs apart, always kept; for F < 1 a block is
+    # one timestamp, and t + F > t is decided by float rounding exactly as tonic's memory is
+    same_block_keeps = None if filter_time >= 1 else time_f + filter_time > time_f
+    keep = np.empty(n, dtype=bool)
+    group_starts = np.searchsorted(rank, np.arange(0, len(occupied) + rows, rows))
+    for g in range(len(group_starts) - 1):
+        s, e = int(group_starts[g]), int(group_starts[g + 1])
+        if s == e:
+            break
+        index = np.arange(s, e)
+        xs, ys, ts = x[s:e], y[s:e], time_f[s:e]
+        cell = (rank[s:e] - (g * rows - 1)) * plane + (ys * width + xs) + margin
+        np.minimum.at(first, cell, index)
+        np.maximum.at(last, cell, index)
+        previous_ok = previous_is_adjacent[s:e]
+        starts_recent = filter_time > ts  # a pixel without earlier events
+        same_ok = True if same_block_keeps is None else same_block_keeps[s:e]
+        kept = np.zeros(e - s, dtype=bool)
+        for dx, dy in offsets:
+            inside = (xs + dx >= 0) & (xs + dx < width) & (ys + dy >= 0) & (ys + dy < height)
+            neighbour = cell + (dy * width + dx)
+            in_block = first[neighbour] < index
+            earlier = last[neighbour - plane]
+            found = previous_ok & (earlier >= 0)
+            recent = np.where(found, time_f[earlier] + filter_time > ts, starts_recent & (earlier < 0))
+            kept |= inside & np.where(in_block, same_ok, recent)
+        keep[s:e] = kept
+        carry = last[margin + rows * plane : margin + (rows + 1) * plane].copy()
+        first[cell] = n  # reset only what this group wrote
+        last[cell] = -1
+        last[margin : margin + plane] = carry
     return events[keep]
 
 

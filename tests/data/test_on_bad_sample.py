@@ -228,7 +228,7 @@ class _Probe(pl.LightningModule):
 
     def _loss(self, batch) -> torch.Tensor:
         frames, _, labels = batch
-        return F.cross_entropy(self.linear(frames.sum(0).flatten(1)), labels)
+        return F.cross_entropy(self.linear(frames.float().sum(0).flatten(1)), labels)
 
     def training_step(self, batch, batch_idx):
         loss = self._loss(batch)

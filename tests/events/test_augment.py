@@ -44,6 +44,24 @@ def test_denoise_equals_tonic(filter_time: float) -> None:
     assert len(A.denoise(np.zeros(0, dtype=EVENT_DTYPE), 100)) == 0
 
 
+@pytest.mark.parametrize("filter_time", [0.3, 1e-20, 1, 2.7, 700, -5])
+def test_denoise_equals_tonic_with_one_block_per_table(filter_time: float, monkeypatch) -> None:
+    """Tables of a single block row: the previous block's last events carry over at every step."""
+    monkeypatch.setattr(A, "_DENOISE_ROW_CELLS", 1)
+    for seed, n, sensor, duration in _cases():
+        events = _stream(seed, n, sensor, duration)
+        if seed == 2:  # a late start and gaps of empty blocks
+            events["t"] = events["t"] * 7 + 50_000
+        expected = tt.Denoise(filter_time)(events.copy())
+        np.testing.assert_array_equal(A.denoise(events, filter_time), expected)
+
+
+def test_denoise_refuses_negative_timestamps() -> None:
+    events = make_events([1, 2], [1, 1], [-5, 3], [0, 1])
+    with pytest.raises(EventFormatError, match="denoise: timestamps must be >= 0"):
+        A.denoise(events, 100)
+
+
 def _denoise_reference(events: np.ndarray, filter_time: float, offsets: list[tuple[int, int]]) -> np.ndarray:
     """Sequential definition: latest earlier event per pixel, virtual events at t=0 in the box."""
     width, height = events["x"].max() + 1, events["y"].max() + 1
