@@ -392,8 +392,11 @@ def denoise(events: np.ndarray, filter_time: float, *, connectivity: Literal[4, 
         starts_recent = filter_time > ts  # a pixel without earlier events
         same_ok = True if same_block_keeps is None else same_block_keeps[s:e]
         kept = np.zeros(e - s, dtype=bool)
+        has_x = {-1: xs > 0, 0: None, 1: xs < width - 1}  # the neighbour's column exists
+        has_y = {-1: ys > 0, 0: None, 1: ys < height - 1}
         for dx, dy in offsets:
-            inside = (xs + dx >= 0) & (xs + dx < width) & (ys + dy >= 0) & (ys + dy < height)
+            masks = [m for m in (has_x[dx], has_y[dy]) if m is not None]
+            inside = masks[0] if len(masks) == 1 else masks[0] & masks[1]
             neighbour = cell + (dy * width + dx)
             in_block = first[neighbour] < index
             earlier = last[neighbour - plane]
