@@ -497,6 +497,124 @@ def to_frame_torch(
 # voxel grid, stacked histogram
 
 
+# Events per block of the voxel-grid pass. Its scratch arrays (~70 bytes per event) are reused
+# from block to block and stay cache-resident; event-sized temporaries would be page-faulted
+# afresh on every call, which costs more than the arithmetic.
+_VOXEL_BLOCK = 32_768
+# Step of the coarse time sample that brackets where each time bin starts.
+_VOXEL_STRIDE = 32
+# Integer times below 2**53 convert to float64 exactly: the float times are then sorted iff the
+# integer times are, so the order check can run on the float times computed anyway.
+_FLOAT_EXACT = 2**53
+
+
+@dataclass(frozen=True)
+class _TimeScale:
+    """tonic's ``τ = T·(t − t_first)/(t_last − t_first)`` with its float operations in its order."""
+
+    t_first: float
+    n_bins: float
+    span: float  # 0.0 for a stream spanning no time: τ = 0 everywhere then
+
+    def shifted(self, t: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``float64(t) − t_first``."""
+        return np.subtract(t, self.t_first, out=out)
+
+    def tau_in_place(self, shifted: np.ndarray) -> np.ndarray:
+        """``shifted`` (from :meth:`shifted`) turned into τ in place."""
+        np.multiply(shifted, self.n_bins, out=shifted)
+        if self.span:
+            np.divide(shifted, self.span, out=shifted)
+        return shifted
+
+
+def _bin_starts(t: np.ndarray, scale: _TimeScale, n_bins: int) -> list[int]:
+    """First event index with ``τ ≥ b`` for ``b = 0 … T``: ``T + 1`` non-decreasing values.
+
+    τ is evaluated with tonic's formula on a coarse sample (every ``_VOXEL_STRIDE``-th event) to
+    bracket each start, then on the events inside each bracket, so a start is exact without
+    computing τ for the whole stream. Assumes sorted times (τ non-decreasing); for unsorted times
+    the values are only clamped into order, and the pass that uses them rejects the stream.
+    """
+    n, step = len(t), _VOXEL_STRIDE
+    thresholds = np.arange(1, n_bins + 1, dtype=np.float64)
+    coarse = scale.tau_in_place(scale.shifted(t[::step]))
+    # the first sample with τ >= b is sample `above` (>= 1: sample 0 has τ = 0): the start lies
+    # in ((above - 1)·step, above·step], decided by the step - 1 events in between
+    above = np.maximum(np.searchsorted(coarse, thresholds), 1)
+    first = (above - 1) * step + 1
+    window = first[:, None] + np.arange(step - 1)
+    tau = scale.tau_in_place(scale.shifted(t[np.minimum(window, n - 1)]))
+    below = (tau < thresholds[:, None]) & (window < n)
+    starts = np.minimum(first + below.sum(axis=1), n)
+    return [0, *np.maximum.accumulate(starts).tolist()]
+
+
+def _bin_groups(starts: list[int], n_bins: int) -> list[tuple[int, int]]:
+    """Consecutive bins ``[b0, b1)`` whose events make one block: whole bins, at most
+    ``_VOXEL_BLOCK`` events unless one bin alone has more."""
+    groups, b0 = [], 0
+    while b0 < n_bins:
+        b1 = b0 + 1
+        while b1 < n_bins and starts[b1 + 1] - starts[b0] <= _VOXEL_BLOCK:
+            b1 += 1
+        groups.append((b0, b1))
+        b0 = b1
+    return groups
+
+
+class _VoxelScratch:
+    """Block-sized arrays reused by every block of one :func:`voxel_grid` call. ``pix`` and
+    ``right`` come in two sets, alternated per block, because the right parts of a block's last
+    bin are added only after the next block's left parts."""
+
+    def __init__(self, size: int) -> None:
+        self.x = np.empty(size, np.int16)
+        self.y = np.empty(size, np.int16)
+        self.p = np.empty(size, np.int8)
+        self.increasing = np.empty(size, bool)
+        self.time = np.empty(size)  # t − t_first, then τ, then frac(τ)
+        self.sign = np.empty(size)
+        self.left = np.empty(size)
+        self.cell = np.empty(size, np.intp)
+        self.right = (np.empty(size), np.empty(size))
+        self.pix = (np.empty(size, np.intp), np.empty(size, np.intp))
+
+
+def _load_block(
+    fields: tuple[np.ndarray, ...],
+    start: int,
+    stop: int,
+    sensor: SensorSize,
+    scale: _TimeScale,
+    check_order: bool,
+    scratch: _VoxelScratch,
+) -> bool:
+    """Copy events ``[start, stop)`` into ``scratch`` (x, y, p, ``t − t_first``) and check them
+    against the contract; False when any of them (or the order across ``start``) breaks it."""
+    xs, ys, ts, ps = fields
+    size = stop - start
+    shifted = scale.shifted(ts[start:stop], out=scratch.time[:size])
+    if check_order and (
+        (start and ts[start - 1] > ts[start])
+        or np.less(shifted[1:], shifted[:-1], out=scratch.increasing[: size - 1]).any()
+    ):
+        return False
+    for field, copy, high in ((xs, scratch.x, sensor.width), (ys, scratch.y, sensor.height), (ps, scratch.p, 2)):
+        block = copy[:size]
+        np.copyto(block, field[start:stop])
+        # seen as unsigned, a negative value is larger than any bound
+        if block.view(block.dtype.str.replace("i", "u")).max() >= high:
+            return False
+    return True
+
+
+def _reject(events: np.ndarray, sensor: SensorSize) -> None:
+    """Raise :func:`validate`'s error for a stream that failed a check of the voxel pass."""
+    validate(events, sensor, origin="voxel_grid")
+    raise AssertionError("voxel_grid: a block check failed but validate() accepts the stream")
+
+
 def voxel_grid(
     events: np.ndarray, sensor_size: SensorSize | tuple[int, int, int], n_time_bins: int
 ) -> np.ndarray:
@@ -504,51 +622,93 @@ def voxel_grid(
 
     Times map to ``τ = T·(t − t_first)/(t_last − t_first)``; an event adds ``±(1 − frac(τ))`` to
     bin ``⌊τ⌋`` and ``±frac(τ)`` to the next bin (bins ``≥ T`` dropped, so events at ``t_last``
-    add nothing), with polarity 1 -> +1 and 0 -> −1. Numerically identical to tonic's
-    ``ToVoxelGrid`` (same summation order) for integer polarity; for bool polarity tonic counts
-    every event positive, here polarity is cast to signed first. A stream spanning zero time
-    puts everything in bin 0 (tonic divides by zero); an empty stream gives zeros.
+    add nothing), with polarity 1 -> +1 and 0 -> −1. Bit-identical to tonic's ``ToVoxelGrid``
+    for integer polarity; for bool polarity tonic counts every event positive, here polarity is
+    cast to signed first. A stream spanning zero time puts everything in bin 0 (tonic divides by
+    zero); an empty stream gives zeros.
+
+    How the float sums keep tonic's order: tonic adds all left parts, then all right parts, each
+    in stream order, so a cell of bin ``b`` gets the left parts of bin ``b``'s events, then the
+    right parts of bin ``b − 1``'s events. Times are sorted, so each bin's events are one
+    contiguous run (its start found with tonic's exact τ formula). The stream is processed in
+    blocks of whole bins (~32k events, cache-sized scratch reused): each block adds its left
+    parts, then the held-back right parts of the previous block's last bin, then its other right
+    parts, all with the sequential ``np.add.at``. The event checks of :func:`validate` run on the
+    same block copies; any failure raises :func:`validate`'s own error.
     """
     sensor = SensorSize.coerce(sensor_size)
     if sensor.polarities != 2:
         raise ValueError(f"voxel_grid: needs a 2-polarity sensor (signed events); found {sensor}")
     if not isinstance(n_time_bins, int | np.integer) or n_time_bins <= 0:
         raise ValueError(f"voxel_grid: n_time_bins must be a positive integer, found {n_time_bins!r}")
+    n_bins = int(n_time_bins)
     events = _as_events(events)
-    validate(events, sensor, origin="voxel_grid")
     plane = sensor.width * sensor.height
-    if len(events) == 0:
-        return np.zeros((n_time_bins, 1, sensor.height, sensor.width))
+    grid = np.zeros((n_bins, plane))
     n = len(events)
-    t = events["t"]
-    span = t[-1] - t[0]
-    if span:  # n_time_bins * (t - t_first) / span, in place (same float operations and order)
-        tau = t.astype(float)
-        tau -= t[0]
-        tau *= n_time_bins
-        tau /= span
-    else:
-        tau = np.zeros(n)
-    sign = np.where(events["p"] > 0, 1.0, -1.0)
-    bins = tau.astype(np.int64)
-    frac = tau - bins
-    # One bincount over (all left parts, then all right parts): per bin the same addition order
-    # as tonic's two sequential np.add.at calls, so the float sums are bit-identical. Parts that
-    # tonic drops (bin >= T: events at t_last, right parts from the last bin) land in two spare
-    # bins past the end instead of being masked out, which saves four event-sized copies;
-    # the spare bins are cut off (adding them elsewhere never changes the kept sums).
-    index = np.empty(2 * n, dtype=np.int64)
-    left_index, right_index = index[:n], index[n:]
-    np.multiply(bins, plane, out=left_index)
-    left_index += events["y"].astype(np.int64) * sensor.width
-    left_index += events["x"]
-    np.add(left_index, plane, out=right_index)
-    weight = np.empty(2 * n)
-    np.subtract(1.0, frac, out=weight[:n])
-    weight[:n] *= sign
-    np.multiply(sign, frac, out=weight[n:])
-    grid = np.bincount(index, weights=weight, minlength=(n_time_bins + 2) * plane)[: n_time_bins * plane]
-    return grid.reshape(n_time_bins, 1, sensor.height, sensor.width)
+    if n == 0:
+        validate(events, sensor, origin="voxel_grid")
+        return grid.reshape(n_bins, 1, sensor.height, sensor.width)
+    fields = (events["x"], events["y"], events["t"], events["p"])
+    t = fields[2]
+    t_first, t_last = int(t[0]), int(t[-1])
+    # Outside [0, 2**53) or with t_first > t_last the float order check is not exact (or the
+    # stream is invalid anyway): validate everything up front (raises for invalid streams).
+    check_order = 0 <= t_first <= t_last < _FLOAT_EXACT
+    if not check_order:
+        validate(events, sensor, origin="voxel_grid")
+    scale = _TimeScale(float(t_first), float(n_bins), float(t_last - t_first))
+    starts = _bin_starts(t, scale, n_bins)
+    groups = _bin_groups(starts, n_bins)
+    size = max(1, max(starts[b1] - starts[b0] for b0, b1 in groups))
+    scratch = _VoxelScratch(size)
+    flat = grid.reshape(-1)
+    held: tuple[np.ndarray, np.ndarray] | None = None  # (pixel, weight): right parts of the last bin
+    for number, (b0, b1) in enumerate(groups):
+        start, stop = starts[b0], starts[b1]
+        count = stop - start
+        if count and not _load_block(fields, start, stop, sensor, scale, check_order, scratch):
+            _reject(events, sensor)
+        frac = scratch.time[:count]
+        scale.tau_in_place(frac)
+        single = b1 - b0 == 1
+        if single:  # every event of the block has ⌊τ⌋ = b0
+            np.subtract(frac, b0, out=frac)
+        else:
+            cell = scratch.cell[:count]
+            np.copyto(cell, frac, casting="unsafe")  # ⌊τ⌋ (τ >= 0), as tonic's astype(int)
+            np.subtract(frac, cell, out=frac)
+        signs = scratch.p[:count]  # polarity 0/1 -> -1/+1 in place, then as float
+        np.multiply(signs, 2, out=signs)
+        np.subtract(signs, 1, out=signs)
+        sign = scratch.sign[:count]
+        np.copyto(sign, signs)
+        right = scratch.right[number % 2][:count]
+        np.multiply(frac, sign, out=right)
+        left = scratch.left[:count]
+        np.subtract(sign, right, out=left)  # = sign·(1 − frac) bit for bit: ±1 ∓ frac rounds symmetrically
+        pix = scratch.pix[number % 2][:count]
+        np.multiply(scratch.y[:count], sensor.width, out=pix, dtype=np.intp)
+        np.add(pix, scratch.x[:count], out=pix)
+        if single:
+            np.add.at(grid[b0], pix, left)
+        else:
+            np.multiply(cell, plane, out=cell)
+            np.add(cell, pix, out=cell)
+            np.add.at(flat, cell, left)
+        if held is not None:
+            np.add.at(grid[b0], *held)
+        # right parts into bins b0 + 1 … b1 − 1 (their left parts are in); the last bin's wait
+        inner = starts[b1 - 1] - start
+        if inner:
+            np.add(cell[:inner], plane, out=cell[:inner])
+            np.add.at(flat, cell[:inner], right[:inner])
+        held = (pix[inner:], right[inner:]) if b1 < n_bins and count > inner else None
+    # events with τ >= T (at t_last) add nothing, but must pass the checks too
+    for start in range(starts[n_bins], n, size):
+        if not _load_block(fields, start, min(start + size, n), sensor, scale, check_order, scratch):
+            _reject(events, sensor)
+    return grid.reshape(n_bins, 1, sensor.height, sensor.width)
 
 
 def stacked_histogram(
