@@ -15,6 +15,7 @@ returns float64 ``(T, P, W, H)``), and events outside the sensor raise
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -501,8 +502,6 @@ def to_frame_torch(
 # from block to block and stay cache-resident; event-sized temporaries would be page-faulted
 # afresh on every call, which costs more than the arithmetic.
 _VOXEL_BLOCK = 32_768
-# Step of the coarse time sample that brackets where each time bin starts.
-_VOXEL_STRIDE = 32
 # Integer times below 2**53 convert to float64 exactly: the float times are then sorted iff the
 # integer times are, so the order check can run on the float times computed anyway.
 _FLOAT_EXACT = 2**53
@@ -531,12 +530,14 @@ class _TimeScale:
 def _bin_starts(t: np.ndarray, scale: _TimeScale, n_bins: int) -> list[int]:
     """First event index with ``τ ≥ b`` for ``b = 0 … T``: ``T + 1`` non-decreasing values.
 
-    τ is evaluated with tonic's formula on a coarse sample (every ``_VOXEL_STRIDE``-th event) to
-    bracket each start, then on the events inside each bracket, so a start is exact without
-    computing τ for the whole stream. Assumes sorted times (τ non-decreasing); for unsorted times
-    the values are only clamped into order, and the pass that uses them rejects the stream.
+    τ is evaluated with tonic's formula on a coarse sample (every ``step``-th event) to bracket
+    each start, then on the ``step − 1`` events inside each bracket, so a start is exact without
+    computing τ for the whole stream (``step ≈ √(n/T)`` balances the two). Assumes sorted times
+    (τ non-decreasing); for unsorted times the values are only clamped into order, and the pass
+    that uses them rejects the stream.
     """
-    n, step = len(t), _VOXEL_STRIDE
+    n = len(t)
+    step = max(2, math.isqrt(n // n_bins))
     thresholds = np.arange(1, n_bins + 1, dtype=np.float64)
     coarse = scale.tau_in_place(scale.shifted(t[::step]))
     # the first sample with τ >= b is sample `above` (>= 1: sample 0 has τ = 0): the start lies
@@ -564,21 +565,38 @@ def _bin_groups(starts: list[int], n_bins: int) -> list[tuple[int, int]]:
 
 
 class _VoxelScratch:
-    """Block-sized arrays reused by every block of one :func:`voxel_grid` call. ``pix`` and
-    ``right`` come in two sets, alternated per block, because the right parts of a block's last
-    bin are added only after the next block's left parts."""
+    """Block-sized arrays reused by every block of one :func:`voxel_grid` call, carved from one
+    allocation: freed and requested again at the same size, it stays in the allocator's heap
+    instead of being returned to the OS and page-faulted afresh (many separate arrays are).
+    ``pix`` and ``right`` come in two sets, alternated per block, because the right parts of a
+    block's last bin are added only after the next block's left parts."""
+
+    _LAYOUT = (
+        ("time", np.float64),  # t − t_first, then τ, then frac(τ), then the left weights
+        ("sign", np.float64),
+        ("right0", np.float64),
+        ("right1", np.float64),
+        ("pix0", np.intp),
+        ("pix1", np.intp),
+        ("cell", np.intp),
+        ("xy", np.uint32),
+        ("x", np.uint32),
+        ("y", np.uint32),
+        ("p", np.int8),
+        ("increasing", np.bool_),
+    )
 
     def __init__(self, size: int) -> None:
-        self.x = np.empty(size, np.int16)
-        self.y = np.empty(size, np.int16)
-        self.p = np.empty(size, np.int8)
-        self.increasing = np.empty(size, bool)
-        self.time = np.empty(size)  # t − t_first, then τ, then frac(τ)
-        self.sign = np.empty(size)
-        self.left = np.empty(size)
-        self.cell = np.empty(size, np.intp)
-        self.right = (np.empty(size), np.empty(size))
-        self.pix = (np.empty(size, np.intp), np.empty(size, np.intp))
+        # 8-byte multiples keep every carved array aligned
+        rounded = -(-size // 8) * 8
+        memory = np.empty(sum(np.dtype(kind).itemsize for _, kind in self._LAYOUT) * rounded, np.uint8)
+        offset = 0
+        for name, kind in self._LAYOUT:
+            nbytes = np.dtype(kind).itemsize * rounded
+            setattr(self, name, memory[offset : offset + nbytes].view(kind))
+            offset += nbytes
+        self.right = (self.right0, self.right1)
+        self.pix = (self.pix0, self.pix1)
 
 
 def _load_block(
@@ -592,7 +610,7 @@ def _load_block(
 ) -> bool:
     """Copy events ``[start, stop)`` into ``scratch`` (x, y, p, ``t − t_first``) and check them
     against the contract; False when any of them (or the order across ``start``) breaks it."""
-    xs, ys, ts, ps = fields
+    xys, ts, ps = fields
     size = stop - start
     shifted = scale.shifted(ts[start:stop], out=scratch.time[:size])
     if check_order and (
@@ -600,19 +618,24 @@ def _load_block(
         or np.less(shifted[1:], shifted[:-1], out=scratch.increasing[: size - 1]).any()
     ):
         return False
-    for field, copy, high in ((xs, scratch.x, sensor.width), (ys, scratch.y, sensor.height), (ps, scratch.p, 2)):
-        block = copy[:size]
-        np.copyto(block, field[start:stop])
-        # seen as unsigned, a negative value is larger than any bound
-        if block.view(block.dtype.str.replace("i", "u")).max() >= high:
-            return False
-    return True
+    xy = scratch.xy[:size]
+    np.copyto(xy, xys[start:stop])  # x and y in one strided read: x the low, y the high half
+    x, y, p = scratch.x[:size], scratch.y[:size], scratch.p[:size]
+    np.bitwise_and(xy, 0xFFFF, out=x)
+    np.right_shift(xy, 16, out=y)
+    np.copyto(p, ps[start:stop])
+    # as unsigned, a negative int16 / int8 is larger than any bound
+    return x.max() < sensor.width and y.max() < sensor.height and p.view(np.uint8).max() < 2
 
 
 def _reject(events: np.ndarray, sensor: SensorSize) -> None:
     """Raise :func:`validate`'s error for a stream that failed a check of the voxel pass."""
     validate(events, sensor, origin="voxel_grid")
     raise AssertionError("voxel_grid: a block check failed but validate() accepts the stream")
+
+
+# x and y (int16) packed little-endian in the first 4 bytes of an EVENT_DTYPE record
+_XY_VIEW = np.dtype({"names": ["xy"], "formats": ["<u4"], "offsets": [0], "itemsize": EVENT_DTYPE.itemsize})
 
 
 def voxel_grid(
@@ -641,16 +664,19 @@ def voxel_grid(
         raise ValueError(f"voxel_grid: needs a 2-polarity sensor (signed events); found {sensor}")
     if not isinstance(n_time_bins, int | np.integer) or n_time_bins <= 0:
         raise ValueError(f"voxel_grid: n_time_bins must be a positive integer, found {n_time_bins!r}")
+    plane = sensor.width * sensor.height
+    if plane > 2**32:  # pixel indices are computed in uint32
+        raise ValueError(f"voxel_grid: at most 2**32 pixels per bin, found {sensor} ({plane} pixels)")
     n_bins = int(n_time_bins)
     events = _as_events(events)
-    plane = sensor.width * sensor.height
-    grid = np.zeros((n_bins, plane))
+    grid = np.empty((n_bins, plane))
     n = len(events)
     if n == 0:
+        grid.fill(0.0)
         validate(events, sensor, origin="voxel_grid")
         return grid.reshape(n_bins, 1, sensor.height, sensor.width)
-    fields = (events["x"], events["y"], events["t"], events["p"])
-    t = fields[2]
+    t = events["t"]
+    fields = (events.view(_XY_VIEW)["xy"], t, events["p"])
     t_first, t_last = int(t[0]), int(t[-1])
     # Outside [0, 2**53) or with t_first > t_last the float order check is not exact (or the
     # stream is invalid anyway): validate everything up front (raises for invalid streams).
@@ -669,8 +695,9 @@ def voxel_grid(
         count = stop - start
         if count and not _load_block(fields, start, stop, sensor, scale, check_order, scratch):
             _reject(events, sensor)
-        frac = scratch.time[:count]
-        scale.tau_in_place(frac)
+        if b1 - b0 > 1:
+            grid[b0:b1].fill(0.0)  # just before the scattered adds: the rows are then cache-hot
+        frac = scale.tau_in_place(scratch.time[:count])
         single = b1 - b0 == 1
         if single:  # every event of the block has ⌊τ⌋ = b0
             np.subtract(frac, b0, out=frac)
@@ -685,13 +712,15 @@ def voxel_grid(
         np.copyto(sign, signs)
         right = scratch.right[number % 2][:count]
         np.multiply(frac, sign, out=right)
-        left = scratch.left[:count]
-        np.subtract(sign, right, out=left)  # = sign·(1 − frac) bit for bit: ±1 ∓ frac rounds symmetrically
+        # sign·(1 − frac) bit for bit: ±1 ∓ frac rounds symmetrically; frac is not needed after
+        left = np.subtract(sign, right, out=frac)
+        x, y = scratch.x[:count], scratch.y[:count]
+        np.multiply(y, sensor.width, out=y)
+        np.add(y, x, out=y)
         pix = scratch.pix[number % 2][:count]
-        np.multiply(scratch.y[:count], sensor.width, out=pix, dtype=np.intp)
-        np.add(pix, scratch.x[:count], out=pix)
+        np.copyto(pix, y)
         if single:
-            np.add.at(grid[b0], pix, left)
+            grid[b0] = np.bincount(pix, left, minlength=plane)
         else:
             np.multiply(cell, plane, out=cell)
             np.add(cell, pix, out=cell)
