@@ -33,9 +33,10 @@ def _assert_same_as_tonic(events: np.ndarray, sensor: SensorSize, n_bins: int) -
     np.testing.assert_array_equal(grid.view(np.uint64), expected.view(np.uint64))
 
 
-@pytest.fixture(params=[represent._VOXEL_BLOCK, 7, 64], ids=["block-32k", "block-7", "block-64"])
+@pytest.fixture(params=[represent._VOXEL_BLOCK, 7, 64], ids=["whole-stream", "block-7", "block-64"])
 def block(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
-    """Small blocks make the same short streams cross many block boundaries (multi-bin blocks, a
+    """Streams up to ``_VOXEL_BLOCK`` events take the whole-stream pass; small blocks send the same
+    short streams through the block-wise pass across many block boundaries (multi-bin blocks, a
     bin larger than a block, held-back right parts)."""
     monkeypatch.setattr(represent, "_VOXEL_BLOCK", request.param)
     return request.param
@@ -98,7 +99,7 @@ def test_bin_starts_are_exact_at_bin_edges() -> None:
     _assert_same_as_tonic(events, SENSOR, n_bins)
 
 
-def test_strided_input_and_times_beyond_2_to_53() -> None:
+def test_strided_input_and_times_beyond_2_to_53(block: int) -> None:
     rng = np.random.default_rng(5)
     events = _events(rng, np.sort(rng.integers(0, 50_000, 4_000)))
     _assert_same_as_tonic(events[::3], SENSOR, 6)  # a non-contiguous view of the records
@@ -156,14 +157,18 @@ def test_bad_events_raise_validates_error(block: int, field: str, index: int, va
 
 
 def test_order_checked_across_block_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
-    # two sorted runs: the bin starts found on them put the only decrease (18 -> 12) exactly
-    # between two blocks, where only the check against the previous block's last event sees it
-    runs = make_events(
-        np.zeros(11, int), np.zeros(11, int), [0, 2, 3, 7, 10, 12, 13, 15, 17, 18, 12], [1] * 11
-    )
-    with pytest.raises(EventFormatError) as error:
-        voxel_grid(runs, SENSOR, 2)
-    assert str(error.value) == _validate_message(runs, SENSOR)
+    # two sorted runs each: with blocks of at most 7 events, the bin starts found on them put the
+    # only decrease exactly between two blocks (18 -> 5 before the tail, 17 -> 10 at it), where
+    # only the check against the previous block's last event sees it
+    monkeypatch.setattr(represent, "_VOXEL_BLOCK", 7)
+    for times, n_bins in [
+        ([2, 4, 9, 11, 15, 17, 18, 18, 18, 5, 11], 2),
+        ([2, 7, 11, 13, 13, 14, 14, 16, 16, 17, 10], 3),
+    ]:
+        runs = make_events(np.zeros(11, int), np.zeros(11, int), times, [1] * 11)
+        with pytest.raises(EventFormatError) as error:
+            voxel_grid(runs, SENSOR, n_bins)
+        assert str(error.value) == _validate_message(runs, SENSOR)
     monkeypatch.setattr(represent, "_VOXEL_BLOCK", 16)
     rng = np.random.default_rng(8)
     events = _events(rng, np.arange(0, 4_000, 10))
