@@ -566,10 +566,9 @@ def _bin_groups(starts: list[int], n_bins: int) -> list[tuple[int, int]]:
 
 class _VoxelScratch:
     """Block-sized arrays reused by every block of one :func:`voxel_grid` call, carved from one
-    allocation: freed and requested again at the same size, it stays in the allocator's heap
-    instead of being returned to the OS and page-faulted afresh (many separate arrays are).
-    ``pix`` and ``right`` come in two sets, alternated per block, because the right parts of a
-    block's last bin are added only after the next block's left parts."""
+    allocation (one allocator call instead of twelve). ``pix`` and ``right`` come in two sets,
+    alternated per block, because the right parts of a block's last bin are added only after the
+    next block's left parts."""
 
     _LAYOUT = (
         ("time", np.float64),  # t − t_first, then τ, then frac(τ), then the left weights
