@@ -288,7 +288,7 @@ class _SparseInputLinear(torch.autograd.Function):
         return None, None, (xt_csr @ grad_out).t()
 
 
-def _csr_pair(x2d: torch.Tensor, dtype: np.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+def _csr_pair(x2d: torch.Tensor, dtype: type[np.floating]) -> tuple[torch.Tensor, torch.Tensor]:
     """CSR copies, with values of ``dtype``, of a 2-D CPU tensor ``[M, I]`` (float or integer
     counts) and of its transpose ``[I, M]``.
 
@@ -330,12 +330,9 @@ def input_projection(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     non-zeros are converted on the sparse path, and the dense path casts ``x`` to the weight's
     dtype on its device, so no float copy of the whole input is made on the host.
     """
-    if not x.is_floating_point():
-        if x.dtype == torch.bool or x.is_complex():
-            raise TypeError(f"input_projection: expected float or integer counts, found {x.dtype}")
-        integer_counts = True
-    else:
-        integer_counts = False
+    integer_counts = not x.is_floating_point()
+    if integer_counts and (x.dtype == torch.bool or x.is_complex()):
+        raise TypeError(f"input_projection: expected float or integer counts, found {x.dtype}")
     use_sparse = (
         x.device.type == "cpu"
         and weight.device.type == "cpu"
@@ -353,7 +350,7 @@ def input_projection(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     if not use_sparse:
         return F.linear(x.to(weight.dtype) if integer_counts else x, weight)
     x2d = x.reshape(-1, x.shape[-1]).contiguous()
-    pair = _csr_pair(x2d, torch.empty(0, dtype=weight.dtype).numpy().dtype)
+    pair = _csr_pair(x2d, np.float32 if weight.dtype == torch.float32 else np.float64)
     return _SparseInputLinear.apply(*pair, weight).reshape(*x.shape[:-1], weight.shape[0])
 
 
