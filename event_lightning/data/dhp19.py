@@ -78,6 +78,7 @@ from event_lightning.data.bad_samples import (
     record_setup_skips,
 )
 from event_lightning.data.frame_cache import FrameCache
+from event_lightning.data.sparse_counts import collate_sparse, densify_split, sparse_counts
 from event_lightning.events.core import EventFormatError, SensorSize
 from event_lightning.events.formats.dhp19_h5 import (
     DHP19_LABEL_PERIOD_US,
@@ -95,6 +96,8 @@ __all__ = [
     "DHP19Recording",
     "DHP19Sampling",
     "DHP19Windows",
+    "collate_dhp19",
+    "densify_counts",
     "find_recordings",
     "subject_of",
 ]
@@ -104,6 +107,7 @@ log = logging.getLogger(__name__)
 LABEL_PERIOD_MS = DHP19_LABEL_PERIOD_US // 1000
 REPRESENTATION_CODE_VERSION = "dhp19-pose-1"
 _SUBJECT = re.compile(r"^S(\d+)_")
+_COUNT_KEYS = ("counts", "count_parts")
 
 
 @dataclass(frozen=True)
@@ -491,20 +495,23 @@ class DHP19Windows(Dataset):
             parts.append(self._cnn_frame(source.events, cam, ms_start + s.window_ms))
         return np.concatenate(parts).astype(np.int64)
 
-    def _view(self, source: _Source, cam: int, ms_start: int, counts: np.ndarray) -> dict[str, Any]:
+    @property
+    def count_parts(self) -> tuple[tuple[str, int], ...]:
+        """``(key, channels)`` of each count tensor in the channel stack of :meth:`_counts`, in order."""
         s = self.sampling
-        size = self.crop.sensor_size
-        out: dict[str, Any] = {}
-        offset = 0
-        counts = torch.from_numpy(np.asarray(counts, dtype=np.float32))
+        parts = []
         if s.uses_cnn:
-            out["cnn_input"] = counts[offset : offset + 2 * s.cnn_bins]
-            offset += 2 * s.cnn_bins
+            parts.append(("cnn_input", 2 * s.cnn_bins))
         if s.uses_sequence:
-            out["events"] = counts[offset : offset + 2 * s.n_steps].reshape(s.n_steps, 2, size.height, size.width)
-            offset += 2 * s.n_steps
+            parts.append(("events", 2 * s.n_steps))
         if s.next_cnn_frame:
-            out["cnn_input_next"] = counts[offset : offset + 2 * s.cnn_bins]
+            parts.append(("cnn_input_next", 2 * s.cnn_bins))
+        return tuple(parts)
+
+    def _view(self, source: _Source, cam: int, ms_start: int) -> dict[str, Any]:
+        """The labels and geometry of one view (its counts travel apart, sparse)."""
+        s = self.sampling
+        out: dict[str, Any] = {}
         first_label = ms_start // LABEL_PERIOD_MS
         labels = slice(first_label, first_label + s.n_labels)
         out["cnn_landmarks"] = torch.from_numpy(source.landmarks[cam][first_label - 1])
@@ -520,6 +527,10 @@ class DHP19Windows(Dataset):
         return out
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        """Sample ``index`` as it travels through the DataLoader: ``counts`` (the count stack
+        ``[C_total, H, W]``, or ``[V, C_total, H, W]`` with stacked views, as
+        :class:`~event_lightning.data.sparse_counts.SparseCounts`), ``count_parts``
+        (:attr:`count_parts`) and the labels; :meth:`dense_sample` gives the dense tensors."""
         source_index, cam, ms_start = self.index[index]
         source = self.sources[source_index]
         cameras = self.cameras if cam < 0 else [cam]
@@ -528,19 +539,52 @@ class DHP19Windows(Dataset):
             return np.stack([self._counts(source, c, ms_start) for c in cameras])
 
         counts = build() if self.cache is None else self.cache.load(index, build)
-        views = [self._view(source, c, ms_start, counts[k]) for k, c in enumerate(cameras)]
+        name = f"DHP19 counts of {source.recording.events_path.name} at {ms_start} ms (sample {index})"
+        sparse = sparse_counts(counts if cam < 0 else counts[0], name)
+        views = [self._view(source, c, ms_start) for c in cameras]
         if cam >= 0:
-            return views[0]
-        stacked = {key: torch.stack([torch.as_tensor(v[key]) for v in views]) for key in views[0]}
-        for key in (
-            "ms_start",
-            "label_3d",
-            "cnn_label_3d",
-            "label_steps",
-            "pixel_scale",
-        ):  # same in every view
-            stacked[key] = views[0][key]
-        return stacked
+            out = views[0]
+        else:
+            out = {key: torch.stack([torch.as_tensor(v[key]) for v in views]) for key in views[0]}
+            for key in ("ms_start", "label_3d", "cnn_label_3d", "label_steps", "pixel_scale"):  # same in every view
+                out[key] = views[0][key]
+        return {"counts": sparse, "count_parts": self.count_parts, **out}
+
+    def dense_sample(self, index: int) -> dict[str, Any]:
+        """Sample ``index`` with its counts dense (float32 ``cnn_input`` / ``events`` /
+        ``cnn_input_next``, per the module docstring, without the batch axis): for inspection and
+        tests; loaders keep samples sparse until :meth:`DHP19DataModule.on_after_batch_transfer`."""
+        sample = self[index]
+        dense = densify_counts(sample)
+        return {key: value[0] if key in dict(sample["count_parts"]) else value for key, value in dense.items()}
+
+
+def collate_dhp19(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A batch of :class:`DHP19Windows` samples: the sparse counts concatenated
+    (:func:`collate_sparse`), ``count_parts`` once, every other entry by ``default_collate``."""
+    parts = samples[0]["count_parts"]
+    if any(sample["count_parts"] != parts for sample in samples[1:]):
+        raise ValueError("collate_dhp19: the samples of a batch have different count_parts (mixed splits?)")
+    rest = default_collate([{k: v for k, v in sample.items() if k not in _COUNT_KEYS} for sample in samples])
+    return {"counts": collate_sparse([sample["counts"] for sample in samples]), "count_parts": parts, **rest}
+
+
+def densify_counts(batch: dict[str, Any]) -> dict[str, Any]:
+    """``batch`` (from :func:`collate_dhp19`, on its device) with ``counts`` / ``count_parts``
+    replaced by the dense float32 tensors they hold, first in the dict as the module docstring
+    lists them: ``cnn_input [B, (V,) 2*cnn_bins, H, W]``, ``events [B, (V,) T, 2, H, W]``,
+    ``cnn_input_next``. A dict without ``counts`` is returned as it is."""
+    if "counts" not in batch:
+        return batch
+    rest = {key: value for key, value in batch.items() if key not in _COUNT_KEYS}
+    counts, parts = batch["counts"], batch["count_parts"]
+    dense = densify_split(counts, [channels for _, channels in parts], axis=-3)
+    out = {}
+    for (key, channels), block in zip(parts, dense, strict=True):
+        if key == "events":  # channels are (step, polarity) pairs
+            block = block.view(*block.shape[:-3], channels // 2, 2, *block.shape[-2:])
+        out[key] = block
+    return out | rest
 
 
 class DHP19DataModule(pl.LightningDataModule):
@@ -679,7 +723,7 @@ class DHP19DataModule(pl.LightningDataModule):
         files = [split.sources[i].recording.events_path for i, _, _ in split.index]
         origin = IndexedFiles(files) if files else None
         policy, ledger = self.on_bad_sample, self.bad_samples
-        dataset, collate = guard_loader(split, default_collate, policy, ledger, stage, origin)
+        dataset, collate = guard_loader(split, collate_dhp19, policy, ledger, stage, origin)
         return DataLoader(
             dataset,
             batch_size=batch_size,
@@ -689,6 +733,10 @@ class DHP19DataModule(pl.LightningDataModule):
             drop_last=False,
             collate_fn=collate,
         )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Make the sparse count stacks of a batch dense on its device (see :func:`densify_counts`)."""
+        return densify_counts(batch) if isinstance(batch, dict) else batch
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True, self.batch_size, "train")
