@@ -78,7 +78,7 @@ from event_lightning.data.bad_samples import (
     record_setup_skips,
 )
 from event_lightning.data.frame_cache import FrameCache
-from event_lightning.data.sparse_counts import collate_sparse, densify_split, sparse_counts
+from event_lightning.data.sparse_counts import collate_sparse, densify_split, from_records, to_records
 from event_lightning.events.core import EventFormatError, SensorSize
 from event_lightning.events.formats.dhp19_h5 import (
     DHP19_LABEL_PERIOD_US,
@@ -105,7 +105,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 LABEL_PERIOD_MS = DHP19_LABEL_PERIOD_US // 1000
-REPRESENTATION_CODE_VERSION = "dhp19-pose-1"
+REPRESENTATION_CODE_VERSION = "dhp19-pose-2"  # 2: the cache holds sparse entries
 _SUBJECT = re.compile(r"^S(\d+)_")
 _COUNT_KEYS = ("counts", "count_parts")
 
@@ -493,7 +493,7 @@ class DHP19Windows(Dataset):
             parts.append(self.crop.drop_spare(bins).reshape(-1, *self.crop.sensor_size.frame_shape[1:]))
         if s.next_cnn_frame:
             parts.append(self._cnn_frame(source.events, cam, ms_start + s.window_ms))
-        return np.concatenate(parts).astype(np.int64)
+        return np.concatenate(parts).astype(np.int64, copy=False)
 
     @property
     def count_parts(self) -> tuple[tuple[str, int], ...]:
@@ -507,6 +507,12 @@ class DHP19Windows(Dataset):
         if s.next_cnn_frame:
             parts.append(("cnn_input_next", 2 * s.cnn_bins))
         return tuple(parts)
+
+    @property
+    def count_shape(self) -> tuple[int, int, int]:
+        """``(C_total, H, W)``: the channel stack of one view (the :attr:`count_parts` in order)."""
+        size = self.crop.sensor_size
+        return (sum(channels for _, channels in self.count_parts), size.height, size.width)
 
     def _view(self, source: _Source, cam: int, ms_start: int) -> dict[str, Any]:
         """The labels and geometry of one view (its counts travel apart, sparse)."""
@@ -534,13 +540,15 @@ class DHP19Windows(Dataset):
         source_index, cam, ms_start = self.index[index]
         source = self.sources[source_index]
         cameras = self.cameras if cam < 0 else [cam]
+        shape = (len(cameras), *self.count_shape) if cam < 0 else self.count_shape
 
         def build() -> np.ndarray:
-            return np.stack([self._counts(source, c, ms_start) for c in cameras])
+            views = [self._counts(source, c, ms_start) for c in cameras]
+            counts = np.stack(views) if cam < 0 else views[0]
+            name = f"DHP19 counts of {source.recording.events_path.name} at {ms_start} ms (sample {index})"
+            return to_records(counts, name)
 
-        counts = build() if self.cache is None else self.cache.load(index, build)
-        name = f"DHP19 counts of {source.recording.events_path.name} at {ms_start} ms (sample {index})"
-        sparse = sparse_counts(counts if cam < 0 else counts[0], name)
+        sparse = from_records(build() if self.cache is None else self.cache.load(index, build), shape)
         views = [self._view(source, c, ms_start) for c in cameras]
         if cam >= 0:
             out = views[0]

@@ -9,6 +9,8 @@ host memory.
 
 * :func:`to_sparse` -- one integer count array -> ``(flat_index int32 [nnz], values [nnz])``;
 * :class:`SparseCounts` -- those entries for ``B`` stacks of one shape (a sample is ``B = 1``);
+* :func:`to_records` / :func:`from_records` -- the entries as one structured array (5 or 6 bytes
+  an entry), the form a :class:`~event_lightning.data.frame_cache.FrameCache` stores;
 * :func:`collate_sparse` -- the samples of a batch into one :class:`SparseCounts`;
 * :func:`densify` -- :class:`SparseCounts` -> float32 ``[B, *shape]`` on the entries' device;
   :func:`densify_split` -- the same cut along one axis into contiguous parts (e.g. the CNN frame
@@ -24,7 +26,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["SparseCounts", "collate_sparse", "densify", "densify_split", "sparse_counts", "to_sparse"]
+__all__ = [
+    "SparseCounts",
+    "collate_sparse",
+    "densify",
+    "densify_split",
+    "from_records",
+    "sparse_counts",
+    "to_records",
+    "to_sparse",
+]
 
 _INT16_MAX = int(np.iinfo(np.int16).max)
 _INT32_MAX = int(np.iinfo(np.int32).max)
@@ -119,6 +130,36 @@ def sparse_counts(counts: np.ndarray, name: str = "counts") -> SparseCounts:
         torch.from_numpy(values),
         torch.tensor([len(index)], dtype=torch.int64),
         tuple(int(n) for n in counts.shape),
+    )
+
+
+def to_records(counts: np.ndarray, name: str = "counts") -> np.ndarray:
+    """The non-zero cells of ``counts`` (see :func:`to_sparse`) as one structured array ``[nnz]``
+    with fields ``index`` (int32) and ``count`` (uint8 or int16), packed: 5 or 6 bytes an entry."""
+    index, values = to_sparse(counts, name)
+    records = np.empty(len(index), dtype=[("index", np.int32), ("count", values.dtype)])
+    records["index"], records["count"] = index, values
+    return records
+
+
+def from_records(records: np.ndarray, shape: Sequence[int]) -> SparseCounts:
+    """:func:`to_records` entries of one count stack of ``shape`` as a :class:`SparseCounts` (``B = 1``).
+
+    Raises:
+        ValueError: ``records`` lacks the ``index`` / ``count`` fields, or an index is outside ``shape``.
+    """
+    if records.dtype.names != ("index", "count"):
+        raise ValueError(f"from_records: expected fields ('index', 'count'); found dtype {records.dtype}")
+    index = records["index"].copy()  # a copy: records may be a read-only memory map
+    if len(index) and (int(index.min()) < 0 or int(index.max()) >= int(np.prod(shape))):
+        raise ValueError(
+            f"from_records: flat indices {index.min()}..{index.max()} leave a stack of shape {tuple(shape)}"
+        )
+    return SparseCounts(
+        torch.from_numpy(index),
+        torch.from_numpy(records["count"].copy()),
+        torch.tensor([len(index)], dtype=torch.int64),
+        tuple(int(n) for n in shape),
     )
 
 

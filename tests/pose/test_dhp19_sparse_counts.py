@@ -8,12 +8,15 @@ import torch
 
 from event_lightning.cli import main
 from event_lightning.data.dhp19 import DHP19DataModule, collate_dhp19
+from event_lightning.data.frame_cache import FrameCache
 from event_lightning.data.sparse_counts import (
     SparseCounts,
     collate_sparse,
     densify,
     densify_split,
+    from_records,
     sparse_counts,
+    to_records,
     to_sparse,
 )
 from event_lightning.data.synthetic_dhp19 import SyntheticDHP19Config, write_synthetic_dhp19
@@ -74,6 +77,24 @@ def test_round_trip_of_sparse_cache_sized_arrays_of_every_integer_type(dtype):
     # views that are not contiguous are read correctly too
     odd = counts[:, 1:5, ::3]
     np.testing.assert_array_equal(densify(sparse_counts(odd))[0].numpy(), odd.astype(np.float32))
+
+
+@pytest.mark.parametrize("high", [0, 9, 1000])
+def test_records_store_in_a_frame_cache_and_come_back_as_the_same_stack(high, tmp_path):
+    rng = np.random.default_rng(high)
+    counts = (rng.integers(0, high + 1, size=(4, 16, 8)) * (rng.random((4, 16, 8)) < 0.1)).astype(np.int64)
+    records = to_records(counts)
+    assert records.dtype.names == ("index", "count") and records.dtype.itemsize == (5 if high < 256 else 6)
+    cache = FrameCache(tmp_path, "sparse", files=[], params={}, code_version="t")
+    cache.store(0, records)
+    loaded = cache.load(0, lambda: pytest.fail("the stored entries are read back"))
+    np.testing.assert_array_equal(densify(from_records(loaded, counts.shape))[0].numpy(), counts)
+    header = cache.path(0).stat().st_size - records.nbytes  # the rest: the packed entries
+    assert header in (64, 128, 192)
+    with pytest.raises(ValueError, match="leave a stack of shape"):
+        from_records(np.array([(512, 1)], dtype=records.dtype), counts.shape)
+    with pytest.raises(ValueError, match="expected fields"):
+        from_records(np.zeros(3, np.int32), counts.shape)
 
 
 def test_negative_and_overflowing_counts_and_floats_are_refused_with_the_name():
@@ -181,7 +202,12 @@ def test_cached_windows_give_the_same_batches(root, tmp_path):
     for dm in (plain, cold, warm):
         dm.setup("validate")
     batches = [_on_device(dm, next(iter(dm.val_dataloader()))) for dm in (plain, cold, warm)]
-    assert 0 in warm.split("val").cache
+    cache = warm.split("val").cache
+    assert 0 in cache
+    # the cache holds the sparse entries: 5 bytes each behind the .npy header
+    assert cache.path(0).stat().st_size <= 256 + 5 * int(
+        batches[0]["cnn_input"][0].count_nonzero() + batches[0]["events"][0].count_nonzero()
+    )
     for key in ("cnn_input", "events", "landmarks"):
         for other in batches[1:]:
             torch.testing.assert_close(batches[0][key], other[key], equal_nan=True, rtol=0, atol=0)
