@@ -31,7 +31,13 @@ dropped afterwards, so time bins that depend on the first/last event match the f
 joint coordinates, never dense maps: ``(x, y)`` pixels of that grid, float (the model truncates
 them, as the reference's int cast does), NaN for missing joints and joints outside the crop.
 
-Batches are dicts of batch-first tensors (models transpose ``events`` to time-first):
+Samples and loader batches carry the count tensors sparse (``counts``: a
+:class:`~event_lightning.data.sparse_counts.SparseCounts` of the per-view channel stack
+``cnn_input | events | cnn_input_next``, and ``count_parts``: the names and channel counts of that
+stack); :meth:`DHP19DataModule.on_after_batch_transfer` turns them into the dense float32 tensors
+below on the batch's device (:func:`densify_counts`), so the dense frames never exist in the
+DataLoader workers or in host memory. What the models get, after the transfer, is a dict of
+batch-first tensors (models transpose ``events`` to time-first):
 
 ==================  ====================  ==============================================
 key                 shape                 content
@@ -50,6 +56,7 @@ camera, ms_start    [B]                   int64
 
 With ``stack_test_views`` the test (and validation) samples hold all ``camera_views`` of the same
 window: every per-view entry gets a view axis after the batch axis, for 3D triangulation.
+:meth:`DHP19Windows.dense_sample` gives one sample with its dense tensors (no batch axis).
 """
 
 from __future__ import annotations
@@ -319,7 +326,7 @@ class DHP19Windows(Dataset):
         crop: sensor crop and downsampling.
         stack_views: one sample per window with every camera on a view axis (else one per camera).
         on_non_monotonic: ``"skip"`` (leave the recording out, logged with a count) or ``"raise"``.
-        cache_dir: a :class:`FrameCache` folder for the count tensors, or None (build on access).
+        cache_dir: a :class:`FrameCache` folder for the sparse count entries, or None (build on access).
         on_bad_sample: ``"raise"`` or ``"skip"`` (leave out, recorded once in ``ledger``) a
             recording whose files cannot be read; ``on_non_monotonic="raise"`` still raises for
             timestamps going backwards.
@@ -618,7 +625,7 @@ class DHP19DataModule(pl.LightningDataModule):
         batch_size, eval_batch_size, num_workers: loaders (eval batch defaults to batch_size).
         exclude_recordings: stems to leave out.
         on_non_monotonic: ``"skip"`` (default; logged with a count) or ``"raise"``.
-        cache_dir: optional :class:`FrameCache` folder for the count tensors.
+        cache_dir: optional :class:`FrameCache` folder for the sparse count entries.
         on_bad_sample: ``"raise"`` (default) or ``"skip"``: a recording that cannot be opened is
             left out when the split is built, a window that cannot be read is dropped from its
             batch; both are recorded in ``bad_samples`` (see :mod:`event_lightning.data.bad_samples`).
