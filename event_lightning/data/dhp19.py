@@ -35,8 +35,8 @@ Samples and loader batches carry the count tensors sparse (``counts``: a
 :class:`~event_lightning.data.sparse_counts.SparseCounts` of the per-view channel stack
 ``cnn_input | events | cnn_input_next``, and ``count_parts``: the names and channel counts of that
 stack); :meth:`DHP19DataModule.on_after_batch_transfer` turns them into the dense float32 tensors
-below on the batch's device (:func:`densify_counts`), so the dense frames never exist in the
-DataLoader workers or in host memory. What the models get, after the transfer, is a dict of
+below on the batch's device (:func:`densify_counts`), so the dense frames never pass through the
+DataLoader workers, their queues or the host-to-device copy. What the models get, after the transfer, is a dict of
 batch-first tensors (models transpose ``events`` to time-first):
 
 ==================  ====================  ==============================================

@@ -4,8 +4,8 @@ Event count frames are mostly zeros: a 100 ms DHP19 window of ten 2x256x256 bins
 of which a few ten thousand are non-zero. Samples therefore carry only the non-zero cells (a flat
 ``int32`` index and the count in the narrowest integer type) and a DataModule's
 ``on_after_batch_transfer`` scatters a whole batch into a float32 tensor on the device in one
-``index_put_``, so the dense frames never exist in the workers, the inter-process queue or pinned
-host memory.
+``index_put_``, so the dense frames never pass through the workers, the inter-process queue or
+the host-to-device copy.
 
 * :func:`to_sparse` -- one integer count array -> ``(flat_index int32 [nnz], values [nnz])``;
 * :class:`SparseCounts` -- those entries for ``B`` stacks of one shape (a sample is ``B = 1``);
