@@ -335,8 +335,10 @@ PAGE_NOTES = """
   `label_3d` (T,3,13) float64, `ms_start`/`ms_end`; fields whose layout the spec does not give,
   such as `cnn_label`, are left out, so the reference figure is a lower bound) is computed for
   the same window configuration (100 ms windows, 10 ms bins, 10-bin CNN frames, 256x256 crop)
-  and compared with the tensors of one sample of our DHP19 DataModule on the synthetic stand-in
-  at that configuration (coordinates instead of dense maps), and with the size of its cache file.
+  and compared with what the DataLoader carries for one sample of our DHP19 DataModule on the
+  synthetic stand-in at that configuration (the count stack as sparse entries, int32 index + uint8
+  count per non-zero cell, made dense float32 on the device after the transfer; coordinates
+  instead of dense maps), and with the size of its cache file (the same sparse entries).
 - Threads: both sides run with the same torch intra-op thread count (`--threads`, default 1).
   On this shared 2-core box, 2 threads made every LIF step wait on busy cores (a single training
   step took 10-20 s instead of ~0.2-0.5 s, for norse and for us alike), so 1 thread is the

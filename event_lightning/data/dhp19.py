@@ -31,7 +31,13 @@ dropped afterwards, so time bins that depend on the first/last event match the f
 joint coordinates, never dense maps: ``(x, y)`` pixels of that grid, float (the model truncates
 them, as the reference's int cast does), NaN for missing joints and joints outside the crop.
 
-Batches are dicts of batch-first tensors (models transpose ``events`` to time-first):
+Samples and loader batches carry the count tensors sparse (``counts``: a
+:class:`~event_lightning.data.sparse_counts.SparseCounts` of the per-view channel stack
+``cnn_input | events | cnn_input_next``, and ``count_parts``: the names and channel counts of that
+stack); :meth:`DHP19DataModule.on_after_batch_transfer` turns them into the dense float32 tensors
+below on the batch's device (:func:`densify_counts`), so the dense frames never pass through the
+DataLoader workers, their queues or the host-to-device copy. What the models get, after the transfer, is a dict of
+batch-first tensors (models transpose ``events`` to time-first):
 
 ==================  ====================  ==============================================
 key                 shape                 content
@@ -50,6 +56,7 @@ camera, ms_start    [B]                   int64
 
 With ``stack_test_views`` the test (and validation) samples hold all ``camera_views`` of the same
 window: every per-view entry gets a view axis after the batch axis, for 3D triangulation.
+:meth:`DHP19Windows.dense_sample` gives one sample with its dense tensors (no batch axis).
 """
 
 from __future__ import annotations
@@ -78,6 +85,7 @@ from event_lightning.data.bad_samples import (
     record_setup_skips,
 )
 from event_lightning.data.frame_cache import FrameCache
+from event_lightning.data.sparse_counts import collate_sparse, densify_split, from_records, to_records
 from event_lightning.events.core import EventFormatError, SensorSize
 from event_lightning.events.formats.dhp19_h5 import (
     DHP19_LABEL_PERIOD_US,
@@ -95,6 +103,8 @@ __all__ = [
     "DHP19Recording",
     "DHP19Sampling",
     "DHP19Windows",
+    "collate_dhp19",
+    "densify_counts",
     "find_recordings",
     "subject_of",
 ]
@@ -102,8 +112,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 LABEL_PERIOD_MS = DHP19_LABEL_PERIOD_US // 1000
-REPRESENTATION_CODE_VERSION = "dhp19-pose-1"
+REPRESENTATION_CODE_VERSION = "dhp19-pose-2"  # 2: the cache holds sparse entries
 _SUBJECT = re.compile(r"^S(\d+)_")
+_COUNT_KEYS = ("counts", "count_parts")
 
 
 @dataclass(frozen=True)
@@ -315,7 +326,7 @@ class DHP19Windows(Dataset):
         crop: sensor crop and downsampling.
         stack_views: one sample per window with every camera on a view axis (else one per camera).
         on_non_monotonic: ``"skip"`` (leave the recording out, logged with a count) or ``"raise"``.
-        cache_dir: a :class:`FrameCache` folder for the count tensors, or None (build on access).
+        cache_dir: a :class:`FrameCache` folder for the sparse count entries, or None (build on access).
         on_bad_sample: ``"raise"`` or ``"skip"`` (leave out, recorded once in ``ledger``) a
             recording whose files cannot be read; ``on_non_monotonic="raise"`` still raises for
             timestamps going backwards.
@@ -489,22 +500,31 @@ class DHP19Windows(Dataset):
             parts.append(self.crop.drop_spare(bins).reshape(-1, *self.crop.sensor_size.frame_shape[1:]))
         if s.next_cnn_frame:
             parts.append(self._cnn_frame(source.events, cam, ms_start + s.window_ms))
-        return np.concatenate(parts).astype(np.int64)
+        return np.concatenate(parts).astype(np.int64, copy=False)
 
-    def _view(self, source: _Source, cam: int, ms_start: int, counts: np.ndarray) -> dict[str, Any]:
+    @property
+    def count_parts(self) -> tuple[tuple[str, int], ...]:
+        """``(key, channels)`` of each count tensor in the channel stack of :meth:`_counts`, in order."""
         s = self.sampling
-        size = self.crop.sensor_size
-        out: dict[str, Any] = {}
-        offset = 0
-        counts = torch.from_numpy(np.asarray(counts, dtype=np.float32))
+        parts = []
         if s.uses_cnn:
-            out["cnn_input"] = counts[offset : offset + 2 * s.cnn_bins]
-            offset += 2 * s.cnn_bins
+            parts.append(("cnn_input", 2 * s.cnn_bins))
         if s.uses_sequence:
-            out["events"] = counts[offset : offset + 2 * s.n_steps].reshape(s.n_steps, 2, size.height, size.width)
-            offset += 2 * s.n_steps
+            parts.append(("events", 2 * s.n_steps))
         if s.next_cnn_frame:
-            out["cnn_input_next"] = counts[offset : offset + 2 * s.cnn_bins]
+            parts.append(("cnn_input_next", 2 * s.cnn_bins))
+        return tuple(parts)
+
+    @property
+    def count_shape(self) -> tuple[int, int, int]:
+        """``(C_total, H, W)``: the channel stack of one view (the :attr:`count_parts` in order)."""
+        size = self.crop.sensor_size
+        return (sum(channels for _, channels in self.count_parts), size.height, size.width)
+
+    def _view(self, source: _Source, cam: int, ms_start: int) -> dict[str, Any]:
+        """The labels and geometry of one view (its counts travel apart, sparse)."""
+        s = self.sampling
+        out: dict[str, Any] = {}
         first_label = ms_start // LABEL_PERIOD_MS
         labels = slice(first_label, first_label + s.n_labels)
         out["cnn_landmarks"] = torch.from_numpy(source.landmarks[cam][first_label - 1])
@@ -520,27 +540,66 @@ class DHP19Windows(Dataset):
         return out
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        """Sample ``index`` as it travels through the DataLoader: ``counts`` (the count stack
+        ``[C_total, H, W]``, or ``[V, C_total, H, W]`` with stacked views, as
+        :class:`~event_lightning.data.sparse_counts.SparseCounts`), ``count_parts``
+        (:attr:`count_parts`) and the labels; :meth:`dense_sample` gives the dense tensors."""
         source_index, cam, ms_start = self.index[index]
         source = self.sources[source_index]
         cameras = self.cameras if cam < 0 else [cam]
+        shape = (len(cameras), *self.count_shape) if cam < 0 else self.count_shape
 
         def build() -> np.ndarray:
-            return np.stack([self._counts(source, c, ms_start) for c in cameras])
+            views = [self._counts(source, c, ms_start) for c in cameras]
+            counts = np.stack(views) if cam < 0 else views[0]
+            name = f"DHP19 counts of {source.recording.events_path.name} at {ms_start} ms (sample {index})"
+            return to_records(counts, name)
 
-        counts = build() if self.cache is None else self.cache.load(index, build)
-        views = [self._view(source, c, ms_start, counts[k]) for k, c in enumerate(cameras)]
+        sparse = from_records(build() if self.cache is None else self.cache.load(index, build), shape)
+        views = [self._view(source, c, ms_start) for c in cameras]
         if cam >= 0:
-            return views[0]
-        stacked = {key: torch.stack([torch.as_tensor(v[key]) for v in views]) for key in views[0]}
-        for key in (
-            "ms_start",
-            "label_3d",
-            "cnn_label_3d",
-            "label_steps",
-            "pixel_scale",
-        ):  # same in every view
-            stacked[key] = views[0][key]
-        return stacked
+            out = views[0]
+        else:
+            out = {key: torch.stack([torch.as_tensor(v[key]) for v in views]) for key in views[0]}
+            for key in ("ms_start", "label_3d", "cnn_label_3d", "label_steps", "pixel_scale"):  # same in every view
+                out[key] = views[0][key]
+        return {"counts": sparse, "count_parts": self.count_parts, **out}
+
+    def dense_sample(self, index: int) -> dict[str, Any]:
+        """Sample ``index`` with its counts dense (float32 ``cnn_input`` / ``events`` /
+        ``cnn_input_next``, per the module docstring, without the batch axis): for inspection and
+        tests; loaders keep samples sparse until :meth:`DHP19DataModule.on_after_batch_transfer`."""
+        sample = self[index]
+        dense = densify_counts(sample)
+        return {key: value[0] if key in dict(sample["count_parts"]) else value for key, value in dense.items()}
+
+
+def collate_dhp19(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A batch of :class:`DHP19Windows` samples: the sparse counts concatenated
+    (:func:`collate_sparse`), ``count_parts`` once, every other entry by ``default_collate``."""
+    parts = samples[0]["count_parts"]
+    if any(sample["count_parts"] != parts for sample in samples[1:]):
+        raise ValueError("collate_dhp19: the samples of a batch have different count_parts (mixed splits?)")
+    rest = default_collate([{k: v for k, v in sample.items() if k not in _COUNT_KEYS} for sample in samples])
+    return {"counts": collate_sparse([sample["counts"] for sample in samples]), "count_parts": parts, **rest}
+
+
+def densify_counts(batch: dict[str, Any]) -> dict[str, Any]:
+    """``batch`` (from :func:`collate_dhp19`, on its device) with ``counts`` / ``count_parts``
+    replaced by the dense float32 tensors they hold, first in the dict as the module docstring
+    lists them: ``cnn_input [B, (V,) 2*cnn_bins, H, W]``, ``events [B, (V,) T, 2, H, W]``,
+    ``cnn_input_next``. A dict without ``counts`` is returned as it is."""
+    if "counts" not in batch:
+        return batch
+    rest = {key: value for key, value in batch.items() if key not in _COUNT_KEYS}
+    counts, parts = batch["counts"], batch["count_parts"]
+    dense = densify_split(counts, [channels for _, channels in parts], axis=-3)
+    out = {}
+    for (key, channels), block in zip(parts, dense, strict=True):
+        if key == "events":  # channels are (step, polarity) pairs
+            block = block.view(*block.shape[:-3], channels // 2, 2, *block.shape[-2:])
+        out[key] = block
+    return out | rest
 
 
 class DHP19DataModule(pl.LightningDataModule):
@@ -566,7 +625,7 @@ class DHP19DataModule(pl.LightningDataModule):
         batch_size, eval_batch_size, num_workers: loaders (eval batch defaults to batch_size).
         exclude_recordings: stems to leave out.
         on_non_monotonic: ``"skip"`` (default; logged with a count) or ``"raise"``.
-        cache_dir: optional :class:`FrameCache` folder for the count tensors.
+        cache_dir: optional :class:`FrameCache` folder for the sparse count entries.
         on_bad_sample: ``"raise"`` (default) or ``"skip"``: a recording that cannot be opened is
             left out when the split is built, a window that cannot be read is dropped from its
             batch; both are recorded in ``bad_samples`` (see :mod:`event_lightning.data.bad_samples`).
@@ -679,7 +738,7 @@ class DHP19DataModule(pl.LightningDataModule):
         files = [split.sources[i].recording.events_path for i, _, _ in split.index]
         origin = IndexedFiles(files) if files else None
         policy, ledger = self.on_bad_sample, self.bad_samples
-        dataset, collate = guard_loader(split, default_collate, policy, ledger, stage, origin)
+        dataset, collate = guard_loader(split, collate_dhp19, policy, ledger, stage, origin)
         return DataLoader(
             dataset,
             batch_size=batch_size,
@@ -689,6 +748,10 @@ class DHP19DataModule(pl.LightningDataModule):
             drop_last=False,
             collate_fn=collate,
         )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Make the sparse count stacks of a batch dense on its device (see :func:`densify_counts`)."""
+        return densify_counts(batch) if isinstance(batch, dict) else batch
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True, self.batch_size, "train")

@@ -15,6 +15,9 @@ Usage::
 Each sample is one ``<index>.npy`` of the smallest of uint8 / int16 that holds its values
 (count frames rarely exceed 255 per bin, so most samples take one byte per cell), written to a
 temporary name and renamed, so concurrent DataLoader workers or runs never read half a file.
+Structured (record) arrays, e.g. the sparse entries of
+:func:`event_lightning.data.sparse_counts.to_records`, are stored as they are: their fields already
+have their types.
 ``manifest.json`` in the folder records the parameters for people inspecting the cache.
 """
 
@@ -115,12 +118,14 @@ class FrameCache:
         os.replace(tmp, manifest)
 
     def store(self, index: int, array: np.ndarray) -> Path:
-        """Write ``array`` (integer) as sample ``index`` in its compact dtype; returns the path."""
+        """Write ``array`` as sample ``index``: an integer array in its compact dtype, a structured
+        array as it is; returns the path."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self._write_manifest()
         target = self.path(index)
         tmp = target.with_name(f".{target.stem}.tmp{os.getpid()}.npy")
-        np.save(tmp, np.ascontiguousarray(array, dtype=compact_integer_dtype(array)), allow_pickle=False)
+        dtype = array.dtype if array.dtype.names else compact_integer_dtype(array)
+        np.save(tmp, np.ascontiguousarray(array, dtype=dtype), allow_pickle=False)
         os.replace(tmp, target)
         return target
 

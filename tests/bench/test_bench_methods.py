@@ -12,7 +12,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # `bench/` is a top-level folder, not part of the package
     sys.path.insert(0, str(REPO_ROOT))
 
-from bench.rows_memory import PoseWindowLayout, reference_sample_bytes, run_dhp19_memory_rows  # noqa: E402
+from bench.rows_memory import (  # noqa: E402
+    PoseWindowLayout,
+    dhp19_datamodule,
+    reference_sample_bytes,
+    run_dhp19_memory_rows,
+)
 from bench.rows_methods import (  # noqa: E402
     METHOD_CASES,
     DatapathShape,
@@ -23,7 +28,7 @@ from bench.rows_methods import (  # noqa: E402
     run_event2vec_datapath_rows,
     run_method_rows,
 )
-from bench.run import BenchConfig, Results, Row, format_markdown_table, goal_lines  # noqa: E402
+from bench.run import BenchConfig, Results, Row, format_bytes, format_markdown_table, goal_lines  # noqa: E402
 
 TINY = BenchConfig(quick=True, warmup=0, repeats=1)
 
@@ -103,7 +108,7 @@ def test_reference_layout_bytes_tiny():
     assert 68e6 < reference_sample_bytes(PoseWindowLayout())["label"] < 69e6
 
 
-def test_dhp19_memory_rows_tiny_configuration():
+def test_dhp19_memory_rows_tiny_configuration(tmp_path):
     # 100 ms windows of 10 ms bins, 10-bin CNN frames, crop pooled 8x to 32x32
     results = Results()
     run_dhp19_memory_rows(TINY, results, downsample=8)
@@ -124,9 +129,18 @@ def test_dhp19_memory_rows_tiny_configuration():
     frames = {"sequence": steps * 2 * pixels, "hybrid": (20 + steps * 2 + 20) * pixels}  # count cells
     cnn_frames = {"sequence": 0, "hybrid": 2}
     for mode in ("sequence", "hybrid"):
+        # the same stand-in sample, made dense: its non-zero cells are what the loader carries
+        datamodule = dhp19_datamodule(tmp_path, mode, downsample=8)
+        datamodule.prepare_data()
+        dense = datamodule.split("train").dense_sample(0)
+        counts = torch.cat([dense[k].flatten() for k in ("cnn_input", "events", "cnn_input_next") if k in dense])
+        assert counts.numel() == frames[mode]
+        nnz = int(counts.count_nonzero())
+        entry = 4 + (1 if counts.max() <= 255 else 2)  # int32 index + uint8 / int16 count
         total = rows[f"bytes per sample: {mode}"]
         assert total.unit == "B"
-        assert total.ours_s == frames[mode] * 4 + small
+        assert total.ours_s == nnz * entry + 8 + small  # + the int64 entry count
+        assert f"{nnz} non-zero counts" in total.note and f"{format_bytes(frames[mode] * 4)})" in total.note
         reference = (
             steps * 2 * pixels * 4
             + labels * joints * pixels * 8
@@ -140,8 +154,8 @@ def test_dhp19_memory_rows_tiny_configuration():
         label = rows[f"label bytes per sample: {mode}"]
         assert label.ours_s == (labels + 1) * joints * 2 * 4
         assert label.peer_s == labels * joints * pixels * 8
-        # the cache file holds the counts as uint8 behind a .npy header (a multiple of 64 bytes)
-        header = rows[f"cache file per sample: {mode}"].ours_s - frames[mode]
+        # the cache file holds the sparse entries behind a .npy header (a multiple of 64 bytes)
+        header = rows[f"cache file per sample: {mode}"].ours_s - nnz * entry
         assert header in (64, 128, 192, 256)
 
 

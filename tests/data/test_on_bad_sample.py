@@ -532,7 +532,7 @@ def test_dhp19_unreadable_recording_is_skipped_or_raises(tmp_path):
     assert [s.recording.stem for s in test.sources] == ["S13_session1_mov1"]
     data.split("val")  # the same subjects again: the file is counted once
     assert [r.file for r in data.bad_samples.setup_records()] == [str(bad)]
-    batch = next(iter(data.test_dataloader()))
+    batch = data.on_after_batch_transfer(next(iter(data.test_dataloader())), 0)
     assert batch["cnn_input"].shape[1:] == (20, 256, 256) and batch["camera"].tolist()[0] == 3
     assert len(batch["camera"]) == min(len(test), 8)
 
@@ -552,8 +552,9 @@ def test_dhp19_windows_of_a_recording_broken_after_setup_are_dropped_from_batche
     assert [s.recording.stem for s in test.sources] == ["S13_session1_mov1", "S16_session1_mov1"]
     assert len(test) <= 64 and per_recording[1] > 0
     truncate(bad, drop=bad.stat().st_size // 2)  # e.g. a network drive dropping the file mid-run
-    batches = list(data.test_dataloader())
+    batches = [data.on_after_batch_transfer(b, 0) for b in data.test_dataloader()]
     assert sum(len(b["camera"]) for b in batches) == per_recording[0]
+    assert sum(len(b["cnn_input"]) for b in batches) == per_recording[0]
     records = data.bad_samples.records(stage="test")
     assert len(records) == per_recording[1] and {r.file for r in records} == {str(bad)}
     assert all("cannot open as HDF5" in r.reason for r in records)

@@ -83,7 +83,7 @@ def test_window_timing_and_labels_follow_the_reference(root):
     length = min(table_length, 60 * 10 + 10)
     expected = [first + 100 * k for k in range((length - first - 100) // 100)]
     assert [ms for _, _, ms in dataset.index] == expected
-    sample = dataset[1]
+    sample = dataset.dense_sample(1)
     ms_start = expected[1]
     poses, _ = read_dhp19_labels(root / "S1_session1_mov1_label.h5")
     projection = dataset.projection[3]
@@ -104,7 +104,7 @@ def test_representations_equal_full_sensor_counts_cropped_and_pooled(root):
     dm = _module(root, mode="hybrid", downsample=f)
     dataset = dm.split("train")
     _, _, ms_start = dataset.index[2]
-    sample = dataset[2]
+    sample = dataset.dense_sample(2)
     with DHP19EventFile(root / "S1_session1_mov1_events.h5") as rec:
         table, events = rec.ms_to_idx(3), rec.events(3)
     before = events[max(table[ms_start] - 1500, 0) : table[ms_start]]
@@ -123,7 +123,7 @@ def test_representations_equal_full_sensor_counts_cropped_and_pooled(root):
     ms = reference.index[2][2]
     window = events[table[ms] : table[ms + 100]]
     expected = _crop_pool(stacked_histogram(window, DHP19_SENSOR_SIZE, 10), f)
-    np.testing.assert_array_equal(reference[2]["events"].numpy(), expected)
+    np.testing.assert_array_equal(reference.dense_sample(2)["events"].numpy(), expected)
 
 
 def test_landmarks_are_pooled_and_out_of_crop_joints_are_nan(root):
@@ -147,9 +147,9 @@ def test_200hz_windows_label_every_second_step():
 def test_stacked_views_and_loaders(root):
     dm = _module(root, mode="sequence", camera_views=[2, 3], stack_test_views=True, batch_size=2, eval_batch_size=3)
     dm.setup("fit")
-    train_batch = next(iter(dm.train_dataloader()))
+    train_batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
     assert train_batch["events"].shape == (2, 10, 2, 256, 256)
-    val_batch = next(iter(dm.val_dataloader()))
+    val_batch = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
     assert val_batch["events"].shape == (3, 2, 10, 2, 256, 256)
     assert val_batch["projection"].shape == (3, 2, 3, 4) and val_batch["label_3d"].shape == (3, 10, 13, 3)
     assert val_batch["camera"][0].tolist() == [2, 3]
@@ -186,10 +186,10 @@ def test_missing_folder_and_missing_labels_say_what_to_do(tmp_path):
 
 def test_cache_returns_the_same_tensors(root, tmp_path):
     kwargs = dict(mode="hybrid", downsample=8, cache_dir=str(tmp_path / "cache"))
-    first = _module(root, **kwargs).split("train")[1]
+    first = _module(root, **kwargs).split("train").dense_sample(1)
     cached_dataset = _module(root, **kwargs).split("train")
     assert 1 in cached_dataset.cache
-    second = cached_dataset[1]
+    second = cached_dataset.dense_sample(1)
     for key in ("cnn_input", "events", "cnn_input_next", "landmarks"):
         torch.testing.assert_close(first[key], second[key], equal_nan=True)
 

@@ -36,7 +36,7 @@ def _stacked_batch(root, mode: str) -> dict:
         eval_batch_size=3,
     )
     data.setup("predict")
-    return next(iter(data.predict_dataloader()))
+    return data.on_after_batch_transfer(next(iter(data.predict_dataloader())), 0)
 
 
 def test_cnn_predicts_3d_joints_from_the_views_it_sees(root):
@@ -81,7 +81,7 @@ def test_single_view_predictions_have_no_view_axis_and_no_3d(root):
         root=str(root), mode="cnn", camera_views=[3], cnn_event_count=1500, train_subjects=[1], test_subjects=[13]
     )
     data.setup("predict")
-    batch = next(iter(data.predict_dataloader()))
+    batch = data.on_after_batch_transfer(next(iter(data.predict_dataloader())), 0)
     model = PoseCNN(in_channels=batch["cnn_input"].shape[1], n_joints=13, base_channels=4).eval()
     with torch.no_grad():
         out = model.predict_step(batch, 0)

@@ -99,7 +99,7 @@ def test_hybrid_short_fit_lowers_mpjpe_with_the_cnn_frozen(trained_cnn, data_roo
 def _one_batch(data_root: str, mode: str) -> dict:
     dm = _data(data_root, mode=mode, window_ms=30, step_ms=50, batch_size=2)
     dm.setup("fit")
-    return next(iter(dm.train_dataloader()))
+    return dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
 
 
 def test_membrane_potential_loss_targets_the_next_windows_cnn_states(data_root, trained_cnn, single_thread):
