@@ -257,12 +257,12 @@ Profiled on this machine (numbers vary with its load):
   faults). tonic's ~95 ms / 10 is ~9.5 ms, at that floor. The count and bin modes sit at 8-10x
   for the same reasons with smaller outputs.
 - **voxel_grid.** tonic 1.7's `ToVoxelGrid` is already vectorised (two `np.add.at` over the
-  events, fast since numpy 1.25), so its ~50 ms is mostly its event-sized float64 temporaries
-  being page-faulted. Ours keeps tonic's per-cell addition order (left parts of bin b, then right
-  parts of bin b-1) while working through blocks of whole bins with cache-sized scratch arrays,
-  and fuses the event checks into the same pass: ~6-10 ms, of which the 1M sequential
-  scatter-adds that identical float sums require take ~2.7 ms and reading the strided fields
-  ~1.3 ms. 10x (~5 ms) would leave nothing for the rest in pure numpy.
+  events, fast since numpy 1.25), so its 25-60 ms (it varies that much between runs) is mostly
+  its event-sized float64 temporaries being page-faulted. Ours keeps tonic's per-cell addition
+  order (left parts of bin b, then right parts of bin b-1) while working through blocks of whole
+  bins with cache-sized scratch arrays, and fuses the event checks into the same pass: ~6-10 ms,
+  of which the 1M sequential scatter-adds that identical float sums require take ~2.7 ms and
+  reading the strided fields ~1.3 ms. 10x (~3-6 ms) would leave nothing for the rest in numpy.
 - **denoise.** tonic loops over the events in Python (~2 s for 500k). Ours cuts time into blocks
   of `floor(filter_time)` µs: an earlier neighbour event in the same block is always recent, one
   in the previous block is checked by its time, older ones never count. Two dense
@@ -274,15 +274,12 @@ Profiled on this machine (numbers vary with its load):
 - **Cached epochs, LIF quickstart only.** Its network trains in ~1.6 ms per sample, while a
   sample is 98 dense 1 ms frames of 2x34x34. The loaders now carry int16 counts (the float32
   batch, and its host copy, is gone: the input projection converts only the non-zeros), and each
-  sample is validated once instead of three times, which doubled the loader rate. What is left,
-  ~0.5 ms per sample, is the per-sample file read and framing (~0.2 ms) and the collate writing
+  sample is validated once instead of three times: the loader went from ~0.93 to ~0.53 ms per
+  sample (1.7x to 3.1x the training consumption). What is left is the per-sample file read
+  and framing (~0.2 ms) and the collate writing
   a 14.5 MB padded batch per 32 samples (~0.15 ms per sample, mostly first-touch page faults on
   this VM). A frame cache does not help (reading 453 KB of frames back is no faster than
   framing the 25 KB recording).
-- **DHP19 bytes per sample.** The labels, which the reference stores as dense one-hot maps
-  (68 MB), are ~60,000x smaller here (joint coordinates). The whole sample is 5-14x smaller
-  because the event frames dominate (float32 10x2x256x256 = 5.2 MB); uint8 frames would reach
-  ~56x for the sequence models, still short of 100x.
 """
 
 PAGE_NOTES = """
