@@ -364,7 +364,8 @@ def denoise(events: np.ndarray, filter_time: float, *, connectivity: Literal[4, 
     rank = np.cumsum(new_block) - 1
     occupied = block[new_block]
     previous_is_adjacent = np.zeros(n, dtype=bool)  # block - 1 holds events
-    previous_is_adjacent[rank > 0] = occupied[rank[rank > 0] - 1] == block[rank > 0] - 1
+    later = rank > 0
+    previous_is_adjacent[later] = occupied[rank[later] - 1] == block[later] - 1
 
     rows = int(np.clip(_DENOISE_ROW_CELLS // plane, 1, max(1, _DENOISE_MAX_CELLS // plane - 1)))
     margin = width + 1  # neighbour lookups of edge pixels stay inside the tables (masked later)
