@@ -44,10 +44,12 @@ def test_denoise_equals_tonic(filter_time: float) -> None:
     assert len(A.denoise(np.zeros(0, dtype=EVENT_DTYPE), 100)) == 0
 
 
+@pytest.mark.parametrize("table_cells", [1, 150, 300])
 @pytest.mark.parametrize("filter_time", [0.3, 1e-20, 1, 2.7, 700, -5])
-def test_denoise_equals_tonic_with_one_block_per_table(filter_time: float, monkeypatch) -> None:
-    """Tables of a single block row: the previous block's last events carry over at every step."""
-    monkeypatch.setattr(A, "_DENOISE_ROW_CELLS", 1)
+def test_denoise_equals_tonic_with_small_tables(filter_time: float, table_cells: int, monkeypatch) -> None:
+    """Tables of one to a few block rows: the previous group's last block carries over into row 0,
+    and entries older groups left in the table must never count (DENSE's padded plane is 70 cells)."""
+    monkeypatch.setattr(A, "_DENOISE_TABLE_CELLS", table_cells)
     for seed, n, sensor, duration in _cases():
         events = _stream(seed, n, sensor, duration)
         if seed == 2:  # a late start and gaps of empty blocks
