@@ -193,11 +193,13 @@ def downsample(
     if fx <= 0 or fy <= 0 or time_factor <= 0:
         raise ValueError(f"downsample: factors must be > 0, found spatial {(fx, fy)}, time {time_factor}")
     events = _as_events(events)
-    out = events.copy()
-    out["x"] = (events["x"] * fx).astype(np.int16)
-    out["y"] = (events["y"] * fy).astype(np.int16)
-    if time_factor != 1:
-        out["t"] = (events["t"] * time_factor).astype(np.int64)
+    # every field is written, so no copy of the records first (half the time); assigning the
+    # float products truncates toward zero as tonic's field assignment does
+    out = np.empty(len(events), dtype=EVENT_DTYPE)
+    out["x"] = events["x"] * fx
+    out["y"] = events["y"] * fy
+    out["t"] = events["t"] * time_factor if time_factor != 1 else events["t"]
+    out["p"] = events["p"]
     if target_size is not None:
         new_sensor = SensorSize(int(target_size[0]), int(target_size[1]), sensor.polarities)
     else:
@@ -293,7 +295,7 @@ def drop_by_time(events: np.ndarray, rng: np.random.Generator, *, duration_ratio
     t = events["t"]
     duration = (int(t[-1]) - int(t[0])) * ratio
     start = rng.uniform(t[0], t[-1] - duration)
-    return events[~((t >= start) & (t <= start + duration))]
+    return np.compress(~((t >= start) & (t <= start + duration)), events)
 
 
 def drop_by_area(
