@@ -77,7 +77,9 @@ def _denoise_reference(events: np.ndarray, filter_time: float, offsets: list[tup
     return events[np.array(keep, dtype=bool)]
 
 
-def test_denoise_eight_neighbours() -> None:
+@pytest.mark.parametrize("table_cells", [1, 150, 1 << 16])
+def test_denoise_eight_neighbours(table_cells: int, monkeypatch) -> None:
+    monkeypatch.setattr(A, "_DENOISE_TABLE_CELLS", table_cells)
     eight = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if (dx, dy) != (0, 0)]
     for seed in range(3):
         events = _stream(seed, 600, DENSE if seed else SensorSize(30, 20, 2), duration=60_000)
