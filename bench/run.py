@@ -263,14 +263,18 @@ Profiled on this machine (numbers vary with its load):
   bins with cache-sized scratch arrays, and fuses the event checks into the same pass: ~6-10 ms,
   of which the 1M sequential scatter-adds that identical float sums require take ~2.7 ms and
   reading the strided fields ~1.3 ms. 10x (~3-6 ms) would leave nothing for the rest in numpy.
-- **denoise.** tonic loops over the events in Python (~2 s for 500k). Ours cuts time into blocks
-  of `floor(filter_time)` µs: an earlier neighbour event in the same block is always recent, one
-  in the previous block is checked by its time, older ones never count. Two dense
-  `[blocks, pixels]` index tables (first and last event of each pixel in each block), built with
-  `np.minimum.at` / `np.maximum.at` a few occupied blocks at a time, answer every neighbour with
-  two lookups. That is ~40 event-sized numpy passes (4 neighbours x ~10 operations); 100x
-  (~20 ms) is below what that many passes cost here, and a single sequential pass needs
-  compiled code, which this project does not ship.
+- **denoise.** tonic loops over the events in Python: ~0.8 s for the 500k events in this run,
+  1.95 s in the previous session's run on the same kind of box, so this ratio moves with the
+  machine more than with our code. Ours cuts time into blocks of `floor(filter_time)` µs (an
+  earlier neighbour event in the same block is always recent, the latest one in the previous
+  occupied block is checked by its time, older ones never count) and keeps one cache-sized table
+  over `[block, padded pixel]` whose cells pair the pixel's first event index in its block with
+  its latest event index in the block before: per event one lookup per neighbour, then a minimum
+  and a maximum. It takes ~16-20 ms (the previous two-table version ~55-70 ms): validation
+  ~1 ms, the event-sized index and time arrays ~5 ms (much of it first-touch page faults), the
+  loop over groups of 3 blocks ~11 ms (4 random lookups per event, ~20 numpy calls per group).
+  100x of a 0.8 s tonic is 8 ms, below what the event-sized passes alone cost in numpy; a single
+  sequential pass needs compiled code, which this project does not ship.
 - **Cached epochs, LIF quickstart only.** Its network trains in ~1.6 ms per sample, while a
   sample is 98 dense 1 ms frames of 2x34x34. The loaders now carry int16 counts (the float32
   batch, and its host copy, is gone: the input projection converts only the non-zeros), and each
