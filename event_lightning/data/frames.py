@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -11,13 +13,58 @@ from torch.utils.data import Dataset
 
 from event_lightning.data.frame_cache import FrameCache
 from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, to_event_array, validate
-from event_lightning.events.represent import FrameSlicing, frame_events
+from event_lightning.events.represent import FrameSlicing, frame_events, frame_members, pixel_index
 
 FRAMES_CODE_VERSION = "1"
 """Bump when framing changes what a cached sample holds (see :class:`FrameCache`)."""
 
 EventSource = Callable[[int], tuple[np.ndarray, int, str]]
 """``index -> (events, label, origin)``: where a dataset gets one raw sample."""
+
+
+class EventBatch(NamedTuple):
+    """The validated, non-empty recordings of a batch, concatenated: ``t [N]`` (µs, int64),
+    ``pixel [N]`` (flat ``(p, y, x)`` index, int), ``counts [B]`` events per recording, ``labels [B]``."""
+
+    t: np.ndarray
+    pixel: np.ndarray
+    counts: np.ndarray
+    labels: list[int]
+
+
+EventBatchSource = Callable[[Sequence[int]], EventBatch | None]
+"""``indices -> EventBatch``, or None when a sample needs the per-sample reader (which then names
+the file and what is wrong): a reader that decodes and validates a whole batch in one pass."""
+
+
+@dataclass(frozen=True)
+class SparseFrames:
+    """One sample's int16 ``(T, P, H, W)`` frames as the events they count, not yet densified.
+
+    ``frame [M]`` and ``pixel [M]`` (flat ``(p, y, x)`` index) name the cell each counted event
+    adds 1 to (an event in several overlapping frames is listed once per frame); ``n_frames`` is
+    ``T``. :func:`event_lightning.data.collate.pad_time_collate` counts these straight into the
+    padded batch; :meth:`dense` gives what :func:`frame_events` gives for the sample.
+    """
+
+    frame: np.ndarray
+    pixel: np.ndarray
+    n_frames: int
+    frame_shape: tuple[int, int, int]
+
+    dtype = torch.int16  # the dtype of the dense frames (int16 counts, wrapping like tonic's)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(T, P, H, W)`` of the dense frames."""
+        return (self.n_frames, *self.frame_shape)
+
+    def dense(self) -> torch.Tensor:
+        """int16 ``[T, P, H, W]`` counts."""
+        size = int(np.prod(self.frame_shape))
+        out = np.zeros(self.n_frames * size, dtype=np.int16)
+        np.add.at(out, self.frame * size + self.pixel, np.int16(1))
+        return torch.from_numpy(out.reshape(self.shape))
 
 
 class EventFramesDataset(Dataset):
@@ -29,6 +76,12 @@ class EventFramesDataset(Dataset):
     ``labels`` (optional, per sample) lets a cached sample be served without reading its file.
     With ``cache`` (only without a ``transform``: a random augmentation must not be frozen into
     a cache) each sample is framed once and read back from its ``.npy`` afterwards.
+
+    A DataLoader fetches whole batches through :meth:`__getitems__`: without a transform or a
+    cache the samples come as :class:`SparseFrames` framed in one vectorised pass over the batch
+    (``batch_source``, when given, also reads and validates the batch in one pass), and
+    :func:`~event_lightning.data.collate.pad_time_collate` counts them into the padded batch, so
+    no per-sample dense frames are built. The batch holds the same values either way.
     """
 
     def __init__(
@@ -40,6 +93,7 @@ class EventFramesDataset(Dataset):
         transform: Callable[[np.ndarray], np.ndarray] | None = None,
         cache: FrameCache | None = None,
         labels: Sequence[int] | None = None,
+        batch_source: EventBatchSource | None = None,
     ) -> None:
         if cache is not None and transform is not None:
             raise ValueError(
@@ -47,17 +101,22 @@ class EventFramesDataset(Dataset):
             )
         self.source, self.length = source, length
         self.sensor_size, self.frame_spec, self.transform = sensor_size, frame_spec, transform
-        self.cache, self.labels = cache, labels
+        self.cache, self.labels, self.batch_source = cache, labels, batch_source
 
     def __len__(self) -> int:
         return self.length
 
-    def _frames(self, raw: np.ndarray, origin: str) -> np.ndarray:
+    def _events(self, raw: np.ndarray, origin: str) -> np.ndarray:
+        """``raw`` as validated, non-empty EVENT_DTYPE events (errors name ``origin``)."""
         # Readers return fresh EVENT_DTYPE arrays: no converting copy; validated once, here.
         events = raw.reshape(-1) if raw.dtype == EVENT_DTYPE else to_event_array(raw, origin=origin)
         validate(events, self.sensor_size, origin=origin)
         if len(events) == 0:
             raise EventFormatError(f"{origin}: the recording holds no events; nothing to frame")
+        return events
+
+    def _frames(self, raw: np.ndarray, origin: str) -> np.ndarray:
+        events = self._events(raw, origin)
         if self.transform is not None:  # its output is checked again by frame_events
             return frame_events(self.transform(events), self.sensor_size, self.frame_spec)
         return frame_events(events, self.sensor_size, self.frame_spec, checked=True)
@@ -72,6 +131,37 @@ class EventFramesDataset(Dataset):
             return torch.from_numpy(self._frames(raw, origin)), int(label)
         cached = self.cache.load(index, lambda: self._frames(raw, origin))
         return torch.from_numpy(np.array(cached, dtype=np.int16)), int(label)
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor | SparseFrames, int]]:
+        """The samples of one batch, in order: :class:`SparseFrames` framed in one pass (dense
+        tensors from :meth:`__getitem__` with a transform or a cache). Errors are those of
+        :meth:`__getitem__`: a batch the ``batch_source`` cannot take is read sample by sample."""
+        if self.transform is not None or self.cache is not None:
+            return [self[index] for index in indices]
+        batch = self.batch_source(indices) if self.batch_source is not None else None
+        if batch is None:
+            batch = self._read_one_by_one(indices)
+        sample, frame, pixel, n_frames = frame_members(batch.t, batch.pixel, batch.counts, self.frame_spec)
+        # members come in sample order: split them into per-sample views
+        ends = np.cumsum(np.bincount(sample, minlength=len(indices)))
+        frame_shape = self.sensor_size.frame_shape
+        samples = [
+            SparseFrames(f, p, int(t), frame_shape)
+            for f, p, t in zip(np.split(frame, ends[:-1]), np.split(pixel, ends[:-1]), n_frames.tolist(), strict=True)
+        ]
+        return list(zip(samples, batch.labels, strict=True))
+
+    def _read_one_by_one(self, indices: Sequence[int]) -> EventBatch:
+        """An :class:`EventBatch` from ``source``, each sample validated as in :meth:`__getitem__`."""
+        times, pixels, counts, labels = [], [], [], []
+        for index in indices:
+            raw, label, origin = self.source(index)
+            events = self._events(raw, origin)
+            times.append(events["t"])
+            pixels.append(pixel_index(events, self.sensor_size, origin=origin, checked=True))
+            counts.append(len(events))
+            labels.append(int(label))
+        return EventBatch(np.concatenate(times), np.concatenate(pixels), np.array(counts, dtype=np.int64), labels)
 
     def _raw(self, index: int) -> tuple[np.ndarray, str]:
         raw, _, origin = self.source(index)

@@ -16,13 +16,47 @@ from torch.utils.data import Dataset
 
 from event_lightning.data.bad_samples import BadSamplePolicy
 from event_lightning.data.classification import EventClassificationDataModule
-from event_lightning.data.frames import EventFramesDataset, file_source
+from event_lightning.data.frames import EventBatch, EventFramesDataset, file_source
 from event_lightning.data.synthetic_digits import (
     SyntheticDigitsConfig,
     generate_synthetic_nmnist,
     read_synthetic_nmnist_split,
 )
-from event_lightning.events.formats.nmnist import NMNIST_SENSOR_SIZE, read_nmnist_bin
+from event_lightning.events.core import SensorSize
+from event_lightning.events.formats.nmnist import NMNIST_SENSOR_SIZE, decode_nmnist_batch, read_nmnist_bin
+
+
+class NMNISTBatchReader:
+    """An :data:`~event_lightning.data.frames.EventBatchSource` over ``(path, label)`` pairs of
+    ``.bin`` files: reads a batch's files, decodes and validates them in one vectorised pass.
+
+    Returns None (the dataset then reads sample by sample, whose errors name the file) when a
+    file cannot be read, needs the full reader (see :func:`decode_nmnist_batch`) or holds events
+    outside ``sensor_size``.
+    """
+
+    def __init__(self, files: Sequence[tuple[Path, int]], sensor_size: SensorSize) -> None:
+        if sensor_size.polarities != 2:
+            raise ValueError(f"NMNISTBatchReader: expected a two-polarity sensor, found {sensor_size}")
+        self.files, self.sensor_size = list(files), sensor_size
+
+    def __call__(self, indices: Sequence[int]) -> EventBatch | None:
+        try:
+            chunks = [Path(self.files[index][0]).read_bytes() for index in indices]
+        except OSError:
+            return None
+        decoded = decode_nmnist_batch(chunks)
+        if decoded is None:
+            return None
+        x, y, t, p, counts = decoded
+        width, height = self.sensor_size.width, self.sensor_size.height
+        if int(x.max()) >= width or int(y.max()) >= height:
+            return None
+        pixel = p * height  # flat (p, y, x) index, in place on the fresh int64 array
+        pixel += y
+        pixel *= width
+        pixel += x
+        return EventBatch(t, pixel, counts, [int(self.files[index][1]) for index in indices])
 
 
 class NMNISTFramesDataModule(EventClassificationDataModule):
@@ -99,7 +133,13 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
         self._labels[train] = [int(label) for _, label in files]
         # the dataset validates every sample against the sensor: the reader need not do it too
         reader = functools.partial(read_nmnist_bin, sensor_size=None)
-        return EventFramesDataset(file_source(files, reader), len(files), self.sensor_size, self.frame_spec)
+        return EventFramesDataset(
+            file_source(files, reader),
+            len(files),
+            self.sensor_size,
+            self.frame_spec,
+            batch_source=NMNISTBatchReader(files, self.sensor_size),
+        )
 
     def sample_files(self, train: bool) -> Sequence[str] | None:
         return self._files.get(train)

@@ -126,6 +126,14 @@ def _pixel_index(events: np.ndarray, sensor: SensorSize, origin: str, *, checked
     return polarity
 
 
+def pixel_index(
+    events: np.ndarray, sensor_size: SensorSize, *, origin: str = "events", checked: bool = False
+) -> np.ndarray:
+    """Flat ``(p, y, x)`` index ``[N]`` of every event on ``sensor_size`` (the cell it adds to in a
+    ``(P, H, W)`` frame); ``checked``: the events were already validated against the sensor."""
+    return _pixel_index(_as_events(events), SensorSize.coerce(sensor_size), origin, checked=checked)
+
+
 def _expand_ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For index ranges ``[starts[k], ends[k])``: (range id, member index) of every member.
 
@@ -308,6 +316,83 @@ def frame_events(
         return np.zeros((slicing.empty_frames, *sensor.frame_shape), dtype=np.int16)
     starts, ends = _slice_bounds(events["t"], slicing)
     return _count_frames(pix, starts, ends, sensor.num_features).reshape(-1, *sensor.frame_shape)
+
+
+def frame_members(
+    t: np.ndarray, pixel: np.ndarray, counts: np.ndarray, slicing: FrameSlicing
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The frames of several streams at once, as the events each frame counts (no dense frames).
+
+    Args:
+        t: ``[N]`` timestamps (µs, int64) of ``B`` streams concatenated; each stream non-empty
+            and sorted (validated by the caller).
+        pixel: ``[N]`` flat ``(p, y, x)`` index of every event (as :func:`_pixel_index` gives).
+        counts: ``[B]`` events per stream, all > 0.
+
+    Returns:
+        ``sample [M]``, ``frame [M]`` and ``pixel [M]`` (int64) of every (frame, event) membership,
+        in stream order (an event in several overlapping frames is listed once per frame), and
+        ``n_frames [B]``. Counting the members of stream ``b`` per ``(frame, pixel)`` gives exactly
+        :func:`frame_events` of that stream: the same slice formulas, per stream.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    if len(counts) == 0 or counts.min() < 1 or int(counts.sum()) != len(t) or len(pixel) != len(t):
+        raise ValueError(
+            f"frame_members: expected non-empty streams whose counts sum to the {len(t)} events, "
+            f"found counts {counts.tolist()} and {len(pixel)} pixels"
+        )
+    if _integral_back_to_back_windows(slicing):
+        return _members_of_back_to_back_windows(t, pixel, counts, slicing)
+    return _members_stream_by_stream(t, pixel, counts, slicing)
+
+
+def _integral_back_to_back_windows(cfg: FrameSlicing) -> bool:
+    """Time windows without overlap whose boundaries are whole µs counted from the first event:
+    an event's frame is then ``(t - t_first) // time_window``, exactly tonic's searchsorted."""
+    return (
+        cfg.mode == "time_window"
+        and cfg.overlap == 0
+        and float(cfg.time_window).is_integer()
+        and cfg.start_time is None
+        and cfg.end_time is None
+    )
+
+
+def _members_of_back_to_back_windows(
+    t: np.ndarray, pixel: np.ndarray, counts: np.ndarray, cfg: FrameSlicing
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`frame_members` for :func:`_integral_back_to_back_windows`, vectorised over streams."""
+    first = np.cumsum(counts) - counts
+    t_first, t_last = t[first], t[first + counts - 1]
+    # the frame count of _slice_bounds, element-wise with the same dtypes (hence the same floats)
+    ratio = (t_last - t_first - cfg.time_window) / (cfg.time_window - cfg.overlap)
+    rounded = np.ceil(ratio) if cfg.include_incomplete else np.floor(ratio)
+    n_frames = np.maximum((rounded + 1).astype(np.int64), 1)
+    sample = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    frame = t - t_first[sample]
+    frame //= int(cfg.time_window)
+    inside = frame < n_frames[sample]  # events past the last whole window are not counted
+    if inside.all():
+        return sample, frame, pixel.astype(np.int64, copy=False), n_frames
+    return sample[inside], frame[inside], pixel[inside].astype(np.int64, copy=False), n_frames
+
+
+def _members_stream_by_stream(
+    t: np.ndarray, pixel: np.ndarray, counts: np.ndarray, cfg: FrameSlicing
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`frame_members` for any slicing: :func:`_slice_bounds` per stream (one numpy pass each)."""
+    samples, frames, pixels = [], [], []
+    n_frames = np.empty(len(counts), dtype=np.int64)
+    offset = 0
+    for b, count in enumerate(counts.tolist()):
+        starts, ends = _slice_bounds(t[offset : offset + count], cfg)
+        frame, member = _expand_ranges(starts, ends)
+        samples.append(np.full(len(frame), b, dtype=np.int64))
+        frames.append(frame)
+        pixels.append(pixel[offset + member].astype(np.int64, copy=False))
+        n_frames[b] = len(starts)
+        offset += count
+    return np.concatenate(samples), np.concatenate(frames), np.concatenate(pixels), n_frames
 
 
 def _torch_slice_bounds(
