@@ -53,19 +53,34 @@ def _count_into_batch(batch: Sequence[tuple[torch.Tensor | SparseFrames, int]], 
     frame_shape = tuple(batch[0][0].shape[1:])
     size, width = int(np.prod(frame_shape)), len(batch)
     padded = np.zeros((n_steps, width, size), dtype=np.int16)
-    sparse = [(b, frames) for b, (frames, _) in enumerate(batch) if isinstance(frames, SparseFrames)]
-    frame = np.concatenate([frames.frame for _, frames in sparse])
-    column = np.repeat(np.array([b for b, _ in sparse], dtype=np.int64), [len(frames.frame) for _, frames in sparse])
+    frame, column, pixel = _members_in_batch_order([frames for frames, _ in batch])
     # cell of (step, sample, pixel) in the [T, B, P*H*W] layout, built in place
     cell = frame * width
     cell += column
     cell *= size
-    cell += np.concatenate([frames.pixel for _, frames in sparse])
+    cell += pixel
     np.add.at(padded.reshape(-1), cell, np.int16(1))
     for b, (frames, _) in enumerate(batch):
         if not isinstance(frames, SparseFrames):
             padded[: frames.shape[0], b] = frames.reshape(frames.shape[0], -1).numpy()
     return torch.from_numpy(padded).view(n_steps, width, *frame_shape)
+
+
+def _members_in_batch_order(samples: Sequence[torch.Tensor | SparseFrames]) -> tuple[np.ndarray, ...]:
+    """``frame [M]``, batch column ``[M]`` and ``pixel [M]`` of the members of the sparse samples.
+
+    The usual batch, all samples of one :class:`FrameMembers` in their order, is used as it is;
+    otherwise (samples left out or mixed) the members are gathered sample by sample."""
+    members = samples[0].members if isinstance(samples[0], SparseFrames) else None
+    if members is not None and len(samples) == len(members) and all(
+        isinstance(s, SparseFrames) and s.members is members and s.index == b for b, s in enumerate(samples)
+    ):
+        return members.frame, members.sample, members.pixel
+    sparse = [(b, s) for b, s in enumerate(samples) if isinstance(s, SparseFrames)]
+    frame = np.concatenate([s.frame for _, s in sparse])
+    sizes = [len(s.frame) for _, s in sparse]
+    column = np.repeat(np.array([b for b, _ in sparse], dtype=np.int64), sizes)
+    return frame, column, np.concatenate([s.pixel for _, s in sparse])
 
 
 def time_mask(lengths: torch.Tensor, n_steps: int) -> torch.Tensor:

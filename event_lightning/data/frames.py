@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -37,34 +36,71 @@ EventBatchSource = Callable[[Sequence[int]], EventBatch | None]
 the file and what is wrong): a reader that decodes and validates a whole batch in one pass."""
 
 
-@dataclass(frozen=True)
-class SparseFrames:
-    """One sample's int16 ``(T, P, H, W)`` frames as the events they count, not yet densified.
+class FrameMembers:
+    """The int16 ``(T, P, H, W)`` frames of a batch's samples as the events they count.
 
-    ``frame [M]`` and ``pixel [M]`` (flat ``(p, y, x)`` index) name the cell each counted event
-    adds 1 to (an event in several overlapping frames is listed once per frame); ``n_frames`` is
-    ``T``. :func:`event_lightning.data.collate.pad_time_collate` counts these straight into the
-    padded batch; :meth:`dense` gives what :func:`frame_events` gives for the sample.
+    ``sample [M]``, ``frame [M]`` and ``pixel [M]`` (flat ``(p, y, x)`` index; int64, grouped by
+    sample in order) name the cell every counted event adds 1 to (an event in several overlapping
+    frames is listed once per frame); ``n_frames [B]`` is each sample's ``T``. See
+    :func:`~event_lightning.events.represent.frame_members`.
     """
 
-    frame: np.ndarray
-    pixel: np.ndarray
-    n_frames: int
-    frame_shape: tuple[int, int, int]
+    def __init__(
+        self,
+        sample: np.ndarray,
+        frame: np.ndarray,
+        pixel: np.ndarray,
+        n_frames: np.ndarray,
+        frame_shape: tuple[int, int, int],
+    ) -> None:
+        self.sample, self.frame, self.pixel = sample, frame, pixel
+        self.n_frames, self.frame_shape = n_frames, tuple(frame_shape)
+        # member range [bounds[b], bounds[b + 1]) of sample b (members are grouped by sample)
+        self.bounds = np.searchsorted(sample, np.arange(len(n_frames) + 1))
+
+    def __len__(self) -> int:
+        return len(self.n_frames)
+
+    def samples(self) -> list[SparseFrames]:
+        """One :class:`SparseFrames` view per sample."""
+        return [SparseFrames(self, b) for b in range(len(self))]
+
+
+class SparseFrames:
+    """Sample ``index`` of a :class:`FrameMembers`: its int16 ``(T, P, H, W)`` frames not yet densified.
+
+    :func:`~event_lightning.data.collate.pad_time_collate` counts these straight into the padded
+    batch (a whole :class:`FrameMembers` in one pass); :meth:`dense` gives what
+    :func:`~event_lightning.events.represent.frame_events` gives for the sample.
+    """
 
     dtype = torch.int16  # the dtype of the dense frames (int16 counts, wrapping like tonic's)
 
+    def __init__(self, members: FrameMembers, index: int) -> None:
+        self.members, self.index = members, index
+
     @property
-    def shape(self) -> tuple[int, int, int, int]:
+    def shape(self) -> tuple[int, ...]:
         """``(T, P, H, W)`` of the dense frames."""
-        return (self.n_frames, *self.frame_shape)
+        return (int(self.members.n_frames[self.index]), *self.members.frame_shape)
+
+    @property
+    def frame(self) -> np.ndarray:
+        """``[M_b]`` frame of every counted event of this sample."""
+        return self.members.frame[self.members.bounds[self.index] : self.members.bounds[self.index + 1]]
+
+    @property
+    def pixel(self) -> np.ndarray:
+        """``[M_b]`` flat ``(p, y, x)`` index of every counted event of this sample."""
+        return self.members.pixel[self.members.bounds[self.index] : self.members.bounds[self.index + 1]]
 
     def dense(self) -> torch.Tensor:
         """int16 ``[T, P, H, W]`` counts."""
-        size = int(np.prod(self.frame_shape))
-        out = np.zeros(self.n_frames * size, dtype=np.int16)
+        shape = self.shape
+        size = int(np.prod(shape[1:]))
+        out = np.zeros(shape[0] * size, dtype=np.int16)
         np.add.at(out, self.frame * size + self.pixel, np.int16(1))
-        return torch.from_numpy(out.reshape(self.shape))
+        return torch.from_numpy(out.reshape(shape))
 
 
 class EventFramesDataset(Dataset):
@@ -141,15 +177,10 @@ class EventFramesDataset(Dataset):
         batch = self.batch_source(indices) if self.batch_source is not None else None
         if batch is None:
             batch = self._read_one_by_one(indices)
-        sample, frame, pixel, n_frames = frame_members(batch.t, batch.pixel, batch.counts, self.frame_spec)
-        # members come in sample order: split them into per-sample views
-        ends = np.cumsum(np.bincount(sample, minlength=len(indices)))
-        frame_shape = self.sensor_size.frame_shape
-        samples = [
-            SparseFrames(f, p, int(t), frame_shape)
-            for f, p, t in zip(np.split(frame, ends[:-1]), np.split(pixel, ends[:-1]), n_frames.tolist(), strict=True)
-        ]
-        return list(zip(samples, batch.labels, strict=True))
+        members = FrameMembers(
+            *frame_members(batch.t, batch.pixel, batch.counts, self.frame_spec), self.sensor_size.frame_shape
+        )
+        return list(zip(members.samples(), batch.labels, strict=True))
 
     def _read_one_by_one(self, indices: Sequence[int]) -> EventBatch:
         """An :class:`EventBatch` from ``source``, each sample validated as in :meth:`__getitem__`."""
