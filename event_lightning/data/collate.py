@@ -50,37 +50,33 @@ def pad_time_collate(
 def _count_into_batch(batch: Sequence[tuple[torch.Tensor | SparseFrames, int]], n_steps: int) -> torch.Tensor:
     """int16 ``[n_steps, B, P, H, W]``: one ``np.add.at`` for all :class:`SparseFrames` samples
     (int16 wrap-around as in ``to_frame``), dense samples copied in."""
-    frame_shape = tuple(batch[0][0].shape[1:])
-    size, width = int(np.prod(frame_shape)), len(batch)
+    samples = [frames for frames, _ in batch]
+    frame_shape = tuple(samples[0].shape[1:])
+    size, width = int(np.prod(frame_shape)), len(samples)
     padded = np.zeros((n_steps, width, size), dtype=np.int16)
-    frame, column, pixel = _members_in_batch_order([frames for frames, _ in batch])
-    # cell of (step, sample, pixel) in the [T, B, P*H*W] layout, built in place
-    cell = frame * width
-    cell += column
-    cell *= size
-    cell += pixel
-    np.add.at(padded.reshape(-1), cell, np.int16(1))
-    for b, (frames, _) in enumerate(batch):
+    np.add.at(padded.reshape(-1), _cells_in_batch_order(samples, width, size), np.int16(1))
+    for b, frames in enumerate(samples):
         if not isinstance(frames, SparseFrames):
             padded[: frames.shape[0], b] = frames.reshape(frames.shape[0], -1).numpy()
     return torch.from_numpy(padded).view(n_steps, width, *frame_shape)
 
 
-def _members_in_batch_order(samples: Sequence[torch.Tensor | SparseFrames]) -> tuple[np.ndarray, ...]:
-    """``frame [M]``, batch column ``[M]`` and ``pixel [M]`` of the members of the sparse samples.
+def _cells_in_batch_order(samples: Sequence[torch.Tensor | SparseFrames], width: int, size: int) -> np.ndarray:
+    """Flat ``[T, width, size]`` index of every counted event of the sparse samples.
 
-    The usual batch, all samples of one :class:`FrameMembers` in their order, is used as it is;
+    The usual batch, every sample of one :class:`FrameCells` in its order, is counted as it is;
     otherwise (samples left out or mixed) the members are gathered sample by sample."""
-    members = samples[0].members if isinstance(samples[0], SparseFrames) else None
-    if members is not None and len(samples) == len(members) and all(
-        isinstance(s, SparseFrames) and s.members is members and s.index == b for b, s in enumerate(samples)
+    cells = samples[0].cells if isinstance(samples[0], SparseFrames) else None
+    if cells is not None and len(samples) == len(cells) and all(
+        isinstance(s, SparseFrames) and s.cells is cells and s.index == b for b, s in enumerate(samples)
     ):
-        return members.frame, members.sample, members.pixel
-    sparse = [(b, s) for b, s in enumerate(samples) if isinstance(s, SparseFrames)]
-    frame = np.concatenate([s.frame for _, s in sparse])
-    sizes = [len(s.frame) for _, s in sparse]
-    column = np.repeat(np.array([b for b, _ in sparse], dtype=np.int64), sizes)
-    return frame, column, np.concatenate([s.pixel for _, s in sparse])
+        return cells.cell
+    parts = []
+    for b, frames in enumerate(samples):
+        if isinstance(frames, SparseFrames):
+            frame, pixel = frames.cells.members(frames.index)
+            parts.append((frame * width + b) * size + pixel)
+    return np.concatenate(parts)
 
 
 def time_mask(lengths: torch.Tensor, n_steps: int) -> torch.Tensor:

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from event_lightning.data.frame_cache import FrameCache
 from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, to_event_array, validate
-from event_lightning.events.represent import FrameSlicing, frame_events, frame_members, pixel_index
+from event_lightning.events.represent import FrameSlicing, batch_frame_cells, frame_events, pixel_index
 
 FRAMES_CODE_VERSION = "1"
 """Bump when framing changes what a cached sample holds (see :class:`FrameCache`)."""
@@ -36,71 +36,57 @@ EventBatchSource = Callable[[Sequence[int]], EventBatch | None]
 the file and what is wrong): a reader that decodes and validates a whole batch in one pass."""
 
 
-class FrameMembers:
-    """The int16 ``(T, P, H, W)`` frames of a batch's samples as the events they count.
+class FrameCells:
+    """A batch's int16 frames, not yet densified: where each counted event adds 1.
 
-    ``sample [M]``, ``frame [M]`` and ``pixel [M]`` (flat ``(p, y, x)`` index; int64, grouped by
-    sample in order) name the cell every counted event adds 1 to (an event in several overlapping
-    frames is listed once per frame); ``n_frames [B]`` is each sample's ``T``. See
-    :func:`~event_lightning.events.represent.frame_members`.
+    ``cell [M]`` (int64) indexes the flat time-first batch ``[T_max, B, P*H*W]`` (``T_max =
+    n_frames.max()``); ``n_frames [B]`` is each sample's ``T``. Built by
+    :func:`~event_lightning.events.represent.batch_frame_cells`.
     """
 
-    def __init__(
-        self,
-        sample: np.ndarray,
-        frame: np.ndarray,
-        pixel: np.ndarray,
-        n_frames: np.ndarray,
-        frame_shape: tuple[int, int, int],
-    ) -> None:
-        self.sample, self.frame, self.pixel = sample, frame, pixel
-        self.n_frames, self.frame_shape = n_frames, tuple(frame_shape)
-        # member range [bounds[b], bounds[b + 1]) of sample b (members are grouped by sample)
-        self.bounds = np.searchsorted(sample, np.arange(len(n_frames) + 1))
+    def __init__(self, cell: np.ndarray, n_frames: np.ndarray, frame_shape: tuple[int, int, int]) -> None:
+        self.cell, self.n_frames, self.frame_shape = cell, n_frames, tuple(frame_shape)
+        self.frame_size = int(np.prod(self.frame_shape))
 
     def __len__(self) -> int:
         return len(self.n_frames)
 
     def samples(self) -> list[SparseFrames]:
-        """One :class:`SparseFrames` view per sample."""
+        """One :class:`SparseFrames` per sample."""
         return [SparseFrames(self, b) for b in range(len(self))]
+
+    def members(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """``frame [M_b]`` and flat ``(p, y, x)`` ``pixel [M_b]`` of every counted event of sample ``index``."""
+        row, pixel = np.divmod(self.cell, self.frame_size)
+        frame, column = np.divmod(row, len(self))
+        mine = column == index
+        return frame[mine], pixel[mine]
 
 
 class SparseFrames:
-    """Sample ``index`` of a :class:`FrameMembers`: its int16 ``(T, P, H, W)`` frames not yet densified.
+    """Sample ``index`` of a :class:`FrameCells`: its int16 ``(T, P, H, W)`` frames not yet densified.
 
-    :func:`~event_lightning.data.collate.pad_time_collate` counts these straight into the padded
-    batch (a whole :class:`FrameMembers` in one pass); :meth:`dense` gives what
+    :func:`~event_lightning.data.collate.pad_time_collate` counts a whole :class:`FrameCells`
+    straight into the padded batch in one pass; :meth:`dense` gives what
     :func:`~event_lightning.events.represent.frame_events` gives for the sample.
     """
 
     dtype = torch.int16  # the dtype of the dense frames (int16 counts, wrapping like tonic's)
 
-    def __init__(self, members: FrameMembers, index: int) -> None:
-        self.members, self.index = members, index
+    def __init__(self, cells: FrameCells, index: int) -> None:
+        self.cells, self.index = cells, index
 
     @property
     def shape(self) -> tuple[int, ...]:
         """``(T, P, H, W)`` of the dense frames."""
-        return (int(self.members.n_frames[self.index]), *self.members.frame_shape)
-
-    @property
-    def frame(self) -> np.ndarray:
-        """``[M_b]`` frame of every counted event of this sample."""
-        return self.members.frame[self.members.bounds[self.index] : self.members.bounds[self.index + 1]]
-
-    @property
-    def pixel(self) -> np.ndarray:
-        """``[M_b]`` flat ``(p, y, x)`` index of every counted event of this sample."""
-        return self.members.pixel[self.members.bounds[self.index] : self.members.bounds[self.index + 1]]
+        return (int(self.cells.n_frames[self.index]), *self.cells.frame_shape)
 
     def dense(self) -> torch.Tensor:
         """int16 ``[T, P, H, W]`` counts."""
-        shape = self.shape
-        size = int(np.prod(shape[1:]))
-        out = np.zeros(shape[0] * size, dtype=np.int16)
-        np.add.at(out, self.frame * size + self.pixel, np.int16(1))
-        return torch.from_numpy(out.reshape(shape))
+        frame, pixel = self.cells.members(self.index)
+        out = np.zeros(self.shape[0] * self.cells.frame_size, dtype=np.int16)
+        np.add.at(out, frame * self.cells.frame_size + pixel, np.int16(1))
+        return torch.from_numpy(out.reshape(self.shape))
 
 
 class EventFramesDataset(Dataset):
@@ -177,10 +163,11 @@ class EventFramesDataset(Dataset):
         batch = self.batch_source(indices) if self.batch_source is not None else None
         if batch is None:
             batch = self._read_one_by_one(indices)
-        members = FrameMembers(
-            *frame_members(batch.t, batch.pixel, batch.counts, self.frame_spec), self.sensor_size.frame_shape
+        frame_shape = self.sensor_size.frame_shape
+        cell, n_frames = batch_frame_cells(
+            batch.t, batch.pixel, batch.counts, self.frame_spec, self.sensor_size.num_features
         )
-        return list(zip(members.samples(), batch.labels, strict=True))
+        return list(zip(FrameCells(cell, n_frames, frame_shape).samples(), batch.labels, strict=True))
 
     def _read_one_by_one(self, indices: Sequence[int]) -> EventBatch:
         """An :class:`EventBatch` from ``source``, each sample validated as in :meth:`__getitem__`."""

@@ -38,11 +38,14 @@ class NMNISTBatchReader:
     def __init__(self, files: Sequence[tuple[Path, int]], sensor_size: SensorSize) -> None:
         if sensor_size.polarities != 2:
             raise ValueError(f"NMNISTBatchReader: expected a two-polarity sensor, found {sensor_size}")
-        self.files, self.sensor_size = list(files), sensor_size
+        # str paths and plain open(): building Path objects per file costs as much as reading it
+        self.paths = [str(path) for path, _ in files]
+        self.labels = [int(label) for _, label in files]
+        self.sensor_size = sensor_size
 
     def __call__(self, indices: Sequence[int]) -> EventBatch | None:
         try:
-            chunks = [Path(self.files[index][0]).read_bytes() for index in indices]
+            chunks = [_read_bytes(self.paths[index]) for index in indices]
         except OSError:
             return None
         decoded = decode_nmnist_batch(chunks)
@@ -56,7 +59,12 @@ class NMNISTBatchReader:
         pixel += y
         pixel *= width
         pixel += x
-        return EventBatch(t, pixel, counts, [int(self.files[index][1]) for index in indices])
+        return EventBatch(t, pixel, counts, [self.labels[index] for index in indices])
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb", buffering=0) as handle:
+        return handle.read()
 
 
 class NMNISTFramesDataModule(EventClassificationDataModule):

@@ -318,32 +318,35 @@ def frame_events(
     return _count_frames(pix, starts, ends, sensor.num_features).reshape(-1, *sensor.frame_shape)
 
 
-def frame_members(
-    t: np.ndarray, pixel: np.ndarray, counts: np.ndarray, slicing: FrameSlicing
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The frames of several streams at once, as the events each frame counts (no dense frames).
+def batch_frame_cells(
+    t: np.ndarray, pixel: np.ndarray, counts: np.ndarray, slicing: FrameSlicing, frame_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frame several streams straight into one time-first batch: where every counted event goes.
 
     Args:
-        t: ``[N]`` timestamps (µs, int64) of ``B`` streams concatenated; each stream non-empty
+        t: ``[N]`` timestamps (µs, integers) of ``B`` streams concatenated; each stream non-empty
             and sorted (validated by the caller).
-        pixel: ``[N]`` flat ``(p, y, x)`` index of every event (as :func:`_pixel_index` gives).
+        pixel: ``[N]`` flat ``(p, y, x)`` index of every event (as :func:`pixel_index` gives).
         counts: ``[B]`` events per stream, all > 0.
+        frame_size: ``P * H * W``.
 
     Returns:
-        ``sample [M]``, ``frame [M]`` and ``pixel [M]`` (int64) of every (frame, event) membership,
-        in stream order (an event in several overlapping frames is listed once per frame), and
-        ``n_frames [B]``. Counting the members of stream ``b`` per ``(frame, pixel)`` gives exactly
-        :func:`frame_events` of that stream: the same slice formulas, per stream.
+        ``cell [M]`` (int64): for every (frame, event) membership, the flat index into a
+        ``[T_max, B, frame_size]`` batch (``T_max = n_frames.max()``), grouped by stream in order
+        (an event in several overlapping frames is listed once per frame); and ``n_frames [B]``.
+        ``np.add.at`` of int16 ones at ``cell`` into int16 zeros gives, for stream ``b``, exactly
+        :func:`frame_events` in ``batch[:n_frames[b], b]`` (same slice formulas, same wrap-around)
+        and zeros after it.
     """
     counts = np.asarray(counts, dtype=np.int64)
     if len(counts) == 0 or counts.min() < 1 or int(counts.sum()) != len(t) or len(pixel) != len(t):
         raise ValueError(
-            f"frame_members: expected non-empty streams whose counts sum to the {len(t)} events, "
+            f"batch_frame_cells: expected non-empty streams whose counts sum to the {len(t)} events, "
             f"found counts {counts.tolist()} and {len(pixel)} pixels"
         )
     if _integral_back_to_back_windows(slicing):
-        return _members_of_back_to_back_windows(t, pixel, counts, slicing)
-    return _members_stream_by_stream(t, pixel, counts, slicing)
+        return _cells_of_back_to_back_windows(t, pixel, counts, slicing, frame_size)
+    return _cells_stream_by_stream(t, pixel, counts, slicing, frame_size)
 
 
 def _integral_back_to_back_windows(cfg: FrameSlicing) -> bool:
@@ -358,41 +361,46 @@ def _integral_back_to_back_windows(cfg: FrameSlicing) -> bool:
     )
 
 
-def _members_of_back_to_back_windows(
-    t: np.ndarray, pixel: np.ndarray, counts: np.ndarray, cfg: FrameSlicing
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`frame_members` for :func:`_integral_back_to_back_windows`, vectorised over streams."""
+def _cells_of_back_to_back_windows(
+    t: np.ndarray, pixel: np.ndarray, counts: np.ndarray, cfg: FrameSlicing, frame_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`batch_frame_cells` for :func:`_integral_back_to_back_windows`, vectorised over streams
+    (``np.repeat`` of per-stream values is several times cheaper than gathering them per event)."""
     first = np.cumsum(counts) - counts
     t_first, t_last = t[first], t[first + counts - 1]
     # the frame count of _slice_bounds, element-wise with the same dtypes (hence the same floats)
     ratio = (t_last - t_first - cfg.time_window) / (cfg.time_window - cfg.overlap)
     rounded = np.ceil(ratio) if cfg.include_incomplete else np.floor(ratio)
     n_frames = np.maximum((rounded + 1).astype(np.int64), 1)
-    sample = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-    frame = t - t_first[sample]
-    frame //= int(cfg.time_window)
-    inside = frame < n_frames[sample]  # events past the last whole window are not counted
-    if inside.all():
-        return sample, frame, pixel.astype(np.int64, copy=False), n_frames
-    return sample[inside], frame[inside], pixel[inside].astype(np.int64, copy=False), n_frames
+    width = len(counts)
+    cell = t - np.repeat(t_first, counts)
+    cell //= int(cfg.time_window)  # the frame of every event
+    inside = cell < np.repeat(n_frames, counts)  # events past the last whole window are not counted
+    cell *= width
+    cell += np.repeat(np.arange(width, dtype=np.int64), counts)
+    cell *= frame_size
+    cell += pixel
+    return (cell if inside.all() else cell[inside]), n_frames
 
 
-def _members_stream_by_stream(
-    t: np.ndarray, pixel: np.ndarray, counts: np.ndarray, cfg: FrameSlicing
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`frame_members` for any slicing: :func:`_slice_bounds` per stream (one numpy pass each)."""
-    samples, frames, pixels = [], [], []
+def _cells_stream_by_stream(
+    t: np.ndarray, pixel: np.ndarray, counts: np.ndarray, cfg: FrameSlicing, frame_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`batch_frame_cells` for any slicing: :func:`_slice_bounds` per stream."""
+    cells = []
     n_frames = np.empty(len(counts), dtype=np.int64)
     offset = 0
     for b, count in enumerate(counts.tolist()):
         starts, ends = _slice_bounds(t[offset : offset + count], cfg)
         frame, member = _expand_ranges(starts, ends)
-        samples.append(np.full(len(frame), b, dtype=np.int64))
-        frames.append(frame)
-        pixels.append(pixel[offset + member].astype(np.int64, copy=False))
+        cell = frame * len(counts)
+        cell += b
+        cell *= frame_size
+        cell += pixel[offset + member]
+        cells.append(cell)
         n_frames[b] = len(starts)
         offset += count
-    return np.concatenate(samples), np.concatenate(frames), np.concatenate(pixels), n_frames
+    return np.concatenate(cells), n_frames
 
 
 def _torch_slice_bounds(
