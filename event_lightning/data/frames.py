@@ -40,12 +40,16 @@ class FrameCells:
     """A batch's int16 frames, not yet densified: where each counted event adds 1.
 
     ``cell [M]`` (int64) indexes the flat time-first batch ``[T_max, B, P*H*W]`` (``T_max =
-    n_frames.max()``); ``n_frames [B]`` is each sample's ``T``. Built by
+    n_frames.max()``); ``n_frames [B]`` is each sample's ``T``; ``max_frame_events`` the most
+    events one frame counts (no count exceeds it). Built by
     :func:`~event_lightning.events.represent.batch_frame_cells`.
     """
 
-    def __init__(self, cell: np.ndarray, n_frames: np.ndarray, frame_shape: tuple[int, int, int]) -> None:
+    def __init__(
+        self, cell: np.ndarray, n_frames: np.ndarray, max_frame_events: int, frame_shape: tuple[int, int, int]
+    ) -> None:
         self.cell, self.n_frames, self.frame_shape = cell, n_frames, tuple(frame_shape)
+        self.max_frame_events = max_frame_events
         self.frame_size = int(np.prod(self.frame_shape))
 
     def __len__(self) -> int:
@@ -164,10 +168,11 @@ class EventFramesDataset(Dataset):
         if batch is None:
             batch = self._read_one_by_one(indices)
         frame_shape = self.sensor_size.frame_shape
-        cell, n_frames = batch_frame_cells(
+        cell, n_frames, max_frame_events = batch_frame_cells(
             batch.t, batch.pixel, batch.counts, self.frame_spec, self.sensor_size.num_features
         )
-        return list(zip(FrameCells(cell, n_frames, frame_shape).samples(), batch.labels, strict=True))
+        cells = FrameCells(cell, n_frames, max_frame_events, frame_shape)
+        return list(zip(cells.samples(), batch.labels, strict=True))
 
     def _read_one_by_one(self, indices: Sequence[int]) -> EventBatch:
         """An :class:`EventBatch` from ``source``, each sample validated as in :meth:`__getitem__`."""

@@ -320,7 +320,7 @@ def frame_events(
 
 def batch_frame_cells(
     t: np.ndarray, pixel: np.ndarray, counts: np.ndarray, slicing: FrameSlicing, frame_size: int
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Frame several streams straight into one time-first batch: where every counted event goes.
 
     Args:
@@ -333,10 +333,11 @@ def batch_frame_cells(
     Returns:
         ``cell [M]`` (int64): for every (frame, event) membership, the flat index into a
         ``[T_max, B, frame_size]`` batch (``T_max = n_frames.max()``), grouped by stream in order
-        (an event in several overlapping frames is listed once per frame); and ``n_frames [B]``.
-        ``np.add.at`` of int16 ones at ``cell`` into int16 zeros gives, for stream ``b``, exactly
-        :func:`frame_events` in ``batch[:n_frames[b], b]`` (same slice formulas, same wrap-around)
-        and zeros after it.
+        (an event in several overlapping frames is listed once per frame); ``n_frames [B]``; and
+        the most events any one frame counts (a bound of every count: at most 255 means the
+        counts fit uint8). ``np.add.at`` of int16 ones at ``cell`` into int16 zeros gives, for
+        stream ``b``, exactly :func:`frame_events` in ``batch[:n_frames[b], b]`` (same slice
+        formulas, same wrap-around) and zeros after it.
     """
     counts = np.asarray(counts, dtype=np.int64)
     if len(counts) == 0 or counts.min() < 1 or int(counts.sum()) != len(t) or len(pixel) != len(t):
@@ -363,7 +364,7 @@ def _integral_back_to_back_windows(cfg: FrameSlicing) -> bool:
 
 def _cells_of_back_to_back_windows(
     t: np.ndarray, pixel: np.ndarray, counts: np.ndarray, cfg: FrameSlicing, frame_size: int
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, int]:
     """:func:`batch_frame_cells` for :func:`_integral_back_to_back_windows`, vectorised over streams
     (``np.repeat`` of per-stream values is several times cheaper than gathering them per event)."""
     first = np.cumsum(counts) - counts
@@ -377,21 +378,26 @@ def _cells_of_back_to_back_windows(
     cell //= int(cfg.time_window)  # the frame of every event
     inside = cell < np.repeat(n_frames, counts)  # events past the last whole window are not counted
     cell *= width
-    cell += np.repeat(np.arange(width, dtype=np.int64), counts)
+    cell += np.repeat(np.arange(width, dtype=np.int64), counts)  # now (frame, stream) row of [T, B]
+    per_row = np.bincount(cell)  # events per row; the rows of uncounted events are masked out below
+    per_row = np.pad(per_row, (0, -len(per_row) % width)).reshape(-1, width)
+    counted_rows = np.arange(len(per_row))[:, None] < n_frames[None, :]
+    max_frame_events = int(per_row[counted_rows].max(initial=0))
     cell *= frame_size
     cell += pixel
-    return (cell if inside.all() else cell[inside]), n_frames
+    return (cell if inside.all() else cell[inside]), n_frames, max_frame_events
 
 
 def _cells_stream_by_stream(
     t: np.ndarray, pixel: np.ndarray, counts: np.ndarray, cfg: FrameSlicing, frame_size: int
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, int]:
     """:func:`batch_frame_cells` for any slicing: :func:`_slice_bounds` per stream."""
     cells = []
     n_frames = np.empty(len(counts), dtype=np.int64)
-    offset = 0
+    offset, max_frame_events = 0, 0
     for b, count in enumerate(counts.tolist()):
         starts, ends = _slice_bounds(t[offset : offset + count], cfg)
+        max_frame_events = max(max_frame_events, int(np.maximum(ends - starts, 0).max(initial=0)))
         frame, member = _expand_ranges(starts, ends)
         cell = frame * len(counts)
         cell += b
@@ -400,7 +406,7 @@ def _cells_stream_by_stream(
         cells.append(cell)
         n_frames[b] = len(starts)
         offset += count
-    return np.concatenate(cells), n_frames
+    return np.concatenate(cells), n_frames, max_frame_events
 
 
 def _torch_slice_bounds(
