@@ -116,8 +116,17 @@ def test_counts_up_to_255_are_uint8_and_256_is_int16():
         frames = torch.from_numpy(frame_events(events, SENSOR, FrameSlicing(time_window=1000)))
         return pad_time_collate([(frames, 0)])[0]
 
-    assert batch(255).dtype == torch.uint8 and batch(255)[0, 0, 1, 3, 2] == 255
-    assert batch(256).dtype == torch.int16 and batch(256)[0, 0, 1, 3, 2] == 256
+    def sparse_batch(n_same_pixel):
+        events = make_events(
+            np.full(n_same_pixel, 2), np.full(n_same_pixel, 3), np.zeros(n_same_pixel), np.ones(n_same_pixel)
+        )
+        events = np.concatenate([events, make_events([0], [0], [2000], [0])])
+        dataset = EventFramesDataset(lambda i: (events, 0, "mem"), 1, SENSOR, FrameSlicing(time_window=1000))
+        return pad_time_collate(dataset.__getitems__([0]))[0]
+
+    for collate in (batch, sparse_batch):
+        assert collate(255).dtype == torch.uint8 and collate(255)[0, 0, 1, 3, 2] == 255
+        assert collate(256).dtype == torch.int16 and collate(256)[0, 0, 1, 3, 2] == 256
 
 
 def test_float_frames_keep_their_dtype():
