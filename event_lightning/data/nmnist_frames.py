@@ -70,6 +70,12 @@ def _read_bytes(path: str) -> bytes:
 class NMNISTFramesDataModule(EventClassificationDataModule):
     """N-MNIST (34x34, 10 digits) as ``(frames [T, B, 2, 34, 34], lengths, labels)`` batches.
 
+    Frames are integer counts, uint8 when every count of the batch fits (else int16). Without
+    ``cache`` a loader reads a batch's ``.bin`` files, decodes, validates and frames them in one
+    vectorised pass (:class:`NMNISTBatchReader`); a batch holding a file that pass cannot take
+    (unreadable, truncated, overflow markers, events outside the sensor) is read file by file, so
+    errors and ``on_bad_sample`` work per file as before.
+
     Args:
         root: for ``synthetic``, the folder that holds ``Train/`` and ``Test/``; else tonic's
             ``save_to`` (files land in ``root/NMNIST/Train`` and ``root/NMNIST/Test``).

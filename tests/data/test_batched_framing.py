@@ -192,3 +192,22 @@ def test_samples_of_different_fetches_collate_together(tmp_path):
         expected = dataset[index][0]
         assert torch.equal(frames[: len(expected), b].to(torch.int16), expected)
         assert not frames[len(expected) :, b].any() and lengths[b] == len(expected)
+
+
+def test_nmnist_loader_with_workers_gives_the_main_process_batches(tmp_path):
+    from event_lightning.data.nmnist_frames import NMNISTFramesDataModule
+
+    kwargs = {"root": str(tmp_path / "digits"), "n_train": 40, "n_test": 10, "batch_size": 16}
+    main, workers = NMNISTFramesDataModule(**kwargs), NMNISTFramesDataModule(**kwargs, num_workers=2)
+    for data in (main, workers):
+        data.prepare_data()
+        data.setup("fit")
+    dataset = main.split(True)
+    for (a, la, ya), (b, lb, yb) in zip(main.train_dataloader(), workers.train_dataloader(), strict=True):
+        assert a.dtype == b.dtype == torch.uint8 and torch.equal(a, b)
+        assert torch.equal(la, lb) and torch.equal(ya, yb)
+    order = list(main.train_dataloader().sampler)[:16]
+    frames, lengths, labels = next(iter(main.train_dataloader()))
+    for k, index in enumerate(order):  # the first batch, sample by sample
+        expected, label = dataset[index]
+        assert torch.equal(frames[: lengths[k], k].to(torch.int16), expected) and labels[k] == label
