@@ -241,6 +241,17 @@ class BadSampleGuard(Dataset):
             log.warning("on_bad_sample=skip: skipping %s (%s sample %d): %s", file, self.stage, index, reason)
             return self.ledger.record(self.stage, file, reason, index)
 
+    def __getitems__(self, indices: Sequence[int]) -> list[Any]:
+        """A batch through the dataset's own ``__getitems__`` (batched reading) when it has one;
+        a batch with a bad sample is fetched again sample by sample, so only that one is skipped."""
+        fetch_batch = getattr(self.dataset, "__getitems__", None)
+        if fetch_batch is not None:
+            try:
+                return fetch_batch(indices)
+            except BAD_SAMPLE_ERRORS:
+                pass
+        return [self[index] for index in indices]
+
 
 class DropBadSamples:
     """Collate wrapper: leaves :class:`SkippedSample` markers out, then calls ``collate_fn``.

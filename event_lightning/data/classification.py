@@ -66,9 +66,12 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
     model) and implement :meth:`build_split`. The dataset has no separate validation split: as in
     the norse tutorial, validation runs on the test split (``val`` and ``test`` are the same data).
 
-    Batches are ``(frames [T_max, B, P, H, W] int16, lengths [B], labels [B])``: integer counts,
-    as tonic's ToFrame gives them, at half the bytes of float32 to copy, pin and send. Models cast
-    on the device (the LIF classifier's input projection converts only the non-zeros). The training
+    Batches are ``(frames [T_max, B, P, H, W], lengths [B], labels [B])``: integer counts with
+    tonic ToFrame's values, uint8 when every count of the batch lies in [0, 255] (a quarter of the
+    bytes of float32 to copy, pin and send), else int16 (see :func:`pad_time_collate`). Models
+    cast on the device (the LIF classifier's input projection converts only the non-zeros).
+    Loaders fetch whole batches: :class:`EventFramesDataset` frames a batch's recordings in one
+    pass and the collate counts them straight into the padded batch. The training
     order is shuffled by an :class:`EpochSeededRandomSampler`, so a resumed run sees the same order
     as an uninterrupted one.
 

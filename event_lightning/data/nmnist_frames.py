@@ -16,17 +16,65 @@ from torch.utils.data import Dataset
 
 from event_lightning.data.bad_samples import BadSamplePolicy
 from event_lightning.data.classification import EventClassificationDataModule
-from event_lightning.data.frames import EventFramesDataset, file_source
+from event_lightning.data.frames import EventBatch, EventFramesDataset, file_source
 from event_lightning.data.synthetic_digits import (
     SyntheticDigitsConfig,
     generate_synthetic_nmnist,
     read_synthetic_nmnist_split,
 )
-from event_lightning.events.formats.nmnist import NMNIST_SENSOR_SIZE, read_nmnist_bin
+from event_lightning.events.core import SensorSize
+from event_lightning.events.formats.nmnist import NMNIST_SENSOR_SIZE, decode_nmnist_batch, read_nmnist_bin
+
+
+class NMNISTBatchReader:
+    """An :data:`~event_lightning.data.frames.EventBatchSource` over ``(path, label)`` pairs of
+    ``.bin`` files: reads a batch's files, decodes and validates them in one vectorised pass.
+
+    Returns None (the dataset then reads sample by sample, whose errors name the file) when a
+    file cannot be read, needs the full reader (see :func:`decode_nmnist_batch`) or holds events
+    outside ``sensor_size``.
+    """
+
+    def __init__(self, files: Sequence[tuple[Path, int]], sensor_size: SensorSize) -> None:
+        if sensor_size.polarities != 2:
+            raise ValueError(f"NMNISTBatchReader: expected a two-polarity sensor, found {sensor_size}")
+        # str paths and plain open(): building Path objects per file costs as much as reading it
+        self.paths = [str(path) for path, _ in files]
+        self.labels = [int(label) for _, label in files]
+        self.sensor_size = sensor_size
+
+    def __call__(self, indices: Sequence[int]) -> EventBatch | None:
+        try:
+            chunks = [_read_bytes(self.paths[index]) for index in indices]
+        except OSError:
+            return None
+        decoded = decode_nmnist_batch(chunks)
+        if decoded is None:
+            return None
+        x, y, t, p, counts = decoded
+        width, height = self.sensor_size.width, self.sensor_size.height
+        if int(x.max()) >= width or int(y.max()) >= height:
+            return None
+        pixel = p * height  # flat (p, y, x) index, in place on the fresh int64 array
+        pixel += y
+        pixel *= width
+        pixel += x
+        return EventBatch(t, pixel, counts, [self.labels[index] for index in indices])
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb", buffering=0) as handle:
+        return handle.read()
 
 
 class NMNISTFramesDataModule(EventClassificationDataModule):
     """N-MNIST (34x34, 10 digits) as ``(frames [T, B, 2, 34, 34], lengths, labels)`` batches.
+
+    Frames are integer counts, uint8 when every count of the batch fits (else int16). Without
+    ``cache`` a loader reads a batch's ``.bin`` files, decodes, validates and frames them in one
+    vectorised pass (:class:`NMNISTBatchReader`); a batch holding a file that pass cannot take
+    (unreadable, truncated, overflow markers, events outside the sensor) is read file by file, so
+    errors and ``on_bad_sample`` work per file as before.
 
     Args:
         root: for ``synthetic``, the folder that holds ``Train/`` and ``Test/``; else tonic's
@@ -99,7 +147,13 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
         self._labels[train] = [int(label) for _, label in files]
         # the dataset validates every sample against the sensor: the reader need not do it too
         reader = functools.partial(read_nmnist_bin, sensor_size=None)
-        return EventFramesDataset(file_source(files, reader), len(files), self.sensor_size, self.frame_spec)
+        return EventFramesDataset(
+            file_source(files, reader),
+            len(files),
+            self.sensor_size,
+            self.frame_spec,
+            batch_source=NMNISTBatchReader(files, self.sensor_size),
+        )
 
     def sample_files(self, train: bool) -> Sequence[str] | None:
         return self._files.get(train)

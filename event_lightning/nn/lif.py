@@ -326,7 +326,7 @@ def input_projection(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     data tensor (CPU, no gradient wanted for it, at most 5 % non-zero); the result equals the
     dense product up to float summation order (~1e-6 relative).
 
-    ``x`` may hold integer counts (the int16 frames of the classification loaders): only its
+    ``x`` may hold integer counts (the uint8 / int16 frames of the classification loaders): only its
     non-zeros are converted on the sparse path, and the dense path casts ``x`` to the weight's
     dtype on its device, so no float copy of the whole input is made on the host.
     """

@@ -63,11 +63,12 @@ def test_sparse_input_projection_equals_the_dense_product_and_its_gradient():
     torch.testing.assert_close(weight.grad, dense_weight.grad, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", [torch.int16, torch.uint8])  # the loaders' count dtypes
 @pytest.mark.parametrize("shape", [(300, 8, 2450), (4, 2, 30)])  # sparse path, dense path
-def test_integer_counts_project_like_their_float_copy(shape):
-    """The loaders' int16 frames go straight in: same values and weight gradient as float32."""
+def test_integer_counts_project_like_their_float_copy(shape, dtype):
+    """The loaders' int16 / uint8 frames go straight in: same values and weight gradient as float32."""
     torch.manual_seed(2)
-    counts = ((torch.rand(shape) < 0.015) * torch.randint(1, 4, shape)).to(torch.int16)
+    counts = ((torch.rand(shape) < 0.015) * torch.randint(1, 4, shape)).to(dtype)
     weight = torch.randn(100, shape[-1], requires_grad=True)
     float_weight = weight.detach().clone().requires_grad_(True)
     from_counts = input_projection(counts, weight)
