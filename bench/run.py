@@ -251,18 +251,19 @@ PAGE_ANALYSIS = """
 Profiled on this machine (numbers vary with its load):
 
 - **to_frame, time_window=10 ms.** The output alone is 599x2x128x128 int16, 39 MB; allocating
-  and first-touching that much memory costs about 5-7 ms here, half of our time, before any event
-  is counted. The events cost ~5 ms: validation (one unsigned reduction per field and a sortedness
-  check, ~1.2 ms), the pixel index (~1 ms) and one int16 `np.add.at` (~1.2 ms plus the page
-  faults). tonic's ~95 ms / 10 is ~9.5 ms, at that floor. The count and bin modes sit at 8-10x
-  for the same reasons with smaller outputs.
+  and first-touching that much memory costs ~2-7 ms here (it depends on whether the kernel hands
+  out huge pages), before any event is counted. The events cost ~4 ms: validation (one unsigned
+  reduction per field and a sortedness check, ~1.2 ms), the pixel index (~2 ms, five passes over
+  the strided fields) and one int16 `np.add.at` (~1.4 ms). tonic took ~43 ms in this run (95-113 ms
+  in the previous session's runs on the same kind of box), so 10x would be ~4 ms, below that
+  floor. The count and bin modes sit at 4-6x here for the same reasons with smaller outputs.
 - **voxel_grid.** tonic 1.7's `ToVoxelGrid` is already vectorised (two `np.add.at` over the
-  events, fast since numpy 1.25), so its 25-60 ms (it varies that much between runs) is mostly
-  its event-sized float64 temporaries being page-faulted. Ours keeps tonic's per-cell addition
-  order (left parts of bin b, then right parts of bin b-1) while working through blocks of whole
-  bins with cache-sized scratch arrays, and fuses the event checks into the same pass: ~6-10 ms,
-  of which the 1M sequential scatter-adds that identical float sums require take ~2.7 ms and
-  reading the strided fields ~1.3 ms. 10x (~3-6 ms) would leave nothing for the rest in numpy.
+  events, fast since numpy 1.25): ~23 ms in this run, 25-60 ms in earlier ones. Ours keeps
+  tonic's per-cell addition order (left parts of bin b, then right parts of bin b-1) while working
+  through blocks of whole bins with cache-sized scratch arrays, and fuses the event checks into
+  the same pass: ~6 ms, of which the 1M sequential scatter-adds that identical float sums
+  require take ~2.7 ms and reading the strided fields ~1.3 ms. 10x (~2.3 ms here) would leave
+  nothing for the rest in numpy.
 - **denoise.** tonic loops over the events in Python: ~0.8 s for the 500k events in this run,
   1.95 s in the previous session's run on the same kind of box, so this ratio moves with the
   machine more than with our code. Ours cuts time into blocks of `floor(filter_time)` µs (an
@@ -275,15 +276,6 @@ Profiled on this machine (numbers vary with its load):
   loop over groups of 3 blocks ~11 ms (4 random lookups per event, ~20 numpy calls per group).
   100x of a 0.8 s tonic is 8 ms, below what the event-sized passes alone cost in numpy; a single
   sequential pass needs compiled code, which this project does not ship.
-- **Cached epochs, LIF quickstart only.** Its network trains in ~1.6 ms per sample, while a
-  sample is 98 dense 1 ms frames of 2x34x34. The loaders now carry int16 counts (the float32
-  batch, and its host copy, is gone: the input projection converts only the non-zeros), and each
-  sample is validated once instead of three times: the loader went from ~0.93 to ~0.53 ms per
-  sample (1.7x to 3.1x the training consumption). What is left is the per-sample file read
-  and framing (~0.2 ms) and the collate writing
-  a 14.5 MB padded batch per 32 samples (~0.15 ms per sample, mostly first-touch page faults on
-  this VM). A frame cache does not help (reading 453 KB of frames back is no faster than
-  framing the 25 KB recording).
 """
 
 PAGE_NOTES = """
@@ -305,8 +297,10 @@ PAGE_NOTES = """
 - **data**: samples/s of a full pass over each DataModule's train loader (synthetic stand-ins,
   batch 32, no workers), first epoch and second epoch. These loaders have no representation
   cache (they re-read and re-frame every epoch), so the second epoch only gains the OS file
-  cache and warm code paths. The NMNIST row compares with tonic's reader + `ToFrame` on the
-  same files.
+  cache and warm code paths. Both fetch a batch at a time (the dataset's `__getitems__`): the
+  batch's files are read and framed in one vectorised pass and counted straight into the padded
+  batch (uint8 when every count fits, else int16). The NMNIST row compares the per-sample path
+  (one file read + `to_frame`) with tonic's reader + `ToFrame` on the same files.
 - **growth**: `to_frame(n_time_bins=16)` as the stream grows; the exponent is the least-squares
   slope of log(time) against log(events) (1.0 = linear). Below 1 means the fixed cost per call
   (the 16x2x128x128 output, slice bounds) still dominates the small streams.
