@@ -249,7 +249,7 @@ class BadSampleGuard(Dataset):
             try:
                 return fetch_batch(indices)
             except BAD_SAMPLE_ERRORS:
-                pass
+                pass  # some sample is bad: the per-sample fetch below names it and applies the policy
         return [self[index] for index in indices]
 
 
