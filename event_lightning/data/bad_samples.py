@@ -248,8 +248,9 @@ class BadSampleGuard(Dataset):
         if fetch_batch is not None:
             try:
                 return fetch_batch(indices)
-            except BAD_SAMPLE_ERRORS:
-                pass  # some sample is bad: the per-sample fetch below names it and applies the policy
+            except BAD_SAMPLE_ERRORS as error:
+                # the per-sample fetch below names the bad sample and applies the policy to it alone
+                log.debug("%s: batched fetch failed (%s); fetching its samples one by one", self.stage, error)
         return [self[index] for index in indices]
 
 
