@@ -185,8 +185,10 @@ class HostSyncGuard(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         targets = [(pl_module, name) for name in _STEP_METHODS if hasattr(pl_module, name)]
         for callback in trainer.callbacks:
-            if callback is not self and type(callback).__module__.startswith("event_lightning."):
-                targets += [(callback, hook) for hook in _PER_STEP_HOOKS if hook in vars(type(callback))]
+            # hooks written in event_lightning, on the callback's class or a base class of ours
+            ours = [c for c in type(callback).__mro__ if c.__module__.startswith("event_lightning.")]
+            if callback is not self:
+                targets += [(callback, hook) for hook in _PER_STEP_HOOKS if any(hook in vars(c) for c in ours)]
         for owner, name in targets:
             self._wrap(trainer, owner, name)
 

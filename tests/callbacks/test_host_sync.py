@@ -132,9 +132,12 @@ def test_guard_checks_the_per_step_hooks_of_event_lightning_callbacks():
     ours = type("SyncingCallback", (pl.Callback,), {"on_train_batch_end": on_train_batch_end})
     ours.__module__ = "event_lightning.callbacks.example"
     theirs = type("TheirCallback", (pl.Callback,), {"on_train_batch_end": on_train_batch_end})
+    inherited = type("InheritingCallback", (ours,), {})
     _fit(_Model(), HostSyncGuard(), theirs())  # other libraries' callbacks are not ours to fix
     with pytest.raises(HostSyncError, match="SyncingCallback.on_train_batch_end"):
         _fit(_Model(), HostSyncGuard(), ours())
+    with pytest.raises(HostSyncError, match="InheritingCallback.on_train_batch_end"):
+        _fit(_Model(), HostSyncGuard(), inherited())
 
 
 def test_guard_rejects_a_bad_setting():
