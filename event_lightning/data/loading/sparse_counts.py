@@ -10,7 +10,7 @@ the host-to-device copy.
 * :func:`to_sparse` -- one integer count array -> ``(flat_index int32 [nnz], values [nnz])``;
 * :class:`SparseCounts` -- those entries for ``B`` stacks of one shape (a sample is ``B = 1``);
 * :func:`to_records` / :func:`from_records` -- the entries as one structured array (5 or 6 bytes
-  an entry), the form a :class:`~event_lightning.data.frame_cache.FrameCache` stores;
+  an entry), the form a :class:`~event_lightning.data.loading.frame_cache.FrameCache` stores;
 * :func:`collate_sparse` -- the samples of a batch into one :class:`SparseCounts`;
 * :func:`densify` -- :class:`SparseCounts` -> float32 ``[B, *shape]`` on the entries' device;
   :func:`densify_split` -- the same cut along one axis into contiguous parts (e.g. the CNN frame

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from event_lightning.data.bad_samples import BAD_SAMPLE_ERRORS, BadSamplePolicy, record_setup_skips
-from event_lightning.data.classification import EventClassificationDataModule
-from event_lightning.data.frames import EventFramesDataset
+from event_lightning.data.loading.bad_samples import BAD_SAMPLE_ERRORS, BadSamplePolicy, record_setup_skips
+from event_lightning.data.loading.classification_datamodule import EventClassificationDataModule
+from event_lightning.data.loading.frames_dataset import EventFramesDataset
 from event_lightning.events.core import EventFormatError, SensorSize
 from event_lightning.events.formats.tonic_npy import read_tonic_npy
 
@@ -109,7 +109,7 @@ class PokerDVSDataModule(EventClassificationDataModule):
         synthetic: write (once) and use the offline stand-in under ``root`` instead.
         synthetic_seed: seed of the stand-in.
         on_bad_sample: ``raise`` (default) or ``skip`` unreadable recordings (see the module
-            docstring and :mod:`event_lightning.data.bad_samples`).
+            docstring and :mod:`event_lightning.data.loading.bad_samples`).
         cache, cache_dir: frame each recording once into ``cache_dir`` (default ``<root>/cache``)
             and read the frames back in later epochs (keyed by the files and framing options).
     """
@@ -153,7 +153,7 @@ class PokerDVSDataModule(EventClassificationDataModule):
 
     def prepare_data(self) -> None:
         if self.synthetic:
-            from event_lightning.data.synthetic_pokerdvs import generate_synthetic_pokerdvs
+            from event_lightning.data.standins.pokerdvs import generate_synthetic_pokerdvs
 
             generate_synthetic_pokerdvs(self.root, seed=self.synthetic_seed)
 

@@ -4,7 +4,7 @@ Representations are deterministic functions of (source files, transform paramete
 cache keys a folder by a hash of all three, so changing any of them -- a file replaced (size or
 mtime), a bin width, the code version constant of the representation -- builds a new folder and
 a stale cache is never read. Random choices (window start, flips...) must run AFTER the cache,
-on the array it returns.
+on the array it returns (:mod:`event_lightning.data.loading.windows` cuts windows from it).
 
 Usage::
 
@@ -16,7 +16,7 @@ Each sample is one ``<index>.npy`` of the smallest of uint8 / int16 that holds i
 (count frames rarely exceed 255 per bin, so most samples take one byte per cell), written to a
 temporary name and renamed, so concurrent DataLoader workers or runs never read half a file.
 Structured (record) arrays, e.g. the sparse entries of
-:func:`event_lightning.data.sparse_counts.to_records`, are stored as they are: their fields already
+:func:`event_lightning.data.loading.sparse_counts.to_records`, are stored as they are: their fields already
 have their types.
 ``manifest.json`` in the folder records the parameters for people inspecting the cache.
 """
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FrameCache", "cache_key", "compact_integer_dtype", "crop_window", "window_start"]
+__all__ = ["FrameCache", "cache_key", "compact_integer_dtype"]
 
 
 def _file_signature(path: Path) -> list[Any]:
@@ -142,28 +142,3 @@ class FrameCache:
         except (OSError, ValueError):
             self.store(index, build())
             return np.load(target, mmap_mode="r", allow_pickle=False)
-
-
-def window_start(n_frames: int, length: int, *, random: bool, start_limit: float = 1.0, generator=None) -> int:
-    """First frame of a ``length``-frame window in a stack of ``n_frames``.
-
-    With ``random``, uniform over ``[0, max(0, n_frames - start_limit * length)]`` (``start_limit = 1``
-    allows every full window; the HG-VAE reference uses 2, never starting in the last two window
-    lengths); otherwise 0. Draws from torch's generator, which DataLoader workers seed per worker.
-    """
-    if not random:
-        return 0
-    import torch  # deferred: the cache itself is numpy-only
-
-    high = max(0, int(n_frames - start_limit * length))
-    return int(torch.randint(0, high + 1, (1,), generator=generator))
-
-
-def crop_window(frames: np.ndarray, start: int, length: int) -> np.ndarray:
-    """``frames[start:start + length]`` as a new array, zero-padded at the end when too short."""
-    window = np.asarray(frames[start : start + length])
-    if window.shape[0] == length:
-        return np.array(window)
-    padded = np.zeros((length, *frames.shape[1:]), dtype=frames.dtype)
-    padded[: window.shape[0]] = window
-    return padded

@@ -14,17 +14,17 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from event_lightning.data.bad_samples import (
+from event_lightning.data.loading.bad_samples import (
     BadSampleLedger,
     BadSamplePolicy,
     IndexedFiles,
     check_bad_sample_policy,
     guard_loader,
 )
-from event_lightning.data.collate import pad_time_collate
-from event_lightning.data.config_checks import check_slicing_fits, first_readable
-from event_lightning.data.frame_cache import FrameCache
-from event_lightning.data.frames import FRAMES_CODE_VERSION, EventFramesDataset
+from event_lightning.data.loading.config_checks import check_slicing_fits, first_readable
+from event_lightning.data.loading.frame_cache import FrameCache
+from event_lightning.data.loading.frames_collate import pad_time_collate
+from event_lightning.data.loading.frames_dataset import FRAMES_CODE_VERSION, EventFramesDataset
 from event_lightning.events.core import SensorSize
 from event_lightning.events.represent import FrameSlicing
 
@@ -78,7 +78,7 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
     ``cache``: frame each recording once into ``cache_dir`` (default ``<root>/cache``), keyed by
     the files and every framing option (see :class:`FrameCache`), and read it back afterwards.
 
-    ``on_bad_sample`` (see :mod:`event_lightning.data.bad_samples`): ``raise`` lets a bad file's
+    ``on_bad_sample`` (see :mod:`event_lightning.data.loading.bad_samples`): ``raise`` lets a bad file's
     error through; ``skip`` drops the sample from its batch and records it in ``bad_samples``
     (subclasses that read their files at setup may also drop files there). Subclasses that know
     each sample's file return them from :meth:`sample_files` so skip records name the file.
@@ -170,7 +170,7 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
         self._check_slicing(self.split(stage == "fit"))
 
     def _check_slicing(self, dataset: Dataset) -> None:
-        """Stop on a slicing no recording can honour (see :mod:`event_lightning.data.config_checks`)."""
+        """Stop on a slicing no recording can honour (see :mod:`event_lightning.data.loading.config_checks`)."""
         if isinstance(dataset, EventFramesDataset):
             sample = first_readable(dataset.source, len(dataset))
             if sample is not None:

@@ -1,5 +1,8 @@
 """ASL-DVS (Bi et al., ICCV 2019) for Event2Vec: 24 hand-shape letters on a 240x180 DAVIS240c.
 
+Used by ``config/event2vec_asl_dvs.yaml`` (the real set) and ``config/event2vec_synthetic.yaml``
+(the stand-in of :mod:`event_lightning.data.standins.asl_dvs`).
+
 On disk, either
 * spikingjelly's conversion, ``<root>/events_np/<letter>/<letter>_NNNN.npz`` (keys t, x, y, p),
   as the Event2Vec reference used it (``root`` may also be the ``events_np`` folder itself), or
@@ -14,26 +17,24 @@ random events each pass.  Repeating after splitting keeps every training file ou
 (later versions of the reference repeat before splitting and leak training files into it).
 
 By default (``packed=True``) all recordings are read once into a packed, memory-mapped cache
-(one flat array per field plus offsets), keyed by a hash of the file list, sizes, mtimes and
-reader settings; a worker then draws a whole batch with one gather per field instead of opening
-one archive per sample.  ``packed=False`` reads one file per sample, like the reference.
+(:mod:`event_lightning.data.loading.packed_events`: one flat array per field plus offsets), keyed
+by a hash of the file list, sizes, mtimes and reader settings; a worker then draws a whole batch
+with one gather per field instead of opening one archive per sample.  ``packed=False`` reads one
+file per sample, like the reference (both datasets are in
+:mod:`event_lightning.data.loading.event_sequences`).
 
 ``on_bad_sample: skip`` leaves unreadable recordings out instead of failing: while packing (the
 cache remembers them, and a later ``raise`` run on that cache still raises naming them), while
 scanning the training files for ``t_max``, or per sample with ``packed=False`` (dropped from
-their batch); see :mod:`event_lightning.data.bad_samples`.  The split is made before bad files
+their batch); see :mod:`event_lightning.data.loading.bad_samples`.  The split is made before bad files
 are removed, so every good file stays in the split it has without bad files.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import os
-import shutil
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from event_lightning.data.bad_samples import (
-    BAD_SAMPLE_ERRORS,
+from event_lightning.data.loading.bad_samples import (
     BadSampleLedger,
     BadSamplePolicy,
     IndexedFiles,
@@ -50,17 +50,16 @@ from event_lightning.data.bad_samples import (
     guard_loader,
     record_setup_skips,
 )
-from event_lightning.data.event_samplers import (
-    NORM_T_MODES,
-    EventBatch,
-    EventSample,
-    make_sampler,
-    normalize_time_batch,
-    pad_collate,
-    seed_worker,
-    select_event_indices,
+from event_lightning.data.loading.event_samplers import NORM_T_MODES, make_sampler, pad_collate, seed_worker
+from event_lightning.data.loading.event_sequences import EventFileDataset, PackedEventDataset, passthrough_collate
+from event_lightning.data.loading.packed_events import (
+    EventReader,
+    PackedEvents,
+    pack_event_files,
+    packed_cache_key,
+    scan_spans,
 )
-from event_lightning.data.synthetic_asl import SyntheticASLConfig, write_synthetic_asl_dvs
+from event_lightning.data.standins.asl_dvs import SyntheticASLConfig, write_synthetic_asl_dvs
 from event_lightning.events.core import EventFormatError, SensorSize
 from event_lightning.events.formats.asl_dvs_mat import (
     ASL_DVS_CLASSES,
@@ -70,21 +69,9 @@ from event_lightning.events.formats.asl_dvs_mat import (
 )
 from event_lightning.events.formats.spikingjelly_npz import read_spikingjelly_npz
 
-__all__ = [
-    "ASLDVSDataModule",
-    "EventFileDataset",
-    "PackedEventDataset",
-    "PackedEvents",
-    "event_reader",
-    "find_asl_dvs_files",
-    "pack_event_files",
-    "split_per_class",
-]
+__all__ = ["ASLDVSDataModule", "event_reader", "find_asl_dvs_files", "split_per_class"]
 
 FILE_FORMATS = ("npz", "mat")
-_PACK_VERSION = 1
-_FIELDS = ("x", "y", "p", "t")
-EventReader = Callable[[str | os.PathLike], np.ndarray]
 
 
 def event_reader(
@@ -164,310 +151,6 @@ def split_per_class(labels: np.ndarray, train_fraction: float = 0.8) -> tuple[np
     rank = np.arange(len(labels)) - first
     is_train = rank < (train_fraction * counts).astype(np.int64)
     return np.sort(order[is_train]), np.sort(order[~is_train])
-
-
-class _Sampling:
-    """What turns a recording into a sequence: sampler, length, time normalisation, its RNG."""
-
-    def __init__(self, sampler: str, sample_number: int, norm_t: str, t_max: float | None, seed: int | None) -> None:
-        if norm_t not in NORM_T_MODES:
-            raise ValueError(f"norm_t must be one of {NORM_T_MODES}, found {norm_t!r}")
-        if norm_t == "dataset-wise" and (t_max is None or t_max <= 0):
-            raise ValueError(f"norm_t='dataset-wise' needs a positive t_max (µs), found {t_max!r}")
-        if sample_number < 1:
-            raise ValueError(f"sample_number must be >= 1, found {sample_number}")
-        self.sampler_name = sampler
-        self.sampler = make_sampler(sampler)
-        self.sample_number = sample_number
-        self.norm_t = norm_t
-        self.t_max = t_max
-        self.rng = np.random.default_rng(torch.initial_seed() if seed is None else seed)
-
-    def reseed(self, seed: int) -> None:
-        """Give this copy of the dataset (one per DataLoader worker) its own generator."""
-        self.rng = np.random.default_rng(seed)
-
-    def indices(self, n: int) -> np.ndarray:
-        return select_event_indices(self.sampler, self.rng, n, self.sample_number)
-
-
-class EventFileDataset(Dataset):
-    """One recording file per item, read on every access (the reference's data path).
-
-    Item ``i`` is recording ``i % len(paths)`` (``repeats`` passes per epoch), sampled anew
-    each time: an :class:`EventSample` of at most ``sample_number`` events; batch with
-    :func:`pad_collate`.
-    """
-
-    def __init__(
-        self,
-        paths: Sequence[Path],
-        labels: np.ndarray,
-        reader: EventReader,
-        *,
-        sampler: str = "random_sample",
-        sample_number: int = 255,
-        norm_t: str = "dataset-wise",
-        t_max: float | None = None,
-        repeats: int = 1,
-        seed: int | None = None,
-    ) -> None:
-        if len(paths) != len(labels) or not len(paths):
-            raise ValueError(f"need one label per path and at least one path; found {len(paths)} / {len(labels)}")
-        self.paths = list(paths)
-        self.labels = np.asarray(labels, dtype=np.int64)
-        self.reader = reader
-        self.repeats = repeats
-        self.sampling = _Sampling(sampler, sample_number, norm_t, t_max, seed)
-
-    def reseed(self, seed: int) -> None:
-        self.sampling.reseed(seed)
-
-    def __len__(self) -> int:
-        return len(self.paths) * self.repeats
-
-    def __getitem__(self, index: int) -> EventSample:
-        item = index % len(self.paths)
-        events = self.reader(self.paths[item])
-        chosen = events[self.sampling.indices(len(events))]
-        t = normalize_time_batch(chosen["t"][None], np.array([len(chosen)]), self.sampling.norm_t, self.sampling.t_max)
-        return EventSample(
-            x=torch.from_numpy(chosen["x"].astype(np.int64)),
-            y=torch.from_numpy(chosen["y"].astype(np.int64)),
-            t=torch.from_numpy(t[0]),
-            p=torch.from_numpy(chosen["p"].astype(np.int64)),
-            label=int(self.labels[item]),
-        )
-
-
-class PackedEvents:
-    """Recordings packed into flat memory-mapped arrays: events of recording ``i`` are
-    ``offsets[i]:offsets[i+1]`` of ``x``, ``y``, ``p`` and ``t`` (µs since the recording's first
-    event, uint32).  ``spans[i]`` is that recording's duration in µs."""
-
-    def __init__(self, directory: str | os.PathLike) -> None:
-        self.directory = Path(directory)
-        meta_path = self.directory / "meta.json"
-        if not meta_path.is_file():
-            raise FileNotFoundError(f"{self.directory}: no packed events (meta.json missing)")
-        self.meta = json.loads(meta_path.read_text())
-        self.offsets = np.load(self.directory / "offsets.npy")
-        self.spans = np.load(self.directory / "spans.npy")
-        self._columns: dict[str, np.ndarray] | None = None
-
-    @property
-    def skipped(self) -> list[tuple[int, str, str]]:
-        """``(index, file, reason)`` of the recordings left out as bad (packed with no events)."""
-        return [(int(i), str(file), str(reason)) for i, file, reason in self.meta.get("skipped", [])]
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def columns(self) -> dict[str, np.ndarray]:
-        """The four fields as read-only memory maps (opened lazily, once per process)."""
-        if self._columns is None:
-            total = int(self.offsets[-1])
-            self._columns = {
-                field: np.memmap(
-                    self.directory / f"{field}.bin",
-                    dtype=self.meta["dtypes"][field],
-                    mode="r",
-                    shape=(total,),
-                )
-                if total
-                else np.zeros(0, dtype=self.meta["dtypes"][field])
-                for field in _FIELDS
-            }
-        return self._columns
-
-    def __getstate__(self) -> dict:
-        # Workers re-open the memory maps instead of receiving a pickled copy of the data.
-        return {**self.__dict__, "_columns": None}
-
-
-def _cache_key(paths: Sequence[Path], settings: dict) -> str:
-    digest = hashlib.sha256(json.dumps({**settings, "version": _PACK_VERSION}, sort_keys=True).encode())
-    for path in paths:
-        stat = path.stat()
-        digest.update(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:16]
-
-
-def pack_event_files(
-    paths: Sequence[Path],
-    reader: EventReader,
-    directory: str | os.PathLike,
-    sensor_size: SensorSize = ASL_DVS_SENSOR_SIZE,
-    *,
-    threads: int = 8,
-    skip_bad: bool = False,
-) -> PackedEvents:
-    """Read every file once (``threads`` at a time, in order) and pack it into ``directory``.
-
-    Bad files fail here, before training, with the reader's error naming the file; with
-    ``skip_bad`` they are packed as recordings without events and listed with their reason in
-    :attr:`PackedEvents.skipped` instead.  The cache is written to a temporary folder and renamed
-    when complete, so an interrupted build never leaves a half cache behind.  An existing
-    complete cache is opened as it is (without ``skip_bad``, one that left bad files out raises
-    naming the first).
-    """
-    directory = Path(directory)
-    if (directory / "meta.json").is_file():
-        packed = PackedEvents(directory)
-        if packed.skipped and not skip_bad:
-            _, file, reason = packed.skipped[0]
-            raise EventFormatError(
-                f"{file}: {reason} (one of {len(packed.skipped)} bad file(s) left out of the packed cache "
-                f"{directory}, built with on_bad_sample: skip)"
-            )
-        return packed
-    coordinate = "uint8" if max(sensor_size.width, sensor_size.height) <= 256 else "uint16"
-    dtypes = {"x": coordinate, "y": coordinate, "p": "uint8", "t": "uint32"}
-    limit = np.iinfo(np.uint32).max
-    tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    counts = np.zeros(len(paths), dtype=np.int64)
-    spans = np.zeros(len(paths), dtype=np.int64)
-    skipped: list[tuple[int, str, str]] = []
-    handles = {field: open(tmp / f"{field}.bin", "wb") for field in _FIELDS}
-    read = functools.partial(_read_or_error, reader) if skip_bad else reader
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            for i, events in enumerate(pool.map(read, paths)):
-                if not isinstance(events, BaseException):
-                    relative = events["t"] - events["t"][0] if len(events) else events["t"]
-                    span = int(relative[-1]) if len(events) else 0
-                    if span > limit:
-                        too_long = EventFormatError(
-                            f"{paths[i]}: recording spans {span} µs, more than the {limit} µs packable"
-                        )
-                        if not skip_bad:
-                            raise too_long
-                        events = too_long
-                if isinstance(events, BaseException):
-                    skipped.append((i, str(paths[i]), f"{type(events).__name__}: {events}"))
-                    continue  # packed without events: the offsets keep one entry per path
-                counts[i], spans[i] = len(events), span
-                for field in ("x", "y", "p"):
-                    handles[field].write(events[field].astype(dtypes[field]).tobytes())
-                handles["t"].write(relative.astype(np.uint32).tobytes())
-    except BaseException:
-        for handle in handles.values():
-            handle.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    for handle in handles.values():
-        handle.close()
-    np.save(tmp / "offsets.npy", np.concatenate(([0], np.cumsum(counts))))
-    np.save(tmp / "spans.npy", spans)
-    meta = {"dtypes": dtypes, "files": [str(p) for p in paths], "skipped": skipped}
-    (tmp / "meta.json").write_text(json.dumps(meta))
-    try:
-        os.replace(tmp, directory)
-    except OSError:
-        # Another process finished the same cache first; use theirs.
-        shutil.rmtree(tmp, ignore_errors=True)
-    return PackedEvents(directory)
-
-
-class PackedEventDataset(Dataset):
-    """Recordings from a :class:`PackedEvents` cache, sampled anew on every access.
-
-    ``sample_ids`` are the recordings of this split, ``labels`` their labels; item ``i`` is
-    recording ``sample_ids[i % len(sample_ids)]`` (``repeats`` passes per epoch).  DataLoader
-    batches go through :meth:`__getitems__`, which returns a padded :class:`EventBatch` directly
-    (pass ``collate_fn=passthrough_collate``).
-    """
-
-    def __init__(
-        self,
-        packed: PackedEvents,
-        sample_ids: np.ndarray,
-        labels: np.ndarray,
-        *,
-        sampler: str = "random_sample",
-        sample_number: int = 255,
-        norm_t: str = "dataset-wise",
-        t_max: float | None = None,
-        repeats: int = 1,
-        seed: int | None = None,
-    ) -> None:
-        if len(sample_ids) != len(labels) or not len(sample_ids):
-            raise ValueError(f"need one label per recording and at least one; found {len(sample_ids)} / {len(labels)}")
-        self.packed = packed
-        self.sample_ids = np.asarray(sample_ids, dtype=np.int64)
-        self.labels = np.asarray(labels, dtype=np.int64)
-        self.repeats = repeats
-        self.sampling = _Sampling(sampler, sample_number, norm_t, t_max, seed)
-
-    def reseed(self, seed: int) -> None:
-        self.sampling.reseed(seed)
-
-    def __len__(self) -> int:
-        return len(self.sample_ids) * self.repeats
-
-    def __getitems__(self, indices: Sequence[int]) -> EventBatch:
-        """A padded batch of the items ``indices``: ``[B, L]`` with ``L`` the longest sampled length."""
-        items = np.asarray(indices, dtype=np.int64) % len(self.sample_ids)
-        recordings = self.sample_ids[items]
-        starts = self.packed.offsets[recordings]
-        counts = self.packed.offsets[recordings + 1] - starts
-        chosen = [self.sampling.indices(int(n)) for n in counts]
-        lengths = np.array([len(c) for c in chosen], dtype=np.int64)
-        length = int(lengths.max()) if len(lengths) else 0
-        valid = np.arange(length)[None, :] < lengths[:, None]
-        positions = np.concatenate([start + c for start, c in zip(starts, chosen, strict=True)]) if length else []
-        columns = self.packed.columns()
-
-        def padded(field: str) -> np.ndarray:
-            out = np.full(valid.shape, -1, dtype=np.int64)
-            out[valid] = columns[field][positions]
-            return out
-
-        t = normalize_time_batch(padded("t"), lengths, self.sampling.norm_t, self.sampling.t_max)
-        return EventBatch(
-            x=torch.from_numpy(padded("x")),
-            y=torch.from_numpy(padded("y")),
-            t=torch.from_numpy(t),
-            p=torch.from_numpy(padded("p")),
-            valid_mask=torch.from_numpy(valid),
-            label=torch.from_numpy(self.labels[items]),
-        )
-
-    def __getitem__(self, index: int) -> EventSample:
-        batch = self.__getitems__([index])
-        return EventSample(batch.x[0], batch.y[0], batch.t[0], batch.p[0], int(batch.label[0]))
-
-
-def passthrough_collate(batch: EventBatch) -> EventBatch:
-    """``collate_fn`` for datasets whose ``__getitems__`` already returns a batch."""
-    return batch
-
-
-def _read_or_error(reader: EventReader, path: Path) -> np.ndarray | BaseException:
-    """The reader's events, or the bad-file error it raised (for ``on_bad_sample: skip``)."""
-    try:
-        return reader(path)
-    except BAD_SAMPLE_ERRORS as error:
-        return error
-
-
-def _scan_spans(
-    paths: Sequence[Path], reader: EventReader, threads: int, skip_bad: bool = False
-) -> tuple[np.ndarray, dict[int, str]]:
-    """Duration (µs) of each recording, and ``{position: reason}`` of the bad ones (span 0)
-    when ``skip_bad`` (else their error propagates)."""
-    read = functools.partial(_read_or_error, reader) if skip_bad else reader
-    spans = np.zeros(len(paths), dtype=np.int64)
-    bad: dict[int, str] = {}
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for i, events in enumerate(pool.map(read, paths)):
-            if isinstance(events, BaseException):
-                bad[i] = f"{type(events).__name__}: {events}"
-            elif len(events):
-                spans[i] = int(events["t"][-1] - events["t"][0])
-    return spans, bad
 
 
 class ASLDVSDataModule(pl.LightningDataModule):
@@ -589,7 +272,7 @@ class ASLDVSDataModule(pl.LightningDataModule):
         return pack_event_files(
             paths,
             self.reader,
-            self.cache_dir / _cache_key(paths, settings),
+            self.cache_dir / packed_cache_key(paths, settings),
             self.sensor_size,
             threads=self.pack_threads,
             skip_bad=self.on_bad_sample == "skip",
@@ -621,7 +304,7 @@ class ASLDVSDataModule(pl.LightningDataModule):
         if self.norm_t == "dataset-wise" and t_max is None and spans is None:
             scan_files = [paths[i] for i in train_ids]
             skip = self.on_bad_sample == "skip"
-            spans, scan_bad = _scan_spans(scan_files, self.reader, self.pack_threads, skip)
+            spans, scan_bad = scan_spans(scan_files, self.reader, self.pack_threads, skip)
             bad.update({int(train_ids[k]): reason for k, reason in scan_bad.items()})
             keep = np.array([k not in scan_bad for k in range(len(train_ids))], dtype=bool)
             train_ids, spans = train_ids[keep], spans[keep]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from event_lightning.data.frames import SparseFrames
+from event_lightning.data.loading.frames_dataset import SparseFrames
 
 UINT8_MAX = 255
 
@@ -90,7 +90,7 @@ def _count_into_batch(samples: Sequence[torch.Tensor | SparseFrames], n_steps: i
 def _cells_in_batch_order(samples: Sequence[torch.Tensor | SparseFrames], width: int, size: int) -> np.ndarray:
     """Flat ``[T, width, size]`` index of every counted event of the sparse samples.
 
-    The usual batch, every sample of one :class:`~event_lightning.data.frames.FrameCells` in its
+    The usual batch, every sample of one :class:`~event_lightning.data.loading.frames_dataset.FrameCells` in its
     order, is counted as it is; otherwise (samples left out or mixed) the members are gathered
     sample by sample."""
     cells = samples[0].cells if isinstance(samples[0], SparseFrames) else None

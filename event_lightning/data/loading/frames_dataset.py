@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from event_lightning.data.frame_cache import FrameCache
+from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, to_event_array, validate
 from event_lightning.events.represent import FrameSlicing, batch_frame_cells, frame_events, pixel_index
 
@@ -70,7 +70,7 @@ class FrameCells:
 class SparseFrames:
     """Sample ``index`` of a :class:`FrameCells`: its int16 ``(T, P, H, W)`` frames not yet densified.
 
-    :func:`~event_lightning.data.collate.pad_time_collate` counts a whole :class:`FrameCells`
+    :func:`~event_lightning.data.loading.frames_collate.pad_time_collate` counts a whole :class:`FrameCells`
     straight into the padded batch in one pass; :meth:`dense` gives what
     :func:`~event_lightning.events.represent.frame_events` gives for the sample.
     """
@@ -106,7 +106,7 @@ class EventFramesDataset(Dataset):
     A DataLoader fetches whole batches through :meth:`__getitems__`: without a transform or a
     cache the samples come as :class:`SparseFrames` framed in one vectorised pass over the batch
     (``batch_source``, when given, also reads and validates the batch in one pass), and
-    :func:`~event_lightning.data.collate.pad_time_collate` counts them into the padded batch, so
+    :func:`~event_lightning.data.loading.frames_collate.pad_time_collate` counts them into the padded batch, so
     no per-sample dense frames are built. The batch holds the same values either way.
     """
 

@@ -1,11 +1,16 @@
 """DVSGesture for the Hybrid Guided VAE: 32x32 count frames of 1-ms bins, random 200-step windows.
 
+Used by ``config/hgvae_dvsgesture.yaml`` and ``config/hgvae_dvsgesture_lighting.yaml`` (the real
+set) and their ``*_synthetic.yaml`` twins (the stand-in of
+:mod:`event_lightning.data.standins.dvsgesture`).
+
 Following the HG-VAE reference loader (torchneuromorphic's DVSGesture): users 1-23 train, 24-29
 test (tonic's split), "Other gestures" (label 10) dropped, coordinates divided by 4 (128 -> 32,
 i.e. 4x4 sum pooling), events counted in ``dt_us`` bins from the first event. A window of
 ``n_time_steps`` bins starts uniformly in ``[0, n_bins - start_limit * n_time_steps]`` for train
 AND test (re-drawn every epoch). The whole recording's frames are built once per file and cached on
-disk (:class:`~event_lightning.data.frame_cache.FrameCache`); the window is cut after the cache.
+disk (:class:`~event_lightning.data.loading.frame_cache.FrameCache`); the window is cut after the cache
+(:mod:`event_lightning.data.loading.windows`, the loader this module shares with N-MNIST's HG-VAE data).
 
 Batches are dicts: ``frames [T, B, 2, 32, 32]`` float32 counts (time-first), ``target [B]`` (the
 class the model's guide learns: the gesture, or the lighting with ``target: light``), ``label``
@@ -22,19 +27,13 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
-import torch
 from torch.utils.data import DataLoader, Dataset
 
-from event_lightning.data.bad_samples import (
-    BadSampleLedger,
-    BadSamplePolicy,
-    IndexedFiles,
-    check_bad_sample_policy,
-    guard_loader,
-)
-from event_lightning.data.config_checks import check_window_fits, first_readable
-from event_lightning.data.frame_cache import FrameCache, crop_window, window_start
-from event_lightning.data.synthetic_gestures import SyntheticGesturesConfig, generate_synthetic_gestures
+from event_lightning.data.loading.bad_samples import BadSampleLedger, BadSamplePolicy, check_bad_sample_policy
+from event_lightning.data.loading.config_checks import check_window_fits, first_readable
+from event_lightning.data.loading.frame_cache import FrameCache
+from event_lightning.data.loading.windows import crop_window, window_loader, window_start
+from event_lightning.data.standins.dvsgesture import SyntheticGesturesConfig, generate_synthetic_gestures
 from event_lightning.events import augment
 from event_lightning.events.core import SensorSize
 from event_lightning.events.formats.dvsgesture_npy import (
@@ -46,13 +45,7 @@ from event_lightning.events.formats.dvsgesture_npy import (
 )
 from event_lightning.events.represent import to_frame
 
-__all__ = [
-    "DVSGestureDataModule",
-    "GestureWindowDataset",
-    "LIGHTING_CONDITIONS",
-    "lighting_index",
-    "time_first_collate",
-]
+__all__ = ["DVSGestureDataModule", "GestureWindowDataset", "LIGHTING_CONDITIONS", "lighting_index"]
 
 log = logging.getLogger(__name__)
 
@@ -81,49 +74,6 @@ def recording_frames(path: str | os.PathLike, downsample: int, dt_us: int) -> np
     side = DVSGESTURE_SENSOR_SIZE.width // downsample
     events, sensor = augment.downsample(events, DVSGESTURE_SENSOR_SIZE, target_size=(side, side))
     return to_frame(events, sensor, time_window=dt_us, include_incomplete=True)
-
-
-def window_loader(
-    dataset: Dataset,
-    hparams: Any,
-    *,
-    train: bool,
-    shuffle: bool,
-    bad_samples: BadSampleLedger | None = None,
-    stage: str | None = None,
-    files: list[str] | None = None,
-) -> DataLoader:
-    """The HG-VAE DataModules' loader: time-first dict batches; the last partial training batch is
-    dropped because BatchNorm in the guides needs more than one sample.
-
-    With ``hparams.on_bad_sample == "skip"`` (and a ``bad_samples`` ledger) bad samples are dropped
-    from their batch and recorded under ``stage``; ``files`` names each sample's file. A training
-    batch that loses samples this way is kept even when it ends up with a single sample.
-    """
-    collate = time_first_collate
-    if bad_samples is not None:
-        origin = IndexedFiles(files) if files else None
-        policy = getattr(hparams, "on_bad_sample", "raise")
-        dataset, collate = guard_loader(dataset, collate, policy, bad_samples, stage or "train", origin)
-    return DataLoader(
-        dataset,
-        batch_size=hparams.batch_size,
-        shuffle=shuffle,
-        num_workers=hparams.num_workers,
-        pin_memory=hparams.pin_memory,
-        persistent_workers=hparams.num_workers > 0,
-        collate_fn=collate,
-        drop_last=train,
-    )
-
-
-def time_first_collate(samples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack sample dicts; ``frames [T, P, H, W]`` (integer counts) become ``[T, B, P, H, W]`` float32."""
-    if not samples:
-        raise ValueError("time_first_collate: empty batch")
-    batch = {key: torch.as_tensor(np.stack([s[key] for s in samples])) for key in samples[0]}
-    batch["frames"] = batch["frames"].to(torch.float32).transpose(0, 1).contiguous()
-    return batch
 
 
 class GestureWindowDataset(Dataset):
@@ -193,7 +143,7 @@ class DVSGestureDataModule(pl.LightningDataModule):
         drop_other: remove label 10 ("Other gestures").
         cache: cache each recording's frames under ``cache_dir`` (default ``<root>/cache``).
         on_bad_sample: ``raise`` (default) or ``skip`` an unreadable recording: it is dropped from
-            its batch and recorded in ``bad_samples`` (see :mod:`event_lightning.data.bad_samples`).
+            its batch and recorded in ``bad_samples`` (see :mod:`event_lightning.data.loading.bad_samples`).
     """
 
     def __init__(

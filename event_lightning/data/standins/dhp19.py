@@ -7,7 +7,8 @@ size and recording-specific frequencies. Four cameras stand around it like DHP19
 the chosen cameras render the figure as bright capsules on a darker background at 346x260, and
 :func:`~event_lightning.events.simulate.simulate_events` turns the intensity frames into events.
 Everything is written in the real on-disk layout (``<stem>_events.h5``, ``<stem>_label.h5``,
-``P1..P4.npy``, ``camera_positions.npy``) and read back by the real reader.
+``P1..P4.npy``, ``camera_positions.npy``) and read back by the real reader
+(:class:`~event_lightning.data.datasets.dhp19.SyntheticDHP19DataModule` writes it and trains on it).
 
 The simulator runs on chunks of frames (memory stays bounded); each chunk starts its pixels'
 reference brightness afresh at its first frame, which drops at most one threshold of pending
@@ -23,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from event_lightning.data.dhp19 import DHP19DataModule
 from event_lightning.events.core import EVENT_DTYPE
 from event_lightning.events.formats.dhp19_h5 import (
     DHP19_LABEL_PERIOD_US,
@@ -38,7 +38,6 @@ from event_lightning.metrics.triangulation import CAMERA_TO_P_INDEX
 __all__ = [
     "BONES",
     "SyntheticDHP19Config",
-    "SyntheticDHP19DataModule",
     "dhp19_like_cameras",
     "render_stick_figure",
     "stick_figure_poses",
@@ -270,46 +269,3 @@ def write_synthetic_dhp19(root: str | Path, config: SyntheticDHP19Config | None 
             stems.append(stem)
     (root / "synthetic_dhp19.json").write_text(json.dumps(asdict(config), indent=2))
     return stems
-
-
-class SyntheticDHP19DataModule(DHP19DataModule):
-    """:class:`DHP19DataModule` on the synthetic stand-in, written under ``root/synthetic-<key>``.
-
-    All :class:`DHP19DataModule` arguments apply (``p_matrices_dir`` is the written folder); the
-    stand-in is described by ``subjects``, ``movements_per_subject``, ``duration_ms``, ``seed``,
-    ``synthetic_cameras`` and ``frame_interval_us`` (see :class:`SyntheticDHP19Config`). The
-    files are written once per configuration (the folder name hashes it).
-    """
-
-    def __init__(
-        self,
-        root: str = "datasets/synthetic_dhp19",
-        subjects: list[int] | None = None,
-        movements_per_subject: int = 1,
-        duration_ms: int = 1000,
-        seed: int = 0,
-        synthetic_cameras: list[int] | None = None,
-        frame_interval_us: int = 5000,
-        **kwargs,
-    ) -> None:
-        self.synthetic = SyntheticDHP19Config(
-            subjects=tuple(subjects) if subjects is not None else (1, 2, 13),
-            movements_per_subject=movements_per_subject,
-            duration_ms=duration_ms,
-            frame_interval_us=frame_interval_us,
-            cameras=tuple(synthetic_cameras) if synthetic_cameras is not None else (2, 3),
-            seed=seed,
-        )
-        folder = Path(root) / f"synthetic-{self.synthetic.key()}"
-        kwargs.pop("p_matrices_dir", None)
-        super().__init__(root=str(folder), p_matrices_dir=str(folder), **kwargs)
-        self.save_hyperparameters()
-
-    def prepare_data(self) -> None:
-        marker = self.root / "synthetic_dhp19.json"
-        if not marker.is_file():
-            write_synthetic_dhp19(self.root, self.synthetic)
-
-    def setup(self, stage: str) -> None:
-        self.prepare_data()
-        super().setup(stage)

@@ -1,5 +1,10 @@
 """MNIST transformation sequences for the Topographic VAE.
 
+Used by the MNIST configs of the TVAE family: ``config/tvae_*_mnist*.yaml`` (``tvae_L0``,
+``tvae_Lhalf``, ``tvae_Lshort``, ``tvae_Lpartial``, its ``rotcolor``, ``perspective`` and
+``generalization`` variants, ``tvae_2d``), ``config/nontvae_mnist*.yaml`` and
+``config/bubbles_mnist*.yaml``; the ``*_synthetic.yaml`` ones on the stand-in.
+
 Each item is one digit turned into a sequence of S frames (S = 18 by default) by rotation,
 scaling and hue rotation (colour MNIST: the grey digit in the red channel). Three kinds of
 sequence:
@@ -15,14 +20,14 @@ Items carry the untransformed digit and the per-frame parameters; the frames are
 batched on the device in :meth:`MNISTSequenceDataModule.on_after_batch_transfer`, so a batch
 reaching the model is ``(x [B, S, C, 28, 28] float in [0, 1], labels [B])``.
 
-Data: the four MNIST IDX files (``train-images-idx3-ubyte`` ...; gzip allowed) in ``root`` or
-``root/MNIST/raw``. ``synthetic: true`` writes scikit-learn's 8x8 digits, upscaled to 28x28, as
-IDX files there and reads them back with the same reader.
+Data: the four MNIST IDX files (``train-images-idx3-ubyte`` ...; gzip allowed; read by
+:mod:`event_lightning.data.loading.mnist_idx`) in ``root`` or ``root/MNIST/raw``. ``synthetic: true``
+writes scikit-learn's 8x8 digits, upscaled to 28x28, as IDX files there
+(:mod:`event_lightning.data.standins.mnist`) and reads them back with the same reader.
 """
 
 from __future__ import annotations
 
-import gzip
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,16 +35,17 @@ from pathlib import Path
 import numpy as np
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from event_lightning.data.image_transforms import (
+from event_lightning.data.loading.image_transforms import (
     hsv_to_rgb,
     perspective_matrix,
     rotation_scale_matrix,
     warp_homography,
 )
+from event_lightning.data.loading.mnist_idx import MNIST_FILES, IDXFormatError, read_idx
+from event_lightning.data.standins.mnist import write_synthetic_mnist
 
 log = logging.getLogger(__name__)
 
@@ -66,80 +72,6 @@ DEFAULT_SCALES = [
     1.26,
 ]
 SEQUENCE_KINDS = ("single", "dual", "perspective")
-MNIST_FILES = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-
-# IDX type codes (third magic byte) -> big-endian numpy dtypes.
-_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-_IDX_CODES = {
-    np.dtype(np.uint8): 0x08,
-    np.dtype(np.int8): 0x09,
-    np.dtype(np.int16): 0x0B,
-    np.dtype(np.int32): 0x0C,
-    np.dtype(np.float32): 0x0D,
-    np.dtype(np.float64): 0x0E,
-}
-
-
-class IDXFormatError(ValueError):
-    """An IDX file that does not hold what its header or the caller says."""
-
-
-def _read_bytes(path: Path) -> bytes:
-    if path.suffix == ".gz":
-        try:
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        except (OSError, EOFError) as err:
-            raise IDXFormatError(f"{path}: not a readable gzip file ({err})") from err
-    return path.read_bytes()
-
-
-def read_idx(path: str | Path, expected_ndim: int | None = None) -> np.ndarray:
-    """Read an IDX file (optionally gzipped) into a numpy array in native byte order.
-
-    The header is two zero bytes, a type code, the number of dimensions n, then n big-endian
-    uint32 sizes; the data follow in C order, big-endian.
-    """
-    path = Path(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise IDXFormatError(f"{path}: {len(raw)} bytes, too short for the 4-byte IDX magic number")
-    if raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise IDXFormatError(
-            f"{path}: bad IDX magic number 0x{raw[:4].hex()}; expected 0x0000TTNN with type TT in "
-            f"{{{', '.join(f'{c:02x}' for c in _IDX_DTYPES)}}} (MNIST images 0x00000803, labels 0x00000801)"
-        )
-    ndim = raw[3]
-    if expected_ndim is not None and ndim != expected_ndim:
-        raise IDXFormatError(f"{path}: expected a {expected_ndim}-D IDX array, the header says {ndim}-D")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise IDXFormatError(f"{path}: truncated header; {ndim} dimensions need {header} bytes, found {len(raw)}")
-    shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    found = len(raw) - header
-    if found != expected:
-        state = "truncated" if found < expected else "has trailing bytes"
-        raise IDXFormatError(
-            f"{path}: {state}; shape {shape} of {dtype.name} needs {expected} data bytes, found {found}"
-        )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
-
-
-def write_idx(path: str | Path, array: np.ndarray) -> Path:
-    """Write ``array`` as an uncompressed IDX file (the format :func:`read_idx` reads)."""
-    path = Path(path)
-    array = np.ascontiguousarray(array)
-    if array.dtype not in _IDX_CODES:
-        raise ValueError(f"IDX cannot store dtype {array.dtype}; use one of {sorted(str(d) for d in _IDX_CODES)}")
-    header = bytes([0, 0, _IDX_CODES[array.dtype], array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(header + array.astype(array.dtype.newbyteorder(">")).tobytes())
-    return path
 
 
 def find_mnist_file(root: str | Path, name: str) -> Path:
@@ -173,29 +105,6 @@ def load_mnist_split(root: str | Path, split: str) -> tuple[np.ndarray, np.ndarr
     if labels.size and labels.max() > 9:
         raise IDXFormatError(f"{label_path}: labels must be digits 0..9, found {int(labels.max())}")
     return images, labels.astype(np.int64)
-
-
-def synthetic_digits(size: int = 28, box: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 1797 8x8 digits, upscaled (bilinear) to box x box and centred in size x size, uint8."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    small = torch.from_numpy(digits.images.astype(np.float32) / 16.0)[:, None]
-    large = F.interpolate(small, size=(box, box), mode="bilinear", align_corners=False).clamp(0, 1)
-    margin = (size - box) // 2
-    large = F.pad(large, (margin, size - box - margin, margin, size - box - margin))
-    return (large[:, 0] * 255).round().to(torch.uint8).numpy(), digits.target.astype(np.uint8)
-
-
-def write_synthetic_mnist(root: str | Path, n_test: int = 297) -> Path:
-    """Write the stand-in digits as the four MNIST IDX files in ``root/MNIST/raw`` (train: the rest)."""
-    folder = Path(root) / "MNIST" / "raw"
-    images, labels = synthetic_digits()
-    parts = {"train": slice(0, len(images) - n_test), "test": slice(len(images) - n_test, None)}
-    for split, (image_name, label_name) in MNIST_FILES.items():
-        write_idx(folder / image_name, images[parts[split]])
-        write_idx(folder / label_name, labels[parts[split]])
-    return folder
 
 
 @dataclass(frozen=True)
