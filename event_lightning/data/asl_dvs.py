@@ -1,0 +1,3 @@
+from event_lightning._moved import alias_module
+
+alias_module(__name__)
