@@ -111,7 +111,8 @@ def _view_of(old: str, homes: list[types.ModuleType]) -> types.ModuleType:
         for home in homes:
             if hasattr(home, name):
                 return getattr(home, name)
-        raise AttributeError(f"module {old!r} (moved to {', '.join(h.__name__ for h in homes)}) has no attribute {name!r}")
+        moved_to = ", ".join(h.__name__ for h in homes)
+        raise AttributeError(f"module {old!r} (moved to {moved_to}) has no attribute {name!r}")
 
     def __dir__() -> list[str]:
         return sorted({name for home in homes for name in dir(home)})
