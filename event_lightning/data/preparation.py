@@ -24,7 +24,6 @@ class DatasetMissingError(FileNotFoundError):
     """The real files are not there; the message carries the module's error and the instruction."""
 
 
-
 def setup_datamodule(name: str, root: Path, synthetic: bool) -> pl.LightningDataModule:
     """Build, ``prepare_data()`` and ``setup("fit")`` the DataModule; missing files -> DatasetMissingError."""
     entry = get_entry(name)

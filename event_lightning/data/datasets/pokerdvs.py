@@ -1,5 +1,8 @@
 """POKER-DVS (4 card pips, 35x35) through tonic's ``POKERDVS`` class.
 
+Used by ``config/lif_pokerdvs.yaml`` (the LIF classifier) and ``config/lif_pokerdvs_synthetic_figures.yaml``
+(its stand-in, :mod:`event_lightning.data.standins.pokerdvs`, with the figure callbacks).
+
 tonic 1.7 cannot download POKER-DVS (its host is gone) and only reads it when the archive
 ``pips_{train,test}.tar.gz`` sits in ``<root>/POKERDVS/``; this module extracts the archive there
 itself (tonic would look for it inside its own package) and says which file to put where when
