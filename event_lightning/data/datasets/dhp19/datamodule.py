@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 class DHP19DataModule(pl.LightningDataModule):
-    """DHP19 windows for the pose models (batches: :mod:`event_lightning.data.datasets.dhp19.batches`; timing: :mod:`event_lightning.data.datasets.dhp19.windows`).
+    """DHP19 windows for the pose models (what a batch holds: :mod:`.batches`; timing: :mod:`.windows`).
 
     Args:
         root: folder with ``<stem>_events.h5`` / ``<stem>_label.h5`` per recording.

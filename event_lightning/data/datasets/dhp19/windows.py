@@ -341,8 +341,8 @@ class DHP19Windows(Dataset):
 
     def dense_sample(self, index: int) -> dict[str, Any]:
         """Sample ``index`` with its counts dense (float32 ``cnn_input`` / ``events`` /
-        ``cnn_input_next``, per :mod:`event_lightning.data.datasets.dhp19.batches`, without the batch axis): for inspection and
-        tests; loaders keep samples sparse until :meth:`DHP19DataModule.on_after_batch_transfer`."""
+        ``cnn_input_next``, as listed in :mod:`.batches`, without the batch axis): for inspection
+        and tests; loaders keep samples sparse until ``DHP19DataModule.on_after_batch_transfer``."""
         sample = self[index]
         dense = densify_counts(sample)
         return {key: value[0] if key in dict(sample["count_parts"]) else value for key, value in dense.items()}
