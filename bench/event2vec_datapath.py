@@ -26,8 +26,8 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
-from event_lightning.data.asl_dvs import ASLDVSDataModule, find_asl_dvs_files, split_per_class
-from event_lightning.data.synthetic_asl import SyntheticASLConfig
+from event_lightning.data.datasets.asl_dvs import ASLDVSDataModule, find_asl_dvs_files, split_per_class
+from event_lightning.data.standins.asl_dvs import SyntheticASLConfig
 from event_lightning.nn.event2vec import Event2VecConfig, Event2VecNet
 
 

@@ -46,8 +46,8 @@ def _epoch_rows(name: str, datamodule, setup_seconds: float, results: Results) -
 
 
 def _nmnist_rows(cfg: BenchConfig, results: Results, root: Path) -> None:
-    from event_lightning.data.nmnist_frames import NMNISTFramesDataModule
-    from event_lightning.data.synthetic_digits import read_synthetic_nmnist_split
+    from event_lightning.data.datasets.nmnist import NMNISTFramesDataModule
+    from event_lightning.data.standins.nmnist import read_synthetic_nmnist_split
 
     n_train = 200 if cfg.quick else 1000
     start = time.perf_counter()
@@ -89,7 +89,7 @@ def _nmnist_rows(cfg: BenchConfig, results: Results, root: Path) -> None:
 
 
 def _pokerdvs_rows(cfg: BenchConfig, results: Results, root: Path) -> None:
-    from event_lightning.data.pokerdvs import PokerDVSDataModule
+    from event_lightning.data.datasets.pokerdvs import PokerDVSDataModule
 
     start = time.perf_counter()
     datamodule = PokerDVSDataModule(root=str(root / "pokerdvs"), synthetic=True)

@@ -17,9 +17,9 @@ ms_start, ms_end      scalars                 int64       collated Python ints
 ``L`` = labels in the window (one per 10 ms; ``L = T`` at 10 ms bins). ``cnn_label`` and
 ``cnn_landmarks`` are left out because the spec does not give their layout: the reference figure
 is a lower bound. Our side is measured, not computed: what the DataLoader carries for one sample
-of :class:`~event_lightning.data.synthetic_dhp19.SyntheticDHP19DataModule` at the same window
+of :class:`~event_lightning.data.datasets.dhp19.SyntheticDHP19DataModule` at the same window
 configuration -- the count stack as sparse entries (int32 flat index + uint8/int16 count per
-non-zero cell, :mod:`event_lightning.data.sparse_counts`) and every label tensor -- and the size of
+non-zero cell, :mod:`event_lightning.data.loading.sparse_counts`) and every label tensor -- and the size of
 that sample's cache file. The dense float32 frames the model takes are built from the sparse
 entries on the device (``DHP19DataModule.on_after_batch_transfer``); their size is in the note.
 """
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from bench.run import BenchConfig, Results, Row, format_bytes
-from event_lightning.data.sparse_counts import SparseCounts
+from event_lightning.data.loading.sparse_counts import SparseCounts
 
 GROUP = "dhp19_mem"
 FLOAT32, FLOAT64, INT64 = 4, 8, 8
@@ -149,7 +149,7 @@ def dhp19_datamodule(root: str | Path, mode: str, downsample: int = 1, duration_
     The CNN frames take 500 events instead of 7500 (the stand-in is short); their size does not
     depend on the event count.
     """
-    from event_lightning.data.synthetic_dhp19 import SyntheticDHP19DataModule
+    from event_lightning.data.datasets.dhp19 import SyntheticDHP19DataModule
 
     return SyntheticDHP19DataModule(
         root=str(Path(root) / "stand-in"),

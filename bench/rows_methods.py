@@ -583,8 +583,8 @@ def run_event2vec_datapath_rows(
     """Event2Vec: our packed loader vs a re-creation of the reference's per-file loader, alone and
     feeding the same network's training step (see bench/event2vec_datapath.py)."""
     from bench.event2vec_datapath import ReferenceEventDataset, _unpack, reference_collate
-    from event_lightning.data.asl_dvs import ASLDVSDataModule, find_asl_dvs_files, split_per_class
-    from event_lightning.data.synthetic_asl import SyntheticASLConfig
+    from event_lightning.data.datasets.asl_dvs import ASLDVSDataModule, find_asl_dvs_files, split_per_class
+    from event_lightning.data.standins.asl_dvs import SyntheticASLConfig
     from event_lightning.nn.event2vec import Event2VecConfig, Event2VecNet
 
     shape = shape or DatapathShape.make(cfg.quick)

@@ -24,7 +24,63 @@ import warnings
 REMOVED_IN = "0.3"
 
 #: old dotted module path -> new home(s), searched in order for a name.
-MOVED_MODULES: dict[str, tuple[str, ...]] = {}
+MOVED_MODULES: dict[str, tuple[str, ...]] = {
+    # event_lightning.data: the flat package split into datasets/, standins/ and loading/ (issue #15)
+    "event_lightning.data.asl_dvs": (
+        "event_lightning.data.datasets.asl_dvs",
+        "event_lightning.data.loading.packed_events",
+        "event_lightning.data.loading.event_sequences",
+    ),
+    "event_lightning.data.bad_samples": ("event_lightning.data.loading.bad_samples",),
+    "event_lightning.data.classification": ("event_lightning.data.loading.classification_datamodule",),
+    "event_lightning.data.collate": ("event_lightning.data.loading.frames_collate",),
+    "event_lightning.data.config_checks": ("event_lightning.data.loading.config_checks",),
+    "event_lightning.data.dhp19": (
+        "event_lightning.data.datasets.dhp19",
+        "event_lightning.data.datasets.dhp19.windows",
+        "event_lightning.data.datasets.dhp19.sampling",
+        "event_lightning.data.datasets.dhp19.recordings",
+        "event_lightning.data.datasets.dhp19.batches",
+    ),
+    "event_lightning.data.dsprites_sequences": (
+        "event_lightning.data.datasets.dsprites",
+        "event_lightning.data.loading.dsprites_npz",
+        "event_lightning.data.standins.dsprites",
+    ),
+    "event_lightning.data.dvsgesture": (
+        "event_lightning.data.datasets.dvsgesture",
+        "event_lightning.data.loading.windows",
+    ),
+    "event_lightning.data.event_samplers": ("event_lightning.data.loading.event_samplers",),
+    "event_lightning.data.frame_cache": (
+        "event_lightning.data.loading.frame_cache",
+        "event_lightning.data.loading.windows",
+    ),
+    "event_lightning.data.frames": ("event_lightning.data.loading.frames_dataset",),
+    "event_lightning.data.image_transforms": ("event_lightning.data.loading.image_transforms",),
+    "event_lightning.data.mnist_sequences": (
+        "event_lightning.data.datasets.mnist",
+        "event_lightning.data.loading.mnist_idx",
+        "event_lightning.data.standins.mnist",
+    ),
+    "event_lightning.data.nmnist": ("event_lightning.data.datasets.nmnist",),
+    "event_lightning.data.nmnist_frames": ("event_lightning.data.datasets.nmnist",),
+    "event_lightning.data.pokerdvs": ("event_lightning.data.datasets.pokerdvs",),
+    "event_lightning.data.prepare": (
+        "event_lightning.data.registry",
+        "event_lightning.data.preparation",
+        "event_lightning.data.inspection",
+    ),
+    "event_lightning.data.sparse_counts": ("event_lightning.data.loading.sparse_counts",),
+    "event_lightning.data.synthetic_asl": ("event_lightning.data.standins.asl_dvs",),
+    "event_lightning.data.synthetic_dhp19": (
+        "event_lightning.data.standins.dhp19",
+        "event_lightning.data.datasets.dhp19",
+    ),
+    "event_lightning.data.synthetic_digits": ("event_lightning.data.standins.nmnist",),
+    "event_lightning.data.synthetic_gestures": ("event_lightning.data.standins.dvsgesture",),
+    "event_lightning.data.synthetic_pokerdvs": ("event_lightning.data.standins.pokerdvs",),
+}
 
 
 class MovedModuleWarning(DeprecationWarning):
@@ -55,7 +111,8 @@ def _view_of(old: str, homes: list[types.ModuleType]) -> types.ModuleType:
         for home in homes:
             if hasattr(home, name):
                 return getattr(home, name)
-        raise AttributeError(f"module {old!r} (moved to {', '.join(h.__name__ for h in homes)}) has no attribute {name!r}")
+        moved_to = ", ".join(h.__name__ for h in homes)
+        raise AttributeError(f"module {old!r} (moved to {moved_to}) has no attribute {name!r}")
 
     def __dir__() -> list[str]:
         return sorted({name for home in homes for name in dir(home)})

@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.trainer.states import TrainerFn
 
-from event_lightning.data.bad_samples import BadSampleLedger, BadSampleWarning, SkippedSample
+from event_lightning.data.loading.bad_samples import BadSampleLedger, BadSampleWarning, SkippedSample
 
 __all__ = ["BadSampleReporter"]
 

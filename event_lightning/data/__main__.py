@@ -1,4 +1,8 @@
-"""``python -m event_lightning.data {prepare,inspect} <dataset> --root DIR``: see :mod:`.prepare`."""
+"""``python -m event_lightning.data {prepare,inspect} <dataset> --root DIR``.
+
+The datasets are those of :mod:`event_lightning.data.registry`; ``prepare`` is
+:mod:`event_lightning.data.preparation`, ``inspect`` :mod:`event_lightning.data.inspection`.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from event_lightning.data.prepare import (
-    DATASETS,
-    DatasetMissingError,
-    UnknownDatasetError,
-    inspect_dataset,
-    prepare,
-)
+from event_lightning.data.inspection import inspect_dataset
+from event_lightning.data.preparation import DatasetMissingError, prepare
+from event_lightning.data.registry import DATASETS, UnknownDatasetError
 
 
 def build_parser() -> argparse.ArgumentParser:

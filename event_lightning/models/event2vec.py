@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from event_lightning.data.event_samplers import EventBatch
+from event_lightning.data.loading.event_samplers import EventBatch
 from event_lightning.models.base import CompilableModule
 from event_lightning.nn.event2vec import Event2VecConfig, Event2VecNet
 

@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
-from event_lightning.data.collate import time_mask
+from event_lightning.data.loading.frames_collate import time_mask
 from event_lightning.events.core import SensorSize
 from event_lightning.models.base import CompilableModule
 from event_lightning.nn.lif import LIFClassifierNet, LIFParameters, LIParameters

@@ -14,7 +14,7 @@ All share the loss and the metrics (hybrid_pose spec §3):
   (``stack_test_views``): argmax pixels of every view are triangulated with the projection
   matrices.
 
-Batches come from :class:`~event_lightning.data.dhp19.DHP19DataModule`.
+Batches come from :class:`~event_lightning.data.datasets.dhp19.DHP19DataModule`.
 """
 
 from __future__ import annotations

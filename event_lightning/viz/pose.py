@@ -15,7 +15,7 @@ __all__ = ["DHP19_EDGES", "plot_pose_overlay"]
 
 # Joint order (DHP19_JOINTS): 0 head, 1 shoulderR, 2 shoulderL, 3 elbowR, 4 elbowL, 5 hipR,
 # 6 hipL, 7 handR, 8 handL, 9 kneeR, 10 kneeL, 11 footR, 12 footL. Same limbs as the synthetic
-# stick figure's BONES (data/synthetic_dhp19.py, which imports Lightning, hence this copy).
+# stick figure's BONES (data/standins/dhp19.py, less its head disc), kept here so viz needs no data import.
 DHP19_EDGES: tuple[tuple[int, int], ...] = (
     (0, 1), (0, 2), (1, 2),  # head-shoulderR, head-shoulderL, shoulderR-shoulderL
     (1, 3), (3, 7), (2, 4), (4, 8),  # shoulder-elbow-hand, right then left

@@ -10,8 +10,8 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from event_lightning.callbacks.pose_figures import PoseOverlayLogger
-from event_lightning.data.dhp19 import DHP19DataModule
-from event_lightning.data.synthetic_dhp19 import SyntheticDHP19Config, write_synthetic_dhp19
+from event_lightning.data.datasets.dhp19 import DHP19DataModule
+from event_lightning.data.standins.dhp19 import SyntheticDHP19Config, write_synthetic_dhp19
 from event_lightning.models.pose import PoseCNN, PoseSNN
 
 CONFIG = SyntheticDHP19Config(subjects=(1, 13), duration_ms=600, cameras=(2, 3), seed=3)

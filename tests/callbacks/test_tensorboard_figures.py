@@ -24,7 +24,7 @@ from event_lightning.callbacks.tensorboard_figures import (
     spike_raster_figures,
 )
 from event_lightning.cli import main
-from event_lightning.data.event_samplers import EventBatch
+from event_lightning.data.loading.event_samplers import EventBatch
 from event_lightning.nn.pose.snn_unet import SNNOutput, SpikingPoseUNet
 
 REPO = Path(__file__).resolve().parents[2]

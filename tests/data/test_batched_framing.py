@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from event_lightning.data.bad_samples import BadSampleGuard, BadSampleLedger
-from event_lightning.data.collate import pad_time_collate
-from event_lightning.data.frames import EventFramesDataset, SparseFrames, file_source
-from event_lightning.data.nmnist_frames import NMNISTBatchReader
+from event_lightning.data.datasets.nmnist import NMNISTBatchReader
+from event_lightning.data.loading.bad_samples import BadSampleGuard, BadSampleLedger
+from event_lightning.data.loading.frames_collate import pad_time_collate
+from event_lightning.data.loading.frames_dataset import EventFramesDataset, SparseFrames, file_source
 from event_lightning.events import EventFormatError, SensorSize, make_events
 from event_lightning.events.formats.nmnist import (
     decode_nmnist_batch,
@@ -195,7 +195,7 @@ def test_samples_of_different_fetches_collate_together(tmp_path):
 
 
 def test_nmnist_loader_with_workers_gives_the_main_process_batches(tmp_path):
-    from event_lightning.data.nmnist_frames import NMNISTFramesDataModule
+    from event_lightning.data.datasets.nmnist import NMNISTFramesDataModule
 
     kwargs = {"root": str(tmp_path / "digits"), "n_train": 40, "n_test": 10, "batch_size": 16}
     main, workers = NMNISTFramesDataModule(**kwargs), NMNISTFramesDataModule(**kwargs, num_workers=2)

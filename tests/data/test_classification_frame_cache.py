@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from event_lightning.data import nmnist_frames
-from event_lightning.data.nmnist_frames import NMNISTFramesDataModule
+from event_lightning.data.datasets import nmnist as nmnist_frames
+from event_lightning.data.datasets.nmnist import NMNISTFramesDataModule
 
 
 def _epoch(data: NMNISTFramesDataModule) -> list[tuple[torch.Tensor, int]]:

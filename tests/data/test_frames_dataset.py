@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from event_lightning.data.collate import pad_time_collate, time_mask
-from event_lightning.data.frames import EventFramesDataset, file_source
+from event_lightning.data.loading.frames_collate import pad_time_collate, time_mask
+from event_lightning.data.loading.frames_dataset import EventFramesDataset, file_source
 from event_lightning.events import EventFormatError, SensorSize, make_events
 from event_lightning.events.formats.nmnist import write_nmnist_bin
 from event_lightning.events.represent import FrameSlicing, to_frame

@@ -18,8 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from event_lightning.callbacks.bad_samples import BadSampleReporter
-from event_lightning.data.asl_dvs import ASLDVSDataModule
-from event_lightning.data.bad_samples import (
+from event_lightning.data.datasets.asl_dvs import ASLDVSDataModule
+from event_lightning.data.datasets.dhp19 import DHP19DataModule
+from event_lightning.data.datasets.dvsgesture import DVSGestureDataModule
+from event_lightning.data.datasets.nmnist import NMNISTDataModule, NMNISTFramesDataModule
+from event_lightning.data.datasets.pokerdvs import PokerDVSDataModule
+from event_lightning.data.loading.bad_samples import (
     AllSamplesBadError,
     BadSampleGuard,
     BadSampleLedger,
@@ -28,20 +32,15 @@ from event_lightning.data.bad_samples import (
     SkippedSample,
     check_bad_sample_policy,
 )
-from event_lightning.data.classification import EpochSeededRandomSampler
-from event_lightning.data.dhp19 import DHP19DataModule
-from event_lightning.data.dvsgesture import DVSGestureDataModule
-from event_lightning.data.nmnist import NMNISTDataModule
-from event_lightning.data.nmnist_frames import NMNISTFramesDataModule
-from event_lightning.data.pokerdvs import PokerDVSDataModule
-from event_lightning.data.synthetic_asl import SyntheticASLConfig, write_synthetic_asl_dvs
-from event_lightning.data.synthetic_dhp19 import SyntheticDHP19Config, write_synthetic_dhp19
-from event_lightning.data.synthetic_digits import (
+from event_lightning.data.loading.classification_datamodule import EpochSeededRandomSampler
+from event_lightning.data.standins.asl_dvs import SyntheticASLConfig, write_synthetic_asl_dvs
+from event_lightning.data.standins.dhp19 import SyntheticDHP19Config, write_synthetic_dhp19
+from event_lightning.data.standins.nmnist import (
     SyntheticDigitsConfig,
     generate_synthetic_nmnist,
     read_synthetic_nmnist_split,
 )
-from event_lightning.data.synthetic_pokerdvs import SyntheticPokerConfig, generate_synthetic_pokerdvs
+from event_lightning.data.standins.pokerdvs import SyntheticPokerConfig, generate_synthetic_pokerdvs
 from event_lightning.events.core import EventFormatError
 from event_lightning.events.formats.dvsgesture_npy import list_dvsgesture_split
 
@@ -212,7 +211,7 @@ def test_frames_skip_warns_per_file_and_a_batch_of_only_bad_files_is_an_error(di
     data = _frames_module(root, on_bad_sample="skip", batch_size=1)
     data.setup("fit")
     loader = iter(data.val_dataloader())
-    with caplog.at_level(logging.WARNING, logger="event_lightning.data.bad_samples"):
+    with caplog.at_level(logging.WARNING, logger="event_lightning.data.loading.bad_samples"):
         assert len(next(loader)[2]) == 1
         with pytest.raises(AllSamplesBadError, match=rf"all 1 sample\(s\).*{bad_test[0].name}"):
             next(loader)  # test sample 1 is the broken one: its batch of one has nothing left
@@ -284,7 +283,7 @@ def test_reporter_is_silent_without_a_ledger(tmp_path):
 
 
 def _collate_frames(batch):
-    from event_lightning.data.collate import pad_time_collate
+    from event_lightning.data.loading.frames_collate import pad_time_collate
 
     return pad_time_collate(batch)
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from event_lightning.data.pokerdvs import PokerDVSDataModule
-from event_lightning.data.synthetic_pokerdvs import SyntheticPokerConfig, generate_synthetic_pokerdvs
+from event_lightning.data.datasets.pokerdvs import PokerDVSDataModule
+from event_lightning.data.standins.pokerdvs import SyntheticPokerConfig, generate_synthetic_pokerdvs
 
 SMALL = SyntheticPokerConfig(seed=3, train_per_class=5, test_per_class=5, duration_us=20_000)
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from event_lightning.data.__main__ import main
-from event_lightning.data.prepare import DATASETS, _as_frames, event_statistics
+from event_lightning.data.inspection import _as_frames, event_statistics
+from event_lightning.data.registry import DATASETS
 from event_lightning.events.core import make_events
 
 

@@ -11,8 +11,8 @@ import tonic
 from scipy.ndimage import map_coordinates
 from tonic.io import read_mnist_file
 
-from event_lightning.data import synthetic_digits as sd
-from event_lightning.data.synthetic_digits import (
+from event_lightning.data.standins import nmnist as sd
+from event_lightning.data.standins.nmnist import (
     SyntheticDigitsConfig,
     generate_synthetic_nmnist,
     read_synthetic_nmnist_split,

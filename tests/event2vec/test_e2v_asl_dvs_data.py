@@ -9,16 +9,10 @@ import pytest
 import torch
 from tonic.datasets import ASLDVS as TonicASLDVS
 
-from event_lightning.data.asl_dvs import (
-    ASLDVSDataModule,
-    EventFileDataset,
-    PackedEventDataset,
-    event_reader,
-    find_asl_dvs_files,
-    split_per_class,
-)
-from event_lightning.data.event_samplers import pad_collate
-from event_lightning.data.synthetic_asl import SyntheticASLConfig, write_synthetic_asl_dvs
+from event_lightning.data.datasets.asl_dvs import ASLDVSDataModule, event_reader, find_asl_dvs_files, split_per_class
+from event_lightning.data.loading.event_samplers import pad_collate
+from event_lightning.data.loading.event_sequences import EventFileDataset, PackedEventDataset
+from event_lightning.data.standins.asl_dvs import SyntheticASLConfig, write_synthetic_asl_dvs
 from event_lightning.events.core import EventFormatError, make_events
 from event_lightning.events.formats.asl_dvs_mat import ASL_DVS_CLASSES
 from event_lightning.events.formats.spikingjelly_npz import read_spikingjelly_npz, write_spikingjelly_npz

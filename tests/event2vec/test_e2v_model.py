@@ -7,7 +7,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from event_lightning.data.event_samplers import EventBatch
+from event_lightning.data.loading.event_samplers import EventBatch
 from event_lightning.models.event2vec import Event2VecClassifier
 
 # Steps called outside a Trainer: self.log() has nowhere to go, which is fine here.

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from event_lightning.data.event_samplers import (
+from event_lightning.data.loading.event_samplers import (
     EventSample,
     deterministic_uniform_sample,
     gaussian_sample,

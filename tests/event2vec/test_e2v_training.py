@@ -10,8 +10,8 @@ import pytorch_lightning as pl
 import torch
 
 from event_lightning.cli import main
-from event_lightning.data.asl_dvs import ASLDVSDataModule
-from event_lightning.data.synthetic_asl import SyntheticASLConfig
+from event_lightning.data.datasets.asl_dvs import ASLDVSDataModule
+from event_lightning.data.standins.asl_dvs import SyntheticASLConfig
 from event_lightning.models.event2vec import Event2VecClassifier
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "event2vec_synthetic.yaml"

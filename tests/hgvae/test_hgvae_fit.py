@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
-from event_lightning.data.dvsgesture import DVSGestureDataModule
+from event_lightning.data.datasets.dvsgesture import DVSGestureDataModule
 from event_lightning.models.hgvae import HybridGuidedVAE
 
 K = 4

@@ -9,9 +9,10 @@ import pytest
 import tonic
 import torch
 
-from event_lightning.data.dvsgesture import DVSGestureDataModule, lighting_index, recording_frames
-from event_lightning.data.frame_cache import FrameCache, cache_key, compact_integer_dtype, crop_window, window_start
-from event_lightning.data.nmnist import NMNISTDataModule, nmnist_frames
+from event_lightning.data.datasets.dvsgesture import DVSGestureDataModule, lighting_index, recording_frames
+from event_lightning.data.datasets.nmnist import NMNISTDataModule, nmnist_frames
+from event_lightning.data.loading.frame_cache import FrameCache, cache_key, compact_integer_dtype
+from event_lightning.data.loading.windows import crop_window, window_start
 from event_lightning.events.core import EventFormatError, make_events
 from event_lightning.events.formats.dvsgesture_npy import (
     dvsgesture_split_dir,

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from event_lightning.cli import main
-from event_lightning.data.dhp19 import DHP19DataModule, collate_dhp19
-from event_lightning.data.frame_cache import FrameCache
-from event_lightning.data.sparse_counts import (
+from event_lightning.data.datasets.dhp19 import DHP19DataModule, collate_dhp19
+from event_lightning.data.loading.frame_cache import FrameCache
+from event_lightning.data.loading.sparse_counts import (
     SparseCounts,
     collate_sparse,
     densify,
@@ -19,7 +19,7 @@ from event_lightning.data.sparse_counts import (
     to_records,
     to_sparse,
 )
-from event_lightning.data.synthetic_dhp19 import SyntheticDHP19Config, write_synthetic_dhp19
+from event_lightning.data.standins.dhp19 import SyntheticDHP19Config, write_synthetic_dhp19
 from event_lightning.models.pose import PoseHybridCNNSNN
 
 CONFIG = SyntheticDHP19Config(subjects=(1, 13), duration_ms=600, cameras=(2, 3), seed=3)

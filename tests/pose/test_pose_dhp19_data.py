@@ -9,12 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from event_lightning.data.dhp19 import DHP19Crop, DHP19DataModule, DHP19Sampling, find_recordings, subject_of
-from event_lightning.data.synthetic_dhp19 import (
-    SyntheticDHP19Config,
+from event_lightning.data.datasets.dhp19 import (
+    DHP19Crop,
+    DHP19DataModule,
+    DHP19Sampling,
     SyntheticDHP19DataModule,
-    write_synthetic_dhp19,
+    find_recordings,
+    subject_of,
 )
+from event_lightning.data.standins.dhp19 import SyntheticDHP19Config, write_synthetic_dhp19
 from event_lightning.events.core import EventFormatError
 from event_lightning.events.formats.dhp19_h5 import (
     DHP19_SENSOR_SIZE,

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from event_lightning.callbacks.predictions import stack_predictions
-from event_lightning.data.dhp19 import DHP19DataModule
-from event_lightning.data.synthetic_dhp19 import SyntheticDHP19Config, write_synthetic_dhp19
+from event_lightning.data.datasets.dhp19 import DHP19DataModule
+from event_lightning.data.standins.dhp19 import SyntheticDHP19Config, write_synthetic_dhp19
 from event_lightning.metrics.triangulation import triangulate
 from event_lightning.models.pose import PoseCNN, PoseSNN
 from event_lightning.nn.pose.heatmaps import render_heatmaps

@@ -7,7 +7,7 @@ import pytorch_lightning as pl
 import torch
 
 from event_lightning.cli import main
-from event_lightning.data.synthetic_dhp19 import SyntheticDHP19DataModule
+from event_lightning.data.datasets.dhp19 import SyntheticDHP19DataModule
 from event_lightning.models.pose import PoseCNN, PoseHybridCNNRNN, PoseHybridCNNSNN, PoseRNN, PoseSNN
 
 SUBJECTS = [1, 2, 13]

@@ -63,8 +63,8 @@ def test_slicing_longer_than_the_recordings_stops_before_training(tmp_path, quic
 
 
 def test_hgvae_windows_longer_than_the_recordings_stop_at_setup(tmp_path):
-    from event_lightning.data.dvsgesture import DVSGestureDataModule
-    from event_lightning.data.nmnist import NMNISTDataModule
+    from event_lightning.data.datasets.dvsgesture import DVSGestureDataModule
+    from event_lightning.data.datasets.nmnist import NMNISTDataModule
 
     synthetic = {"n_classes": 2, "train_users": [1], "test_users": [24], "duration_us": 60_000}
     gestures = DVSGestureDataModule(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from event_lightning.cli import main
-from event_lightning.data.classification import EpochSeededRandomSampler
+from event_lightning.data.loading.classification_datamodule import EpochSeededRandomSampler
 from event_lightning.models.lif_classifier import LIFClassifier
 
 

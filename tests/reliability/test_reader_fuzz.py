@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 import scipy.io
 
-from event_lightning.data.dsprites_sequences import load_dsprites_subset, subset_grid, write_dsprites_npz
-from event_lightning.data.mnist_sequences import read_idx, write_idx
+from event_lightning.data.loading.dsprites_npz import load_dsprites_subset, subset_grid
+from event_lightning.data.loading.mnist_idx import read_idx, write_idx
+from event_lightning.data.standins.dsprites import write_dsprites_npz
 from event_lightning.events.core import SensorSize, make_events, validate
 from event_lightning.events.formats.asl_dvs_mat import ASL_DVS_SENSOR_SIZE, read_asl_dvs_mat, write_asl_dvs_mat
 from event_lightning.events.formats.dhp19_h5 import (

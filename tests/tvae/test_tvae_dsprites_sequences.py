@@ -9,17 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from event_lightning.data.dsprites_sequences import (
+from event_lightning.data.datasets.dsprites import DSpritesSequenceDataModule
+from event_lightning.data.loading.dsprites_npz import (
     DSPRITES_FILE,
     DSpritesFormatError,
-    DSpritesSequenceDataModule,
     latent_values,
     load_dsprites_subset,
-    render_dsprites,
     subset_classes,
     subset_grid,
-    write_dsprites_npz,
 )
+from event_lightning.data.standins.dsprites import render_dsprites, write_dsprites_npz
 
 SQUARE, ELLIPSE, HEART = 0, 1, 2
 

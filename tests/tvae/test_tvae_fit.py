@@ -9,7 +9,8 @@ import pytorch_lightning as pl
 import torch
 
 from event_lightning.cli import main
-from event_lightning.data.mnist_sequences import MNISTSequenceDataModule, write_synthetic_mnist
+from event_lightning.data.datasets.mnist import MNISTSequenceDataModule
+from event_lightning.data.standins.mnist import write_synthetic_mnist
 from event_lightning.models.tvae import TopographicVAE
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"

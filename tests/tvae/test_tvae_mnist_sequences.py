@@ -10,7 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from event_lightning.data.image_transforms import (
+from event_lightning.data.datasets.mnist import (
+    DEFAULT_ANGLES,
+    DEFAULT_SCALES,
+    MNISTSequenceDataModule,
+    SequenceSpec,
+    hue_set,
+    load_mnist_split,
+    render_sequences,
+)
+from event_lightning.data.loading.image_transforms import (
     adjust_hue,
     grey_to_red,
     hsv_to_rgb,
@@ -19,19 +28,8 @@ from event_lightning.data.image_transforms import (
     rotation_scale_matrix,
     warp_homography,
 )
-from event_lightning.data.mnist_sequences import (
-    DEFAULT_ANGLES,
-    DEFAULT_SCALES,
-    IDXFormatError,
-    MNISTSequenceDataModule,
-    SequenceSpec,
-    hue_set,
-    load_mnist_split,
-    read_idx,
-    render_sequences,
-    write_idx,
-    write_synthetic_mnist,
-)
+from event_lightning.data.loading.mnist_idx import IDXFormatError, read_idx, write_idx
+from event_lightning.data.standins.mnist import write_synthetic_mnist
 
 
 @pytest.fixture(scope="module")

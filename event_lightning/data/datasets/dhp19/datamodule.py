@@ -1,0 +1,240 @@
+"""The DHP19 DataModules of the pose models: the real recordings and the synthetic stand-in.
+
+:class:`DHP19DataModule` is used by ``config/pose_{cnn,snn,rnn,hybrid_cnn_snn,hybrid_cnn_rnn}_dhp19.yaml``;
+:class:`SyntheticDHP19DataModule` by ``config/pose_*_synthetic.yaml`` (it writes the stand-in of
+:mod:`event_lightning.data.standins.dhp19` first).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from event_lightning.data.datasets.dhp19.batches import collate_dhp19, densify_counts
+from event_lightning.data.datasets.dhp19.crop import DHP19Crop
+from event_lightning.data.datasets.dhp19.recordings import find_recordings
+from event_lightning.data.datasets.dhp19.sampling import DHP19Sampling
+from event_lightning.data.datasets.dhp19.windows import DHP19Windows
+from event_lightning.data.loading.bad_samples import (
+    BadSampleLedger,
+    BadSamplePolicy,
+    IndexedFiles,
+    check_bad_sample_policy,
+    guard_loader,
+)
+from event_lightning.data.standins.dhp19 import SyntheticDHP19Config, write_synthetic_dhp19
+
+__all__ = ["DHP19DataModule", "SyntheticDHP19DataModule"]
+
+log = logging.getLogger(__name__)
+
+
+class DHP19DataModule(pl.LightningDataModule):
+    """DHP19 windows for the pose models (what a batch holds: :mod:`.batches`; timing: :mod:`.windows`).
+
+    Args:
+        root: folder with ``<stem>_events.h5`` / ``<stem>_label.h5`` per recording.
+        p_matrices_dir: folder of ``P1..P4.npy`` and ``camera_positions.npy`` (default: ``root``).
+        mode: ``"cnn"``, ``"sequence"`` or ``"hybrid"`` (what a sample holds).
+        camera_views: DHP19 cameras (the reference trains one model per view: [3] or [2]).
+        window_ms, step_ms, bin_ms: window length, stride and time-step length (ms).
+        test_window_ms, test_step_ms: the same for validation/test (default: as for training;
+            the reference tests 200 ms windows and scores their first 10 bins).
+        cnn_event_count, cnn_bins, cnn_frame: the CNN frame (7500 events, 10 bins, "count").
+        bin_alignment: ``"window"`` (bins on the label grid) or ``"events"`` (reference).
+        downsample: sum-pooling factor after the 256x256 crop (1 = reference).
+        train_subjects, test_subjects: subject numbers (1-12 and 13-17).
+        val_subjects: validation subjects; None = the test subjects (the reference has no
+            validation split and selects epochs on the test subjects).
+        stack_test_views: validation/test samples hold every camera view (for 3D).
+        next_cnn_frame: training windows also carry the next window's CNN frame (the hybrid
+            CNN-SNN's membrane-potential target); None = only in ``"hybrid"`` mode.
+        batch_size, eval_batch_size, num_workers: loaders (eval batch defaults to batch_size).
+        exclude_recordings: stems to leave out.
+        on_non_monotonic: ``"skip"`` (default; logged with a count) or ``"raise"``.
+        cache_dir: optional :class:`FrameCache` folder for the sparse count entries.
+        on_bad_sample: ``"raise"`` (default) or ``"skip"``: a recording that cannot be opened is
+            left out when the split is built, a window that cannot be read is dropped from its
+            batch; both are recorded in ``bad_samples`` (see :mod:`event_lightning.data.loading.bad_samples`).
+    """
+
+    def __init__(
+        self,
+        root: str = "datasets/dhp19",
+        p_matrices_dir: str | None = None,
+        mode: str = "cnn",
+        camera_views: list[int] | None = None,
+        window_ms: int = 100,
+        step_ms: int = 100,
+        bin_ms: int = 10,
+        test_window_ms: int | None = None,
+        test_step_ms: int | None = None,
+        cnn_event_count: int = 7500,
+        cnn_bins: int = 10,
+        cnn_frame: str = "count",
+        bin_alignment: str = "window",
+        downsample: int = 1,
+        train_subjects: list[int] | None = None,
+        test_subjects: list[int] | None = None,
+        val_subjects: list[int] | None = None,
+        stack_test_views: bool = False,
+        next_cnn_frame: bool | None = None,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        exclude_recordings: list[str] | None = None,
+        on_non_monotonic: str = "skip",
+        cache_dir: str | None = None,
+        on_bad_sample: BadSamplePolicy = "raise",
+    ) -> None:
+        super().__init__()
+        self.on_bad_sample = check_bad_sample_policy(on_bad_sample)
+        self.bad_samples = BadSampleLedger()
+        self.save_hyperparameters()
+        self.root = Path(root)
+        self.p_matrices_dir = Path(p_matrices_dir) if p_matrices_dir else self.root
+        self.camera_views = list(camera_views) if camera_views is not None else [3]
+        self.crop = DHP19Crop(downsample=downsample)
+        common = dict(
+            mode=mode,
+            bin_ms=bin_ms,
+            cnn_event_count=cnn_event_count,
+            cnn_bins=cnn_bins,
+            cnn_frame=cnn_frame,
+            bin_alignment=bin_alignment,
+        )
+        self.train_sampling = DHP19Sampling(
+            window_ms=window_ms,
+            step_ms=step_ms,
+            next_cnn_frame=mode == "hybrid" if next_cnn_frame is None else next_cnn_frame,
+            **common,
+        )
+        self.eval_sampling = DHP19Sampling(
+            window_ms=test_window_ms or window_ms, step_ms=test_step_ms or step_ms, **common
+        )
+        self.train_subjects = list(train_subjects) if train_subjects is not None else list(range(1, 13))
+        self.test_subjects = list(test_subjects) if test_subjects is not None else list(range(13, 18))
+        self.val_subjects = list(val_subjects) if val_subjects is not None else self.test_subjects
+        self.stack_test_views = stack_test_views
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.exclude = list(exclude_recordings or [])
+        self.on_non_monotonic, self.cache_dir = on_non_monotonic, cache_dir
+        # Linked into the model by the CLI.
+        self.sensor_size = self.crop.sensor_size
+        self.n_time_steps = self.train_sampling.n_steps
+        self.datasets: dict[str, DHP19Windows] = {}
+
+    def split(self, name: str) -> DHP19Windows:
+        """The ``"train"``, ``"val"`` or ``"test"`` dataset (built on first use)."""
+        if name not in self.datasets:
+            subjects = {"train": self.train_subjects, "val": self.val_subjects, "test": self.test_subjects}[name]
+            recordings = find_recordings(self.root, subjects, self.exclude)
+            if not recordings:
+                raise FileNotFoundError(
+                    f"DHP19: no <stem>_events.h5 of subjects {subjects} in {self.root} ({name} split)"
+                )
+            train = name == "train"
+            self.datasets[name] = DHP19Windows(
+                recordings,
+                self.p_matrices_dir,
+                self.camera_views,
+                self.train_sampling if train else self.eval_sampling,
+                self.crop,
+                stack_views=self.stack_test_views and not train,
+                on_non_monotonic=self.on_non_monotonic,
+                cache_dir=self.cache_dir,
+                name=f"dhp19-{name}",
+                on_bad_sample=self.on_bad_sample,
+                ledger=self.bad_samples,
+            )
+            log.info("DHP19 %s: %d windows from %d recordings", name, len(self.datasets[name]), len(recordings))
+        return self.datasets[name]
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            self.split("train")
+            self.split("val")
+        elif stage == "validate":
+            self.split("val")
+        elif stage in ("test", "predict"):
+            self.split("test")
+
+    def _loader(self, name: str, shuffle: bool, batch_size: int, stage: str) -> DataLoader:
+        split = self.split(name)
+        files = [split.sources[i].recording.events_path for i, _, _ in split.index]
+        origin = IndexedFiles(files) if files else None
+        policy, ledger = self.on_bad_sample, self.bad_samples
+        dataset, collate = guard_loader(split, collate_dhp19, policy, ledger, stage, origin)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            drop_last=False,
+            collate_fn=collate,
+        )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Make the sparse count stacks of a batch dense on its device (see :func:`densify_counts`)."""
+        return densify_counts(batch) if isinstance(batch, dict) else batch
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True, self.batch_size, "train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False, self.eval_batch_size, "val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False, self.eval_batch_size, "test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", False, self.eval_batch_size, "predict")
+
+
+class SyntheticDHP19DataModule(DHP19DataModule):
+    """:class:`DHP19DataModule` on the synthetic stand-in, written under ``root/synthetic-<key>``.
+
+    All :class:`DHP19DataModule` arguments apply (``p_matrices_dir`` is the written folder); the
+    stand-in is described by ``subjects``, ``movements_per_subject``, ``duration_ms``, ``seed``,
+    ``synthetic_cameras`` and ``frame_interval_us`` (see :class:`SyntheticDHP19Config`). The
+    files are written once per configuration (the folder name hashes it).
+    """
+
+    def __init__(
+        self,
+        root: str = "datasets/synthetic_dhp19",
+        subjects: list[int] | None = None,
+        movements_per_subject: int = 1,
+        duration_ms: int = 1000,
+        seed: int = 0,
+        synthetic_cameras: list[int] | None = None,
+        frame_interval_us: int = 5000,
+        **kwargs,
+    ) -> None:
+        self.synthetic = SyntheticDHP19Config(
+            subjects=tuple(subjects) if subjects is not None else (1, 2, 13),
+            movements_per_subject=movements_per_subject,
+            duration_ms=duration_ms,
+            frame_interval_us=frame_interval_us,
+            cameras=tuple(synthetic_cameras) if synthetic_cameras is not None else (2, 3),
+            seed=seed,
+        )
+        folder = Path(root) / f"synthetic-{self.synthetic.key()}"
+        kwargs.pop("p_matrices_dir", None)
+        super().__init__(root=str(folder), p_matrices_dir=str(folder), **kwargs)
+        self.save_hyperparameters()
+
+    def prepare_data(self) -> None:
+        marker = self.root / "synthetic_dhp19.json"
+        if not marker.is_file():
+            write_synthetic_dhp19(self.root, self.synthetic)
+
+    def setup(self, stage: str) -> None:
+        self.prepare_data()
+        super().setup(stage)

@@ -1,0 +1,269 @@
+"""DVSGesture for the Hybrid Guided VAE: 32x32 count frames of 1-ms bins, random 200-step windows.
+
+Used by ``config/hgvae_dvsgesture.yaml`` and ``config/hgvae_dvsgesture_lighting.yaml`` (the real
+set) and their ``*_synthetic.yaml`` twins (the stand-in of
+:mod:`event_lightning.data.standins.dvsgesture`).
+
+Following the HG-VAE reference loader (torchneuromorphic's DVSGesture): users 1-23 train, 24-29
+test (tonic's split), "Other gestures" (label 10) dropped, coordinates divided by 4 (128 -> 32,
+i.e. 4x4 sum pooling), events counted in ``dt_us`` bins from the first event. A window of
+``n_time_steps`` bins starts uniformly in ``[0, n_bins - start_limit * n_time_steps]`` for train
+AND test (re-drawn every epoch). The whole recording's frames are built once per file and cached on
+disk (:class:`~event_lightning.data.loading.frame_cache.FrameCache`); the window is cut after the cache
+(:mod:`event_lightning.data.loading.windows`, the loader this module shares with N-MNIST's HG-VAE data).
+
+Batches are dicts: ``frames [T, B, 2, 32, 32]`` float32 counts (time-first), ``target [B]`` (the
+class the model's guide learns: the gesture, or the lighting with ``target: light``), ``label``
+(gesture), ``light`` (index into :data:`LIGHTING_CONDITIONS`) and ``user`` [B] int64.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader, Dataset
+
+from event_lightning.data.loading.bad_samples import BadSampleLedger, BadSamplePolicy, check_bad_sample_policy
+from event_lightning.data.loading.config_checks import check_window_fits, first_readable
+from event_lightning.data.loading.frame_cache import FrameCache
+from event_lightning.data.loading.windows import crop_window, window_loader, window_start
+from event_lightning.data.standins.dvsgesture import SyntheticGesturesConfig, generate_synthetic_gestures
+from event_lightning.events import augment
+from event_lightning.events.core import SensorSize
+from event_lightning.events.formats.dvsgesture_npy import (
+    DVSGESTURE_OTHER_LABEL,
+    DVSGESTURE_SENSOR_SIZE,
+    DVSGestureRecord,
+    list_dvsgesture_split,
+    read_dvsgesture_npy,
+)
+from event_lightning.events.represent import to_frame
+
+__all__ = ["DVSGestureDataModule", "GestureWindowDataset", "LIGHTING_CONDITIONS", "lighting_index"]
+
+log = logging.getLogger(__name__)
+
+LIGHTING_CONDITIONS = ("fluorescent", "lab", "led", "natural")
+"""The four lighting classes of the lighting variant ("fluorescent_led" counts as fluorescent)."""
+FRAMES_CODE_VERSION = "dvsgesture-frames-1"
+
+
+def lighting_index(token: str, origin: str | os.PathLike = "DVSGesture") -> int:
+    """Index of a folder's lighting token in :data:`LIGHTING_CONDITIONS`.
+
+    "fluorescent_led" collapses into "fluorescent", as in the reference loader.
+    """
+    name = "fluorescent" if token == "fluorescent_led" else token
+    if name not in LIGHTING_CONDITIONS:
+        raise ValueError(f"{origin}: unknown lighting condition {token!r}; expected one of {LIGHTING_CONDITIONS}")
+    return LIGHTING_CONDITIONS.index(name)
+
+
+def recording_frames(path: str | os.PathLike, downsample: int, dt_us: int) -> np.ndarray:
+    """All of one recording as int16 count frames ``(N, 2, 128 // ds, 128 // ds)``.
+
+    Bins of ``dt_us`` from the recording's first event (tonic ToFrame windows).
+    """
+    events = read_dvsgesture_npy(path, allow_empty=True)
+    side = DVSGESTURE_SENSOR_SIZE.width // downsample
+    events, sensor = augment.downsample(events, DVSGESTURE_SENSOR_SIZE, target_size=(side, side))
+    return to_frame(events, sensor, time_window=dt_us, include_incomplete=True)
+
+
+class GestureWindowDataset(Dataset):
+    """Fixed-length windows of cached per-recording frames, with label, lighting and user.
+
+    Args:
+        records: the recordings (``Other`` already removed if wanted).
+        cache: where frames of record ``i`` are cached (``None``: rebuilt at every access).
+        target: ``"gesture"`` or ``"light"``: what ``target`` holds.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[DVSGestureRecord],
+        *,
+        downsample: int,
+        dt_us: int,
+        n_time_steps: int,
+        random_window: bool,
+        start_limit: float,
+        target: str,
+        cache: FrameCache | None,
+    ) -> None:
+        self.records = list(records)
+        self.downsample, self.dt_us, self.n_time_steps = downsample, dt_us, n_time_steps
+        self.random_window, self.start_limit, self.target = random_window, start_limit, target
+        self.cache = cache
+        self.lights = np.array([lighting_index(r.lighting, r.path) for r in self.records], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def frames(self, index: int) -> np.ndarray:
+        """All frames of recording ``index`` ``(N, 2, H, W)`` (memory-mapped when cached)."""
+        path = self.records[index].path
+        build = lambda: recording_frames(path, self.downsample, self.dt_us)  # noqa: E731
+        return build() if self.cache is None else self.cache.load(index, build)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        record = self.records[index]
+        frames = self.frames(index)
+        start = window_start(len(frames), self.n_time_steps, random=self.random_window, start_limit=self.start_limit)
+        label, light = record.label, int(self.lights[index])
+        return {
+            "frames": crop_window(frames, start, self.n_time_steps),
+            "target": np.int64(light if self.target == "light" else label),
+            "label": np.int64(label),
+            "light": np.int64(light),
+            "user": np.int64(record.user),
+        }
+
+
+class DVSGestureDataModule(pl.LightningDataModule):
+    """tonic's DVSGesture (or its synthetic stand-in) as HG-VAE windows; validation = test split.
+
+    Args:
+        root: holds ``DVSGesture/ibmGestureTrain`` and ``.../ibmGestureTest`` (tonic's ``save_to``).
+        synthetic: write (once) and read the synthetic stand-in under ``root`` instead of the real set.
+        synthetic_config: fields of :class:`SyntheticGesturesConfig` for the stand-in.
+        download: let tonic download the real set into ``root`` when it is missing.
+        target: ``"gesture"`` (10 classes) or ``"light"`` (4 lighting conditions, the lighting variant).
+        downsample: spatial division (4: 128 -> 32).
+        dt_us: bin width (µs). n_time_steps: bins per window.
+        train_random_window / test_random_window: random window start (the reference: both True);
+            otherwise windows start at the first bin.
+        start_limit: the window starts in ``[0, n_bins - start_limit * n_time_steps]`` (reference: 2).
+        drop_other: remove label 10 ("Other gestures").
+        cache: cache each recording's frames under ``cache_dir`` (default ``<root>/cache``).
+        on_bad_sample: ``raise`` (default) or ``skip`` an unreadable recording: it is dropped from
+            its batch and recorded in ``bad_samples`` (see :mod:`event_lightning.data.loading.bad_samples`).
+    """
+
+    def __init__(
+        self,
+        root: str = "datasets",
+        synthetic: bool = False,
+        synthetic_config: dict[str, Any] | None = None,
+        download: bool = False,
+        target: str = "gesture",
+        downsample: int = 4,
+        dt_us: int = 1000,
+        n_time_steps: int = 200,
+        train_random_window: bool = True,
+        test_random_window: bool = True,
+        start_limit: float = 2.0,
+        drop_other: bool = True,
+        cache: bool = True,
+        cache_dir: str | None = None,
+        batch_size: int = 30,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        on_bad_sample: BadSamplePolicy = "raise",
+    ) -> None:
+        super().__init__()
+        check_bad_sample_policy(on_bad_sample)
+        if target not in ("gesture", "light"):
+            raise ValueError(f"data.target must be 'gesture' or 'light', found {target!r}")
+        if DVSGESTURE_SENSOR_SIZE.width % downsample:
+            raise ValueError(f"data.downsample must divide 128, found {downsample}")
+        for name, value in (("dt_us", dt_us), ("n_time_steps", n_time_steps), ("batch_size", batch_size)):
+            if value < 1:
+                raise ValueError(f"data.{name} must be >= 1, found {value}")
+        self.save_hyperparameters()
+        self.root = Path(root)
+        self.synthetic_config = SyntheticGesturesConfig(**(synthetic_config or {})) if synthetic else None
+        n_gestures = self.synthetic_config.n_classes if synthetic else DVSGESTURE_OTHER_LABEL
+        if not drop_other and target == "gesture":
+            n_gestures += 1
+        # Set here, not in setup: the CLI links them into the model at instantiation.
+        self.sensor_size = SensorSize(128 // downsample, 128 // downsample, 2)
+        self.num_classes = len(LIGHTING_CONDITIONS) if target == "light" else n_gestures
+        self.n_time_steps = n_time_steps
+        self.class_names: list[str] = (
+            list(LIGHTING_CONDITIONS) if target == "light" else [str(i) for i in range(n_gestures)]
+        )
+        self._splits: dict[bool, GestureWindowDataset] = {}
+        self.bad_samples = BadSampleLedger()
+
+    def prepare_data(self) -> None:
+        if self.synthetic_config is not None:
+            generate_synthetic_gestures(self.root, self.synthetic_config)
+        elif self.hparams.download:
+            import tonic  # deferred: only the real-data path needs it
+
+            for train in (True, False):
+                tonic.datasets.DVSGesture(save_to=str(self.root), train=train)
+
+    def _records(self, train: bool) -> list[DVSGestureRecord]:
+        records = list_dvsgesture_split(self.root, train)
+        if self.hparams.drop_other:
+            records = [r for r in records if r.label != DVSGESTURE_OTHER_LABEL]
+        if not records:
+            raise FileNotFoundError(
+                f"{self.root}: no DVSGesture recordings in the {'train' if train else 'test'} split"
+            )
+        return records
+
+    def split(self, train: bool) -> GestureWindowDataset:
+        """The train (``True``) or test (``False``) dataset."""
+        if train not in self._splits:
+            records = self._records(train)
+            h = self.hparams
+            cache = None
+            if h.cache:
+                params = {"downsample": h.downsample, "dt_us": h.dt_us, "layout": "T,P,H,W"}
+                cache = FrameCache(
+                    h.cache_dir or self.root / "cache",
+                    f"dvsgesture-{'train' if train else 'test'}",
+                    files=[r.path for r in records],
+                    params=params,
+                    code_version=FRAMES_CODE_VERSION,
+                )
+            self._splits[train] = GestureWindowDataset(
+                records,
+                downsample=h.downsample,
+                dt_us=h.dt_us,
+                n_time_steps=h.n_time_steps,
+                random_window=h.train_random_window if train else h.test_random_window,
+                start_limit=h.start_limit,
+                target=h.target,
+                cache=cache,
+            )
+            log.info("DVSGesture %s: %d recordings", "train" if train else "test", len(records))
+        return self._splits[train]
+
+    def setup(self, stage: str) -> None:
+        if self.synthetic_config is not None:
+            generate_synthetic_gestures(self.root, self.synthetic_config)  # no-op when prepare_data wrote it
+        if stage == "fit":
+            self.split(True)
+        self.split(False)
+        records = self.split(stage == "fit").records
+        first = first_readable(lambda i: (read_dvsgesture_npy(records[i].path), records[i].path), len(records))
+        if first is not None:
+            h = self.hparams
+            check_window_fits(first[0], h.dt_us, h.n_time_steps, str(first[1]), from_zero=False)
+
+    def _loader(self, train: bool, shuffle: bool, stage: str) -> DataLoader:
+        split = self.split(train)
+        files = [str(r.path) for r in split.records]
+        ledger = self.bad_samples
+        return window_loader(
+            split, self.hparams, train=train, shuffle=shuffle, bad_samples=ledger, stage=stage, files=files
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(True, shuffle=True, stage="train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(False, shuffle=False, stage="val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(False, shuffle=False, stage="test")

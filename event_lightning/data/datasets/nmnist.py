@@ -1,0 +1,358 @@
+"""N-MNIST (Orchard et al. 2015): the 10 MNIST digits recorded by an ATIS on a 34x34 sensor.
+
+Two DataModules read the same ``.bin`` files with the same reader (:func:`read_nmnist_bin`), for
+two methods that want different inputs:
+
+* :class:`NMNISTDataModule`, the Hybrid Guided VAE's input (``config/hgvae_nmnist.yaml``,
+  ``config/hgvae_nmnist_synthetic.yaml``): a FIXED window -- the first ``n_time_steps`` bins of
+  ``dt_us`` from ``t = 0`` -- cropped to the top-left 32x32, as dict batches
+  ``{"frames": [T, B, 2, 32, 32] float32, "target", "label"}`` (the HG-VAE loader of
+  :mod:`event_lightning.data.loading.windows`). Real data by default (``root`` is tonic's
+  ``save_to``); ``synthetic: true`` for the stand-in.
+* :class:`NMNISTFramesDataModule`, classification (``config/quickstart.yaml``, the LIF
+  classifier): the WHOLE recording on the full 34x34 sensor, sliced by tonic ToFrame options
+  (``time_window``, ``event_count``, ...) into a variable number of frames, as padded batches
+  ``(frames [T_max, B, 2, 34, 34] integer counts, lengths [B], labels [B])`` (the
+  :class:`~event_lightning.data.loading.classification_datamodule.EventClassificationDataModule`
+  base it shares with POKER-DVS). The offline stand-in by default.
+
+The stand-in is :func:`event_lightning.data.standins.nmnist.generate_synthetic_nmnist`, written in
+N-MNIST's own layout and read back by the real reader.
+
+HG-VAE input, as the reference loader (torchneuromorphic's N-MNIST): events with ``x >= 32`` or
+``y >= 32`` are DISCARDED (a crop, no shift, no rescale) from the 34x34 sensor, the first
+``n_time_steps`` bins of ``dt_us`` from ``t = 0`` are kept (100 ms: about the first saccade), no
+random window. The real data comes through tonic's ``NMNIST`` download
+(``<root>/NMNIST/Train/<digit>/*.bin``). Unlike the reference, the class-balanced subset of its
+HDF5 builder is not reproduced: all files are used.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader, Dataset
+
+from event_lightning.data.loading.bad_samples import BadSampleLedger, BadSamplePolicy, check_bad_sample_policy
+from event_lightning.data.loading.classification_datamodule import EventClassificationDataModule
+from event_lightning.data.loading.config_checks import check_window_fits, first_readable
+from event_lightning.data.loading.frame_cache import FrameCache
+from event_lightning.data.loading.frames_dataset import EventBatch, EventFramesDataset, file_source
+from event_lightning.data.loading.windows import crop_window, window_loader
+from event_lightning.data.standins.nmnist import (
+    SyntheticDigitsConfig,
+    generate_synthetic_nmnist,
+    read_synthetic_nmnist_split,
+)
+from event_lightning.events import augment
+from event_lightning.events.core import SensorSize
+from event_lightning.events.formats.nmnist import NMNIST_SENSOR_SIZE, decode_nmnist_batch, read_nmnist_bin
+from event_lightning.events.represent import to_frame
+
+__all__ = ["NMNISTBatchReader", "NMNISTDataModule", "NMNISTFrameDataset", "NMNISTFramesDataModule", "nmnist_frames"]
+
+FRAMES_CODE_VERSION = "nmnist-frames-1"
+NUM_CLASSES = 10
+
+
+def nmnist_frames(path: str | os.PathLike, crop: int, dt_us: int, n_time_steps: int) -> np.ndarray:
+    """``(n_time_steps, 2, crop, crop)`` int16 counts of one ``.bin`` file: events outside ``crop``
+    dropped, bins of ``dt_us`` from ``t = 0``, zero-padded when the recording is shorter."""
+    events = read_nmnist_bin(path, allow_empty=True)
+    events, sensor = augment.crop(events, NMNIST_SENSOR_SIZE, x0=0, y0=0, width=crop, height=crop)
+    events = events[events["t"] < dt_us * n_time_steps]
+    frames = to_frame(events, sensor, time_window=dt_us, start_time=0, include_incomplete=True)
+    return crop_window(frames, 0, n_time_steps)
+
+
+class NMNISTFrameDataset(Dataset):
+    """``{"frames": (T, 2, crop, crop) counts, "target", "label"}`` per ``.bin`` file."""
+
+    def __init__(
+        self, samples: list[tuple[Path, int]], *, crop: int, dt_us: int, n_time_steps: int, cache: FrameCache | None
+    ) -> None:
+        self.samples, self.crop, self.dt_us, self.n_time_steps, self.cache = samples, crop, dt_us, n_time_steps, cache
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        path, label = self.samples[index]
+        build = lambda: nmnist_frames(path, self.crop, self.dt_us, self.n_time_steps)  # noqa: E731
+        frames = build() if self.cache is None else np.array(self.cache.load(index, build))
+        return {"frames": frames, "target": np.int64(label), "label": np.int64(label)}
+
+
+class NMNISTDataModule(pl.LightningDataModule):
+    """N-MNIST (or the synthetic digits) as HG-VAE inputs; validation = test split.
+
+    The Hybrid Guided VAE's data (``config/hgvae_nmnist.yaml``, ``config/hgvae_nmnist_synthetic.yaml``):
+    one fixed window per recording -- ``n_time_steps`` bins of ``dt_us`` from ``t = 0``, cropped to
+    ``crop x crop`` -- as time-first dict batches ``{"frames": [T, B, 2, crop, crop] float32,
+    "target", "label"}``. For whole recordings framed with tonic ToFrame slicing on the full 34x34
+    sensor (classification), use :class:`NMNISTFramesDataModule`.
+
+    Args:
+        root: tonic's ``save_to``: the files live in ``<root>/NMNIST/{Train,Test}/<digit>/*.bin``.
+        synthetic: write (once) and read the synthetic digits there instead of the real set.
+        synthetic_config: fields of :class:`SyntheticDigitsConfig`.
+        download: let tonic download the real set into ``root`` when missing.
+        crop: keep events with ``x, y < crop`` (32 for the HG-VAE's 32x32 input).
+        dt_us / n_time_steps: bin width and number of bins from ``t = 0``.
+        cache: cache frames under ``cache_dir`` (default ``<root>/cache``); ~200 KB per sample.
+        on_bad_sample: ``raise`` (default) or ``skip`` an unreadable ``.bin`` file: it is dropped from
+            its batch and recorded in ``bad_samples`` (see :mod:`event_lightning.data.loading.bad_samples`).
+    """
+
+    def __init__(
+        self,
+        root: str = "datasets",
+        synthetic: bool = False,
+        synthetic_config: dict[str, Any] | None = None,
+        download: bool = False,
+        crop: int = 32,
+        dt_us: int = 1000,
+        n_time_steps: int = 100,
+        cache: bool = False,
+        cache_dir: str | None = None,
+        batch_size: int = 60,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        on_bad_sample: BadSamplePolicy = "raise",
+    ) -> None:
+        super().__init__()
+        check_bad_sample_policy(on_bad_sample)
+        for name, value in (
+            ("crop", crop),
+            ("dt_us", dt_us),
+            ("n_time_steps", n_time_steps),
+            ("batch_size", batch_size),
+        ):
+            if value < 1:
+                raise ValueError(f"data.{name} must be >= 1, found {value}")
+        self.save_hyperparameters()
+        self.root = Path(root)
+        self.synthetic_config = SyntheticDigitsConfig(**(synthetic_config or {})) if synthetic else None
+        self.sensor_size = SensorSize(crop, crop, 2)
+        self.num_classes = NUM_CLASSES
+        self.n_time_steps = n_time_steps
+        self.class_names = [str(i) for i in range(NUM_CLASSES)]
+        self._splits: dict[bool, NMNISTFrameDataset] = {}
+        self.bad_samples = BadSampleLedger()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "NMNIST"
+
+    def prepare_data(self) -> None:
+        if self.synthetic_config is not None:
+            generate_synthetic_nmnist(self.data_dir, self.synthetic_config)
+        elif self.hparams.download:
+            import tonic  # deferred: only the real-data path needs it
+
+            for train in (True, False):
+                tonic.datasets.NMNIST(save_to=str(self.root), train=train)
+
+    def split(self, train: bool) -> NMNISTFrameDataset:
+        """The train (``True``) or test (``False``) dataset."""
+        if train not in self._splits:
+            try:
+                samples = read_synthetic_nmnist_split(self.data_dir, train)
+            except FileNotFoundError as error:
+                raise FileNotFoundError(
+                    f"{error}. For the real N-MNIST set data.download: true (tonic downloads it into "
+                    f"{self.root}), or data.synthetic: true for the stand-in"
+                ) from error
+            h = self.hparams
+            cache = None
+            if h.cache:
+                cache = FrameCache(
+                    h.cache_dir or self.root / "cache",
+                    f"nmnist-{'train' if train else 'test'}",
+                    files=[p for p, _ in samples],
+                    params={"crop": h.crop, "dt_us": h.dt_us, "n_time_steps": h.n_time_steps, "layout": "T,P,H,W"},
+                    code_version=FRAMES_CODE_VERSION,
+                )
+            self._splits[train] = NMNISTFrameDataset(
+                samples, crop=h.crop, dt_us=h.dt_us, n_time_steps=h.n_time_steps, cache=cache
+            )
+        return self._splits[train]
+
+    def setup(self, stage: str) -> None:
+        if self.synthetic_config is not None:
+            generate_synthetic_nmnist(self.data_dir, self.synthetic_config)  # no-op when already written
+        if stage == "fit":
+            self.split(True)
+        self.split(False)
+        samples = self.split(stage == "fit").samples
+        first = first_readable(
+            lambda i: (read_nmnist_bin(samples[i][0], allow_empty=True), samples[i][0]), len(samples)
+        )
+        if first is not None:
+            h = self.hparams
+            check_window_fits(first[0], h.dt_us, h.n_time_steps, str(first[1]), from_zero=True)
+
+    def _loader(self, train: bool, stage: str) -> DataLoader:
+        split = self.split(train)
+        files = [str(path) for path, _ in split.samples]
+        ledger = self.bad_samples
+        return window_loader(
+            split, self.hparams, train=train, shuffle=train, bad_samples=ledger, stage=stage, files=files
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(True, "train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(False, "val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(False, "test")
+
+
+class NMNISTBatchReader:
+    """An :data:`~event_lightning.data.loading.frames_dataset.EventBatchSource` over ``(path, label)`` pairs of
+    ``.bin`` files: reads a batch's files, decodes and validates them in one vectorised pass.
+
+    Returns None (the dataset then reads sample by sample, whose errors name the file) when a
+    file cannot be read, needs the full reader (see :func:`decode_nmnist_batch`) or holds events
+    outside ``sensor_size``.
+    """
+
+    def __init__(self, files: Sequence[tuple[Path, int]], sensor_size: SensorSize) -> None:
+        if sensor_size.polarities != 2:
+            raise ValueError(f"NMNISTBatchReader: expected a two-polarity sensor, found {sensor_size}")
+        # str paths and plain open(): building Path objects per file costs as much as reading it
+        self.paths = [str(path) for path, _ in files]
+        self.labels = [int(label) for _, label in files]
+        self.sensor_size = sensor_size
+
+    def __call__(self, indices: Sequence[int]) -> EventBatch | None:
+        try:
+            chunks = [_read_bytes(self.paths[index]) for index in indices]
+        except OSError:
+            return None
+        decoded = decode_nmnist_batch(chunks)
+        if decoded is None:
+            return None
+        x, y, t, p, counts = decoded
+        width, height = self.sensor_size.width, self.sensor_size.height
+        if int(x.max()) >= width or int(y.max()) >= height:
+            return None
+        pixel = p * height  # flat (p, y, x) index, in place on the fresh int64 array
+        pixel += y
+        pixel *= width
+        pixel += x
+        return EventBatch(t, pixel, counts, [self.labels[index] for index in indices])
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb", buffering=0) as handle:
+        return handle.read()
+
+
+class NMNISTFramesDataModule(EventClassificationDataModule):
+    """N-MNIST (34x34, 10 digits) as ``(frames [T, B, 2, 34, 34], lengths, labels)`` batches.
+
+    The classification data (``config/quickstart.yaml``, the LIF classifier): each WHOLE recording
+    on the full 34x34 sensor, sliced with tonic ToFrame options into as many frames as it needs,
+    zero-padded along time per batch (``lengths`` says how many steps are real). The offline
+    stand-in is the default (``synthetic: true``). For the HG-VAE's fixed 32x32 window from
+    ``t = 0`` as float dict batches, use :class:`NMNISTDataModule`.
+
+    Frames are integer counts, uint8 when every count of the batch fits (else int16). Without
+    ``cache`` a loader reads a batch's ``.bin`` files, decodes, validates and frames them in one
+    vectorised pass (:class:`NMNISTBatchReader`); a batch holding a file that pass cannot take
+    (unreadable, truncated, overflow markers, events outside the sensor) is read file by file, so
+    errors and ``on_bad_sample`` work per file as before.
+
+    Args:
+        root: for ``synthetic``, the folder that holds ``Train/`` and ``Test/``; else tonic's
+            ``save_to`` (files land in ``root/NMNIST/Train`` and ``root/NMNIST/Test``).
+        synthetic: use the offline stand-in (real handwritten digits from scikit-learn, simulated).
+        n_train, n_test, seed: size and seed of the stand-in.
+        time_window ... include_incomplete: framing (tonic ToFrame semantics; µs).
+        on_bad_sample: ``raise`` (default) or ``skip`` an unreadable ``.bin`` file (dropped from
+            its batch; see :mod:`event_lightning.data.loading.bad_samples`).
+        cache, cache_dir: frame each recording once into ``cache_dir`` (default ``<root>/cache``)
+            and read the frames back in later epochs (keyed by the files and framing options).
+    """
+
+    def __init__(
+        self,
+        root: str = "datasets/synthetic_nmnist",
+        synthetic: bool = True,
+        n_train: int = 1000,
+        n_test: int = 300,
+        seed: int = 0,
+        time_window: float | None = 1000,
+        event_count: int | None = None,
+        n_time_bins: int | None = None,
+        n_event_bins: int | None = None,
+        overlap: float = 0,
+        include_incomplete: bool = False,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        on_bad_sample: BadSamplePolicy = "raise",
+        cache: bool = False,
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__(
+            NMNIST_SENSOR_SIZE,
+            10,
+            time_window=time_window,
+            event_count=event_count,
+            n_time_bins=n_time_bins,
+            n_event_bins=n_event_bins,
+            overlap=overlap,
+            include_incomplete=include_incomplete,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            on_bad_sample=on_bad_sample,
+            cache=cache,
+            cache_dir=cache_dir,
+        )
+        self.root, self.synthetic = Path(root), synthetic
+        self._files: dict[bool, list[str]] = {}
+        self._labels: dict[bool, list[int]] = {}
+        self.synthetic_config = SyntheticDigitsConfig(n_train=n_train, n_test=n_test, seed=seed)
+
+    def prepare_data(self) -> None:
+        if self.synthetic:
+            generate_synthetic_nmnist(self.root, self.synthetic_config)
+        else:
+            import tonic
+
+            for train in (True, False):  # downloads and extracts when missing
+                tonic.datasets.NMNIST(save_to=str(self.root), train=train)
+
+    def build_split(self, train: bool) -> Dataset:
+        if self.synthetic:  # idempotent; lets the DataModule be used without a Trainer
+            self.prepare_data()
+        folder = self.root if self.synthetic else self.root / "NMNIST"
+        files = read_synthetic_nmnist_split(folder, train)
+        self._files[train] = [str(path) for path, _ in files]
+        self._labels[train] = [int(label) for _, label in files]
+        # the dataset validates every sample against the sensor: the reader need not do it too
+        reader = functools.partial(read_nmnist_bin, sensor_size=None)
+        return EventFramesDataset(
+            file_source(files, reader),
+            len(files),
+            self.sensor_size,
+            self.frame_spec,
+            batch_source=NMNISTBatchReader(files, self.sensor_size),
+        )
+
+    def sample_files(self, train: bool) -> Sequence[str] | None:
+        return self._files.get(train)
+
+    def sample_labels(self, train: bool) -> Sequence[int] | None:
+        return self._labels.get(train)

@@ -1,0 +1,198 @@
+"""POKER-DVS (4 card pips, 35x35) through tonic's ``POKERDVS`` class.
+
+Used by ``config/lif_pokerdvs.yaml`` (the LIF classifier) and ``config/lif_pokerdvs_synthetic_figures.yaml``
+(its stand-in, :mod:`event_lightning.data.standins.pokerdvs`, with the figure callbacks).
+
+tonic 1.7 cannot download POKER-DVS (its host is gone) and only reads it when the archive
+``pips_{train,test}.tar.gz`` sits in ``<root>/POKERDVS/``; this module extracts the archive there
+itself (tonic would look for it inside its own package) and says which file to put where when
+it is missing. ``synthetic: true`` writes a stand-in in the same layout (archives included), read
+by the same tonic class.
+
+tonic loads every recording when the dataset is built, so bad files show up there: with
+``on_bad_sample: raise`` the error names the file tonic could not load; with ``skip`` every file is
+first checked with :func:`read_tonic_npy`, and when some are bad the split is built from the good
+ones (in tonic's order, with tonic's labels) without tonic, the bad ones recorded once.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from event_lightning.data.loading.bad_samples import BAD_SAMPLE_ERRORS, BadSamplePolicy, record_setup_skips
+from event_lightning.data.loading.classification_datamodule import EventClassificationDataModule
+from event_lightning.data.loading.frames_dataset import EventFramesDataset
+from event_lightning.events.core import EventFormatError, SensorSize
+from event_lightning.events.formats.tonic_npy import read_tonic_npy
+
+POKERDVS_SENSOR = SensorSize(35, 35, 2)
+POKERDVS_CLASSES = ("cl", "he", "di", "sp")
+ARCHIVES = {
+    True: ("pips_train", "412bcfb96826e4fcb290558e8c150aae"),
+    False: ("pips_test", "eef2bf7d0d3defae89a6fa98b07c17af"),
+}
+
+
+def _extracted_files(folder: Path) -> int:
+    return sum(1 for _ in folder.glob("**/*.npy")) if folder.is_dir() else 0
+
+
+def prepare_pokerdvs(root: Path, train: bool) -> Path:
+    """Make ``<root>/POKERDVS`` readable by tonic 1.7's ``POKERDVS``; return that folder.
+
+    Raises FileNotFoundError naming the archive and the folder it belongs in when neither the
+    archive nor an extracted copy is there.
+    """
+    location = Path(root) / "POKERDVS"
+    name, md5 = ARCHIVES[train]
+    archive = location / f"{name}.tar.gz"
+    if not archive.is_file():
+        raise FileNotFoundError(
+            f"POKER-DVS: {archive} not found. tonic 1.7 cannot download POKER-DVS (its host was shut down); "
+            f"place {name}.tar.gz (md5 {md5}) in {location}/ — or set data.synthetic: true for the offline stand-in."
+        )
+    if _extracted_files(location / name) < 20:  # tonic's own "is it extracted" test
+        with tarfile.open(archive) as tar:
+            tar.extractall(location, filter="data")
+    return location
+
+
+def pokerdvs_files(folder: Path) -> list[tuple[Path, int]]:
+    """The ``.npy`` recordings of an extracted split folder in the order tonic's ``POKERDVS``
+    loads them (``os.walk`` order, file names sorted per folder), with their class index (from
+    the last two letters of the folder name, as tonic)."""
+    found = []
+    for path, _, names in os.walk(folder):
+        for name in sorted(names):
+            if name.endswith("npy"):
+                if path[-2:] not in POKERDVS_CLASSES:
+                    where, classes = Path(path) / name, POKERDVS_CLASSES
+                    raise FileNotFoundError(f"POKER-DVS: {where}: folder name ends in none of {classes}")
+                found.append((Path(path) / name, POKERDVS_CLASSES.index(path[-2:])))
+    return found
+
+
+class _CheckedRecordings:
+    """``(events, label)`` of recordings already read and validated, tonic-dataset-like."""
+
+    def __init__(self, recordings: Sequence[tuple[np.ndarray, int]]) -> None:
+        self.recordings = list(recordings)
+
+    def __len__(self) -> int:
+        return len(self.recordings)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        return self.recordings[index]
+
+
+class TonicSampleDataset(EventFramesDataset):
+    """A tonic dataset's ``(events, target)`` samples as frames (see EventFramesDataset)."""
+
+    def __init__(self, tonic_dataset, sensor_size: SensorSize, frame_spec, name: str) -> None:
+        def source(index: int) -> tuple[np.ndarray, int, str]:
+            events, target = tonic_dataset[index]
+            return events, target, f"{name}[{index}]"
+
+        super().__init__(source, len(tonic_dataset), sensor_size, frame_spec)
+
+
+class PokerDVSDataModule(EventClassificationDataModule):
+    """POKER-DVS: 4 classes (club, heart, diamond, spade), 48 train / 20 test recordings.
+
+    Defaults are the norse tutorial's: 1 ms frames (``time_window=1000`` µs), batch 32.
+
+    Args:
+        root: folder holding ``POKERDVS/`` (tonic's ``save_to``).
+        synthetic: write (once) and use the offline stand-in under ``root`` instead.
+        synthetic_seed: seed of the stand-in.
+        on_bad_sample: ``raise`` (default) or ``skip`` unreadable recordings (see the module
+            docstring and :mod:`event_lightning.data.loading.bad_samples`).
+        cache, cache_dir: frame each recording once into ``cache_dir`` (default ``<root>/cache``)
+            and read the frames back in later epochs (keyed by the files and framing options).
+    """
+
+    def __init__(
+        self,
+        root: str = "datasets",
+        synthetic: bool = False,
+        synthetic_seed: int = 0,
+        time_window: float | None = 1000,
+        event_count: int | None = None,
+        n_time_bins: int | None = None,
+        n_event_bins: int | None = None,
+        overlap: float = 0,
+        include_incomplete: bool = False,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        on_bad_sample: BadSamplePolicy = "raise",
+        cache: bool = False,
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__(
+            POKERDVS_SENSOR,
+            len(POKERDVS_CLASSES),
+            time_window=time_window,
+            event_count=event_count,
+            n_time_bins=n_time_bins,
+            n_event_bins=n_event_bins,
+            overlap=overlap,
+            include_incomplete=include_incomplete,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            on_bad_sample=on_bad_sample,
+            cache=cache,
+            cache_dir=cache_dir,
+        )
+        self.root, self.synthetic, self.synthetic_seed = Path(root), synthetic, synthetic_seed
+        self._files: dict[bool, list[str]] = {}
+
+    def prepare_data(self) -> None:
+        if self.synthetic:
+            from event_lightning.data.standins.pokerdvs import generate_synthetic_pokerdvs
+
+            generate_synthetic_pokerdvs(self.root, seed=self.synthetic_seed)
+
+    def build_split(self, train: bool) -> Dataset:
+        import tonic
+
+        if self.synthetic:  # idempotent; lets the DataModule be used without a Trainer
+            self.prepare_data()
+        location = prepare_pokerdvs(self.root, train)
+        files = pokerdvs_files(location / ARCHIVES[train][0])
+        name = f"POKERDVS {'train' if train else 'test'}"
+        if self.on_bad_sample == "skip":
+            good, bad = [], []
+            for path, label in files:
+                try:
+                    good.append((read_tonic_npy(path, sensor_size=self.sensor_size), label, str(path)))
+                except BAD_SAMPLE_ERRORS as error:
+                    bad.append((path, f"{type(error).__name__}: {error}"))
+            if bad:
+                record_setup_skips(self.bad_samples, name, bad)
+                self._files[train] = [path for _, _, path in good]
+                recordings = _CheckedRecordings([(events, label) for events, label, _ in good])
+                return TonicSampleDataset(recordings, self.sensor_size, self.frame_spec, name)
+        try:
+            dataset = tonic.datasets.POKERDVS(save_to=str(self.root), train=train)
+        except Exception as error:
+            # tonic's error does not say which file it could not load; find it and say so.
+            for path, _ in files:
+                try:
+                    read_tonic_npy(path, sensor_size=None)
+                except EventFormatError as named:
+                    raise named from error
+            raise
+        if len(dataset) == len(files):
+            self._files[train] = [str(path) for path, _ in files]
+        return TonicSampleDataset(dataset, self.sensor_size, self.frame_spec, name)
+
+    def sample_files(self, train: bool) -> Sequence[str] | None:
+        return self._files.get(train)

@@ -1,0 +1,212 @@
+"""A LightningDataModule base for event-stream classification with framed, padded batches."""
+
+from __future__ import annotations
+
+import logging
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence, Sized
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+from event_lightning.data.loading.bad_samples import (
+    BadSampleLedger,
+    BadSamplePolicy,
+    IndexedFiles,
+    check_bad_sample_policy,
+    guard_loader,
+)
+from event_lightning.data.loading.config_checks import check_slicing_fits, first_readable
+from event_lightning.data.loading.frame_cache import FrameCache
+from event_lightning.data.loading.frames_collate import pad_time_collate
+from event_lightning.data.loading.frames_dataset import FRAMES_CODE_VERSION, EventFramesDataset
+from event_lightning.events.core import SensorSize
+from event_lightning.events.represent import FrameSlicing
+
+log = logging.getLogger(__name__)
+
+
+class EpochSeededRandomSampler(RandomSampler):
+    """A shuffling sampler whose order is a pure function of ``(seed, epoch)``.
+
+    A plain ``RandomSampler`` draws its order from the global torch RNG, whose state a checkpoint
+    does not hold, so a run resumed at epoch ``e`` would see a different order than the same run
+    trained straight through. Lightning calls :meth:`set_epoch` at the start of every epoch (also
+    after a resume), which makes the order of every epoch reproducible. ``seed=None`` takes the
+    run's seed (``PL_GLOBAL_SEED``, set by ``seed_everything``) when iterating, or 0.
+    Under DDP Lightning swaps it for a shuffling ``DistributedSampler`` (it is a RandomSampler),
+    which is seeded by epoch the same way.
+    """
+
+    def __init__(self, data_source: Sized, seed: int | None = None) -> None:
+        super().__init__(data_source)
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        # SeedSequence mixes (seed, epoch) so neighbouring epochs get unrelated permutations.
+        mixed = int(np.random.SeedSequence([seed & 0xFFFFFFFF, self.epoch]).generate_state(1, np.uint64)[0])
+        generator = torch.Generator().manual_seed(mixed & 0x7FFFFFFFFFFFFFFF)
+        yield from torch.randperm(len(self.data_source), generator=generator).tolist()
+
+
+class EventClassificationDataModule(pl.LightningDataModule, ABC):
+    """Train/test splits of labelled event streams framed on access.
+
+    Subclasses set ``sensor_size`` and ``num_classes`` in ``__init__`` (the CLI links them into the
+    model) and implement :meth:`build_split`. The dataset has no separate validation split: as in
+    the norse tutorial, validation runs on the test split (``val`` and ``test`` are the same data).
+
+    Batches are ``(frames [T_max, B, P, H, W], lengths [B], labels [B])``: integer counts with
+    tonic ToFrame's values, uint8 when every count of the batch lies in [0, 255] (a quarter of the
+    bytes of float32 to copy, pin and send), else int16 (see :func:`pad_time_collate`). Models
+    cast on the device (the LIF classifier's input projection converts only the non-zeros).
+    Loaders fetch whole batches: :class:`EventFramesDataset` frames a batch's recordings in one
+    pass and the collate counts them straight into the padded batch. The training
+    order is shuffled by an :class:`EpochSeededRandomSampler`, so a resumed run sees the same order
+    as an uninterrupted one.
+
+    ``cache``: frame each recording once into ``cache_dir`` (default ``<root>/cache``), keyed by
+    the files and every framing option (see :class:`FrameCache`), and read it back afterwards.
+
+    ``on_bad_sample`` (see :mod:`event_lightning.data.loading.bad_samples`): ``raise`` lets a bad file's
+    error through; ``skip`` drops the sample from its batch and records it in ``bad_samples``
+    (subclasses that read their files at setup may also drop files there). Subclasses that know
+    each sample's file return them from :meth:`sample_files` so skip records name the file.
+    """
+
+    def __init__(
+        self,
+        sensor_size: SensorSize,
+        num_classes: int,
+        *,
+        time_window: float | None,
+        event_count: int | None,
+        n_time_bins: int | None,
+        n_event_bins: int | None,
+        overlap: float,
+        include_incomplete: bool,
+        batch_size: int,
+        num_workers: int,
+        pin_memory: bool,
+        on_bad_sample: BadSamplePolicy = "raise",
+        cache: bool = False,
+        cache_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.on_bad_sample = check_bad_sample_policy(on_bad_sample)
+        self.bad_samples = BadSampleLedger()
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, found {batch_size}")
+        if num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0, found {num_workers}")
+        self.sensor_size = sensor_size
+        self.num_classes = num_classes
+        try:
+            self.frame_spec = FrameSlicing(
+                time_window, event_count, n_time_bins, n_event_bins, overlap, include_incomplete
+            )
+        except ValueError as error:  # name the config group: these are data.* keys
+            raise ValueError(f"data: {error}") from None
+        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
+        self.cache, self.cache_dir = cache, cache_dir
+        self._splits: dict[bool, Dataset] = {}
+
+    @abstractmethod
+    def build_split(self, train: bool) -> Dataset:
+        """The train (``True``) or test (``False``) dataset of ``(frames, label)`` samples."""
+
+    def sample_files(self, train: bool) -> Sequence[str] | None:
+        """The file of each sample of a split, in dataset order (None: not known)."""
+        return None
+
+    def sample_labels(self, train: bool) -> Sequence[int] | None:
+        """The label of each sample of a split, when known without reading it (None: not known).
+
+        With ``cache`` it lets a cached sample be served without opening its recording."""
+        return None
+
+    def split(self, train: bool) -> Dataset:
+        if train not in self._splits:
+            dataset = self.build_split(train)
+            if self.cache:
+                self._attach_cache(dataset, train)
+            self._splits[train] = dataset
+        return self._splits[train]
+
+    def _attach_cache(self, dataset: Dataset, train: bool) -> None:
+        """Give ``dataset`` a :class:`FrameCache` keyed by its files and the framing options."""
+        files = self.sample_files(train)
+        if not isinstance(dataset, EventFramesDataset) or dataset.transform is not None or not files:
+            log.warning(
+                "data.cache: %s %s split cannot be cached (no file list, or a random transform); framing every epoch",
+                type(self).__name__,
+                "train" if train else "test",
+            )
+            return
+        parent = Path(self.cache_dir) if self.cache_dir else Path(getattr(self, "root", ".")) / "cache"
+        dataset.cache = FrameCache(
+            parent,
+            f"{type(self).__name__.lower()}-{'train' if train else 'test'}",
+            files=files,
+            params={**asdict(self.frame_spec), "sensor_size": self.sensor_size.as_list(), "layout": "T,P,H,W"},
+            code_version=FRAMES_CODE_VERSION,
+        )
+        dataset.labels = self.sample_labels(train)
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit":
+            self.split(True)
+        self.split(False)
+        self._check_slicing(self.split(stage == "fit"))
+
+    def _check_slicing(self, dataset: Dataset) -> None:
+        """Stop on a slicing no recording can honour (see :mod:`event_lightning.data.loading.config_checks`)."""
+        if isinstance(dataset, EventFramesDataset):
+            sample = first_readable(dataset.source, len(dataset))
+            if sample is not None:
+                raw, _, origin = sample
+                check_slicing_fits(raw, self.frame_spec, origin)
+
+    def _loader(self, train: bool, shuffle: bool, stage: str) -> DataLoader:
+        split = self.split(train)
+        files = self.sample_files(train)
+        dataset, collate = guard_loader(
+            split,
+            pad_time_collate,
+            self.on_bad_sample,
+            self.bad_samples,
+            stage,
+            IndexedFiles(files) if files else None,
+        )
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            # On the split itself: the order depends only on (seed, epoch, len), as without the guard.
+            sampler=EpochSeededRandomSampler(split) if shuffle else None,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            collate_fn=collate,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(True, shuffle=True, stage="train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(False, shuffle=False, stage="val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(False, shuffle=False, stage="test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(False, shuffle=False, stage="predict")

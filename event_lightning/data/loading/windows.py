@@ -1,0 +1,88 @@
+"""Fixed-length windows of per-recording frame stacks, batched time-first (the HG-VAE loaders).
+
+The HG-VAE DataModules (:mod:`event_lightning.data.datasets.dvsgesture`,
+:mod:`event_lightning.data.datasets.nmnist`'s ``NMNISTDataModule``) frame a whole recording once
+(cached by :class:`~event_lightning.data.loading.frame_cache.FrameCache`) and cut a window of
+``n_time_steps`` frames from it afterwards: :func:`window_start` picks where (at random per access
+for training), :func:`crop_window` cuts and zero-pads, :func:`time_first_collate` stacks the sample
+dicts into ``frames [T, B, P, H, W]`` and :func:`window_loader` is the DataLoader they share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from event_lightning.data.loading.bad_samples import BadSampleLedger, IndexedFiles, guard_loader
+
+__all__ = ["crop_window", "time_first_collate", "window_loader", "window_start"]
+
+
+def window_start(n_frames: int, length: int, *, random: bool, start_limit: float = 1.0, generator=None) -> int:
+    """First frame of a ``length``-frame window in a stack of ``n_frames``.
+
+    With ``random``, uniform over ``[0, max(0, n_frames - start_limit * length)]`` (``start_limit = 1``
+    allows every full window; the HG-VAE reference uses 2, never starting in the last two window
+    lengths); otherwise 0. Draws from torch's generator, which DataLoader workers seed per worker.
+    """
+    if not random:
+        return 0
+    high = max(0, int(n_frames - start_limit * length))
+    return int(torch.randint(0, high + 1, (1,), generator=generator))
+
+
+def crop_window(frames: np.ndarray, start: int, length: int) -> np.ndarray:
+    """``frames[start:start + length]`` as a new array, zero-padded at the end when too short."""
+    window = np.asarray(frames[start : start + length])
+    if window.shape[0] == length:
+        return np.array(window)
+    padded = np.zeros((length, *frames.shape[1:]), dtype=frames.dtype)
+    padded[: window.shape[0]] = window
+    return padded
+
+
+def window_loader(
+    dataset: Dataset,
+    hparams: Any,
+    *,
+    train: bool,
+    shuffle: bool,
+    bad_samples: BadSampleLedger | None = None,
+    stage: str | None = None,
+    files: list[str] | None = None,
+) -> DataLoader:
+    """The HG-VAE DataModules' loader: time-first dict batches; the last partial training batch is
+    dropped because BatchNorm in the guides needs more than one sample.
+
+    With ``hparams.on_bad_sample == "skip"`` (and a ``bad_samples`` ledger) bad samples are dropped
+    from their batch and recorded under ``stage``; ``files`` names each sample's file. A training
+    batch that loses samples this way is kept even when it ends up with a single sample.
+    """
+    collate = time_first_collate
+    if bad_samples is not None:
+        origin = IndexedFiles(files) if files else None
+        policy = getattr(hparams, "on_bad_sample", "raise")
+        dataset, collate = guard_loader(dataset, collate, policy, bad_samples, stage or "train", origin)
+    return DataLoader(
+        dataset,
+        batch_size=hparams.batch_size,
+        shuffle=shuffle,
+        num_workers=hparams.num_workers,
+        pin_memory=hparams.pin_memory,
+        persistent_workers=hparams.num_workers > 0,
+        collate_fn=collate,
+        drop_last=train,
+    )
+
+
+def time_first_collate(samples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack sample dicts; ``frames [T, P, H, W]`` (integer counts) become ``[T, B, P, H, W]`` float32."""
+    if not samples:
+        raise ValueError("time_first_collate: empty batch")
+    batch = {key: torch.as_tensor(np.stack([s[key] for s in samples])) for key in samples[0]}
+    batch["frames"] = batch["frames"].to(torch.float32).transpose(0, 1).contiguous()
+    return batch

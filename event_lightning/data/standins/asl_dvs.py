@@ -1,0 +1,217 @@
+"""A synthetic stand-in for ASL-DVS: hand-like glyphs moving in front of a 240x180 event camera.
+
+Every class is a hand outline (an elliptic palm and five fingers, each finger extended or folded
+by a class-specific pattern, like the finger spellings of ASL letters).  A recording places the
+hand near the centre of the sensor with random size, rotation and position, and moves it on a
+small random oscillation; events fire on its edges with the polarity of the local brightness
+change (the hand is brighter than the background: leading edges are ON, trailing edges OFF),
+plus uniform background noise.  The files are written in the real layouts
+(:func:`write_synthetic_asl_dvs`) and read back by the real readers, so the whole data path is
+exercised without the 100,800 real recordings.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from event_lightning.events.core import SensorSize, make_events
+from event_lightning.events.formats.asl_dvs_mat import ASL_DVS_CLASSES, ASL_DVS_SENSOR_SIZE, write_asl_dvs_mat
+from event_lightning.events.formats.spikingjelly_npz import write_spikingjelly_npz
+
+__all__ = [
+    "SYNTHETIC_MARKER",
+    "SyntheticASLConfig",
+    "finger_patterns",
+    "synthetic_hand_events",
+    "write_synthetic_asl_dvs",
+]
+
+SYNTHETIC_MARKER = "synthetic_asl_dvs.json"
+# Finger directions (degrees from "up", clockwise positive): thumb, index, middle, ring, little.
+_FINGER_ANGLES = np.deg2rad([-75.0, -28.0, -8.0, 12.0, 32.0])
+# Patterns listed first are the most different from each other, so small class counts separate well.
+_PREFERRED_PATTERNS = (
+    0b00000,
+    0b11111,
+    0b01000,
+    0b10001,
+    0b01100,
+    0b10000,
+    0b00001,
+    0b01110,
+    0b11000,
+    0b00111,
+)
+
+
+@dataclass(frozen=True)
+class SyntheticASLConfig:
+    """Size and randomness of the stand-in.
+
+    Attributes:
+        num_classes: how many letters (the first ``num_classes`` of a, b, c, ... without j), <= 24.
+        samples_per_class: recordings per letter.
+        events_per_sample: mean number of events of a recording (real ASL-DVS: about 28k).
+        short_fraction: share of recordings with fewer than 255 events (real minimum: 195), so
+            batches need padding as on the real data.
+        noise_fraction: share of background-noise events.
+        seed: the generator seed; the same config writes the same files.
+        compressed: ``np.savez_compressed`` (spikingjelly's default) or plain ``np.savez``.
+    """
+
+    num_classes: int = 6
+    samples_per_class: int = 60
+    events_per_sample: int = 1500
+    short_fraction: float = 0.05
+    noise_fraction: float = 0.05
+    seed: int = 0
+    compressed: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.num_classes <= len(ASL_DVS_CLASSES):
+            raise ValueError(f"num_classes must be in [1, {len(ASL_DVS_CLASSES)}], found {self.num_classes}")
+        if self.samples_per_class < 1 or self.events_per_sample < 1:
+            raise ValueError("samples_per_class and events_per_sample must be >= 1")
+        if not (0 <= self.short_fraction <= 1 and 0 <= self.noise_fraction < 1):
+            raise ValueError("short_fraction must be in [0, 1] and noise_fraction in [0, 1)")
+
+
+def finger_patterns(num_classes: int) -> list[int]:
+    """The 5-bit extended-finger pattern of each class (bit 4 = thumb ... bit 0 = little finger)."""
+    rest = [m for m in range(32) if m not in _PREFERRED_PATTERNS]
+    return [*_PREFERRED_PATTERNS, *rest][:num_classes]
+
+
+def _hand_segments(pattern: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Outline of a hand in hand coordinates (palm radius about 1, y up).
+
+    Returns segment starts ``[S, 2]``, ends ``[S, 2]`` and outward unit normals ``[S, 2]``.
+    """
+    # Palm: an ellipse as 32 chords with normals pointing away from the centre.
+    angles = np.linspace(0, 2 * np.pi, 33)
+    rim = np.stack([0.85 * np.sin(angles), np.cos(angles)], axis=1)
+    starts, ends = [rim[:-1]], [rim[1:]]
+    mid = 0.5 * (rim[:-1] + rim[1:])
+    normals = [mid / np.linalg.norm(mid, axis=1, keepdims=True)]
+    for finger, angle in enumerate(_FINGER_ANGLES):
+        extended = bool(pattern >> (4 - finger) & 1)
+        length = 1.3 if extended else 0.35
+        axis = np.array([np.sin(angle), np.cos(angle)])
+        side = np.array([axis[1], -axis[0]])
+        base = np.array([0.85 * np.sin(angle), np.cos(angle)]) * 0.95
+        tip = base + length * axis
+        half_width = 0.13
+        # Two long edges and the fingertip, each with its outward normal.
+        starts += [np.stack([base + half_width * side, base - half_width * side, tip - half_width * side])]
+        ends += [np.stack([tip + half_width * side, tip - half_width * side, tip + half_width * side])]
+        normals += [np.stack([side, -side, axis])]
+    return np.concatenate(starts), np.concatenate(ends), np.concatenate(normals)
+
+
+def synthetic_hand_events(
+    rng: np.random.Generator,
+    label: int,
+    config: SyntheticASLConfig,
+    sensor_size: SensorSize = ASL_DVS_SENSOR_SIZE,
+) -> np.ndarray:
+    """One recording of class ``label``: :data:`EVENT_DTYPE` events sorted by t (µs)."""
+    pattern = finger_patterns(config.num_classes)[label]
+    seg_start, seg_end, seg_normal = _hand_segments(pattern)
+    if rng.random() < config.short_fraction:
+        n = int(rng.integers(60, 255))
+    else:
+        n = max(255, int(config.events_per_sample * rng.lognormal(0.0, 0.25)))
+    n_noise = int(round(n * config.noise_fraction))
+    n_edge = n - n_noise
+
+    duration = rng.uniform(150e3, 450e3)
+    t0 = rng.uniform(0, 20e3)
+    t = np.sort(rng.uniform(0, duration, size=n_edge))
+
+    # Points on the outline, chosen in proportion to segment length.
+    lengths = np.linalg.norm(seg_end - seg_start, axis=1)
+    segment = rng.choice(len(lengths), size=n_edge, p=lengths / lengths.sum())
+    u = rng.random(n_edge)[:, None]
+    points = seg_start[segment] * (1 - u) + seg_end[segment] * u
+    normals = seg_normal[segment]
+
+    # Pose: scale (pixels per hand unit), rotation, centre near the middle, small oscillation.
+    scale = sensor_size.height * 0.16 * rng.uniform(0.85, 1.15)
+    theta = np.deg2rad(rng.uniform(-12, 12))
+    rotation = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    centre = np.array([sensor_size.width / 2, sensor_size.height / 2 + 0.1 * sensor_size.height])
+    centre = centre + rng.uniform(-12, 12, size=2)
+    amplitude = rng.uniform(3, 8, size=2)
+    frequency = rng.uniform(2, 5) * 2 * np.pi / 1e6  # rad per µs
+    phase = rng.uniform(0, 2 * np.pi, size=2)
+    offset = amplitude * np.sin(frequency * t[:, None] + phase)
+    velocity = amplitude * frequency * np.cos(frequency * t[:, None] + phase)
+
+    # Hand coordinates have y up; the sensor's y grows downwards.
+    flip = np.array([1.0, -1.0])
+    xy = (points @ rotation.T) * scale * flip + centre + offset + rng.normal(0, 0.6, size=(n_edge, 2))
+    outward = (normals @ rotation.T) * flip
+    polarity = (outward * velocity).sum(axis=1) + rng.normal(0, 0.15, size=n_edge) * np.abs(velocity).max() > 0
+
+    noise_xy = rng.uniform([0, 0], [sensor_size.width, sensor_size.height], size=(n_noise, 2))
+    noise_t = rng.uniform(0, duration, size=n_noise)
+    x = np.concatenate([xy[:, 0], noise_xy[:, 0]])
+    y = np.concatenate([xy[:, 1], noise_xy[:, 1]])
+    p = np.concatenate([polarity, rng.random(n_noise) < 0.5])
+    times = np.concatenate([t, noise_t]) + t0
+    order = np.argsort(times, kind="stable")
+    x = np.clip(np.floor(x[order]), 0, sensor_size.width - 1)
+    y = np.clip(np.floor(y[order]), 0, sensor_size.height - 1)
+    return make_events(x, y, times[order].astype(np.int64), p[order])
+
+
+def _layout(root: Path, file_format: str) -> tuple[Path, str]:
+    if file_format == "npz":
+        return root / "events_np", ".npz"
+    if file_format == "mat":
+        return root / "ASLDVS", ".mat"
+    raise ValueError(f"format must be 'npz' or 'mat', found {file_format!r}")
+
+
+def write_synthetic_asl_dvs(
+    root: str | Path, config: SyntheticASLConfig | None = None, *, file_format: str = "npz"
+) -> list[Path]:
+    """Write the stand-in under ``root`` in the real on-disk layout and return the files written.
+
+    ``file_format="npz"``: spikingjelly's ``root/events_np/<letter>/<letter>_NNNN.npz``;
+    ``"mat"``: the original release as tonic extracts it, ``root/ASLDVS/<letter>/<letter>_NNNN.mat``.
+    A marker ``root/synthetic_asl_dvs.json`` records the config: the same config is not written
+    twice, a different one replaces the previous stand-in, and a folder that holds events without
+    the marker (real data) is never overwritten.
+    """
+    config = config or SyntheticASLConfig()
+    root = Path(root)
+    folder, suffix = _layout(root, file_format)
+    marker = root / SYNTHETIC_MARKER
+    record = {**asdict(config), "file_format": file_format}
+    if folder.exists():
+        if not marker.is_file():
+            raise FileExistsError(
+                f"{folder} exists but holds no {SYNTHETIC_MARKER}: it may be the real dataset; "
+                "point the synthetic stand-in at another root"
+            )
+        if json.loads(marker.read_text()) == record:
+            return sorted(folder.glob(f"*/*{suffix}"))
+        shutil.rmtree(folder)
+    rng = np.random.default_rng(config.seed)
+    written = []
+    for label, letter in enumerate(ASL_DVS_CLASSES[: config.num_classes]):
+        for index in range(config.samples_per_class):
+            events = synthetic_hand_events(rng, label, config)
+            path = folder / letter / f"{letter}_{index:04d}{suffix}"
+            if file_format == "npz":
+                written.append(write_spikingjelly_npz(path, events, compressed=config.compressed))
+            else:
+                written.append(write_asl_dvs_mat(path, events))
+    marker.write_text(json.dumps(record, indent=1))
+    return written
