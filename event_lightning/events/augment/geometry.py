@@ -13,26 +13,26 @@ from event_lightning.events.augment.common import _as_events, _with_fields
 from event_lightning.events.core import EVENT_DTYPE, SensorSize
 
 
+def _mirror(events: np.ndarray, field: str, extent: int, rng: np.random.Generator, p: float) -> np.ndarray:
+    """A copy of ``events``, with probability ``p`` mirrored along ``field``: ``v' = extent − 1 − v``."""
+    out = _as_events(events).copy()
+    if rng.random() < p:
+        out[field] = extent - 1 - out[field]
+    return out
+
+
 def flip_lr(
     events: np.ndarray, sensor_size: SensorSize | tuple, rng: np.random.Generator, *, p: float = 0.5
 ) -> np.ndarray:
     """With probability ``p``, mirror left-right: ``x' = W − 1 − x``."""
-    sensor = SensorSize.coerce(sensor_size)
-    out = _as_events(events).copy()
-    if rng.random() < p:
-        out["x"] = sensor.width - 1 - out["x"]
-    return out
+    return _mirror(events, "x", SensorSize.coerce(sensor_size).width, rng, p)
 
 
 def flip_ud(
     events: np.ndarray, sensor_size: SensorSize | tuple, rng: np.random.Generator, *, p: float = 0.5
 ) -> np.ndarray:
     """With probability ``p``, mirror up-down: ``y' = H − 1 − y``."""
-    sensor = SensorSize.coerce(sensor_size)
-    out = _as_events(events).copy()
-    if rng.random() < p:
-        out["y"] = sensor.height - 1 - out["y"]
-    return out
+    return _mirror(events, "y", SensorSize.coerce(sensor_size).height, rng, p)
 
 
 def flip_polarity(events: np.ndarray, rng: np.random.Generator, *, p: float = 0.5) -> np.ndarray:

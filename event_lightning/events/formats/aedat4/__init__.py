@@ -29,19 +29,13 @@ every structural problem raise :class:`EventFormatError` naming the file, what w
 what was found.  Decoding is vectorised per packet (``np.frombuffer`` on the struct vector) and the
 output is built with one concatenation.
 
-Modules: ``layout`` (the constants and dataclasses reader and writer share), ``flatbuffers``
-(bounds-checked FlatBuffer parsing), ``compression`` (LZ4 / Zstd per packet), ``read`` and
-``write``. The package re-exports their public names.
+Modules: ``layout`` (the constants reader and writer share), ``header`` (the parsed header's
+dataclasses), ``flatbuffers`` (bounds-checked FlatBuffer parsing), ``compression`` (LZ4 / Zstd per
+packet), ``read`` and ``write``. The package re-exports their public names.
 """
 
-from event_lightning.events.formats.aedat4.layout import (
-    AEDAT4_COMPRESSIONS,
-    AEDAT4_EVENT_RECORD,
-    AEDAT4_MAGIC,
-    Aedat4Header,
-    Aedat4Packet,
-    Aedat4Stream,
-)
+from event_lightning.events.formats.aedat4.header import Aedat4Header, Aedat4Packet, Aedat4Stream
+from event_lightning.events.formats.aedat4.layout import AEDAT4_COMPRESSIONS, AEDAT4_EVENT_RECORD, AEDAT4_MAGIC
 from event_lightning.events.formats.aedat4.read import read_aedat4, read_aedat4_header, read_aedat4_with_sensor
 from event_lightning.events.formats.aedat4.write import encode_aedat4_header, encode_aedat4_packet, write_aedat4
 

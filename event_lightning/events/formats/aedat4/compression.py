@@ -16,12 +16,19 @@ _PIP_NAMES = {"lz4": "lz4", "zstd": "zstandard"}
 _COMPRESSION_LEVELS = {"lz4": 0, "lz4_high": 9, "zstd": 3, "zstd_high": 19}
 
 
-def _codec(family: str) -> ModuleType:
-    """``lz4.frame`` or ``zstandard``, imported only when a file needs it (ImportError when missing)."""
-    if family == "lz4":
-        import lz4.frame as codec
-    else:
-        import zstandard as codec
+def _codec(family: str, need: str, purpose: str = "") -> ModuleType:
+    """``lz4.frame`` or ``zstandard``, imported only when a file needs it.
+
+    When it is missing: ImportError "<need> the '<package>' package (pip install <package>)<purpose>".
+    """
+    try:
+        if family == "lz4":
+            import lz4.frame as codec
+        else:
+            import zstandard as codec
+    except ImportError as error:
+        package = _PIP_NAMES[family]
+        raise ImportError(f"{need} the {package!r} package (pip install {package}){purpose}") from error
     return codec
 
 
@@ -30,13 +37,7 @@ def _decompress(payload: memoryview, compression: str, origin: str | Path, where
     if compression == "none":
         return payload
     family = compression.split("_")[0]
-    try:
-        codec = _codec(family)
-    except ImportError as error:
-        raise ImportError(
-            f"{origin}: the file is {compression}-compressed; install the {_PIP_NAMES[family]!r} package "
-            f"(pip install {_PIP_NAMES[family]}) to read it"
-        ) from error
+    codec = _codec(family, f"{origin}: the file is {compression}-compressed; install", " to read it")
     try:
         decoder = codec.LZ4FrameDecompressor() if family == "lz4" else codec.ZstdDecompressor().decompressobj()
         output = decoder.decompress(payload)
@@ -57,13 +58,7 @@ def _compress(buffer: bytes, compression: str) -> bytes:
     if compression == "none":
         return buffer
     family = compression.split("_")[0]
-    try:
-        codec = _codec(family)
-    except ImportError as error:
-        raise ImportError(
-            f"writing {compression}-compressed AEDAT4 needs the {_PIP_NAMES[family]!r} package "
-            f"(pip install {_PIP_NAMES[family]})"
-        ) from error
+    codec = _codec(family, f"writing {compression}-compressed AEDAT4 needs")
     level = _COMPRESSION_LEVELS[compression]
     # Checksums make a corrupted packet an error instead of silently different events.
     if family == "lz4":

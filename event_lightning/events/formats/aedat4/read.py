@@ -16,6 +16,7 @@ import numpy as np
 from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, validate
 from event_lightning.events.formats.aedat4.compression import _decompress
 from event_lightning.events.formats.aedat4.flatbuffers import _FlatBuffer, _size_prefixed
+from event_lightning.events.formats.aedat4.header import Aedat4Header, Aedat4Packet, Aedat4Stream
 from event_lightning.events.formats.aedat4.layout import (
     _DATA_TABLE_ID,
     _EVENTS_ID,
@@ -24,9 +25,6 @@ from event_lightning.events.formats.aedat4.layout import (
     AEDAT4_COMPRESSIONS,
     AEDAT4_EVENT_RECORD,
     AEDAT4_MAGIC,
-    Aedat4Header,
-    Aedat4Packet,
-    Aedat4Stream,
 )
 
 

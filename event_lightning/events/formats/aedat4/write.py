@@ -15,6 +15,7 @@ import numpy as np
 
 from event_lightning.events.core import SensorSize, validate
 from event_lightning.events.formats.aedat4.compression import _check_compression, _compress
+from event_lightning.events.formats.aedat4.header import Aedat4Stream
 from event_lightning.events.formats.aedat4.layout import (
     _DATA_TABLE_ID,
     _EVENTS_ID,
@@ -23,7 +24,6 @@ from event_lightning.events.formats.aedat4.layout import (
     AEDAT4_COMPRESSIONS,
     AEDAT4_EVENT_RECORD,
     AEDAT4_MAGIC,
-    Aedat4Stream,
 )
 
 
