@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from bench.run import BenchConfig, Results, Row, Skipped, median_time, paired_times
-from event_lightning.events.augment import denoise, downsample
+from event_lightning.events.augment.filters import denoise
+from event_lightning.events.augment.geometry import downsample
 from event_lightning.events.core import EVENT_DTYPE, SensorSize
-from event_lightning.events.represent import to_frame, voxel_grid
+from event_lightning.events.represent.frames import to_frame
+from event_lightning.events.represent.voxel import voxel_grid
 
 GESTURE_SENSOR = SensorSize(128, 128, 2)
 GESTURE_DURATION_US = 6_000_000

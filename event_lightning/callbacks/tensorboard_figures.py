@@ -35,7 +35,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from torch import nn
 
 from event_lightning.events.core import SensorSize, make_events
-from event_lightning.events.represent import to_frame
+from event_lightning.events.represent.frames import to_frame
 from event_lightning.viz.events import plot_frames
 from event_lightning.viz.spikes import figure_to_image, plot_spike_raster
 

@@ -11,7 +11,7 @@ C. Adversarial: the encoder runs again, ``L_C = w * MLSM_sum(inh(z[:, K:]), 0.5)
    gives Guided-VAE proper, where phase C moves only the encoder and the heads.
 
 ``x*`` is the double causal exponential filter of the input read at the end of the window, x50
-(:func:`event_lightning.events.represent.double_exponential_trace`); MLSM is
+(:func:`event_lightning.events.represent.trace.double_exponential_trace`); MLSM is
 ``MultiLabelSoftMarginLoss(reduction='sum')``. Optimisers: Adamax (encoder; betas (0, 0.95), eps
 1e-4), Adam (heads + decoder), Adam (excitation net), Adam (inhibition net); at the start of epoch
 ``e`` each learning rate is ``lr0`` for ``e < I`` and ``lr0 / (floor(e / I) * F)`` afterwards.
@@ -27,7 +27,7 @@ import torch.nn.functional as F
 import torchmetrics
 from torch import nn
 
-from event_lightning.events.represent import double_exponential_trace
+from event_lightning.events.represent.trace import double_exponential_trace
 from event_lightning.models.base import CompilableModule
 from event_lightning.nn.decolle import DecolleEncoderConfig
 from event_lightning.nn.hgvae import (

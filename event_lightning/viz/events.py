@@ -19,7 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from event_lightning.events.core import SensorSize
-from event_lightning.events.represent import to_frame, voxel_grid
+from event_lightning.events.represent.frames import to_frame
+from event_lightning.events.represent.voxel import voxel_grid
 
 __all__ = [
     "EventColours",

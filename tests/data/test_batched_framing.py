@@ -16,7 +16,10 @@ from event_lightning.events.formats.nmnist import (
     read_nmnist_bin,
     write_nmnist_bin,
 )
-from event_lightning.events.represent import FrameSlicing, batch_frame_cells, frame_events, pixel_index
+from event_lightning.events.represent.frames import frame_events
+from event_lightning.events.represent.frames_batched import batch_frame_cells
+from event_lightning.events.represent.pixels import pixel_index
+from event_lightning.events.represent.slicing import FrameSlicing
 
 SENSOR = SensorSize(34, 34, 2)
 

@@ -8,7 +8,8 @@ from event_lightning.data.loading.frames_collate import pad_time_collate, time_m
 from event_lightning.data.loading.frames_dataset import EventFramesDataset, file_source
 from event_lightning.events import EventFormatError, SensorSize, make_events
 from event_lightning.events.formats.nmnist import write_nmnist_bin
-from event_lightning.events.represent import FrameSlicing, to_frame
+from event_lightning.events.represent.frames import to_frame
+from event_lightning.events.represent.slicing import FrameSlicing
 
 SENSOR = SensorSize(34, 34, 2)
 

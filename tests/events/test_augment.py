@@ -9,6 +9,7 @@ import pytest
 import tonic.transforms as tt
 
 from event_lightning.events import augment as A
+from event_lightning.events.augment import filters
 from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, make_events
 
 SENSOR = SensorSize(240, 180, 2)  # non-square
@@ -49,7 +50,7 @@ def test_denoise_equals_tonic(filter_time: float) -> None:
 def test_denoise_equals_tonic_with_small_tables(filter_time: float, table_cells: int, monkeypatch) -> None:
     """Tables of one to a few block rows: the previous group's last block carries over into row 0,
     and entries older groups left in the table must never count (DENSE's padded plane is 70 cells)."""
-    monkeypatch.setattr(A, "_DENOISE_TABLE_CELLS", table_cells)
+    monkeypatch.setattr(filters, "_DENOISE_TABLE_CELLS", table_cells)
     for seed, n, sensor, duration in _cases():
         events = _stream(seed, n, sensor, duration)
         if seed == 2:  # a late start and gaps of empty blocks
@@ -79,7 +80,7 @@ def _denoise_reference(events: np.ndarray, filter_time: float, offsets: list[tup
 
 @pytest.mark.parametrize("table_cells", [1, 150, 1 << 16])
 def test_denoise_eight_neighbours(table_cells: int, monkeypatch) -> None:
-    monkeypatch.setattr(A, "_DENOISE_TABLE_CELLS", table_cells)
+    monkeypatch.setattr(filters, "_DENOISE_TABLE_CELLS", table_cells)
     eight = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if (dx, dy) != (0, 0)]
     for seed in range(3):
         events = _stream(seed, 600, DENSE if seed else SensorSize(30, 20, 2), duration=60_000)

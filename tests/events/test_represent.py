@@ -9,17 +9,18 @@ import pytest
 import tonic.transforms as tt
 import torch
 
-import event_lightning.events.represent as represent
 from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, make_events
-from event_lightning.events.represent import (
+from event_lightning.events.represent.frames import frame_events, to_frame
+from event_lightning.events.represent.frames_torch import to_frame_torch
+from event_lightning.events.represent.histogram import stacked_histogram
+from event_lightning.events.represent.slicing import FrameSlicing, _searchsorted, _slice_bounds
+from event_lightning.events.represent.time_surfaces import time_surface
+from event_lightning.events.represent.trace import (
     double_exponential_trace,
     double_exponential_weights,
-    stacked_histogram,
-    time_surface,
-    to_frame,
-    to_frame_torch,
-    voxel_grid,
+    exponential_filter_taps,
 )
+from event_lightning.events.represent.voxel import voxel_grid
 
 SENSOR = SensorSize(240, 180, 2)  # non-square: a W/H swap cannot go unnoticed
 SMALL = SensorSize(37, 23, 2)  # non-square too; keeps sweeps with hundreds of frames cheap
@@ -324,7 +325,7 @@ def test_float_windows_that_round_into_each_other() -> None:
     events = make_events(
         rng.integers(0, 3, 41), rng.integers(0, 2, 41), np.arange(41), rng.integers(0, 2, 41)
     )
-    starts, ends = represent._slice_bounds(events["t"], represent.FrameSlicing(time_window=0.1))
+    starts, ends = _slice_bounds(events["t"], FrameSlicing(time_window=0.1))
     assert (starts[1:] < ends[:-1]).any()
     expected = tt.ToTimesurface(sensor.as_tonic(), 0.1, 5.0)(events.copy())
     np.testing.assert_array_equal(time_surface(events, sensor, dt=0.1, tau=5.0), expected)
@@ -373,7 +374,7 @@ def test_double_exponential_impulse_responses() -> None:
     for t, value in [(0, 0.006), (150, 0.51), (190, 0.67)]:
         assert lights[t] == pytest.approx(value, abs=0.006), t
     assert lights.sum() == pytest.approx(50, abs=0.2)
-    assert represent.exponential_filter_taps(0.99) == 599 and represent.exponential_filter_taps(0.92) == 75
+    assert exponential_filter_taps(0.99) == 599 and exponential_filter_taps(0.92) == 75
 
 
 def test_double_exponential_trace_equals_cascaded_filters() -> None:
@@ -405,17 +406,17 @@ def test_strided_bisection_equals_numpy_searchsorted() -> None:
         rng.integers(-10, 3010, 40),
         rng.uniform(-10, 3010, 40),  # float boundaries, as tonic's float window arithmetic gives
     ):
-        np.testing.assert_array_equal(represent._searchsorted(t, values), np.searchsorted(np.asarray(t), values))
+        np.testing.assert_array_equal(_searchsorted(t, values), np.searchsorted(np.asarray(t), values))
 
 
 @pytest.mark.parametrize("config", FRAME_CONFIGS[:6], ids=_config_id)
 def test_frame_events_of_checked_events_equals_to_frame(config: dict) -> None:
     events = _stream(11, 4000)
-    slicing = represent.FrameSlicing(**config)
+    slicing = FrameSlicing(**config)
     expected = to_frame(events, SENSOR, **config)
     for checked in (False, True):
-        assert np.array_equal(represent.frame_events(events, SENSOR, slicing, checked=checked), expected)
+        assert np.array_equal(frame_events(events, SENSOR, slicing, checked=checked), expected)
     bad = events.copy()
     bad["y"][7] = SENSOR.height
     with pytest.raises(EventFormatError, match="y outside"):
-        represent.frame_events(bad, SENSOR, slicing)  # unchecked input is validated
+        frame_events(bad, SENSOR, slicing)  # unchecked input is validated

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tonic.transforms as tt
 
-import event_lightning.events.represent as represent
 from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, make_events, validate
-from event_lightning.events.represent import voxel_grid
+from event_lightning.events.represent import voxel
+from event_lightning.events.represent.voxel import voxel_grid
 
 SENSOR = SensorSize(37, 23, 2)  # non-square: a W/H swap cannot go unnoticed
 GESTURE = SensorSize(128, 128, 2)
@@ -33,12 +33,12 @@ def _assert_same_as_tonic(events: np.ndarray, sensor: SensorSize, n_bins: int) -
     np.testing.assert_array_equal(grid.view(np.uint64), expected.view(np.uint64))
 
 
-@pytest.fixture(params=[represent._VOXEL_BLOCK, 7, 64], ids=["whole-stream", "block-7", "block-64"])
+@pytest.fixture(params=[voxel._VOXEL_BLOCK, 7, 64], ids=["whole-stream", "block-7", "block-64"])
 def block(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
     """Streams up to ``_VOXEL_BLOCK`` events take the whole-stream pass; small blocks send the same
     short streams through the block-wise pass across many block boundaries (multi-bin blocks, a
     bin larger than a block, held-back right parts)."""
-    monkeypatch.setattr(represent, "_VOXEL_BLOCK", request.param)
+    monkeypatch.setattr(voxel, "_VOXEL_BLOCK", request.param)
     return request.param
 
 
@@ -93,7 +93,7 @@ def test_bin_starts_are_exact_at_bin_edges() -> None:
     times = np.sort(np.concatenate([edges, edges[1:] - 1, edges[:-1] + 1, edges, edges]))
     rng = np.random.default_rng(4)
     events = _events(rng, times)
-    starts = represent._bin_starts(events["t"], represent._TimeScale(0.0, float(n_bins), float(span)), n_bins)
+    starts = voxel._bin_starts(events["t"], voxel._TimeScale(0.0, float(n_bins), float(span)), n_bins)
     tau = n_bins * (times.astype(float) - times[0]) / span
     assert starts == [int(np.searchsorted(tau, b, side="left")) for b in range(n_bins + 1)]
     _assert_same_as_tonic(events, SENSOR, n_bins)
@@ -160,7 +160,7 @@ def test_order_checked_across_block_boundaries(monkeypatch: pytest.MonkeyPatch) 
     # two sorted runs each: with blocks of at most 7 events, the bin starts found on them put the
     # only decrease exactly between two blocks (18 -> 5 before the tail, 17 -> 10 at it), where
     # only the check against the previous block's last event sees it
-    monkeypatch.setattr(represent, "_VOXEL_BLOCK", 7)
+    monkeypatch.setattr(voxel, "_VOXEL_BLOCK", 7)
     for times, n_bins in [
         ([2, 4, 9, 11, 15, 17, 18, 18, 18, 5, 11], 2),
         ([2, 7, 11, 13, 13, 14, 14, 16, 16, 17, 10], 3),
@@ -169,10 +169,10 @@ def test_order_checked_across_block_boundaries(monkeypatch: pytest.MonkeyPatch) 
         with pytest.raises(EventFormatError) as error:
             voxel_grid(runs, SENSOR, n_bins)
         assert str(error.value) == _validate_message(runs, SENSOR)
-    monkeypatch.setattr(represent, "_VOXEL_BLOCK", 16)
+    monkeypatch.setattr(voxel, "_VOXEL_BLOCK", 16)
     rng = np.random.default_rng(8)
     events = _events(rng, np.arange(0, 4_000, 10))
-    starts = represent._bin_starts(events["t"], represent._TimeScale(0.0, 50.0, 3_990.0), 50)
+    starts = voxel._bin_starts(events["t"], voxel._TimeScale(0.0, 50.0, 3_990.0), 50)
     for first_of_block in (starts[20], starts[50]):  # a bin start, the start of the t_last events
         broken = events.copy()
         broken["t"][first_of_block] = broken["t"][first_of_block - 1] - 1

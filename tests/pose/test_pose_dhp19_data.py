@@ -25,7 +25,8 @@ from event_lightning.events.formats.dhp19_h5 import (
     read_dhp19_labels,
     read_projection_matrices,
 )
-from event_lightning.events.represent import stacked_histogram, to_frame
+from event_lightning.events.represent.frames import to_frame
+from event_lightning.events.represent.histogram import stacked_histogram
 from event_lightning.metrics.triangulation import CAMERA_TO_P_INDEX, project_to_crop, triangulate
 
 CONFIG = SyntheticDHP19Config(subjects=(1, 13), duration_ms=600, cameras=(2, 3), seed=3)

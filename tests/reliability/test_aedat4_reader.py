@@ -23,17 +23,10 @@ import pytest
 import zstandard
 
 from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, make_events, validate
-from event_lightning.events.formats.aedat4 import (
-    AEDAT4_EVENT_RECORD,
-    AEDAT4_MAGIC,
-    Aedat4Stream,
-    encode_aedat4_header,
-    encode_aedat4_packet,
-    read_aedat4,
-    read_aedat4_header,
-    read_aedat4_with_sensor,
-    write_aedat4,
-)
+from event_lightning.events.formats.aedat4.header import Aedat4Stream
+from event_lightning.events.formats.aedat4.layout import AEDAT4_EVENT_RECORD, AEDAT4_MAGIC
+from event_lightning.events.formats.aedat4.read import read_aedat4, read_aedat4_header, read_aedat4_with_sensor
+from event_lightning.events.formats.aedat4.write import encode_aedat4_header, encode_aedat4_packet, write_aedat4
 
 SENSOR = SensorSize(346, 260, 2)
 N_EVENTS = 300

@@ -10,7 +10,8 @@ from PIL import Image, ImageSequence
 from event_lightning.events import make_events
 from event_lightning.events.core import SensorSize
 from event_lightning.events.formats.dhp19_h5 import DHP19_JOINTS
-from event_lightning.events.represent import to_frame, voxel_grid
+from event_lightning.events.represent.frames import to_frame
+from event_lightning.events.represent.voxel import voxel_grid
 from event_lightning.viz import (
     DHP19_EDGES,
     EventColours,

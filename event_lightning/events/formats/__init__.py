@@ -1,13 +1,8 @@
 """Readers and writers of on-disk event formats; every reader returns :data:`EVENT_DTYPE` events."""
 
-from event_lightning.events.formats.aedat4 import (
-    Aedat4Header,
-    Aedat4Stream,
-    read_aedat4,
-    read_aedat4_header,
-    read_aedat4_with_sensor,
-    write_aedat4,
-)
+from event_lightning.events.formats.aedat4.header import Aedat4Header, Aedat4Stream
+from event_lightning.events.formats.aedat4.read import read_aedat4, read_aedat4_header, read_aedat4_with_sensor
+from event_lightning.events.formats.aedat4.write import write_aedat4
 from event_lightning.events.formats.asl_dvs_mat import (
     ASL_DVS_CLASSES,
     ASL_DVS_SENSOR_SIZE,

@@ -1,0 +1,72 @@
+"""Per-packet compression of AEDAT4 files: LZ4 or Zstd frames, one per packet and for the data table.
+
+The optional ``lz4`` / ``zstandard`` packages are imported only when a file needs them; a missing
+one raises an ImportError naming the ``pip install`` command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+
+from event_lightning.events.core import EventFormatError
+from event_lightning.events.formats.aedat4.layout import AEDAT4_COMPRESSIONS
+
+_PIP_NAMES = {"lz4": "lz4", "zstd": "zstandard"}
+_COMPRESSION_LEVELS = {"lz4": 0, "lz4_high": 9, "zstd": 3, "zstd_high": 19}
+
+
+def _codec(family: str, need: str, purpose: str = "") -> ModuleType:
+    """``lz4.frame`` or ``zstandard``, imported only when a file needs it.
+
+    When it is missing: ImportError "<need> the '<package>' package (pip install <package>)<purpose>".
+    """
+    try:
+        if family == "lz4":
+            import lz4.frame as codec
+        else:
+            import zstandard as codec
+    except ImportError as error:
+        package = _PIP_NAMES[family]
+        raise ImportError(f"{need} the {package!r} package (pip install {package}){purpose}") from error
+    return codec
+
+
+def _decompress(payload: memoryview, compression: str, origin: str | Path, where: str) -> bytes | memoryview:
+    """Undo one packet's compression; truncated, corrupt or over-long frames raise."""
+    if compression == "none":
+        return payload
+    family = compression.split("_")[0]
+    codec = _codec(family, f"{origin}: the file is {compression}-compressed; install", " to read it")
+    try:
+        decoder = codec.LZ4FrameDecompressor() if family == "lz4" else codec.ZstdDecompressor().decompressobj()
+        output = decoder.decompress(payload)
+    except Exception as error:  # noqa: BLE001 - both codecs raise their own error classes on corrupt frames
+        raise EventFormatError(
+            f"{origin}: {where}: expected a valid {family} frame; decompression failed: {error}"
+        ) from error
+    if not decoder.eof:
+        raise EventFormatError(f"{origin}: {where}: expected a complete {family} frame, found a truncated one")
+    if decoder.unused_data:
+        raise EventFormatError(
+            f"{origin}: {where}: expected one {family} frame, found {len(decoder.unused_data)} trailing byte(s)"
+        )
+    return output
+
+
+def _compress(buffer: bytes, compression: str) -> bytes:
+    if compression == "none":
+        return buffer
+    family = compression.split("_")[0]
+    codec = _codec(family, f"writing {compression}-compressed AEDAT4 needs")
+    level = _COMPRESSION_LEVELS[compression]
+    # Checksums make a corrupted packet an error instead of silently different events.
+    if family == "lz4":
+        return codec.compress(buffer, compression_level=level, content_checksum=True)
+    return codec.ZstdCompressor(level=level, write_checksum=True).compress(buffer)
+
+
+def _check_compression(compression: str) -> str:
+    if compression not in AEDAT4_COMPRESSIONS:
+        raise ValueError(f"AEDAT4 compression must be one of {AEDAT4_COMPRESSIONS}, found {compression!r}")
+    return compression
