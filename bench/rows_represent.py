@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.run import BenchConfig, Results, Row, Skipped, median_time, paired_times
+from bench.measure import BenchConfig, median_time, paired_times
+from bench.results import Results, Row, Skipped
 from event_lightning.events.augment import denoise, downsample
 from event_lightning.events.core import EVENT_DTYPE, SensorSize
 from event_lightning.events.represent import to_frame, voxel_grid
