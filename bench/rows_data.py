@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.run import BenchConfig, Results, Row, Skipped, paired_times
+from bench.measure import BenchConfig, paired_times
+from bench.results import Results, Row, Skipped
 
 
 def _epoch_seconds(datamodule) -> tuple[float, int]:

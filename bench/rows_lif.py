@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from bench.run import BenchConfig, Results, Row, Skipped, paired_times
+from bench.measure import BenchConfig, paired_times
+from bench.results import Results, Row, Skipped
 from event_lightning.nn.lif import LIFClassifierNet, LIFParameters, LIParameters
 
 

@@ -34,7 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.run import BenchConfig, Results, Row, format_bytes
+from bench.measure import BenchConfig
+from bench.results import Results, Row
+from bench.table import format_bytes
 from event_lightning.data.loading.sparse_counts import SparseCounts
 
 GROUP = "dhp19_mem"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.run import BenchConfig, Results, Row, Skipped, median_time, paired_times
-from event_lightning.events.augment.filters import denoise
-from event_lightning.events.augment.geometry import downsample
+from bench.measure import BenchConfig, median_time, paired_times
+from bench.results import Results, Row, Skipped
+from event_lightning.events.augment import denoise, downsample
 from event_lightning.events.core import EVENT_DTYPE, SensorSize
 from event_lightning.events.represent.frames import to_frame
 from event_lightning.events.represent.voxel import voxel_grid

@@ -22,7 +22,7 @@ import pytorch_lightning as pl
 import torch
 from matplotlib.figure import Figure
 
-from event_lightning.callbacks.tensorboard_figures import _PeriodicFigureCallback
+from event_lightning.callbacks.tensorboard_figures.periodic import _PeriodicFigureCallback
 from event_lightning.viz.pose import plot_pose_overlay
 
 __all__ = ["PoseOverlayLogger", "pose_overlay_figures"]
@@ -90,24 +90,13 @@ class PoseOverlayLogger(_PeriodicFigureCallback):
             raise ValueError(f"PoseOverlayLogger: n_samples must be >= 1, found {n_samples}")
         self.n_samples, self.tag = n_samples, tag
 
-    def on_validation_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        writer = self._first_batch_writer(trainer, batch_idx, dataloader_idx)
-        if writer is None:
-            return
+    def _log_first_batch(self, writer: Any, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any) -> None:
         if not isinstance(batch, dict) or not ({"cnn_input", "events"} & set(batch)):
             raise ValueError(
                 "PoseOverlayLogger: expected a DHP19 batch (a dict with 'cnn_input' or 'events'); "
                 f"found {type(batch).__name__}{' with keys ' + str(sorted(batch)) if isinstance(batch, dict) else ''}"
             )
         with torch.no_grad():
-            predictions = pl_module.predict_step(batch, batch_idx)
+            predictions = pl_module.predict_step(batch, 0)
         for i, fig in enumerate(pose_overlay_figures(batch, predictions, self.n_samples)):
             self._log(writer, f"{self.tag}/sample_{i}", fig, trainer.global_step)

@@ -12,23 +12,20 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # `bench/` is a top-level folder, not part of the package
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.configs import build_datamodule, build_model, read_config  # noqa: E402
+from bench.goals import goal_lines  # noqa: E402
+from bench.measure import BenchConfig  # noqa: E402
+from bench.results import Results, Row  # noqa: E402
+from bench.rows_e2v_data import DatapathShape, run_event2vec_datapath_rows  # noqa: E402
 from bench.rows_memory import (  # noqa: E402
     PoseWindowLayout,
     dhp19_datamodule,
     reference_sample_bytes,
     run_dhp19_memory_rows,
 )
-from bench.rows_methods import (  # noqa: E402
-    METHOD_CASES,
-    DatapathShape,
-    build_datamodule,
-    build_model,
-    peak_from_memory_records,
-    read_config,
-    run_event2vec_datapath_rows,
-    run_method_rows,
-)
-from bench.run import BenchConfig, Results, Row, format_bytes, format_markdown_table, goal_lines  # noqa: E402
+from bench.rows_methods import METHOD_CASES, run_method_rows  # noqa: E402
+from bench.table import format_bytes, format_markdown_table  # noqa: E402
+from bench.training import peak_from_memory_records  # noqa: E402
 
 TINY = BenchConfig(quick=True, warmup=0, repeats=1)
 

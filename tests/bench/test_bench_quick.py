@@ -10,17 +10,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:  # `bench/` is a top-level folder, not part of the package
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.goals import goal_lines  # noqa: E402
+from bench.measure import BenchConfig, median_time  # noqa: E402
+from bench.results import Results, Row  # noqa: E402
 from bench.rows_represent import fitted_exponent, run_representation_rows  # noqa: E402
-from bench.run import (  # noqa: E402
-    HEADER,
-    BenchConfig,
-    Results,
-    Row,
-    format_markdown_table,
-    format_text_table,
-    goal_lines,
-    median_time,
-)
+from bench.table import HEADER, format_markdown_table, format_text_table  # noqa: E402
 from event_lightning.nn.lif import input_projection  # noqa: E402
 
 

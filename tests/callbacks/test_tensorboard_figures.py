@@ -232,7 +232,7 @@ def test_tuple_outputs_need_a_valid_element():
 
 
 def test_input_panels_sum_the_steps_and_drop_time_padding():
-    from event_lightning.callbacks.tensorboard_figures import _to_panels
+    from event_lightning.callbacks.tensorboard_figures.inputs import _to_panels
 
     frames = np.zeros((10, 2, 3, 3))
     frames[:7] = np.arange(7)[:, None, None, None]  # steps 7..9 are padding

@@ -16,7 +16,8 @@ from pytorch_lightning.trainer.states import RunningStage
 from pytorch_lightning.utilities.data import _update_dataloader
 from torch.utils.data import DistributedSampler, RandomSampler, SequentialSampler
 
-from bench.rows_methods import METHOD_CASES, _merge, build_datamodule, read_config
+from bench.configs import _merge, build_datamodule, read_config
+from bench.rows_methods import METHOD_CASES
 
 pytestmark = pytest.mark.slow
 CASES = {case.name: case for case in METHOD_CASES}

@@ -43,7 +43,7 @@ from event_lightning.events.formats.dvsgesture_npy import (
     list_dvsgesture_split,
     read_dvsgesture_npy,
 )
-from event_lightning.events.represent import to_frame
+from event_lightning.events.represent.frames import to_frame
 
 __all__ = ["DVSGestureDataModule", "GestureWindowDataset", "LIGHTING_CONDITIONS", "lighting_index"]
 

@@ -53,7 +53,7 @@ from event_lightning.data.standins.nmnist import (
 from event_lightning.events import augment
 from event_lightning.events.core import SensorSize
 from event_lightning.events.formats.nmnist import NMNIST_SENSOR_SIZE, decode_nmnist_batch, read_nmnist_bin
-from event_lightning.events.represent import to_frame
+from event_lightning.events.represent.frames import to_frame
 
 __all__ = ["NMNISTBatchReader", "NMNISTDataModule", "NMNISTFrameDataset", "NMNISTFramesDataModule", "nmnist_frames"]
 

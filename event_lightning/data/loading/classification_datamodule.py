@@ -26,7 +26,7 @@ from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.data.loading.frames_collate import pad_time_collate
 from event_lightning.data.loading.frames_dataset import FRAMES_CODE_VERSION, EventFramesDataset
 from event_lightning.events.core import SensorSize
-from event_lightning.events.represent import FrameSlicing
+from event_lightning.events.represent.slicing import FrameSlicing
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import TypeVar
 import numpy as np
 
 from event_lightning.events.core import to_event_array
-from event_lightning.events.represent import FrameSlicing
+from event_lightning.events.represent.slicing import FrameSlicing
 
 __all__ = ["check_slicing_fits", "check_window_fits", "first_readable"]
 

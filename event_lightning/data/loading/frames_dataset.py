@@ -12,7 +12,10 @@ from torch.utils.data import Dataset
 
 from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, to_event_array, validate
-from event_lightning.events.represent import FrameSlicing, batch_frame_cells, frame_events, pixel_index
+from event_lightning.events.represent.frames import frame_events
+from event_lightning.events.represent.frames_batched import batch_frame_cells
+from event_lightning.events.represent.pixels import pixel_index
+from event_lightning.events.represent.slicing import FrameSlicing
 
 FRAMES_CODE_VERSION = "1"
 """Bump when framing changes what a cached sample holds (see :class:`FrameCache`)."""

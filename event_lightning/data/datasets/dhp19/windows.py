@@ -67,7 +67,8 @@ from event_lightning.events.formats.dhp19_h5 import (
     read_dhp19_labels,
     read_projection_matrices,
 )
-from event_lightning.events.represent import stacked_histogram, to_frame
+from event_lightning.events.represent.frames import to_frame
+from event_lightning.events.represent.histogram import stacked_histogram
 from event_lightning.metrics.triangulation import CAMERA_TO_P_INDEX
 
 __all__ = ["DHP19Windows"]

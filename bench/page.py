@@ -1,0 +1,146 @@
+"""docs/performance.md: the page ``python -m bench`` writes after a full run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.goals import goal_lines
+from bench.measure import BenchConfig, machine_description
+from bench.results import Results
+from bench.table import format_markdown_table
+
+PAGE_INTRO = """# Performance
+
+Written by `python -m bench` (bench/run.py); rerun it to refresh this page. Every row times this
+project and a peer library in the same process on the same data: {warmup} warm-up call(s), then
+the median of {repeats} timed calls, alternating ours and the peer call by call so that load
+from other jobs hits both sides alike. **ratio = peer time / our time** (> 1: this project is
+faster). "outputs agree" compares the two results on that same data (exact equality for event
+representations, tolerances stated per row for the networks).
+
+**Machine of this run:** {machine}. The run took {elapsed:.0f} s. The box is a 2-core CPU shared
+with other jobs, so absolute times are noisy; ratios (both sides measured back to back) are the
+numbers to read. Without a GPU the per-method rows (groups methods, e2v_data) run on the CPU and
+GPU-only measurements are **not measured**.
+"""
+
+PAGE_ANALYSIS = """
+## Where the time goes in the goals not met
+
+Profiled on this machine (numbers vary with its load):
+
+- **to_frame, time_window=10 ms.** The output alone is 599x2x128x128 int16, 39 MB; allocating
+  and first-touching that much memory costs ~2-7 ms here (it depends on whether the kernel hands
+  out huge pages), before any event is counted. The events cost ~4 ms: validation (one unsigned
+  reduction per field and a sortedness check, ~1.2 ms), the pixel index (~2 ms, five passes over
+  the strided fields) and one int16 `np.add.at` (~1.4 ms). tonic took ~43 ms in this run (95-113 ms
+  in the previous session's runs on the same kind of box), so 10x would be ~4 ms, below that
+  floor. The count and bin modes sit at 4-6x here for the same reasons with smaller outputs.
+- **voxel_grid.** tonic 1.7's `ToVoxelGrid` is already vectorised (two `np.add.at` over the
+  events, fast since numpy 1.25): ~23 ms in this run, 25-60 ms in earlier ones. Ours keeps
+  tonic's per-cell addition order (left parts of bin b, then right parts of bin b-1) while working
+  through blocks of whole bins with cache-sized scratch arrays, and fuses the event checks into
+  the same pass: ~6 ms, of which the 1M sequential scatter-adds that identical float sums
+  require take ~2.7 ms and reading the strided fields ~1.3 ms. 10x (~2.3 ms here) would leave
+  nothing for the rest in numpy.
+- **denoise.** tonic loops over the events in Python: ~0.8 s for the 500k events in this run,
+  1.95 s in the previous session's run on the same kind of box, so this ratio moves with the
+  machine more than with our code. Ours cuts time into blocks of `floor(filter_time)` µs (an
+  earlier neighbour event in the same block is always recent, the latest one in the previous
+  occupied block is checked by its time, older ones never count) and keeps one cache-sized table
+  over `[block, padded pixel]` whose cells pair the pixel's first event index in its block with
+  its latest event index in the block before: per event one lookup per neighbour, then a minimum
+  and a maximum. It takes ~16-20 ms (the previous two-table version ~55-70 ms): validation
+  ~1 ms, the event-sized index and time arrays ~5 ms (much of it first-touch page faults), the
+  loop over groups of 3 blocks ~11 ms (4 random lookups per event, ~20 numpy calls per group).
+  100x of a 0.8 s tonic is 8 ms, below what the event-sized passes alone cost in numpy; a single
+  sequential pass needs compiled code, which this project does not ship.
+"""
+
+PAGE_NOTES = """
+## What each group measures
+
+- **represent**: a DVSGesture-like stream (uniform random pixels on 128x128, 2 polarities,
+  sorted times over 6 s) against tonic 1.7's transforms on the same structured array:
+  `to_frame` in each slicing mode vs `ToFrame`, `voxel_grid` vs `ToVoxelGrid`, `denoise` vs
+  `Denoise`, `downsample` vs `Downsample`. Outputs must be identical (array equality).
+- **lif**: one training step (forward, NLL on the max readout voltage, backward, Adam step) of
+  the POKER-DVS classifier (T=200, B=32, 2450 -> 100 -> 4, sparse binary input frames) against
+  the same network built from norse 1.1 (`LIFRecurrentCell` + `Linear` + `LICell`, looped per
+  time step) with the same initial weights. Agreement: the loss of the first step with
+  SuperSpike alpha=1 (norse 1.1.0 ignores alpha in SuperSpike's backward) to 1e-5, and every
+  weight gradient's worst |difference| relative to its largest entry to 1e-5.
+- **pose_lif**: the pose SNN's decay-input LIF layer (`event_lightning.nn.pose.lif.lif_multistep`)
+  forward + backward against spikingjelly 2.0's `LIFNode` in multi-step mode (torch backend, same
+  tau, threshold, soft reset, ATan surrogate): equal spikes and input gradients to 1e-5.
+- **data**: samples/s of a full pass over each DataModule's train loader (synthetic stand-ins,
+  batch 32, no workers), first epoch and second epoch. These loaders have no representation
+  cache (they re-read and re-frame every epoch), so the second epoch only gains the OS file
+  cache and warm code paths. Both fetch a batch at a time (the dataset's `__getitems__`): the
+  batch's files are read and framed in one vectorised pass and counted straight into the padded
+  batch (uint8 when every count fits, else int16). The NMNIST row compares the per-sample path
+  (one file read + `to_frame`) with tonic's reader + `ToFrame` on the same files.
+- **growth**: `to_frame(n_time_bins=16)` as the stream grows; the exponent is the least-squares
+  slope of log(time) against log(events) (1.0 = linear). Below 1 means the fixed cost per call
+  (the 16x2x128x128 output, slice bounds) still dominates the small streams.
+- **methods** (rows 4-6 per method): each method's synthetic config in `config/` (LIF classifier
+  on the quickstart N-MNIST frames, HG-VAE N-MNIST and DVSGesture, Event2Vec, pose CNN / SNN /
+  hybrid CNN-SNN on the DHP19 stand-in, TVAE), built as the CLI builds it (DataModule -> model
+  links), with smaller stand-ins where the size column or note says so (`bench/rows_methods.py`
+  lists the overrides). Loaders run with `num_workers=0`. *cold epoch*: `setup` plus one pass
+  with an empty cache folder (stand-in files already written); *cached epoch*: two later passes,
+  one before and one after the training measurement. Their "peer" is the training step's
+  consumption (seconds per sample of a step), so **ratio = loader samples/s / training
+  samples/s**. *train step*: median wall time of a `pl.Trainer` step (`training_step`, backward,
+  optimiser) on batches fetched beforehand and held in memory, so no step waits on data.
+  *peak train-step memory*: one more step; on CUDA `torch.cuda.max_memory_allocated` above the
+  step's start, on the CPU the peak live bytes of the tensors the step allocates (running sum of
+  the allocations and frees `torch.profiler(profile_memory=True)` records during the step:
+  activations, gradients, optimiser temporaries; parameters and optimiser state, alive before the
+  step, are in the note).
+- **e2v_data**: Event2Vec's data path against a re-creation of the reference's
+  (`bench/event2vec_datapath.py`: one compressed spikingjelly `.npz` read per sample,
+  `rng.choice` of 255 events, `pad_sequence` collate) on the same ASL-DVS-sized recordings
+  (~28k events each), same batch size, `num_workers=0` on both sides: batches alone, and batches
+  plus a training step of the same network and optimiser (samples/s as per-sample times).
+- **dhp19_mem**: bytes per DHP19 training sample. The reference's sample layout (hybrid_pose spec
+  §6 and pitfall 10: `event_representation` (T,2,H,W) float32, dense one-hot `label`
+  (T,13,H,W) float64, `cnn_input` (2,20,H,W) float32 for the hybrid, `landmarks` (2,T,13) and
+  `label_3d` (T,3,13) float64, `ms_start`/`ms_end`; fields whose layout the spec does not give,
+  such as `cnn_label`, are left out, so the reference figure is a lower bound) is computed for
+  the same window configuration (100 ms windows, 10 ms bins, 10-bin CNN frames, 256x256 crop)
+  and compared with what the DataLoader carries for one sample of our DHP19 DataModule on the
+  synthetic stand-in at that configuration (the count stack as sparse entries, int32 index + uint8
+  count per non-zero cell, made dense float32 on the device after the transfer; coordinates
+  instead of dense maps), and with the size of its cache file (the same sparse entries).
+- Threads: both sides run with the same torch intra-op thread count (`--threads`, default 1).
+  On this shared 2-core box, 2 threads made every LIF step wait on busy cores (a single training
+  step took 10-20 s instead of ~0.2-0.5 s, for norse and for us alike), so 1 thread is the
+  measurement that means something here.
+"""
+
+
+def render_performance_page(results: Results, cfg: BenchConfig, machine: str, elapsed: float) -> str:
+    parts = [
+        PAGE_INTRO.format(warmup=cfg.warmup, repeats=cfg.repeats, machine=machine, elapsed=elapsed),
+        "## Results\n",
+        format_markdown_table(results),
+    ]
+    parts.append("\n## Goals of issue 7 in this run\n")
+    parts += goal_lines(results)
+    if results.skipped:
+        parts.append("\nSkipped rows:\n")
+        parts += [f"- {s.group} / {s.operation}: {s.reason}" for s in results.skipped]
+    parts.append(PAGE_ANALYSIS)
+    parts.append(PAGE_NOTES)
+    parts.append(
+        "## Reproduce\n\n```\npython -m bench            # full run, rewrites this page\n"
+        "python -m bench --quick    # < 2 min, prints the table only\n```\n"
+    )
+    return "\n".join(parts)
+
+
+def write_markdown(results: Results, path: Path, cfg: BenchConfig, elapsed: float) -> None:
+    """docs/performance.md: machine, method, the measured table, skipped rows, how to reproduce."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_performance_page(results, cfg, machine_description(), elapsed), encoding="utf-8")

@@ -1,0 +1,190 @@
+"""Measuring a loader pass and a LightningModule's training step (time and peak memory); see
+:mod:`bench.rows_methods` for how the rows use them."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+
+@dataclass
+class EpochPass:
+    """One pass over a train loader: wall time (s), samples, and the batches (when kept)."""
+
+    seconds: float
+    samples: int
+    batches: list[Any]
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.seconds
+
+
+def loader_pass(
+    datamodule: pl.LightningDataModule,
+    count: Callable[[Any], int],
+    max_batches: int | None = None,
+    keep: int = 0,
+) -> EpochPass:
+    """Iterate the train loader as a Trainer would (through the DataModule's transfer hooks), up to
+    ``max_batches``; keep the first ``keep`` batches."""
+    kept: list[Any] = []
+    samples = 0
+    start = time.perf_counter()
+    for k, batch in enumerate(datamodule.train_dataloader()):
+        if max_batches is not None and k >= max_batches:
+            break
+        batch = datamodule.on_after_batch_transfer(datamodule.on_before_batch_transfer(batch, 0), 0)
+        samples += count(batch)
+        if len(kept) < keep:
+            kept.append(batch)
+    seconds = time.perf_counter() - start
+    if samples == 0:
+        raise ValueError("bench: the train loader yielded no samples; enlarge the stand-in or lower batch_size")
+    return EpochPass(seconds, samples, kept)
+
+
+def tensor_bytes(obj: Any) -> int:
+    """Bytes of every tensor / array in a (nested) batch, parameters or optimiser state."""
+    if isinstance(obj, torch.Tensor):
+        return obj.element_size() * obj.numel()
+    if isinstance(obj, np.ndarray):
+        return obj.nbytes
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):  # NamedTuples included
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
+def peak_from_memory_records(records: list[tuple[int, int]]) -> int:
+    """Peak of the running sum of ``(time, bytes)`` allocation (+) / free (-) records, in time order
+    (0 when nothing outlives its allocation above the start)."""
+    running = np.cumsum([nbytes for _, nbytes in sorted(records)], dtype=np.int64)
+    return int(max(running.max(initial=0), 0))
+
+
+class StepTimer(pl.Callback):
+    """Times training steps ``warmup .. warmup + steps - 1`` and measures the peak memory of step
+    ``warmup + steps`` (see :mod:`bench.rows_methods`)."""
+
+    def __init__(self, warmup: int, steps: int) -> None:
+        self.warmup, self.steps = warmup, steps
+        self.times: list[float] = []
+        self.peak_bytes: int | None = None
+        self.memory_method = ""
+        self._start = 0.0
+        self._profiler: torch.profiler.profile | None = None
+        self._cuda_base = 0
+
+    def _sync(self, pl_module: pl.LightningModule) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        self._sync(pl_module)
+        if batch_idx == self.warmup + self.steps:
+            if pl_module.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(pl_module.device)
+                self._cuda_base = torch.cuda.memory_allocated(pl_module.device)
+            else:
+                activities = [torch.profiler.ProfilerActivity.CPU]
+                self._profiler = torch.profiler.profile(activities=activities, profile_memory=True)
+                self._profiler.start()
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        self._sync(pl_module)
+        elapsed = time.perf_counter() - self._start
+        if self.warmup <= batch_idx < self.warmup + self.steps:
+            self.times.append(elapsed)
+        elif batch_idx == self.warmup + self.steps:
+            if pl_module.device.type == "cuda":
+                self.peak_bytes = torch.cuda.max_memory_allocated(pl_module.device) - self._cuda_base
+                self.memory_method = "torch.cuda.max_memory_allocated above the step's start"
+            elif self._profiler is not None:
+                self._profiler.stop()
+                records = [
+                    (event.start_ns(), event.nbytes())
+                    for event in self._profiler.profiler.kineto_results.events()
+                    if event.name() == "[memory]" and str(event.device_type()).endswith("CPU")
+                ]
+                self.peak_bytes = peak_from_memory_records(records)
+                self.memory_method = "torch.profiler: peak live bytes of the tensors allocated in the step"
+                self._profiler = None
+
+
+@dataclass
+class TrainMeasurement:
+    """Median time (s) of one training step, its batch size, peak memory (bytes) and how."""
+
+    step_s: float
+    batch_size: int
+    peak_bytes: int | None
+    memory_method: str
+    state_bytes: int
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.batch_size / self.step_s
+
+
+_LIGHTNING_LOGGERS = ("pytorch_lightning", "pytorch_lightning.utilities.rank_zero", "lightning_fabric")
+
+
+def _as_is(batch: Any) -> Any:
+    return batch
+
+
+def measure_training(
+    model: pl.LightningModule, batches: list[Any], count: Callable[[Any], int], warmup: int, steps: int
+) -> TrainMeasurement:
+    """Train ``model`` for ``warmup + steps + 1`` steps on ``batches`` (cycled, held in memory)."""
+    total = warmup + steps + 1
+    feed = [batches[k % len(batches)] for k in range(total)]
+    timer = StepTimer(warmup, steps)
+    trainer = pl.Trainer(
+        accelerator="auto",
+        devices=1,
+        max_epochs=1,
+        limit_train_batches=total,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
+    # A DataLoader over the held batches (a plain list would read as a list of loaders).
+    loader = torch.utils.data.DataLoader(feed, batch_size=None, shuffle=False, collate_fn=_as_is)
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.WARNING)  # no "GPU available" chatter per method
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(val_dataloader|num_workers|LeafSpec|Memory block).*")
+            trainer.fit(model, train_dataloaders=loader)
+    finally:
+        for log, level in zip(loggers, levels, strict=True):
+            log.setLevel(level)
+    if len(timer.times) != steps:
+        raise RuntimeError(f"bench: timed {len(timer.times)} training steps, expected {steps}")
+    optim_state = [opt.state_dict()["state"] for opt in trainer.optimizers]
+    state_bytes = tensor_bytes(list(model.parameters())) + tensor_bytes(optim_state)
+    return TrainMeasurement(
+        float(np.median(timer.times)), count(feed[0]), timer.peak_bytes, timer.memory_method, state_bytes
+    )

@@ -1,0 +1,80 @@
+"""What every periodic TensorBoard figure callback shares: when to log, where, and the image write."""
+
+from __future__ import annotations
+
+import warnings
+from abc import ABC, abstractmethod
+from typing import Any
+
+import pytorch_lightning as pl
+from matplotlib.figure import Figure
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from event_lightning.viz.spikes import figure_to_image
+
+
+def _experiment(trainer: pl.Trainer) -> Any | None:
+    """The SummaryWriter of the trainer's first TensorBoard logger, or None."""
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            return logger.experiment
+    return None
+
+
+class _PeriodicFigureCallback(pl.Callback, ABC):
+    """Shared rules: every ``every_n_epochs`` validation epochs, rank 0 only, warn once without TensorBoard.
+
+    Subclasses draw in :meth:`_log_first_batch`, called on the first batch of the first validation
+    loader of a logging epoch.
+    """
+
+    def __init__(self, every_n_epochs: int, name: str) -> None:
+        super().__init__()
+        if every_n_epochs < 1:
+            raise ValueError(f"{name}.every_n_epochs must be >= 1, found {every_n_epochs}")
+        self.every_n_epochs = every_n_epochs
+        self._name = name
+        self._warned = False
+
+    def _writer(self, trainer: pl.Trainer) -> Any | None:
+        """The SummaryWriter when this validation epoch should log, otherwise None."""
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return None
+        if trainer.current_epoch % self.every_n_epochs != 0:
+            return None
+        writer = _experiment(trainer)
+        if writer is None and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"{self._name}: the trainer has no TensorBoardLogger (trainer.logger), so no figures are "
+                "logged; set trainer.logger to pytorch_lightning.loggers.TensorBoardLogger",
+                stacklevel=2,
+            )
+        return writer
+
+    def _first_batch_writer(self, trainer: pl.Trainer, batch_idx: int, dataloader_idx: int) -> Any | None:
+        """The SummaryWriter on the first batch of the first validation loader of a logging epoch."""
+        if batch_idx != 0 or dataloader_idx != 0:
+            return None
+        return self._writer(trainer)
+
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        writer = self._first_batch_writer(trainer, batch_idx, dataloader_idx)
+        if writer is not None:
+            self._log_first_batch(writer, trainer, pl_module, batch)
+
+    @abstractmethod
+    def _log_first_batch(self, writer: Any, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any) -> None:
+        """Draw the figures of this validation batch and write them with :meth:`_log`."""
+
+    @staticmethod
+    def _log(writer: Any, tag: str, fig: Figure, step: int) -> None:
+        writer.add_image(tag, figure_to_image(fig), global_step=step, dataformats="HWC")
