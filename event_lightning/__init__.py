@@ -1,0 +1,6 @@
+"""event_lightning: PyTorch Lightning for event cameras and spiking neural networks."""
+
+from event_lightning import _moved
+
+# Old module paths (event_lightning._moved.MOVED_MODULES) keep importing, with a warning, until 0.3.
+_moved.install()

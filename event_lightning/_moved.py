@@ -1,22 +1,22 @@
 """Old import paths kept working for one release after a module moved.
 
-A module that moved leaves a two-line file at its old path::
+:data:`MOVED_MODULES` lists every module that moved and its new home(s). ``import
+event_lightning`` puts a finder on ``sys.meta_path`` that answers exactly those old names: no
+file stays behind at an old path, so the package folders show only where code lives now.
+Importing an old path warns once (:class:`MovedModuleWarning`, shown by default) and hands back
+the new module itself, so ``from old.path import name``, ``old.path.name``, ``mock.patch`` of
+``old.path.name`` and class paths in old configs or checkpoints keep resolving to the very same
+objects. A module split in several places lists every new home; its old path becomes a
+read-only view that looks a name up in each home in turn.
 
-    from event_lightning._moved import alias_module
-    alias_module(__name__)
-
-Importing the old path then warns once (:class:`MovedModuleWarning`, shown by default) and
-hands back the new module itself, so ``from old.path import name``, ``old.path.name`` and
-class paths in old configs or checkpoints keep resolving to the very same objects. A module
-split in several places lists every new home; its old path becomes a read-only view that
-looks a name up in each home in turn.
-
-:data:`MOVED_MODULES` is the one list of what moved where; the old paths go in release 0.3.
+The old paths go in release 0.3.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
 import sys
 import types
 import warnings
@@ -93,25 +93,31 @@ warnings.simplefilter("default", MovedModuleWarning)
 
 
 def _caller_stacklevel() -> int:
-    """The stack level of the first frame outside the import machinery and the old module."""
-    frame = sys._getframe(2)  # the old module's body
-    level = 3
-    while frame is not None and (
-        frame.f_code.co_filename.startswith("<frozen importlib") or frame.f_globals.get("__name__") in MOVED_MODULES
-    ):
-        frame = frame.f_back
-        level += 1
+    """The ``stacklevel`` that makes a warning point at the line that imported the old path.
+
+    ``warnings.warn`` itself steps over the frozen importlib frames, so only the frames it counts
+    are counted here: this module's and ``importlib.import_module``'s.
+    """
+    frame, level = sys._getframe(2), 2  # the frame calling create_module's caller
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if "importlib" in filename and "_bootstrap" in filename:
+            frame = frame.f_back
+            continue
+        if filename != importlib.__file__:
+            return level
+        frame, level = frame.f_back, level + 1
     return level
 
 
 def _view_of(old: str, homes: list[types.ModuleType]) -> types.ModuleType:
-    view = types.ModuleType(old, f"Moved to {', '.join(home.__name__ for home in homes)}.")
+    moved_to = ", ".join(home.__name__ for home in homes)
+    view = types.ModuleType(old, f"Moved to {moved_to}.")
 
     def __getattr__(name: str) -> object:
         for home in homes:
             if hasattr(home, name):
                 return getattr(home, name)
-        moved_to = ", ".join(h.__name__ for h in homes)
         raise AttributeError(f"module {old!r} (moved to {moved_to}) has no attribute {name!r}")
 
     def __dir__() -> list[str]:
@@ -122,17 +128,30 @@ def _view_of(old: str, homes: list[types.ModuleType]) -> types.ModuleType:
     return view
 
 
-def alias_module(old: str) -> None:
-    """Replace the module being imported as ``old`` by its new home(s) from :data:`MOVED_MODULES`."""
-    try:
-        homes = MOVED_MODULES[old]
-    except KeyError:
-        raise KeyError(f"{old} calls alias_module but is not listed in event_lightning._moved.MOVED_MODULES") from None
-    warnings.warn(
-        f"{old} moved to {' / '.join(homes)}; import it from there "
-        f"(the old path is removed in event_lightning {REMOVED_IN})",
-        MovedModuleWarning,
-        stacklevel=_caller_stacklevel(),
-    )
-    modules = [importlib.import_module(home) for home in homes]
-    sys.modules[old] = modules[0] if len(modules) == 1 else _view_of(old, modules)
+class _MovedModuleLoader(importlib.abc.Loader):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        homes = MOVED_MODULES[spec.name]
+        warnings.warn(
+            f"{spec.name} moved to {' / '.join(homes)}; import it from there "
+            f"(the old path is removed in event_lightning {REMOVED_IN})",
+            MovedModuleWarning,
+            stacklevel=_caller_stacklevel(),
+        )
+        modules = [importlib.import_module(home) for home in homes]
+        return modules[0] if len(modules) == 1 else _view_of(spec.name, modules)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        """Nothing to run: the module handed back is already imported."""
+
+
+class _MovedModuleFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname: str, path: object, target: object = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in MOVED_MODULES:
+            return None
+        return importlib.machinery.ModuleSpec(fullname, _MovedModuleLoader())
+
+
+def install() -> None:
+    """Put the old-path finder first on ``sys.meta_path`` (once; ``import event_lightning`` does it)."""
+    if not any(isinstance(finder, _MovedModuleFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _MovedModuleFinder())

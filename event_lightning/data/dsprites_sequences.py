@@ -1,3 +1,0 @@
-from event_lightning._moved import alias_module
-
-alias_module(__name__)
