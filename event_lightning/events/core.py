@@ -93,24 +93,32 @@ def make_events(x: Any, y: Any, t: Any, p: Any) -> np.ndarray:
     return events
 
 
-def check_castable(values: np.ndarray, name: str, dtype: type, origin: str | Path) -> None:
-    """Refuse values that the cast into ``dtype`` would wrap or invent (x=65536 -> 0, NaN -> anything).
+def check_castable(values: np.ndarray, name: str, dtype: type, origin: str | Path, *, whole: bool = True) -> None:
+    """Refuse values that the cast into ``dtype`` would wrap, invent or round (x=65536 -> 0, NaN ->
+    anything, 3.7 -> 3, 2+1j -> 2).
 
-    Raises :class:`EventFormatError` naming ``origin``, the field ``name``, the allowed range and
-    the first offending value. Booleans and empty arrays pass.
+    Raises :class:`EventFormatError` naming ``origin``, the field ``name``, the allowed values and
+    the first offending value. Booleans and empty arrays pass. ``whole=False`` lets fractional
+    floats through (the cast truncates them: sub-microsecond timestamps).
     """
     if values.dtype.kind == "b" or values.size == 0:
         return
     if values.dtype.kind not in "iuf":
-        raise EventFormatError(f"{origin}: key {name!r} must hold numbers, found dtype {values.dtype}")
+        raise EventFormatError(
+            f"{origin}: key {name!r} must hold real numbers, found dtype {values.dtype}"
+            + (" (the cast would drop the imaginary part)" if values.dtype.kind == "c" else "")
+        )
     info = np.iinfo(dtype)
     bad = (values < info.min) | (values > info.max)
     if values.dtype.kind == "f":
         bad |= ~np.isfinite(values)
+        if whole:
+            bad |= values != np.trunc(values)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
+        kind = "whole numbers" if whole and values.dtype.kind == "f" else "values"
         raise EventFormatError(
-            f"{origin}: key {name!r} must hold finite values in the {np.dtype(dtype).name} range "
+            f"{origin}: key {name!r} must hold finite {kind} in the {np.dtype(dtype).name} range "
             f"[{info.min}, {info.max}]; found {values[i]} at index {i}"
         )
 

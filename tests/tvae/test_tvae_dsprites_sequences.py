@@ -102,7 +102,7 @@ def test_npz_errors_name_the_file_and_problem(tmp_path: Path) -> None:
     kept = small_subset()
     not_zip = tmp_path / "broken.npz"
     not_zip.write_bytes(b"not a zip archive")
-    with pytest.raises(DSpritesFormatError, match="broken.npz: not a readable npz"):
+    with pytest.raises(DSpritesFormatError, match=r"broken.npz: not a readable \.npz archive"):
         load_dsprites_subset(not_zip, kept)
     no_classes = tmp_path / "no_classes.npz"
     np.savez(no_classes, imgs=np.zeros((2, 64, 64), np.uint8))

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from event_lightning.events.formats.npy import NpzReader
+
 __all__ = [
     "DSPRITES_ALT_FILE",
     "DSPRITES_FILE",
@@ -101,42 +103,46 @@ def find_dsprites_file(root: str | Path) -> Path:
 
 
 def load_dsprites_subset(path: str | Path, kept: list[np.ndarray]) -> np.ndarray:
-    """Images uint8 [n_shape, n_scale, n_orientation, n_posX, n_posY, 64, 64] of the subset ``kept``."""
+    """Images uint8 [n_shape, n_scale, n_orientation, n_posX, n_posY, 64, 64] of the subset ``kept``.
+
+    ``latents_classes`` is read first; ``imgs`` (3 GB in DeepMind's 26 MB file) is then streamed
+    and only the subset's rows are kept, so memory holds the subset, never the whole set. Sizes
+    are checked before allocating (:class:`~event_lightning.events.formats.npy.NpzReader`).
+    """
     path = Path(path)
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except Exception as err:  # zipfile, zlib and numpy's header parser raise many types
-        raise DSpritesFormatError(f"{path}: not a readable npz archive ({err})") from err
-    with archive:
-        missing = [key for key in ("imgs", "latents_classes") if key not in archive.files]
+    with NpzReader(path, error=DSpritesFormatError) as archive:
+        missing = archive.missing(("imgs", "latents_classes"))
         if missing:
-            raise DSpritesFormatError(f"{path}: missing array(s) {missing}; found {archive.files}")
-        try:
-            images, classes = archive["imgs"], archive["latents_classes"]
-        except Exception as err:  # a corrupt member raises zlib.error, EOFError, BadZipFile, ...
-            raise DSpritesFormatError(f"{path}: cannot read imgs / latents_classes ({err})") from err
-    if images.ndim == 4 and images.shape[1] == 1:
-        images = images[:, 0]
-    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-        raise DSpritesFormatError(f"{path}: imgs must be [N, 64, 64], found {images.shape}")
-    if classes.ndim != 2 or classes.shape != (len(images), len(LATENT_SIZES)):
-        raise DSpritesFormatError(
-            f"{path}: latents_classes must be [{len(images)}, 6] (one row per image), found {classes.shape}"
-        )
-    if not np.issubdtype(classes.dtype, np.integer):
-        raise DSpritesFormatError(f"{path}: latents_classes must be integers, found {classes.dtype}")
-    if (classes < 0).any() or (classes >= np.asarray(LATENT_SIZES)).any():
-        raise DSpritesFormatError(f"{path}: latents_classes out of range; sizes are {LATENT_SIZES}")
+            raise DSpritesFormatError(f"{path}: missing array(s) {missing}; found {archive.keys}")
+        images = archive.header("imgs")
+        n_images = images.shape[0] if images.shape else 0
+        if images.shape not in ((n_images, IMAGE_SIZE, IMAGE_SIZE), (n_images, 1, IMAGE_SIZE, IMAGE_SIZE)):
+            raise DSpritesFormatError(f"{path}: imgs must be [N, 64, 64], found {images.shape}")
+        if images.dtype.kind not in "biu":
+            raise DSpritesFormatError(f"{path}: imgs must be binary integers (0/1), found dtype {images.dtype}")
+        classes = archive.read("latents_classes")
+        if classes.shape != (n_images, len(LATENT_SIZES)):
+            raise DSpritesFormatError(
+                f"{path}: latents_classes must be [{n_images}, 6] (one row per image), found {classes.shape}"
+            )
+        if not np.issubdtype(classes.dtype, np.integer):
+            raise DSpritesFormatError(f"{path}: latents_classes must be integers, found {classes.dtype}")
+        if (classes < 0).any() or (classes >= np.asarray(LATENT_SIZES)).any():
+            raise DSpritesFormatError(f"{path}: latents_classes out of range; sizes are {LATENT_SIZES}")
+        table = np.full(int(np.prod(LATENT_SIZES)), -1, dtype=np.int64)
+        table[np.ravel_multi_index(classes.T, LATENT_SIZES)] = np.arange(len(classes))
+        wanted = subset_grid(kept)
+        rows = table[np.ravel_multi_index(wanted.T, LATENT_SIZES)]
+        if (rows < 0).any():
+            first = wanted[np.argmax(rows < 0)].tolist()
+            raise DSpritesFormatError(
+                f"{path}: {int((rows < 0).sum())} of the {len(rows)} images of the requested subset are missing "
+                f"(first: class indices {first}); use the full dSprites file or rewrite the stand-in for this subset"
+            )
+        unique, position = np.unique(rows, return_inverse=True)
+        # The images of the requested subset are what the caller asked for; the file's budget covers the rest.
+        archive.budget += len(unique) * IMAGE_SIZE * IMAGE_SIZE * images.dtype.itemsize
+        images = archive.read("imgs", rows=unique).reshape(len(unique), IMAGE_SIZE, IMAGE_SIZE)
     if images.size and images.max() > 1:
         raise DSpritesFormatError(f"{path}: imgs must be binary (0/1), found values up to {int(images.max())}")
-    table = np.full(int(np.prod(LATENT_SIZES)), -1, dtype=np.int64)
-    table[np.ravel_multi_index(classes.T, LATENT_SIZES)] = np.arange(len(classes))
-    wanted = subset_grid(kept)
-    rows = table[np.ravel_multi_index(wanted.T, LATENT_SIZES)]
-    if (rows < 0).any():
-        first = wanted[np.argmax(rows < 0)].tolist()
-        raise DSpritesFormatError(
-            f"{path}: {int((rows < 0).sum())} of the {len(rows)} images of the requested subset are missing "
-            f"(first: class indices {first}); use the full dSprites file or rewrite the stand-in for this subset"
-        )
-    return images[rows].astype(np.uint8).reshape(*(len(k) for k in kept), IMAGE_SIZE, IMAGE_SIZE)
+    return images[position].astype(np.uint8).reshape(*(len(k) for k in kept), IMAGE_SIZE, IMAGE_SIZE)

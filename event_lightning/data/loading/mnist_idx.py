@@ -10,9 +10,14 @@ it against its header; :func:`write_idx` writes one. The MNIST sequences of
 from __future__ import annotations
 
 import gzip
+import math
+import zlib
 from pathlib import Path
+from typing import IO
 
 import numpy as np
+
+from event_lightning.events.formats.limits import check_declared_bytes, expansion_budget, read_exact
 
 __all__ = ["IDXFormatError", "MNIST_FILES", "read_idx", "write_idx"]
 
@@ -37,47 +42,62 @@ class IDXFormatError(ValueError):
     """An IDX file that does not hold what its header or the caller says."""
 
 
-def _read_bytes(path: Path) -> bytes:
-    if path.suffix == ".gz":
-        try:
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        except (OSError, EOFError) as err:
-            raise IDXFormatError(f"{path}: not a readable gzip file ({err})") from err
-    return path.read_bytes()
+def _open(path: Path) -> IO[bytes]:
+    try:
+        return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    except OSError as err:
+        raise IDXFormatError(f"{path}: cannot open ({err})") from err
 
 
 def read_idx(path: str | Path, expected_ndim: int | None = None) -> np.ndarray:
     """Read an IDX file (optionally gzipped) into a numpy array in native byte order.
 
     The header is two zero bytes, a type code, the number of dimensions n, then n big-endian
-    uint32 sizes; the data follow in C order, big-endian.
+    uint32 sizes; the data follow in C order, big-endian. The size the header declares is
+    checked before anything is allocated: it must equal the bytes that follow (plain files) or
+    fit the decompression budget of :mod:`event_lightning.events.formats.limits` (``.gz``, which
+    is streamed), so a crafted header or a gzip bomb raises :class:`IDXFormatError`.
     """
     path = Path(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise IDXFormatError(f"{path}: {len(raw)} bytes, too short for the 4-byte IDX magic number")
-    if raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+    try:
+        with _open(path) as stream:
+            return _read_idx(stream, path, expected_ndim)
+    except (OSError, EOFError, zlib.error) as err:
+        state = "a readable gzip file" if path.suffix == ".gz" else "readable"
+        raise IDXFormatError(f"{path}: not {state} ({type(err).__name__}: {err})") from err
+
+
+def _read_idx(stream: IO[bytes], path: Path, expected_ndim: int | None) -> np.ndarray:
+    magic = stream.read(4)
+    if len(magic) < 4:
+        raise IDXFormatError(f"{path}: {len(magic)} bytes, too short for the 4-byte IDX magic number")
+    if magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES:
         raise IDXFormatError(
-            f"{path}: bad IDX magic number 0x{raw[:4].hex()}; expected 0x0000TTNN with type TT in "
+            f"{path}: bad IDX magic number 0x{magic.hex()}; expected 0x0000TTNN with type TT in "
             f"{{{', '.join(f'{c:02x}' for c in _IDX_DTYPES)}}} (MNIST images 0x00000803, labels 0x00000801)"
         )
-    ndim = raw[3]
+    ndim = magic[3]
     if expected_ndim is not None and ndim != expected_ndim:
         raise IDXFormatError(f"{path}: expected a {expected_ndim}-D IDX array, the header says {ndim}-D")
+    sizes = stream.read(4 * ndim)
     header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise IDXFormatError(f"{path}: truncated header; {ndim} dimensions need {header} bytes, found {len(raw)}")
-    shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    found = len(raw) - header
-    if found != expected:
-        state = "truncated" if found < expected else "has trailing bytes"
+    if len(sizes) < 4 * ndim:
+        raise IDXFormatError(f"{path}: truncated header; {ndim} dimensions need {header} bytes, found {4 + len(sizes)}")
+    shape = tuple(int(s) for s in np.frombuffer(sizes, dtype=">u4"))
+    dtype = np.dtype(_IDX_DTYPES[magic[2]])
+    expected = math.prod(shape) * dtype.itemsize
+    file_size = path.stat().st_size
+    if path.suffix == ".gz":
+        check_declared_bytes(expected, expansion_budget(file_size), path, f"the header (shape {shape})", IDXFormatError)
+    elif file_size - header != expected:
+        state = "truncated" if file_size - header < expected else "has trailing bytes"
         raise IDXFormatError(
-            f"{path}: {state}; shape {shape} of {dtype.name} needs {expected} data bytes, found {found}"
+            f"{path}: {state}; shape {shape} of {dtype.name} needs {expected} data bytes, found {file_size - header}"
         )
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    raw = read_exact(stream, expected, str(path), IDXFormatError)
+    if stream.read(1):
+        raise IDXFormatError(f"{path}: has trailing bytes; shape {shape} of {dtype.name} needs {expected} data bytes")
+    return raw.view(dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def write_idx(path: str | Path, array: np.ndarray) -> Path:

@@ -21,6 +21,7 @@ import numpy as np
 import scipy.io
 
 from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, check_castable, make_events, validate
+from event_lightning.events.formats.mat5 import read_mat_variables
 
 __all__ = [
     "ASL_DVS_CLASSES",
@@ -77,24 +78,21 @@ def read_asl_dvs_mat(
         raise ValueError(f"flip must be one of {ASL_DVS_FLIPS}, found {flip!r}")
     path = Path(path)
     geometry = sensor_size or ASL_DVS_SENSOR_SIZE
-    try:
-        content = scipy.io.loadmat(path)
-    except Exception as error:  # scipy raises MatReadError, ValueError, ... on corrupt files
-        raise EventFormatError(f"{path}: not a readable MATLAB .mat file ({error})") from error
+    content = read_mat_variables(path, ASL_DVS_MAT_KEYS)
     missing = [k for k in ASL_DVS_MAT_KEYS if k not in content]
     if missing:
-        found = [k for k in content if not k.startswith("__")]
         raise EventFormatError(
-            f"{path}: missing key(s) {missing}; an ASL-DVS .mat file holds {list(ASL_DVS_MAT_KEYS)}, found {found}"
+            f"{path}: missing key(s) {missing}; an ASL-DVS .mat file holds {list(ASL_DVS_MAT_KEYS)}, "
+            f"found {sorted(content)}"
         )
-    ts, x, y, pol = (np.asarray(content[k]).reshape(-1) for k in ASL_DVS_MAT_KEYS)
+    ts, x, y, pol = (content[k].reshape(-1) for k in ASL_DVS_MAT_KEYS)
     lengths = {"ts": len(ts), "x": len(x), "y": len(y), "pol": len(pol)}
     if len(set(lengths.values())) != 1:
         raise EventFormatError(f"{path}: ts, x, y, pol must have one length; found lengths {lengths}")
     if len(ts) == 0 and not allow_empty:
         raise EventFormatError(f"{path}: the recording holds no events")
-    if ts.dtype.kind == "f" and not np.isfinite(ts).all():
-        raise EventFormatError(f"{path}: key 'ts' holds NaN or infinite timestamps")
+    # MATLAB stores µs as doubles: whole values pass, sub-µs fractions are truncated.
+    check_castable(ts, "ts", np.int64, path, whole=False)
     for name, values, dtype in (("x", x, np.int16), ("y", y, np.int16), ("pol", pol, np.int8)):
         check_castable(values, name, dtype, path)
     x, y = _apply_flip(x, y, flip, geometry)

@@ -21,13 +21,16 @@ different lengths, timestamps going backwards, an index past the end -- raises
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, validate
+from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, check_castable, validate
+from event_lightning.events.formats.limits import check_declared_bytes, expansion_budget
+from event_lightning.events.formats.npy import read_npy
 
 __all__ = [
     "DHP19_JOINTS",
@@ -63,6 +66,8 @@ DHP19_LABEL_PERIOD_US = 10_000
 _FIELDS = ("x", "y", "p", "t")
 # Timestamps are checked this many at a time so that a long recording never sits in memory twice.
 _CHECK_CHUNK = 1 << 22
+_PLAIN_LAYOUTS = (h5py.h5d.COMPACT, h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED)
+_KIND_NAMES = {"iu": "integers", "iub": "integers or booleans", "iuf": "numbers"}
 
 
 def ms_to_idx_table(t_us: np.ndarray, n_ms: int | None = None) -> np.ndarray:
@@ -122,11 +127,28 @@ def write_projection_matrices(folder: str | Path, projections: Mapping[int, np.n
     return folder
 
 
+def _finite_matrix(file: Path, shape_ok: Callable[[tuple[int, ...]], bool], expected: str) -> np.ndarray:
+    """A ``.npy`` of finite numbers whose shape passes ``shape_ok``, as float64 (``expected`` names it)."""
+    matrix = read_npy(file)
+    if matrix.dtype.kind not in "iuf" or not shape_ok(matrix.shape):
+        raise EventFormatError(
+            f"{file}: expected {expected} of numbers, found shape {matrix.shape}, dtype {matrix.dtype}"
+        )
+    matrix = matrix.astype(np.float64)
+    if not np.isfinite(matrix).all():
+        raise EventFormatError(f"{file}: expected {expected} of finite numbers, found NaN or infinite entries")
+    return matrix
+
+
 def read_projection_matrices(folder: str | Path, p_indices: list[int]) -> tuple[dict[int, np.ndarray], np.ndarray]:
     """Read ``P{k}.npy`` for every k in ``p_indices`` and ``camera_positions.npy``.
 
     Returns:
         ``({k: P [3, 4]}, positions [n, 3])`` (row ``k - 1`` is the centre of P file k).
+
+    Raises:
+        FileNotFoundError: a file is missing (naming it and the folder).
+        EventFormatError: a file that is not a finite numeric ``.npy`` of the expected shape.
     """
     folder = Path(folder)
     out = {}
@@ -134,35 +156,63 @@ def read_projection_matrices(folder: str | Path, p_indices: list[int]) -> tuple[
         file = folder / f"P{k}.npy"
         if not file.is_file():
             raise FileNotFoundError(f"DHP19: projection matrix {file} is missing; put P1..P4.npy in {folder}")
-        matrix = np.load(file)
-        if matrix.shape != (3, 4):
-            raise EventFormatError(f"{file}: expected a 3x4 projection matrix, found shape {matrix.shape}")
-        out[k] = matrix.astype(np.float64)
+        out[k] = _finite_matrix(file, lambda shape: shape == (3, 4), "a 3x4 projection matrix")
     positions_file = folder / "camera_positions.npy"
     if not positions_file.is_file():
         raise FileNotFoundError(f"DHP19: {positions_file} is missing; put camera_positions.npy in {folder}")
-    positions = np.load(positions_file).astype(np.float64)
-    if positions.ndim != 2 or positions.shape[1] != 3 or positions.shape[0] < max(p_indices, default=0):
-        raise EventFormatError(
-            f"{positions_file}: expected [4, 3] camera centres (row k-1 for P{{k}}), found {positions.shape}"
-        )
+    rows = max(p_indices, default=0)
+    positions = _finite_matrix(
+        positions_file,
+        lambda shape: len(shape) == 2 and shape[1] == 3 and shape[0] >= rows,
+        "[4, 3] camera centres (row k-1 for P{k})",
+    )
     return out, positions
 
 
 def _open(path: Path) -> h5py.File:
     try:
         return h5py.File(path, "r")
-    except OSError as error:
+    except (OSError, ValueError, RuntimeError) as error:
         raise EventFormatError(
             f"{path}: cannot open as HDF5 ({error}); the file is truncated or not an HDF5 file - "
             "re-copy or regenerate it"
         ) from error
 
 
-def _dataset(f: h5py.File, key: str, path: Path) -> h5py.Dataset:
-    if key not in f or not isinstance(f[key], h5py.Dataset):
-        raise EventFormatError(f"{path}: dataset '{key}' is missing; found top-level keys {sorted(f.keys())}")
-    return f[key]
+@contextmanager
+def _reading(path: Path, what: str) -> Iterator[None]:
+    """Turn h5py's errors while reading ``what`` into an :class:`EventFormatError` naming ``path``."""
+    try:
+        yield
+    except EventFormatError:
+        raise
+    except (OSError, KeyError, ValueError, RuntimeError) as error:
+        raise EventFormatError(f"{path}: cannot read {what} ({error}); the file is truncated or corrupt") from error
+
+
+def _dataset(f: h5py.File, key: str, path: Path, ndim: int = 1, kinds: str = "iu") -> h5py.Dataset:
+    """``f[key]``, checked before anything is read: a plain dataset of ``ndim`` dimensions and a
+    numeric kind in ``kinds``, whose declared size the file can hold (a 3e9-element dataset
+    that was never written is refused here, not allocated)."""
+    with _reading(path, f"dataset '{key}'"):
+        dataset = f.get(key)
+        if not isinstance(dataset, h5py.Dataset):
+            found = sorted(f.keys())
+            raise EventFormatError(f"{path}: dataset '{key}' is missing; found top-level keys {found}")
+        plist = dataset.id.get_create_plist()
+        stored = dataset.id.get_storage_size()
+        layout, external = plist.get_layout(), plist.get_external_count()
+    if dataset.ndim != ndim or dataset.dtype.kind not in kinds:
+        raise EventFormatError(
+            f"{path}: dataset '{key}' must be a {ndim}-D array of {_KIND_NAMES[kinds]}; found shape {dataset.shape}, "
+            f"dtype {dataset.dtype}"
+        )
+    if layout not in _PLAIN_LAYOUTS or external:
+        raise EventFormatError(
+            f"{path}: dataset '{key}' must be stored in the file itself (no virtual or external data)"
+        )
+    check_declared_bytes(dataset.size * dataset.dtype.itemsize, expansion_budget(stored), path, f"dataset '{key}'")
+    return dataset
 
 
 class DHP19EventFile:
@@ -216,29 +266,27 @@ class DHP19EventFile:
         names = [k for k in self.file.keys() if k.startswith("cam") and k.endswith("_events")]
         return sorted(int(k[3:-7]) for k in names if k[3:-7].isdigit())
 
-    def _group(self, cam: int) -> h5py.Group:
-        key = f"cam{cam}_events"
-        if key not in self.file:
-            raise EventFormatError(f"{self.path}: group '{key}' is missing; cameras present: {self.cameras}")
-        return self.file[key]
+    def _field(self, cam: int, name: str) -> h5py.Dataset:
+        """Checked 1-D dataset ``cam{cam}_events/{name}`` (see :func:`_dataset`)."""
+        group = self.file.get(f"cam{cam}_events")
+        if not isinstance(group, h5py.Group):
+            raise EventFormatError(f"{self.path}: group 'cam{cam}_events' is missing; cameras present: {self.cameras}")
+        return _dataset(self.file, f"cam{cam}_events/{name}", self.path, kinds="iub" if name == "p" else "iu")
 
     def num_events(self, cam: int) -> int:
-        return int(_dataset(self.file, f"cam{cam}_events/t", self.path).shape[0])
+        return int(self._field(cam, "t").shape[0])
 
     def ms_to_idx(self, cam: int) -> np.ndarray:
         """``[M]`` int64: index of the first event at or after each millisecond."""
         if cam not in self._ms_to_idx:
-            self._ms_to_idx[cam] = np.asarray(_dataset(self.file, f"cam{cam}_ms_to_idx", self.path)[:], np.int64)
+            table = _dataset(self.file, f"cam{cam}_ms_to_idx", self.path)
+            with _reading(self.path, f"cam{cam}_ms_to_idx"):
+                self._ms_to_idx[cam] = np.asarray(table[:], np.int64)
         return self._ms_to_idx[cam]
 
     def check_camera(self, cam: int) -> None:
         """Raise :class:`EventFormatError` unless camera ``cam`` is internally consistent."""
-        group = self._group(cam)
-        lengths = {}
-        for name in _FIELDS:
-            if name not in group:
-                raise EventFormatError(f"{self.path}: dataset 'cam{cam}_events/{name}' is missing")
-            lengths[name] = group[name].shape[0]
+        lengths = {name: self._field(cam, name).shape[0] for name in _FIELDS}
         if len(set(lengths.values())) != 1:
             raise EventFormatError(
                 f"{self.path}: cam{cam}_events fields have different lengths {lengths}; the file is truncated"
@@ -250,16 +298,10 @@ class DHP19EventFile:
                 f"{self.path}: cam{cam}_ms_to_idx must be non-decreasing indices in [0, {n}]; "
                 f"found values in [{int(table.min())}, {int(table.max())}]"
             )
-        t_data, previous = group["t"], None
-        if t_data.dtype.kind not in "iu":
-            raise EventFormatError(f"{self.path}: cam{cam}_events/t must hold integer µs, found dtype {t_data.dtype}")
+        t_data, previous = self._field(cam, "t"), None
         for start in range(0, n, _CHECK_CHUNK):
-            try:
+            with _reading(self.path, f"cam{cam}_events/t"):
                 chunk = np.asarray(t_data[start : start + _CHECK_CHUNK], dtype=np.int64)
-            except OSError as error:
-                raise EventFormatError(
-                    f"{self.path}: cannot read cam{cam}_events/t ({error}); truncated file"
-                ) from error
             if previous is not None:
                 chunk = np.concatenate([[previous], chunk])
             back = np.flatnonzero(np.diff(chunk) < 0)
@@ -273,28 +315,19 @@ class DHP19EventFile:
 
     def events(self, cam: int, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Events ``start:stop`` of camera ``cam`` as :data:`EVENT_DTYPE` (0-based x/y)."""
-        group = self._group(cam)
-        stop = self.num_events(cam) if stop is None else stop
+        fields = {name: self._field(cam, name) for name in _FIELDS}
+        stop = fields["t"].shape[0] if stop is None else stop
         out = np.empty(max(stop - start, 0), dtype=EVENT_DTYPE)
-        try:
-            raw = {name: np.asarray(group[name][start:stop]) for name in _FIELDS}
-        except (OSError, KeyError) as error:
-            raise EventFormatError(f"{self.path}: cannot read cam{cam}_events[{start}:{stop}] ({error})") from error
+        with _reading(self.path, f"cam{cam}_events[{start}:{stop}]"):
+            raw = {name: np.asarray(field[start:stop]) for name, field in fields.items()}
         if any(len(v) != len(out) for v in raw.values()):
             raise EventFormatError(
                 f"{self.path}: cam{cam}_events[{start}:{stop}] is shorter than asked "
                 f"({ {k: len(v) for k, v in raw.items()} }); the file is truncated"
             )
         for name, dtype in (("x", np.int16), ("y", np.int16), ("p", np.int8)):
-            values, info = raw[name], np.iinfo(dtype)
             # Checked before the cast into EVENT_DTYPE, which would wrap x=65537 onto pixel 0.
-            if values.size and (values.dtype.kind not in "iub" or values.min() < info.min or values.max() > info.max):
-                raise EventFormatError(
-                    f"{self.path}: cam{cam}_events/{name} must hold integers in the {np.dtype(dtype).name} range; "
-                    f"found dtype {values.dtype}, values in [{values.min()}, {values.max()}]"
-                )
-        if raw["t"].size and raw["t"].dtype.kind not in "iu":
-            raise EventFormatError(f"{self.path}: cam{cam}_events/t must hold integer µs, found dtype {raw['t'].dtype}")
+            check_castable(raw[name], f"cam{cam}_events/{name}", dtype, self.path)
         out["x"] = raw["x"].astype(np.int64) - 1
         out["y"] = raw["y"].astype(np.int64) - 1
         out["p"] = raw["p"]
@@ -312,22 +345,23 @@ def read_dhp19_events(path: str | Path, cam: int) -> tuple[np.ndarray, np.ndarra
 
 
 def read_dhp19_labels(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """``<stem>_label.h5`` -> ``(poses [N, 3, 13] mm float64, timestamps [N] µs int64)``."""
+    """``<stem>_label.h5`` -> ``(poses [N, 3, 13] mm float64, timestamps [N] µs int64)``.
+
+    NaN joints are kept (DHP19 marks missing markers so); NaN or infinite timestamps raise.
+    """
     path = Path(path)
     with _open(path) as f:
-        try:
-            poses = np.asarray(_dataset(f, "XYZ/3d_poses", path)[:], dtype=np.float64)
-            timestamps = np.asarray(_dataset(f, "XYZ/timestamps", path)[:], dtype=np.int64)
-        except EventFormatError:
-            raise
-        except (OSError, ValueError, TypeError) as error:
-            raise EventFormatError(
-                f"{path}: cannot read XYZ/3d_poses and XYZ/timestamps as numbers ({error})"
-            ) from error
-    if poses.ndim != 3 or poses.shape[1:] != (3, len(DHP19_JOINTS)):
+        poses_data = _dataset(f, "XYZ/3d_poses", path, ndim=3, kinds="iuf")
+        timestamps_data = _dataset(f, "XYZ/timestamps", path, kinds="iuf")
+        with _reading(path, "XYZ/3d_poses and XYZ/timestamps"):
+            poses = np.asarray(poses_data[:], dtype=np.float64)
+            timestamps = np.asarray(timestamps_data[:])
+    if poses.shape[1:] != (3, len(DHP19_JOINTS)):
         raise EventFormatError(f"{path}: XYZ/3d_poses must have shape [N, 3, 13]; found {poses.shape}")
     if timestamps.shape != poses.shape[:1]:
         raise EventFormatError(
             f"{path}: XYZ/timestamps has shape {timestamps.shape} but XYZ/3d_poses holds {len(poses)} poses"
         )
-    return poses, timestamps
+    # A NaN timestamp would become -2**63 µs in the int64 cast.
+    check_castable(timestamps, "XYZ/timestamps", np.int64, path, whole=False)
+    return poses, timestamps.astype(np.int64)

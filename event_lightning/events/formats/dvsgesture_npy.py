@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from event_lightning.events.core import EventFormatError, SensorSize, make_events, validate
+from event_lightning.events.formats.npy import read_npy
 
 __all__ = [
     "DVSGESTURE_CLASSES",
@@ -113,13 +114,7 @@ def read_dvsgesture_npy(path: str | os.PathLike, *, allow_empty: bool = False) -
             ``allow_empty``); the message names ``path``.
     """
     path = Path(path)
-    try:
-        array = np.load(path, allow_pickle=False)
-    except Exception as error:  # a corrupt header can raise SyntaxError, TokenError, ... from numpy's parser
-        raise EventFormatError(
-            f"{path}: cannot load as a DVSGesture .npy event array ({type(error).__name__}: {error}); the file "
-            "is truncated or not a .npy file: re-extract it from tonic's archive"
-        ) from error
+    array = read_npy(path)
     if array.ndim != 2 or array.shape[1] != 4:
         raise EventFormatError(
             f"{path}: expected a 2-D array [N, 4] with columns {DVSGESTURE_COLUMNS} (t in ms); found shape "
@@ -131,8 +126,14 @@ def read_dvsgesture_npy(path: str | os.PathLike, *, allow_empty: bool = False) -
         raise EventFormatError(f"{path}: the recording holds no events; pass allow_empty=True to read it")
     x, y, p, t_ms = (array[:, i] for i in range(4))
     if array.dtype.kind == "f":
-        if not np.isfinite(array).all() or (t_ms != np.round(t_ms)).any():
-            raise EventFormatError(f"{path}: float columns must hold finite whole milliseconds in column 3")
+        # x, y and whole milliseconds only: a cast would turn x=3.7 into 3 and 2.5 ms into 2 ms.
+        fractional = ~np.isfinite(array) | (array != np.trunc(array))
+        if fractional.any():
+            row, column = (int(i[0]) for i in np.nonzero(fractional))
+            raise EventFormatError(
+                f"{path}: column {column} ({DVSGESTURE_COLUMNS[column]}) must hold finite whole numbers "
+                f"(t in whole ms); found {array[row, column]} at row {row}"
+            )
     if ((p != 0) & (p != 1)).any():
         i = int(np.flatnonzero((p != 0) & (p != 1))[0])
         raise EventFormatError(f"{path}: polarity column (2) must be 0 or 1; found {p[i]} at row {i}")

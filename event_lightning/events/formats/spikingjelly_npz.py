@@ -11,32 +11,17 @@ casts into :data:`EVENT_DTYPE`; :func:`write_spikingjelly_npz` writes the same l
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, check_castable, make_events, validate
+from event_lightning.events.formats.npy import NpzReader
 
 __all__ = ["SPIKINGJELLY_NPZ_KEYS", "read_spikingjelly_npz", "write_spikingjelly_npz"]
 
 SPIKINGJELLY_NPZ_KEYS = ("t", "x", "y", "p")
 _ANY_SENSOR = SensorSize(2**15, 2**15, 2)
-# numpy parses each .npy header with ast.literal_eval, and CPython 3.11's AST constructor is not
-# thread-safe: concurrent reads (ASL-DVS scans and packs files with a thread pool) intermittently
-# fail with "SystemError: AST constructor recursion depth mismatch". Reads take turns.
-_NPZ_READ_LOCK = threading.Lock()
-
-
-def _integer_times(t: np.ndarray, path: Path) -> np.ndarray:
-    if t.dtype.kind in "iu":
-        return t.astype(np.int64, copy=False)
-    if t.dtype.kind == "f":
-        if not np.isfinite(t).all():
-            raise EventFormatError(f"{path}: key 't' holds NaN or infinite timestamps")
-        # MATLAB-born files store µs as doubles; truncation is what an int cast (tonic, spikingjelly) does.
-        return t.astype(np.int64)
-    raise EventFormatError(f"{path}: key 't' must hold numbers (µs), found dtype {t.dtype}")
 
 
 def read_spikingjelly_npz(
@@ -63,28 +48,24 @@ def read_spikingjelly_npz(
             message names ``path``.
     """
     path = Path(path)
-    try:
-        with _NPZ_READ_LOCK, np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in SPIKINGJELLY_NPZ_KEYS if k not in archive.files]
-            if missing:
-                raise EventFormatError(
-                    f"{path}: missing key(s) {missing}; a spikingjelly event file holds arrays "
-                    f"{list(SPIKINGJELLY_NPZ_KEYS)}, found keys {archive.files}"
-                )
-            columns = {k: np.asarray(archive[k]).reshape(-1) for k in SPIKINGJELLY_NPZ_KEYS}
-    except EventFormatError:
-        raise
-    except Exception as error:  # zipfile, zlib and numpy's header parser raise many types on corrupt data
-        raise EventFormatError(f"{path}: not a readable .npz archive ({error})") from error
+    with NpzReader(path) as archive:
+        missing = archive.missing(SPIKINGJELLY_NPZ_KEYS)
+        if missing:
+            raise EventFormatError(
+                f"{path}: missing key(s) {missing}; a spikingjelly event file holds arrays "
+                f"{list(SPIKINGJELLY_NPZ_KEYS)}, found keys {archive.keys}"
+            )
+        columns = {k: archive.read(k).reshape(-1) for k in SPIKINGJELLY_NPZ_KEYS}
     lengths = {k: len(v) for k, v in columns.items()}
     if len(set(lengths.values())) != 1:
         raise EventFormatError(f"{path}: keys t, x, y, p must have one length; found lengths {lengths}")
     if lengths["t"] == 0 and not allow_empty:
         raise EventFormatError(f"{path}: the recording holds no events (all of t, x, y, p are empty)")
-    t = _integer_times(columns["t"], path)
+    # MATLAB-born files store µs as doubles: whole values pass, sub-µs fractions are truncated.
+    check_castable(columns["t"], "t", np.int64, path, whole=False)
     for name, dtype in (("x", np.int16), ("y", np.int16), ("p", np.int8)):
         check_castable(columns[name], name, dtype, path)
-    events = make_events(columns["x"], columns["y"], t, columns["p"])
+    events = make_events(columns["x"], columns["y"], columns["t"].astype(np.int64), columns["p"])
     if len(events) > 1 and (np.diff(events["t"]) < 0).any():
         events = np.sort(events, order="t", kind="stable")
     # Without a sensor the contract still holds: x, y >= 0, p in {0, 1}, t >= 0 µs.

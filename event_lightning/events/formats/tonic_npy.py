@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from event_lightning.events.core import EVENT_FIELDS, EventFormatError, SensorSize, make_events, validate
+from event_lightning.events.formats.npy import read_npy
 
 __all__ = ["POKERDVS_COLUMNS", "POKERDVS_SENSOR_SIZE", "read_tonic_npy", "write_tonic_npy"]
 
@@ -57,15 +58,7 @@ def read_tonic_npy(
     """
     path = Path(path)
     columns = _check_columns(columns)
-    try:
-        array = np.load(path, allow_pickle=False)
-    except Exception as error:  # a corrupt header can raise SyntaxError, TokenError, ... from numpy's parser
-        raise EventFormatError(
-            f"{path}: cannot load as a .npy event array ({type(error).__name__}: {error}); the file is "
-            "truncated or not a numpy .npy file: re-extract or re-generate it"
-        ) from error
-    if not isinstance(array, np.ndarray):
-        raise EventFormatError(f"{path}: expected a single .npy array, found {type(array).__name__}")
+    array = read_npy(path)
     if array.ndim != 2 or array.shape[1] != len(columns):
         raise EventFormatError(
             f"{path}: expected a 2-D array [N, {len(columns)}] with columns {columns}; found shape {array.shape}"

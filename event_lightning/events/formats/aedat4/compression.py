@@ -11,6 +11,7 @@ from types import ModuleType
 
 from event_lightning.events.core import EventFormatError
 from event_lightning.events.formats.aedat4.layout import AEDAT4_COMPRESSIONS
+from event_lightning.events.formats.limits import check_declared_bytes
 
 _PIP_NAMES = {"lz4": "lz4", "zstd": "zstandard"}
 _COMPRESSION_LEVELS = {"lz4": 0, "lz4_high": 9, "zstd": 3, "zstd_high": 19}
@@ -32,25 +33,38 @@ def _codec(family: str, need: str, purpose: str = "") -> ModuleType:
     return codec
 
 
-def _decompress(payload: memoryview, compression: str, origin: str | Path, where: str) -> bytes | memoryview:
-    """Undo one packet's compression; truncated, corrupt or over-long frames raise."""
+def _decompress(
+    payload: memoryview, compression: str, origin: str | Path, where: str, limit: int
+) -> bytes | memoryview:
+    """Undo one packet's compression, producing at most ``limit`` bytes (the file's remaining
+    decompression budget); truncated, corrupt, over-long or over-budget frames raise."""
     if compression == "none":
         return payload
     family = compression.split("_")[0]
     codec = _codec(family, f"{origin}: the file is {compression}-compressed; install", " to read it")
+    expected = f"{where}: expected one complete {family} frame of at most {limit} bytes (the file's budget)"
     try:
-        decoder = codec.LZ4FrameDecompressor() if family == "lz4" else codec.ZstdDecompressor().decompressobj()
-        output = decoder.decompress(payload)
+        if family == "lz4":
+            decoder = codec.LZ4FrameDecompressor()
+            output = decoder.decompress(payload, max_length=limit + 1)
+            complete, trailing = decoder.eof, len(decoder.unused_data or b"")
+        else:
+            declared = codec.get_frame_parameters(payload).content_size
+            if declared != codec.CONTENTSIZE_UNKNOWN:
+                check_declared_bytes(declared, limit, origin, f"{where}: the zstd frame")
+            # One frame, at most ``limit`` bytes: truncation, excess and trailing bytes raise.
+            output = codec.ZstdDecompressor().decompress(payload, max_output_size=limit, allow_extra_data=False)
+            complete, trailing = True, 0
+    except EventFormatError:
+        raise
     except Exception as error:  # noqa: BLE001 - both codecs raise their own error classes on corrupt frames
-        raise EventFormatError(
-            f"{origin}: {where}: expected a valid {family} frame; decompression failed: {error}"
-        ) from error
-    if not decoder.eof:
+        raise EventFormatError(f"{origin}: {expected}; decompression failed: {error}") from error
+    if len(output) > limit:
+        raise EventFormatError(f"{origin}: {expected}; found more")
+    if not complete:
         raise EventFormatError(f"{origin}: {where}: expected a complete {family} frame, found a truncated one")
-    if decoder.unused_data:
-        raise EventFormatError(
-            f"{origin}: {where}: expected one {family} frame, found {len(decoder.unused_data)} trailing byte(s)"
-        )
+    if trailing:
+        raise EventFormatError(f"{origin}: {where}: expected one {family} frame, found {trailing} trailing byte(s)")
     return output
 
 

@@ -26,6 +26,7 @@ from event_lightning.events.formats.aedat4.layout import (
     AEDAT4_EVENT_RECORD,
     AEDAT4_MAGIC,
 )
+from event_lightning.events.formats.limits import expansion_budget
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -167,16 +168,18 @@ def _decode_event_packet(buffer: bytes | memoryview, origin: str | Path, where: 
     return np.frombuffer(flat.data, dtype=AEDAT4_EVENT_RECORD, count=count, offset=start)
 
 
-def _check_data_table(data: bytes, header: Aedat4Header, origin: str | Path) -> None:
+def _check_data_table(data: bytes, header: Aedat4Header, origin: str | Path, limit: int) -> int:
     """The data table, when present, must list exactly the packets found (offset, stream id, size).
 
     It is the only record of where the packets end, so checking it turns a file cut at a packet
-    boundary (otherwise a valid-looking shorter recording) into an error.
+    boundary (otherwise a valid-looking shorter recording) into an error. Returns the bytes its
+    decompression took (at most ``limit``).
     """
     if header.data_table_position == -1:
-        return
+        return 0
     where = f"data table at byte {header.data_table_position}"
-    buffer = _decompress(memoryview(data)[header.data_table_position :], header.compression, origin, where)
+    table_bytes = memoryview(data)[header.data_table_position :]
+    buffer = _decompress(table_bytes, header.compression, origin, where, limit)
     flat = _size_prefixed(buffer, origin, where)
     table = flat.root(_DATA_TABLE_ID)
     vector = flat.reference(table, 0, "the table offset")
@@ -199,6 +202,7 @@ def _check_data_table(data: bytes, header: Aedat4Header, origin: str | Path) -> 
                 f"{packet.offset + _PACKET_HEADER.size} (stream {packet.stream_id}, {packet.size} bytes), "
                 f"found byte {offset} (stream {stream_id}, {size} bytes)"
             )
+    return len(buffer) if header.compression != "none" else 0
 
 
 def read_aedat4_header(path: str | os.PathLike) -> Aedat4Header:
@@ -223,7 +227,9 @@ def read_aedat4_with_sensor(path: str | os.PathLike, *, stream_id: int | None = 
     header = _parse_header(data, path)
     stream = header.event_stream(stream_id, origin=path)
     sensor = SensorSize(int(stream.width), int(stream.height), 2)
-    _check_data_table(data, header, path)
+    # Everything decompressed from the file shares one budget, checked before each allocation.
+    budget = expansion_budget(len(data))
+    budget -= _check_data_table(data, header, path, budget)
     records = []
     view = memoryview(data)  # packet slices without copies
     for packet in header.packets:
@@ -231,7 +237,8 @@ def read_aedat4_with_sensor(path: str | os.PathLike, *, stream_id: int | None = 
             continue
         where = f"event packet at byte {packet.offset}"
         begin = packet.offset + _PACKET_HEADER.size
-        buffer = _decompress(view[begin : begin + packet.size], header.compression, path, where)
+        buffer = _decompress(view[begin : begin + packet.size], header.compression, path, where, budget)
+        budget -= len(buffer) if header.compression != "none" else 0
         records.append(_decode_event_packet(buffer, path, where))
     merged = np.concatenate(records) if records else np.zeros(0, dtype=AEDAT4_EVENT_RECORD)
     bad = merged["on"] > 1
