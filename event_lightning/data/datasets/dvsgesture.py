@@ -30,7 +30,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
 from event_lightning.data.loading.bad_samples import BadSampleLedger, BadSamplePolicy, check_bad_sample_policy
-from event_lightning.data.loading.config_checks import check_window_fits, first_readable
+from event_lightning.data.loading.config_checks import check_window_fits, first_measurable
 from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.data.loading.windows import crop_window, window_loader, window_start
 from event_lightning.data.standins.dvsgesture import SyntheticGesturesConfig, generate_synthetic_gestures
@@ -246,10 +246,10 @@ class DVSGestureDataModule(pl.LightningDataModule):
             self.split(True)
         self.split(False)
         records = self.split(stage == "fit").records
-        first = first_readable(lambda i: (read_dvsgesture_npy(records[i].path), records[i].path), len(records))
+        first = first_measurable(lambda i: (read_dvsgesture_npy(records[i].path), str(records[i].path)), len(records))
         if first is not None:
             h = self.hparams
-            check_window_fits(first[0], h.dt_us, h.n_time_steps, str(first[1]), from_zero=False)
+            check_window_fits(first[0], h.dt_us, h.n_time_steps, first[1], from_zero=False)
 
     def _loader(self, train: bool, shuffle: bool, stage: str) -> DataLoader:
         split = self.split(train)

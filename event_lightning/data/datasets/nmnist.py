@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from event_lightning.data.loading.bad_samples import BadSampleLedger, BadSamplePolicy, check_bad_sample_policy
 from event_lightning.data.loading.classification_datamodule import EventClassificationDataModule
-from event_lightning.data.loading.config_checks import check_window_fits, first_readable
+from event_lightning.data.loading.config_checks import check_window_fits, first_measurable
 from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.data.loading.frames_dataset import EventBatch, EventFramesDataset, file_source
 from event_lightning.data.loading.windows import crop_window, window_loader
@@ -191,12 +191,12 @@ class NMNISTDataModule(pl.LightningDataModule):
             self.split(True)
         self.split(False)
         samples = self.split(stage == "fit").samples
-        first = first_readable(
-            lambda i: (read_nmnist_bin(samples[i][0], allow_empty=True), samples[i][0]), len(samples)
+        first = first_measurable(
+            lambda i: (read_nmnist_bin(samples[i][0], allow_empty=True), str(samples[i][0])), len(samples)
         )
         if first is not None:
             h = self.hparams
-            check_window_fits(first[0], h.dt_us, h.n_time_steps, str(first[1]), from_zero=True)
+            check_window_fits(first[0], h.dt_us, h.n_time_steps, first[1], from_zero=True)
 
     def _loader(self, train: bool, stage: str) -> DataLoader:
         split = self.split(train)

@@ -21,7 +21,7 @@ from event_lightning.data.loading.bad_samples import (
     check_bad_sample_policy,
     guard_loader,
 )
-from event_lightning.data.loading.config_checks import check_slicing_fits, first_readable
+from event_lightning.data.loading.config_checks import check_slicing_fits, first_measurable
 from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.data.loading.frames_collate import pad_time_collate
 from event_lightning.data.loading.frames_dataset import FRAMES_CODE_VERSION, EventFramesDataset
@@ -57,6 +57,12 @@ class EpochSeededRandomSampler(RandomSampler):
         mixed = int(np.random.SeedSequence([seed & 0xFFFFFFFF, self.epoch]).generate_state(1, np.uint64)[0])
         generator = torch.Generator().manual_seed(mixed & 0x7FFFFFFFFFFFFFFF)
         yield from torch.randperm(len(self.data_source), generator=generator).tolist()
+
+
+def _events_and_origin(sample: tuple[np.ndarray, int, str]) -> tuple[np.ndarray, str]:
+    """``(raw events, origin)`` of an :data:`EventSource` sample ``(raw, label, origin)``."""
+    raw, _, origin = sample
+    return raw, origin
 
 
 class EventClassificationDataModule(pl.LightningDataModule, ABC):
@@ -172,10 +178,9 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
     def _check_slicing(self, dataset: Dataset) -> None:
         """Stop on a slicing no recording can honour (see :mod:`event_lightning.data.loading.config_checks`)."""
         if isinstance(dataset, EventFramesDataset):
-            sample = first_readable(dataset.source, len(dataset))
-            if sample is not None:
-                raw, _, origin = sample
-                check_slicing_fits(raw, self.frame_spec, origin)
+            first = first_measurable(lambda i: _events_and_origin(dataset.source(i)), len(dataset))
+            if first is not None:
+                check_slicing_fits(first[0], self.frame_spec, first[1])
 
     def _loader(self, train: bool, shuffle: bool, stage: str) -> DataLoader:
         split = self.split(train)

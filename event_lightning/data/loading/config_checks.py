@@ -3,39 +3,44 @@
 A time window longer than the recordings does not fail anywhere on its own: framing gives one
 frame per sample, or a fixed-length window is zero-padded, and a network then trains on nothing
 useful for hours. The DataModules call these functions in ``setup`` on the first recording of the
-training split (one file read: cheap even for datasets of thousands of files), so such a setting
-stops the run with a message naming the keys and the recording.
+training split that holds events (usually one file read: cheap even for datasets of thousands of
+files), so such a setting stops the run with a message naming the keys and the recording.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
 
 import numpy as np
 
 from event_lightning.events.core import to_event_array
 from event_lightning.events.represent.slicing import FrameSlicing
 
-__all__ = ["check_slicing_fits", "check_window_fits", "first_readable"]
-
-Sample = TypeVar("Sample")
+__all__ = ["CHECKED_RECORDINGS", "check_slicing_fits", "check_window_fits", "first_measurable"]
 
 WINDOW_SLACK = 0.1
 """How much longer than a recording's last event a fixed-length window may be (a fraction)."""
 
+CHECKED_RECORDINGS = 8
+"""How many recordings from the start of a split are tried for one to check the settings on."""
 
-def first_readable(read: Callable[[int], Sample], count: int) -> Sample | None:
-    """``read(i)`` of the first of the first 8 of ``count`` samples that reads without an error
-    (None if none does).
 
-    Errors are left to the normal loading path, which raises or skips them by ``on_bad_sample``.
+def first_measurable(read: Callable[[int], tuple[np.ndarray, str]], count: int) -> tuple[np.ndarray, str] | None:
+    """``read(i) -> (events, origin)`` of the first of the first :data:`CHECKED_RECORDINGS` of
+    ``count`` recordings that reads without an error and holds at least two events (None if none does).
+
+    A setting is only judged on a recording that can show it is wrong: one that cannot be read,
+    or holds no event or a single one (no duration; e.g. an N-MNIST file of overflow markers
+    only), says nothing about ``time_window``. Errors are left to the normal loading path, which
+    raises or skips such files by ``on_bad_sample`` and names them.
     """
-    for index in range(min(count, 8)):
+    for index in range(min(count, CHECKED_RECORDINGS)):
         try:
-            return read(index)
+            events, origin = read(index)
         except Exception:  # noqa: BLE001 - the loader reports bad files with their own policy
             continue
+        if len(events) >= 2:
+            return events, origin
     return None
 
 

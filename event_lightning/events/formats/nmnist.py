@@ -16,9 +16,9 @@ reach ``2**23`` µs (~8.4 s) and contain no markers; because the increment the r
 uses does not match the 23-bit field width, :func:`write_nmnist_bin` never writes markers and
 refuses timestamps that do not fit 23 bits instead of writing an ambiguous file.
 
-Empty files: a zero-byte recording holds no events, which for N-MNIST only happens when a
-download or an extraction went wrong, so the reader raises by default (``allow_empty=True``
-returns an empty stream instead).  Decoding is vectorised (``np.frombuffer`` + bit operations).
+Empty files: a zero-byte recording, or one of overflow markers only, holds no events, which for
+N-MNIST only happens when a download or an extraction went wrong, so the reader raises by default
+(``allow_empty=True`` returns an empty stream instead).  Decoding is vectorised (``np.frombuffer`` + bit operations).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def decode_nmnist_bytes(
         data: the raw file content.
         origin: name used in error messages (the file path).
         sensor_size: checked with :func:`validate`; ``None`` skips the coordinate check.
-        allow_empty: return an empty stream for zero bytes instead of raising.
+        allow_empty: return an empty stream for zero bytes (or overflow markers only) instead of raising.
 
     Returns:
         Events ``[N]`` sorted by t (µs); a stable sort is applied if the records are out of order.
@@ -93,6 +93,12 @@ def decode_nmnist_bytes(
         t = t + np.cumsum(overflow) * NMNIST_OVERFLOW_INCREMENT_US
         keep = ~overflow
         x, y, t, p = x[keep], y[keep], t[keep], p[keep]
+        if t.size == 0 and not allow_empty:
+            raise EventFormatError(
+                f"{origin}: expected events, found only {int(overflow.sum())} timestamp-overflow marker(s) "
+                f"(y = {NMNIST_OVERFLOW_Y}): the file is not a recording. Re-extract or re-generate the dataset, "
+                "or pass allow_empty=True to read it as no events"
+            )
     events = np.empty(t.size, dtype=EVENT_DTYPE)
     events["x"], events["y"], events["t"], events["p"] = x, y, t, p
     if t.size > 1 and (np.diff(t) < 0).any():
