@@ -106,6 +106,11 @@ class DHP19Windows(Dataset):
             recording whose files cannot be read; ``on_non_monotonic="raise"`` still raises for
             timestamps going backwards.
         ledger: where skipped recordings are recorded (None: only warned about).
+
+    Windows whose labels have no finite joint (DHP19 marks missing markers NaN) are left out
+    whatever ``on_bad_sample`` says: they would train the heatmaps towards zero. Each recording
+    that loses windows is warned about and recorded once in ``ledger`` (so the
+    ``BadSampleReporter`` logs it as ``data/skipped_files_setup`` every epoch).
     """
 
     def __init__(
@@ -140,6 +145,7 @@ class DHP19Windows(Dataset):
         self.centre = {c: positions[CAMERA_TO_P_INDEX[c] - 1] for c in self.cameras}
         self.sources: list[_Source] = []
         self.skipped: list[str] = []
+        self.unlabelled: list[tuple[Path, str]] = []
         bad: list[tuple[Path, str]] = []
         for recording in recordings:
             try:
@@ -156,6 +162,15 @@ class DHP19Windows(Dataset):
             record_setup_skips(ledger, f"DHP19 {name}", bad)
         if self.skipped:
             message = f"DHP19 {name}: skipped {len(self.skipped)} recording(s): " + "; ".join(self.skipped)
+            log.warning(message)
+            warnings.warn(message, stacklevel=2)
+        if self.unlabelled:
+            # Whatever on_bad_sample says: such a window has nothing to learn from or score on.
+            for file, reason in self.unlabelled:
+                if ledger is not None:
+                    ledger.record_setup(file, reason)
+            listing = "; ".join(f"{file}: {reason}" for file, reason in self.unlabelled)
+            message = f"DHP19 {name}: windows without labels left out of {len(self.unlabelled)} recording(s): {listing}"
             log.warning(message)
             warnings.warn(message, stacklevel=2)
         self.index = self._build_index()
@@ -199,11 +214,38 @@ class DHP19Windows(Dataset):
                 int(off.sum()),
             )
         source = _Source(recording, events, poses.transpose(0, 2, 1).copy())
+        unlabelled: set[int] = set()
         for cam in self.cameras:
             source.landmarks[cam] = self.crop.landmarks(source.poses, self.projection[cam])
-            source.window_starts[cam] = self._window_starts(events, cam, len(poses))
+            starts = self._window_starts(events, cam, len(poses))
+            labelled = self._labelled(source.poses, starts)
+            unlabelled.update(starts[~labelled].tolist())
+            source.window_starts[cam] = starts[labelled]
         events.close()
+        if unlabelled:
+            self.unlabelled.append(
+                (
+                    recording.label_path,
+                    f"{len(unlabelled)} window(s) (from {min(unlabelled)} ms) have no joint with finite "
+                    "XYZ/3d_poses among the labels they train on: left out",
+                )
+            )
         return source
+
+    def _labelled(self, poses: np.ndarray, starts_ms: np.ndarray) -> np.ndarray:
+        """``[n]`` bool: the window at each start has a label with a finite joint among those its mode
+        trains on (the CNN frame's label, the window's labels): DHP19 marks missing markers NaN, and
+        a window whose labels are all missing would train the heatmaps towards zero."""
+        s = self.sampling
+        finite = np.isfinite(poses).all(-1).any(-1)  # [N] labels with at least one joint
+        first = starts_ms // LABEL_PERIOD_MS
+        labelled = np.zeros(len(starts_ms), dtype=bool)
+        if s.uses_cnn:
+            labelled |= finite[first - 1]
+        if s.uses_sequence:
+            seen = np.concatenate([[0], np.cumsum(finite)])
+            labelled |= seen[np.minimum(first + s.n_labels, len(finite))] > seen[first]
+        return labelled
 
     def _window_starts(self, events: DHP19EventFile, cam: int, n_labels: int) -> np.ndarray:
         s = self.sampling
