@@ -43,7 +43,7 @@ def test_layout_and_labels(small_root):
     assert labels.tolist() == [0] * 10 + [1] * 10 + [2] * 10
     # root may also be the events_np folder itself, as in the reference's config
     assert find_asl_dvs_files(small_root / "events_np", "npz", ASL_DVS_CLASSES[:3])[0] == paths
-    with pytest.raises(FileNotFoundError, match=r"letter\(s\) \['d'\].*events_np/<letter>"):
+    with pytest.raises(FileNotFoundError, match=r"(?s)letter\(s\) \['d'\].*events_np/<letter>"):
         find_asl_dvs_files(small_root, "npz", ASL_DVS_CLASSES[:4])
 
 

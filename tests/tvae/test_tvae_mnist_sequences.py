@@ -76,7 +76,7 @@ def test_idx_errors_name_the_file(tmp_path: Path) -> None:
 
 
 def test_missing_and_mismatched_mnist_files(tmp_path: Path, synthetic_root: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="train-images-idx3-ubyte.*synthetic: true"):
+    with pytest.raises(FileNotFoundError, match="(?s)train-images-idx3-ubyte.*synthetic true"):
         load_mnist_split(tmp_path, "train")
     raw = tmp_path / "MNIST" / "raw"
     for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):

@@ -52,6 +52,7 @@ from event_lightning.data.loading.bad_samples import (
 )
 from event_lightning.data.loading.event_samplers import NORM_T_MODES, make_sampler, pad_collate, seed_worker
 from event_lightning.data.loading.event_sequences import EventFileDataset, PackedEventDataset, passthrough_collate
+from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found, downloading
 from event_lightning.data.loading.packed_events import (
     EventReader,
     PackedEvents,
@@ -72,6 +73,24 @@ from event_lightning.events.formats.spikingjelly_npz import read_spikingjelly_np
 __all__ = ["ASLDVSDataModule", "event_reader", "find_asl_dvs_files", "split_per_class"]
 
 FILE_FORMATS = ("npz", "mat")
+_ASL_STANDIN = "config/event2vec_synthetic.yaml (its data.synthetic settings write the stand-in under data.root)"
+ASL_DVS_SOURCES = {
+    "mat": DatasetSource(
+        "ASL-DVS (.mat release)",
+        "<root>/ASLDVS/<letter>/*.mat for the 24 letters a-y without j (the original release, as tonic extracts it)",
+        "with data.download: true tonic.datasets.ASLDVS downloads ASLDVS.zip (the authors' Dropbox link) and "
+        "extracts it into <root>/ASLDVS (needs the network); offline, download it on another machine and extract "
+        "it there",
+        _ASL_STANDIN,
+    ),
+    "npz": DatasetSource(
+        "ASL-DVS (spikingjelly events_np)",
+        "<root>/events_np/<letter>/*.npz (keys t, x, y, p) for the 24 letters a-y without j",
+        "convert the .mat release with spikingjelly (ASLDVS(root, data_type='event') writes events_np/), or read "
+        "the .mat files directly with data.file_format: mat (data.download: true fetches them with tonic)",
+        _ASL_STANDIN,
+    ),
+}
 
 
 def event_reader(
@@ -111,7 +130,7 @@ def find_asl_dvs_files(
     (the index of its letter in ``classes``).
 
     Raises:
-        FileNotFoundError: a letter has no folder or no files, naming the folder expected and
+        DatasetNotFoundError: a letter has no folder or no files, naming the layout expected and
             how to obtain the data.
     """
     if file_format not in FILE_FORMATS:
@@ -129,12 +148,8 @@ def find_asl_dvs_files(
         paths += files
         labels.append(np.full(len(files), label, dtype=np.int64))
     if missing:
-        expected = (
-            f"{root}/events_np/<letter>/*.npz (spikingjelly's ASLDVS(root, data_type='event') writes them)"
-            if file_format == "npz"
-            else f"{root}/ASLDVS/<letter>/*.mat (the original release; download=True fetches it with tonic)"
-        )
-        raise FileNotFoundError(f"ASL-DVS: no {suffix} files for letter(s) {missing}; expected {expected}")
+        problem = f"no {suffix} files for letter(s) {missing}"
+        raise dataset_not_found(ASL_DVS_SOURCES[file_format], root, root, problem)
     return paths, np.concatenate(labels)
 
 
@@ -256,15 +271,14 @@ class ASLDVSDataModule(pl.LightningDataModule):
         try:
             find_asl_dvs_files(self.root, self.file_format, self.classes)
             return
-        except FileNotFoundError:
+        except FileNotFoundError as error:
             if self.file_format != "mat":
-                raise FileNotFoundError(
-                    f"ASL-DVS npz files are made by spikingjelly from the .mat release (manual download); "
-                    f"use file_format: mat with download: true, or put events_np/ under {self.root}"
-                ) from None
+                problem = "data.download cannot fetch the npz files (spikingjelly makes them from the .mat release)"
+                raise dataset_not_found(ASL_DVS_SOURCES["npz"], self.root, self.root, problem) from error
         from tonic.datasets import ASLDVS  # downloads and extracts into <root>/ASLDVS
 
-        ASLDVS(save_to=str(self.root))
+        with downloading(ASL_DVS_SOURCES["mat"], self.root):
+            ASLDVS(save_to=str(self.root))
 
     def _pack(self, paths: list[Path]) -> PackedEvents:
         settings = {"format": self.file_format, "flip": self.mat_flip, "sensor": self.sensor_size.as_list()}

@@ -24,6 +24,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from event_lightning.data.loading.dsprites_npz import (
+    DSPRITES_ALT_FILE,
     DSPRITES_FILE,
     FACTOR_NAMES,
     IMAGE_SIZE,
@@ -32,11 +33,20 @@ from event_lightning.data.loading.dsprites_npz import (
     subset_classes,
     subset_grid,
 )
+from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found
 from event_lightning.data.standins.dsprites import write_dsprites_npz
 
 __all__ = ["DSpritesSequenceDataModule", "DSpritesSequenceDataset"]
 
 log = logging.getLogger(__name__)
+
+DSPRITES_SOURCE = DatasetSource(
+    "dSprites",
+    f"<root>/{DSPRITES_FILE} (or <root>/{DSPRITES_ALT_FILE}) with the arrays imgs and latents_classes",
+    f"put DeepMind's {DSPRITES_FILE} (26 MB, github.com/deepmind/dsprites-dataset) in <root>; nothing downloads it",
+    "--data.init_args.synthetic true, or config/tvae_Lpartial_dsprites_synthetic.yaml (and the other "
+    "config/*_dsprites_synthetic.yaml)",
+)
 
 
 class DSpritesSequenceDataset(Dataset):
@@ -146,7 +156,12 @@ class DSpritesSequenceDataModule(pl.LightningDataModule):
             return
         if self.synthetic:
             self.prepare_data()
-        grid = load_dsprites_subset(find_dsprites_file(self.root), self.kept)
+        try:
+            path = find_dsprites_file(self.root)
+        except FileNotFoundError as error:
+            problem = f"neither {DSPRITES_FILE} nor {DSPRITES_ALT_FILE} is there"
+            raise dataset_not_found(DSPRITES_SOURCE, self.root, self.root, problem) from error
+        grid = load_dsprites_subset(path, self.kept)
         seq_len = self.n_time_steps
         self.datasets = {"train": DSpritesSequenceDataset(grid, seq_len, self.transform_factors)}
         if self.n_val_sequences > 0:

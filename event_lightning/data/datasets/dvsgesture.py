@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from event_lightning.data.loading.bad_samples import BadSampleLedger, BadSamplePolicy, check_bad_sample_policy
 from event_lightning.data.loading.config_checks import check_window_fits, first_measurable
 from event_lightning.data.loading.frame_cache import FrameCache
+from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found, downloading
 from event_lightning.data.loading.windows import crop_window, window_loader, window_start
 from event_lightning.data.standins.dvsgesture import SyntheticGesturesConfig, generate_synthetic_gestures
 from event_lightning.events import augment
@@ -40,6 +41,7 @@ from event_lightning.events.formats.dvsgesture_npy import (
     DVSGESTURE_OTHER_LABEL,
     DVSGESTURE_SENSOR_SIZE,
     DVSGestureRecord,
+    dvsgesture_split_dir,
     list_dvsgesture_split,
     read_dvsgesture_npy,
 )
@@ -52,6 +54,15 @@ log = logging.getLogger(__name__)
 LIGHTING_CONDITIONS = ("fluorescent", "lab", "led", "natural")
 """The four lighting classes of the lighting variant ("fluorescent_led" counts as fluorescent)."""
 FRAMES_CODE_VERSION = "dvsgesture-frames-1"
+DVSGESTURE_SOURCE = DatasetSource(
+    "DVSGesture",
+    "<root>/DVSGesture/ibmGestureTrain/user<NN>_<lighting>/<label>.npy and <root>/DVSGesture/ibmGestureTest/"
+    "(the layout tonic extracts)",
+    "with data.download: true tonic.datasets.DVSGesture downloads ibmGestureTrain.tar.gz and ibmGestureTest.tar.gz "
+    "from figshare (figshare.com/ndownloader/files/38022171 and 38020584) and extracts them into <root>/DVSGesture "
+    "(needs the network); offline, download them on another machine and extract them there",
+    "--data.init_args.synthetic true, or config/hgvae_dvsgesture_synthetic.yaml",
+)
 
 
 def lighting_index(token: str, origin: str | os.PathLike = "DVSGesture") -> int:
@@ -198,17 +209,24 @@ class DVSGestureDataModule(pl.LightningDataModule):
         elif self.hparams.download:
             import tonic  # deferred: only the real-data path needs it
 
-            for train in (True, False):
-                tonic.datasets.DVSGesture(save_to=str(self.root), train=train)
+            with downloading(DVSGESTURE_SOURCE, self.root):
+                for train in (True, False):
+                    tonic.datasets.DVSGesture(save_to=str(self.root), train=train)
 
     def _records(self, train: bool) -> list[DVSGestureRecord]:
-        records = list_dvsgesture_split(self.root, train)
+        split = "train" if train else "test"
+        try:
+            records = list_dvsgesture_split(self.root, train)
+        except FileNotFoundError as error:
+            if self.synthetic_config is not None:
+                raise
+            folder = dvsgesture_split_dir(self.root, train)
+            raise dataset_not_found(DVSGESTURE_SOURCE, self.root, folder, f"no {split} split folder") from error
         if self.hparams.drop_other:
             records = [r for r in records if r.label != DVSGESTURE_OTHER_LABEL]
         if not records:
-            raise FileNotFoundError(
-                f"{self.root}: no DVSGesture recordings in the {'train' if train else 'test'} split"
-            )
+            folder = dvsgesture_split_dir(self.root, train)
+            raise dataset_not_found(DVSGESTURE_SOURCE, self.root, folder, f"no recordings in the {split} split")
         return records
 
     def split(self, train: bool) -> GestureWindowDataset:

@@ -44,6 +44,7 @@ from event_lightning.data.loading.image_transforms import (
     rotation_scale_matrix,
     warp_homography,
 )
+from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found
 from event_lightning.data.loading.mnist_idx import MNIST_FILES, IDXFormatError, read_idx
 from event_lightning.data.standins.mnist import write_synthetic_mnist
 
@@ -72,21 +73,27 @@ DEFAULT_SCALES = [
     1.26,
 ]
 SEQUENCE_KINDS = ("single", "dual", "perspective")
+MNIST_SOURCE = DatasetSource(
+    "MNIST",
+    "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte "
+    "(.gz allowed) in <root> or <root>/MNIST/raw",
+    "this project does not download MNIST (torchvision is not used): download the four files from "
+    "yann.lecun.com/exdb/mnist or a mirror (e.g. ossci-datasets.s3.amazonaws.com/mnist) and put them there",
+    "--data.init_args.synthetic true, or config/tvae_Lpartial_mnist_synthetic.yaml (and the other "
+    "config/*_mnist_synthetic.yaml)",
+)
 
 
 def find_mnist_file(root: str | Path, name: str) -> Path:
-    """``name`` (or ``name.gz``) in ``root`` or ``root/MNIST/raw``; a clear error when absent."""
+    """``name`` (or ``name.gz``) in ``root`` or ``root/MNIST/raw``; a :class:`DatasetNotFoundError` saying
+    what to do when absent."""
     root = Path(root)
     candidates = [folder / f"{name}{ext}" for folder in (root, root / "MNIST" / "raw") for ext in ("", ".gz")]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    all_names = ", ".join(n for pair in MNIST_FILES.values() for n in pair)
-    raise FileNotFoundError(
-        f"MNIST file {name!r} not found (looked for {', '.join(str(c) for c in candidates)}). "
-        f"Put the four MNIST IDX files ({all_names}; .gz allowed) in {root} or {root / 'MNIST' / 'raw'}, "
-        "or set synthetic: true for the offline stand-in."
-    )
+    searched = ", ".join(str(c) for c in candidates)
+    raise dataset_not_found(MNIST_SOURCE, root, searched, f"the IDX file {name!r} is missing")
 
 
 def load_mnist_split(root: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:

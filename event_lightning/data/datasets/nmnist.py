@@ -44,8 +44,11 @@ from event_lightning.data.loading.classification_datamodule import EventClassifi
 from event_lightning.data.loading.config_checks import check_window_fits, first_measurable
 from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.data.loading.frames_dataset import EventBatch, EventFramesDataset, file_source
+from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found, downloading
 from event_lightning.data.loading.windows import crop_window, window_loader
 from event_lightning.data.standins.nmnist import (
+    TEST_FOLDER,
+    TRAIN_FOLDER,
     SyntheticDigitsConfig,
     generate_synthetic_nmnist,
     read_synthetic_nmnist_split,
@@ -59,6 +62,23 @@ __all__ = ["NMNISTBatchReader", "NMNISTDataModule", "NMNISTFrameDataset", "NMNIS
 
 FRAMES_CODE_VERSION = "nmnist-frames-1"
 NUM_CLASSES = 10
+_NMNIST_GET = (
+    "tonic.datasets.NMNIST downloads train.zip and test.zip from Mendeley Data (data.mendeley.com/datasets/"
+    "468j46mzdv) and extracts them into <root>/NMNIST ({switch}; needs the network); offline, download them on "
+    "another machine and unzip them there"
+)
+NMNIST_SOURCE = DatasetSource(
+    "N-MNIST (HG-VAE input)",
+    "<root>/NMNIST/Train/<digit 0-9>/*.bin and <root>/NMNIST/Test/<digit 0-9>/*.bin (ATIS .bin recordings)",
+    _NMNIST_GET.format(switch="data.download: true"),
+    "--data.init_args.synthetic true, or config/hgvae_nmnist_synthetic.yaml",
+)
+NMNIST_FRAMES_SOURCE = DatasetSource(
+    "N-MNIST",
+    NMNIST_SOURCE.layout,
+    _NMNIST_GET.format(switch="what data.synthetic: false does"),
+    "--data.init_args.synthetic true (the default), as in config/quickstart.yaml",
+)
 
 
 def nmnist_frames(path: str | os.PathLike, crop: int, dt_us: int, n_time_steps: int) -> np.ndarray:
@@ -156,8 +176,9 @@ class NMNISTDataModule(pl.LightningDataModule):
         elif self.hparams.download:
             import tonic  # deferred: only the real-data path needs it
 
-            for train in (True, False):
-                tonic.datasets.NMNIST(save_to=str(self.root), train=train)
+            with downloading(NMNIST_SOURCE, self.root):
+                for train in (True, False):
+                    tonic.datasets.NMNIST(save_to=str(self.root), train=train)
 
     def split(self, train: bool) -> NMNISTFrameDataset:
         """The train (``True``) or test (``False``) dataset."""
@@ -165,10 +186,11 @@ class NMNISTDataModule(pl.LightningDataModule):
             try:
                 samples = read_synthetic_nmnist_split(self.data_dir, train)
             except FileNotFoundError as error:
-                raise FileNotFoundError(
-                    f"{error}. For the real N-MNIST set data.download: true (tonic downloads it into "
-                    f"{self.root}), or data.synthetic: true for the stand-in"
-                ) from error
+                if self.synthetic_config is not None:
+                    raise
+                split = self.data_dir / (TRAIN_FOLDER if train else TEST_FOLDER)
+                problem = f"no {'training' if train else 'test'} recordings"
+                raise dataset_not_found(NMNIST_SOURCE, self.root, split, problem) from error
             h = self.hparams
             cache = None
             if h.cache:
@@ -331,14 +353,22 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
         else:
             import tonic
 
-            for train in (True, False):  # downloads and extracts when missing
-                tonic.datasets.NMNIST(save_to=str(self.root), train=train)
+            with downloading(NMNIST_FRAMES_SOURCE, self.root):
+                for train in (True, False):  # downloads and extracts when missing
+                    tonic.datasets.NMNIST(save_to=str(self.root), train=train)
 
     def build_split(self, train: bool) -> Dataset:
         if self.synthetic:  # idempotent; lets the DataModule be used without a Trainer
             self.prepare_data()
         folder = self.root if self.synthetic else self.root / "NMNIST"
-        files = read_synthetic_nmnist_split(folder, train)
+        try:
+            files = read_synthetic_nmnist_split(folder, train)
+        except FileNotFoundError as error:
+            if self.synthetic:
+                raise
+            split = folder / (TRAIN_FOLDER if train else TEST_FOLDER)
+            problem = f"no {'training' if train else 'test'} recordings"
+            raise dataset_not_found(NMNIST_FRAMES_SOURCE, self.root, split, problem) from error
         self._files[train] = [str(path) for path, _ in files]
         self._labels[train] = [int(label) for _, label in files]
         # the dataset validates every sample against the sensor: the reader need not do it too

@@ -1,4 +1,4 @@
-"""POKER-DVS (4 card pips, 35x35) through tonic's ``POKERDVS`` class.
+"""POKER-DVS (4 card pips, 35x35) in tonic's ``POKERDVS`` layout.
 
 Used by ``config/lif_pokerdvs.yaml`` (the LIF classifier) and ``config/lif_pokerdvs_synthetic_figures.yaml``
 (its stand-in, :mod:`event_lightning.data.standins.pokerdvs`, with the figure callbacks).
@@ -7,12 +7,13 @@ tonic 1.7 cannot download POKER-DVS (its host is gone) and only reads it when th
 ``pips_{train,test}.tar.gz`` sits in ``<root>/POKERDVS/``; this module extracts the archive there
 itself (tonic would look for it inside its own package) and says which file to put where when
 it is missing. ``synthetic: true`` writes a stand-in in the same layout (archives included), read
-by the same tonic class.
+the same way.
 
-tonic loads every recording when the dataset is built, so bad files show up there: with
-``on_bad_sample: raise`` the error names the file tonic could not load; with ``skip`` every file is
-first checked with :func:`read_tonic_npy`, and when some are bad the split is built from the good
-ones (in tonic's order, with tonic's labels) without tonic, the bad ones recorded once.
+Like tonic, the DataModule loads every recording when a split is built -- in tonic's order, with
+tonic's labels -- but with :func:`read_tonic_npy`, which checks each file's declared size before
+allocating it (tonic's ``np.load`` allocates whatever a header declares). Bad files show up
+there: with ``on_bad_sample: raise`` the error names the file; with ``skip`` the split is built
+from the good ones, the bad ones recorded once.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from torch.utils.data import Dataset
 from event_lightning.data.loading.bad_samples import BAD_SAMPLE_ERRORS, BadSamplePolicy, record_setup_skips
 from event_lightning.data.loading.classification_datamodule import EventClassificationDataModule
 from event_lightning.data.loading.frames_dataset import EventFramesDataset
-from event_lightning.events.core import EventFormatError, SensorSize
+from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found
+from event_lightning.events.core import SensorSize
 from event_lightning.events.formats.tonic_npy import read_tonic_npy
 
 POKERDVS_SENSOR = SensorSize(35, 35, 2)
@@ -37,6 +39,13 @@ ARCHIVES = {
     True: ("pips_train", "412bcfb96826e4fcb290558e8c150aae"),
     False: ("pips_test", "eef2bf7d0d3defae89a6fa98b07c17af"),
 }
+POKERDVS_SOURCE = DatasetSource(
+    "POKER-DVS",
+    "<root>/POKERDVS/pips_train.tar.gz and <root>/POKERDVS/pips_test.tar.gz (extracted there on first use)",
+    "tonic 1.7 cannot download POKER-DVS (its host was shut down): copy both archives from a mirror or a "
+    "colleague (md5 412bcfb96826e4fcb290558e8c150aae and eef2bf7d0d3defae89a6fa98b07c17af) into <root>/POKERDVS/",
+    "--data.init_args.synthetic true, as in config/lif_pokerdvs_synthetic_figures.yaml",
+)
 
 
 def _extracted_files(folder: Path) -> int:
@@ -46,17 +55,14 @@ def _extracted_files(folder: Path) -> int:
 def prepare_pokerdvs(root: Path, train: bool) -> Path:
     """Make ``<root>/POKERDVS`` readable by tonic 1.7's ``POKERDVS``; return that folder.
 
-    Raises FileNotFoundError naming the archive and the folder it belongs in when neither the
-    archive nor an extracted copy is there.
+    Raises :class:`DatasetNotFoundError` naming the archive, the folder it belongs in and where to
+    get it when the archive is not there.
     """
     location = Path(root) / "POKERDVS"
     name, md5 = ARCHIVES[train]
     archive = location / f"{name}.tar.gz"
     if not archive.is_file():
-        raise FileNotFoundError(
-            f"POKER-DVS: {archive} not found. tonic 1.7 cannot download POKER-DVS (its host was shut down); "
-            f"place {name}.tar.gz (md5 {md5}) in {location}/ — or set data.synthetic: true for the offline stand-in."
-        )
+        raise dataset_not_found(POKERDVS_SOURCE, root, archive, f"{archive.name} (md5 {md5}) is missing")
     if _extracted_files(location / name) < 20:  # tonic's own "is it extracted" test
         with tarfile.open(archive) as tar:
             tar.extractall(location, filter="data")
@@ -161,38 +167,24 @@ class PokerDVSDataModule(EventClassificationDataModule):
             generate_synthetic_pokerdvs(self.root, seed=self.synthetic_seed)
 
     def build_split(self, train: bool) -> Dataset:
-        import tonic
-
         if self.synthetic:  # idempotent; lets the DataModule be used without a Trainer
             self.prepare_data()
         location = prepare_pokerdvs(self.root, train)
         files = pokerdvs_files(location / ARCHIVES[train][0])
         name = f"POKERDVS {'train' if train else 'test'}"
-        if self.on_bad_sample == "skip":
-            good, bad = [], []
-            for path, label in files:
-                try:
-                    good.append((read_tonic_npy(path, sensor_size=self.sensor_size), label, str(path)))
-                except BAD_SAMPLE_ERRORS as error:
-                    bad.append((path, f"{type(error).__name__}: {error}"))
-            if bad:
-                record_setup_skips(self.bad_samples, name, bad)
-                self._files[train] = [path for _, _, path in good]
-                recordings = _CheckedRecordings([(events, label) for events, label, _ in good])
-                return TonicSampleDataset(recordings, self.sensor_size, self.frame_spec, name)
-        try:
-            dataset = tonic.datasets.POKERDVS(save_to=str(self.root), train=train)
-        except Exception as error:
-            # tonic's error does not say which file it could not load; find it and say so.
-            for path, _ in files:
-                try:
-                    read_tonic_npy(path, sensor_size=None)
-                except EventFormatError as named:
-                    raise named from error
-            raise
-        if len(dataset) == len(files):
-            self._files[train] = [str(path) for path, _ in files]
-        return TonicSampleDataset(dataset, self.sensor_size, self.frame_spec, name)
+        good, bad = [], []
+        for path, label in files:
+            try:
+                good.append((read_tonic_npy(path, sensor_size=self.sensor_size), label, str(path)))
+            except BAD_SAMPLE_ERRORS as error:
+                if self.on_bad_sample == "raise":
+                    raise
+                bad.append((path, f"{type(error).__name__}: {error}"))
+        if bad:
+            record_setup_skips(self.bad_samples, name, bad)
+        self._files[train] = [path for _, _, path in good]
+        recordings = _CheckedRecordings([(events, label) for events, label, _ in good])
+        return TonicSampleDataset(recordings, self.sensor_size, self.frame_spec, name)
 
     def sample_files(self, train: bool) -> Sequence[str] | None:
         return self._files.get(train)

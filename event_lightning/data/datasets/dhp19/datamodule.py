@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from event_lightning.data.datasets.dhp19.batches import collate_dhp19, densify_counts
 from event_lightning.data.datasets.dhp19.crop import DHP19Crop
-from event_lightning.data.datasets.dhp19.recordings import find_recordings
+from event_lightning.data.datasets.dhp19.recordings import DHP19_SOURCE, find_recordings
 from event_lightning.data.datasets.dhp19.sampling import DHP19Sampling
 from event_lightning.data.datasets.dhp19.windows import DHP19Windows
 from event_lightning.data.loading.bad_samples import (
@@ -26,6 +26,7 @@ from event_lightning.data.loading.bad_samples import (
     check_bad_sample_policy,
     guard_loader,
 )
+from event_lightning.data.loading.missing_data import DatasetNotFoundError, dataset_not_found
 from event_lightning.data.standins.dhp19 import SyntheticDHP19Config, write_synthetic_dhp19
 
 __all__ = ["DHP19DataModule", "SyntheticDHP19DataModule"]
@@ -133,25 +134,28 @@ class DHP19DataModule(pl.LightningDataModule):
         """The ``"train"``, ``"val"`` or ``"test"`` dataset (built on first use)."""
         if name not in self.datasets:
             subjects = {"train": self.train_subjects, "val": self.val_subjects, "test": self.test_subjects}[name]
-            recordings = find_recordings(self.root, subjects, self.exclude)
-            if not recordings:
-                raise FileNotFoundError(
-                    f"DHP19: no <stem>_events.h5 of subjects {subjects} in {self.root} ({name} split)"
-                )
             train = name == "train"
-            self.datasets[name] = DHP19Windows(
-                recordings,
-                self.p_matrices_dir,
-                self.camera_views,
-                self.train_sampling if train else self.eval_sampling,
-                self.crop,
-                stack_views=self.stack_test_views and not train,
-                on_non_monotonic=self.on_non_monotonic,
-                cache_dir=self.cache_dir,
-                name=f"dhp19-{name}",
-                on_bad_sample=self.on_bad_sample,
-                ledger=self.bad_samples,
-            )
+            try:
+                recordings = find_recordings(self.root, subjects, self.exclude)
+                if not recordings:
+                    raise FileNotFoundError(f"no <stem>_events.h5 of subjects {subjects} ({name} split)")
+                self.datasets[name] = DHP19Windows(
+                    recordings,
+                    self.p_matrices_dir,
+                    self.camera_views,
+                    self.train_sampling if train else self.eval_sampling,
+                    self.crop,
+                    stack_views=self.stack_test_views and not train,
+                    on_non_monotonic=self.on_non_monotonic,
+                    cache_dir=self.cache_dir,
+                    name=f"dhp19-{name}",
+                    on_bad_sample=self.on_bad_sample,
+                    ledger=self.bad_samples,
+                )
+            except FileNotFoundError as error:
+                if isinstance(error, DatasetNotFoundError) or isinstance(self, SyntheticDHP19DataModule):
+                    raise
+                raise dataset_not_found(DHP19_SOURCE, self.root, self.root, str(error)) from error
             log.info("DHP19 %s: %d windows from %d recordings", name, len(self.datasets[name]), len(recordings))
         return self.datasets[name]
 

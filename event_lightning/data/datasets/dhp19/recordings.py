@@ -8,11 +8,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["DHP19Recording", "find_recordings", "subject_of"]
+from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found
+
+__all__ = ["DHP19_SOURCE", "DHP19Recording", "find_recordings", "subject_of"]
 
 log = logging.getLogger(__name__)
 
 _SUBJECT = re.compile(r"^S(\d+)_")
+DHP19_SOURCE = DatasetSource(
+    "DHP19",
+    "<root>/S<subject>_session<s>_mov<m>_events.h5 and <root>/S<subject>_session<s>_mov<m>_label.h5 per recording "
+    "(the hybrid ANN-SNN reference's h5 layout: cam<c>_events/x,y,p,t and cam<c>_ms_to_idx; XYZ/3d_poses, "
+    "XYZ/timestamps), with P1.npy..P4.npy and camera_positions.npy in data.p_matrices_dir (default <root>)",
+    "no tool downloads DHP19: get the recordings from the DHP19 site (sites.google.com/view/dhp19), convert them to "
+    "this layout and put them in <root> (docs/hybrid_pose.md, 'Data')",
+    "--data event_lightning.data.datasets.dhp19.SyntheticDHP19DataModule, or config/pose_cnn_synthetic.yaml "
+    "(and the other config/pose_*_synthetic.yaml)",
+)
 
 
 def subject_of(stem: str) -> int | None:
@@ -41,11 +53,7 @@ def find_recordings(root: str | Path, subjects: Sequence[int], exclude: Sequence
     """Every ``<stem>_events.h5`` under ``root`` of the given subjects, with its ``<stem>_label.h5``."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(
-            f"DHP19: folder {root} does not exist. Put the per-recording files <stem>_events.h5 and "
-            "<stem>_label.h5 (DHP19 converted to the hybrid_ann_snn h5 layout) and P1..P4.npy, "
-            "camera_positions.npy there, or use SyntheticDHP19DataModule"
-        )
+        raise dataset_not_found(DHP19_SOURCE, root, root, "the folder does not exist")
     recordings, ignored = [], []
     for events_path in sorted(root.glob("*_events.h5")):
         stem = events_path.name[: -len("_events.h5")]
