@@ -10,6 +10,7 @@ problem raises ``error`` (the calling reader's format error) naming the file and
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import threading
@@ -32,6 +33,7 @@ __all__ = ["NpyHeader", "NpzReader", "read_npy"]
 # thread-safe: concurrent reads (ASL-DVS scans and packs files with a thread pool) intermittently
 # fail with "SystemError: AST constructor recursion depth mismatch". Header parses take turns.
 _HEADER_LOCK = threading.Lock()
+_MAX_HEADER_BYTES = 10_000  # numpy's own limit (max_header_size)
 # numpy writes stored or deflated members; zipfile inflates bzip2 / lzma members without a size cap.
 _MEMBER_COMPRESSIONS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 DEFLATE_MAX_RATIO = 1032
@@ -57,15 +59,28 @@ class NpyHeader:
 
 
 def _read_header(stream: IO[bytes], origin: str, error: type[Exception]) -> NpyHeader:
+    """The header at the start of ``stream``; its length is checked before it is read (numpy reads
+    whatever length a header claims, up to 4 GiB, before its own size check)."""
+    magic = stream.read(len(npy_format.MAGIC_PREFIX) + 2)
+    if len(magic) < len(npy_format.MAGIC_PREFIX) + 2 or not magic.startswith(npy_format.MAGIC_PREFIX):
+        raise error(
+            f"{origin}: expected the .npy magic {npy_format.MAGIC_PREFIX!r}, found {magic[:8]!r}: the file is "
+            "truncated or not a .npy file; re-copy or regenerate it"
+        )
+    version = (magic[-2], magic[-1])
+    if version not in ((1, 0), (2, 0), (3, 0)):
+        raise error(f"{origin}: expected .npy format version 1.0, 2.0 or 3.0, found {version[0]}.{version[1]}")
+    length_bytes = stream.read(2 if version == (1, 0) else 4)
+    length = int.from_bytes(length_bytes, "little")
+    if len(length_bytes) < (2 if version == (1, 0) else 4) or length > _MAX_HEADER_BYTES:
+        raise error(
+            f"{origin}: expected a .npy header of at most {_MAX_HEADER_BYTES} bytes, found a length of {length}"
+        )
+    text = stream.read(length)
+    parse = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
     try:
         with _HEADER_LOCK:
-            version = npy_format.read_magic(stream)
-            if version == (1, 0):
-                shape, fortran_order, dtype = npy_format.read_array_header_1_0(stream)
-            elif version in ((2, 0), (3, 0)):
-                shape, fortran_order, dtype = npy_format.read_array_header_2_0(stream)
-            else:
-                raise ValueError(f"unknown .npy format version {version}")
+            shape, fortran_order, dtype = parse(io.BytesIO(length_bytes + text))
     except Exception as failure:  # numpy's header parser raises ValueError, SyntaxError, TokenError ...
         raise error(
             f"{origin}: not a readable .npy array header ({type(failure).__name__}: {failure}): the file is "
@@ -73,7 +88,7 @@ def _read_header(stream: IO[bytes], origin: str, error: type[Exception]) -> NpyH
         ) from failure
     if dtype.hasobject or dtype.itemsize == 0:
         raise error(f"{origin}: expected a numeric array, found dtype {dtype} (object arrays are never unpickled)")
-    return NpyHeader(tuple(int(s) for s in shape), dtype, bool(fortran_order), stream.tell())
+    return NpyHeader(tuple(int(s) for s in shape), dtype, bool(fortran_order), len(magic) + len(length_bytes) + length)
 
 
 def _as_array(raw: np.ndarray, header: NpyHeader) -> np.ndarray:

@@ -15,6 +15,7 @@ from event_lightning.events.formats.limits import check_declared_bytes
 
 _PIP_NAMES = {"lz4": "lz4", "zstd": "zstandard"}
 _COMPRESSION_LEVELS = {"lz4": 0, "lz4_high": 9, "zstd": 3, "zstd_high": 19}
+_LZ4_CHUNK = 1 << 20
 
 
 def _codec(family: str, need: str, purpose: str = "") -> ModuleType:
@@ -45,9 +46,7 @@ def _decompress(
     expected = f"{where}: expected one complete {family} frame of at most {limit} bytes (the file's budget)"
     try:
         if family == "lz4":
-            decoder = codec.LZ4FrameDecompressor()
-            output = decoder.decompress(payload, max_length=limit + 1)
-            complete, trailing = decoder.eof, len(decoder.unused_data or b"")
+            output, complete, trailing = _lz4_frame(codec, payload, limit, origin, where)
         else:
             declared = codec.get_frame_parameters(payload).content_size
             if declared != codec.CONTENTSIZE_UNKNOWN:
@@ -59,13 +58,32 @@ def _decompress(
         raise
     except Exception as error:  # noqa: BLE001 - both codecs raise their own error classes on corrupt frames
         raise EventFormatError(f"{origin}: {expected}; decompression failed: {error}") from error
-    if len(output) > limit:
-        raise EventFormatError(f"{origin}: {expected}; found more")
     if not complete:
         raise EventFormatError(f"{origin}: {where}: expected a complete {family} frame, found a truncated one")
     if trailing:
         raise EventFormatError(f"{origin}: {where}: expected one {family} frame, found {trailing} trailing byte(s)")
     return output
+
+
+def _lz4_frame(codec: ModuleType, payload: memoryview, limit: int, origin: str | Path, where: str) -> tuple:
+    """``(output, complete, trailing bytes)`` of one LZ4 frame, inflated a chunk at a time: the
+    binding allocates twice the output it is allowed, so it is never allowed more than a chunk."""
+    declared = codec.get_frame_info(payload)["content_size"]  # 0: not declared
+    check_declared_bytes(declared, limit, origin, f"{where}: the lz4 frame")
+    decoder, pieces, size, data = codec.LZ4FrameDecompressor(), [], 0, payload
+    while size <= limit and not decoder.eof:
+        piece = decoder.decompress(data, max_length=_LZ4_CHUNK)
+        data = b""
+        pieces.append(piece)
+        size += len(piece)
+        if not piece and decoder.needs_input:
+            break  # the frame ends early
+    if size > limit:  # refused before the pieces are joined
+        raise EventFormatError(
+            f"{origin}: {where}: expected one lz4 frame of at most {limit} bytes (the file's budget); it inflates "
+            "to more: the file is corrupt or crafted"
+        )
+    return b"".join(pieces), decoder.eof, len(decoder.unused_data or b"")
 
 
 def _compress(buffer: bytes, compression: str) -> bytes:
