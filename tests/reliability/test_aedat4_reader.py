@@ -6,8 +6,9 @@ Files written by :func:`write_aedat4` (uncompressed, LZ4, Zstd) are decoded by t
 IOHeader body, packet header, packet body, packet boundaries, data table), seeded random bytes
 alone and behind the valid magic / header, mutated packet sizes, stream ids and FlatBuffer
 offsets, broken XML descriptions, events beyond the declared sensor, negative timestamps and
-corrupted compressed payloads.  Every case must raise an exception naming the file, or -- where
-the mutation leaves the meaning intact -- return exactly the original events.
+corrupted compressed payloads.  Every case must raise an EventFormatError naming the file, or --
+where the mutation leaves the meaning intact -- return exactly the original events. The memory cap
+and compression bombs are in ``test_reader_fuzz.py``.
 """
 
 from __future__ import annotations
@@ -189,10 +190,12 @@ def test_writer_refuses_what_the_format_cannot_hold(tmp_path: Path) -> None:
 
 
 def _named_error_or_same(path: Path, expected: np.ndarray | None) -> str:
-    """Read ``path``: an exception must name the file; a result must equal ``expected`` exactly."""
+    """Read ``path``: an exception must be an EventFormatError naming the file; a result must equal
+    ``expected`` exactly."""
     try:
         result = read_aedat4(path)
-    except Exception as error:  # noqa: BLE001 - any exception type is allowed, its message is what is checked
+    except Exception as error:  # noqa: BLE001 - the type is checked: only the format error is allowed
+        assert isinstance(error, EventFormatError), f"{path.name}: {type(error).__name__}: {error}"
         assert path.name in str(error), f"{type(error).__name__} does not name {path.name}: {error}"
         return "error"
     assert expected is not None, f"{path.name}: the reader returned {len(result)} events for a broken file"

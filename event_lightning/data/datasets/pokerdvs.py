@@ -42,8 +42,9 @@ ARCHIVES = {
 POKERDVS_SOURCE = DatasetSource(
     "POKER-DVS",
     "<root>/POKERDVS/pips_train.tar.gz and <root>/POKERDVS/pips_test.tar.gz (extracted there on first use)",
-    "tonic 1.7 cannot download POKER-DVS (its host was shut down): copy both archives from a mirror or a "
-    "colleague (md5 412bcfb96826e4fcb290558e8c150aae and eef2bf7d0d3defae89a6fa98b07c17af) into <root>/POKERDVS/",
+    "tonic 1.7 cannot download POKER-DVS (its host was shut down): copy pips_train.tar.gz (md5 "
+    "412bcfb96826e4fcb290558e8c150aae) and pips_test.tar.gz (md5 eef2bf7d0d3defae89a6fa98b07c17af) from a mirror "
+    "or a colleague into <root>/POKERDVS/",
     "--data.init_args.synthetic true, as in config/lif_pokerdvs_synthetic_figures.yaml",
 )
 
