@@ -187,18 +187,9 @@ def test_all_nan_poses_are_a_counted_skip_reported_every_epoch(dhp19_root, tmp_p
         root=str(root), on_bad_sample=policy, batch_size=2, **{**settings, "train_subjects": [1, 16]}
     )
     metrics = _Metrics()
-    trainer = pl.Trainer(
-        max_epochs=2,
-        limit_train_batches=2,
-        limit_val_batches=1,
-        callbacks=[BadSampleReporter()],
-        logger=metrics,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        accelerator="cpu",
-    )
+    quiet = {"enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False}
+    limits = {"max_epochs": 2, "limit_train_batches": 2, "limit_val_batches": 1, "num_sanity_val_steps": 0}
+    trainer = pl.Trainer(callbacks=[BadSampleReporter()], logger=metrics, accelerator="cpu", **limits, **quiet)
     with pytest.warns(BadSampleWarning, match=rf"left out at setup: {re.escape(str(path))}"):
         trainer.fit(_NoModel(), datamodule=data)
     reported = {m["epoch"]: m["data/skipped_files_setup"] for m in metrics.history if "data/skipped_files_setup" in m}
