@@ -1,4 +1,4 @@
-"""POKER-DVS through tonic's POKERDVS class, on the synthetic stand-in written in its layout."""
+"""POKER-DVS in tonic's POKERDVS layout, on the synthetic stand-in: the same events and labels as tonic's class."""
 
 import shutil
 
@@ -62,3 +62,19 @@ def test_stand_in_is_deterministic_and_separable_by_class(tmp_path):
     # every recording holds events of both polarities from a moving pip
     events = np.load(a / files_a[0])
     assert events.shape[1] == 4 and set(np.unique(events[:, 3])) == {0, 1}
+
+
+def test_split_holds_exactly_tonics_events_and_labels(small_root):
+    """The module reads the recordings itself (bounded reader) in tonic's order: same events, same labels."""
+    import tonic  # deferred: only this test compares with tonic
+
+    data = PokerDVSDataModule(root=str(small_root))
+    train = data.split(True)
+    reference = tonic.datasets.POKERDVS(save_to=str(small_root), train=True)
+    assert len(train) == len(reference) == 20
+    for index in range(len(train)):
+        events, label, _ = train.source(index)
+        tonic_events, tonic_label = reference[index]
+        assert label == tonic_label
+        for field in ("t", "x", "y", "p"):
+            np.testing.assert_array_equal(events[field].astype(np.int64), tonic_events[field].astype(np.int64))

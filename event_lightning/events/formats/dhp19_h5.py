@@ -232,13 +232,14 @@ class DHP19EventFile:
         self._file: h5py.File | None = None
         self._pid: int | None = None
         self._ms_to_idx: dict[int, np.ndarray] = {}
+        self._fields: dict[tuple[int, str], h5py.Dataset] = {}  # checked once per open handle
         if check:
             for cam in self.cameras:
                 self.check_camera(cam)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_file"], state["_pid"] = None, None
+        state["_file"], state["_pid"], state["_fields"] = None, None, {}
         return state
 
     @property
@@ -246,13 +247,13 @@ class DHP19EventFile:
         import os
 
         if self._file is None or self._pid != os.getpid():
-            self._file, self._pid = _open(self.path), os.getpid()
+            self._file, self._pid, self._fields = _open(self.path), os.getpid(), {}
         return self._file
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
-        self._file = None
+        self._file, self._fields = None, {}
 
     def __enter__(self) -> DHP19EventFile:
         return self
@@ -267,11 +268,16 @@ class DHP19EventFile:
         return sorted(int(k[3:-7]) for k in names if k[3:-7].isdigit())
 
     def _field(self, cam: int, name: str) -> h5py.Dataset:
-        """Checked 1-D dataset ``cam{cam}_events/{name}`` (see :func:`_dataset`)."""
-        group = self.file.get(f"cam{cam}_events")
-        if not isinstance(group, h5py.Group):
-            raise EventFormatError(f"{self.path}: group 'cam{cam}_events' is missing; cameras present: {self.cameras}")
-        return _dataset(self.file, f"cam{cam}_events/{name}", self.path, kinds="iub" if name == "p" else "iu")
+        """Checked 1-D dataset ``cam{cam}_events/{name}`` (see :func:`_dataset`), checked once per handle."""
+        handle = self.file
+        if (cam, name) not in self._fields:
+            if not isinstance(handle.get(f"cam{cam}_events"), h5py.Group):
+                raise EventFormatError(
+                    f"{self.path}: group 'cam{cam}_events' is missing; cameras present: {self.cameras}"
+                )
+            kinds = "iub" if name == "p" else "iu"
+            self._fields[cam, name] = _dataset(handle, f"cam{cam}_events/{name}", self.path, kinds=kinds)
+        return self._fields[cam, name]
 
     def num_events(self, cam: int) -> int:
         return int(self._field(cam, "t").shape[0])

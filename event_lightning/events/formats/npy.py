@@ -218,7 +218,8 @@ class NpzReader:
         self._spend(rows.size * row_bytes, origin)
         out = np.empty((rows.size, row_bytes), dtype=np.uint8)
         per_chunk = max(READ_CHUNK_BYTES // max(row_bytes, 1), 1)
-        for first in range(0, n_rows, per_chunk):  # all of it: the CRC is checked at the end
+        # All of it (the CRC is checked at the end); rows of zero bytes have nothing to read.
+        for first in range(0, n_rows if row_bytes else 0, per_chunk):
             count = min(per_chunk, n_rows - first)
             chunk = read_exact(stream, count * row_bytes, origin, self.error).reshape(count, row_bytes)
             lo, hi = np.searchsorted(rows, [first, first + count])
