@@ -119,7 +119,7 @@ def test_dhp19_file_is_named_with_its_field_and_skipped_with_a_count(
     data = DHP19DataModule(root=str(root), on_bad_sample="skip", **DHP19_SETTINGS)
     with pytest.warns(BadSampleWarning, match=rf"left out 1 bad file.*{bad.name}.*{field}"):
         outcome, test = bounded_read(lambda _: data.split("test"), bad)
-    assert [s.recording.stem for s in test.sources] == ["S13_session1_mov1"]
+    assert outcome == "valid" and [s.recording.stem for s in test.sources] == ["S13_session1_mov1"]
     assert [r.file for r in data.bad_samples.setup_records()] == [str(root / f"{BAD_STEM}_events.h5")]
 
 
