@@ -126,8 +126,9 @@ def render_performance_page(results: Results, cfg: BenchConfig, machine: str, el
         "## Results\n",
         format_markdown_table(results),
     ]
-    parts.append("\n## Goals of issue 7 in this run\n")
-    parts += goal_lines(results)
+    for issue in (7, 20):
+        parts.append(f"\n## Goals of issue {issue} in this run\n")
+        parts += goal_lines(results, issue)
     if results.skipped:
         parts.append("\nSkipped rows:\n")
         parts += [f"- {s.group} / {s.operation}: {s.reason}" for s in results.skipped]

@@ -30,9 +30,9 @@ EVENTS = types.Array(numba.from_dtype(EVENT_DTYPE), 1, "A", readonly=True, align
 EVENTS_OUT = types.Array(numba.from_dtype(EVENT_DTYPE), 1, "C", aligned=False)
 
 _UNCACHED_WARNING = (
-    "event_lightning: numba finds no writable cache directory (NUMBA_CACHE_DIR unset, the package's "
-    "__pycache__ and ~/.cache not writable), so the event kernels compile anew in every process "
-    "(about a second each); set NUMBA_CACHE_DIR to a writable directory to compile them once"
+    "event_lightning: numba finds no writable cache directory (NUMBA_CACHE_DIR, the kernels' "
+    "__pycache__, ~/.cache/numba), so the event kernels compile anew in every process; set "
+    "NUMBA_CACHE_DIR to a writable directory to compile them once"
 )
 _warned_uncached = False
 
