@@ -158,9 +158,10 @@ def test_disabled_jit_selects_the_numpy_path(monkeypatch) -> None:
 def test_kernels_compile_without_a_writable_cache_directory(monkeypatch) -> None:
     # numba looks for a writable cache in NUMBA_CACHE_DIR, next to the sources, then in ~/.cache;
     # with none (a read-only install and home), cache=True raises: the kernels compile uncached
-    from numba.core.caching import CacheImpl
+    from numba.core import caching
 
-    monkeypatch.setattr(CacheImpl, "_locator_classes", [])
+    cache_impl = getattr(caching, "CacheImpl", None) or caching._CacheImpl  # renamed in numba 0.6x
+    monkeypatch.setattr(cache_impl, "_locator_classes", [])
     monkeypatch.setattr(compiler, "_warned_uncached", False)
 
     def add_one(x):
