@@ -88,7 +88,8 @@ PAGE_NOTES = """
   batch's files are read and framed in one vectorised pass and counted straight into the padded
   batch (uint8 when every count fits, else int16). The NMNIST row compares the per-sample path
   (one file read + `to_frame`) with tonic's reader + `ToFrame` on the same files.
-- **growth**: every kernel as the stream grows from 10k to 10M events over the same 6 s: time
+- **growth**: every kernel as the recording grows from 10k to 10M events at the represent
+  stream's rate (500k events per 6 s, so a filter keeps the same share at every size): time
   (median, as above) and peak memory (tracemalloc's peak of the bytes allocated through numpy
   and Python during one call, the output included; the kernels allocate nothing themselves).
   The exponent is the least-squares slope of log(value) against log(events) (1.0 = linear);

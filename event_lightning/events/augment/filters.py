@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from event_lightning.events.augment.common import Range, _as_events, _draw, _sorted_events
-from event_lightning.events.core import EventFormatError
+from event_lightning.events.core import EVENT_DTYPE, EventFormatError
 from event_lightning.events.kernels.loading import compiled_kernels
 
 
@@ -39,6 +39,13 @@ def _checked_events(
         _sorted_events(events, origin)
         raise AssertionError(f"{origin}: the compiled check rejected events that _sorted_events accepts")
     return events, (max_x + 1, max_y + 1)
+
+
+def _kept_records(events: np.ndarray, keep: np.ndarray, kept: int, kernels: ModuleType) -> np.ndarray:
+    """The ``kept`` records marked in ``keep``, copied by the compiled kernel (no index array)."""
+    out = np.empty(kept, dtype=EVENT_DTYPE)
+    kernels.copy_kept(events, keep, out)
+    return out
 
 
 _DENOISE_TABLE_CELLS = 1 << 16
@@ -88,8 +95,8 @@ def denoise(events: np.ndarray, filter_time: float, *, connectivity: Literal[4, 
     memory = np.full((height + 2, width + 2), -np.inf)
     memory[1:-1, 1:-1] = filter_time
     keep = np.empty(len(events), dtype=bool)
-    kernels.denoise_keep(events, memory.reshape(-1), width + 2, float(filter_time), connectivity == 8, keep)
-    return np.compress(keep, events)
+    kept = kernels.denoise_keep(events, memory.reshape(-1), width + 2, float(filter_time), connectivity == 8, keep)
+    return _kept_records(events, keep, kept, kernels)
 
 
 def _denoise_keep_numpy(events: np.ndarray, filter_time: float, connectivity: int) -> np.ndarray:
@@ -201,11 +208,11 @@ def refractory_period(
     width, height = box
     keep = np.empty(len(events), dtype=bool)
     if reference == "event":  # tonic's table over the bounding box, every pixel starting at -delta
-        kernels.refractory_keep(events, np.full(width * height, -float(delta)), width, float(delta), keep)
+        kept = kernels.refractory_keep(events, np.full(width * height, -float(delta)), width, float(delta), keep)
     else:
         no_event = np.full(width * height, np.iinfo(np.int64).min)
-        kernels.dead_time_keep(events, no_event, width, float(delta), keep)
-    return np.compress(keep, events)
+        kept = kernels.dead_time_keep(events, no_event, width, float(delta), keep)
+    return _kept_records(events, keep, kept, kernels)
 
 
 def _refractory_keep_numpy(events: np.ndarray, delta: float, reference: str) -> np.ndarray:
