@@ -50,8 +50,10 @@ def add_voxel_weights(events, grid, n_bins, width, height, t_first, span):  # pr
             tau = scale * (float(e.t) - t_first)
             if span != 0.0:
                 tau = tau / span
-            b = int(tau)
-            if b < current:  # a float artefact of an invalid stream; never index with it
+            # τ >= 0 and non-decreasing for checked events; the bounds keep every index inside
+            # the grid regardless (no float-to-int overflow past the last bin)
+            b = int(tau) if tau < scale else n_bins
+            if b < current:
                 return i
         else:
             b = n_bins  # past the last event: close every remaining bin
