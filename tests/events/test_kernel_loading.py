@@ -4,12 +4,16 @@ numba finds no writable cache directory."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
+import setuptools
 from numba import types
 
 from event_lightning.events.augment import denoise, downsample, refractory_period
@@ -21,6 +25,7 @@ from event_lightning.events.represent.voxel import voxel_grid
 
 from .conftest import use_numpy_fallback
 
+REPO = Path(__file__).resolve().parents[2]
 SENSOR = SensorSize(37, 23, 2)
 OPERATIONS: dict[str, Callable[[np.ndarray], object]] = {
     "to_frame(time_window)": lambda ev: to_frame(ev, SENSOR, time_window=3_000, overlap=1_000),
@@ -173,3 +178,22 @@ def test_kernels_compile_without_a_writable_cache_directory(monkeypatch) -> None
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert compiler.jit(types.int64(types.int64))(add_one)(1) == 2  # warned once per process
+
+
+def test_importing_the_events_package_does_not_load_numba() -> None:
+    # numba's import and start-up (about a second) are paid by the first kernel call only
+    code = "import sys, event_lightning.events; print('numba' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=_child_env())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_the_kernels_package_is_found_by_the_package_build() -> None:
+    # setuptools' find (pyproject: include event_lightning*) only lists folders with an __init__.py
+    packages = setuptools.find_packages(str(REPO), include=["event_lightning*"])
+    assert "event_lightning.events.kernels" in packages
+
+
+def _child_env() -> dict[str, str]:
+    """This checkout first on the child's path (the editable install may point elsewhere)."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
