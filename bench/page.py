@@ -43,17 +43,17 @@ inputs do).
   ~3 ms of the ~7 ms, mostly writing the 39 MB once. With tonic at ~45-100 ms on this kind of
   box (it varies by session), this mode sits at 7-13x: the zeroing alone is close to a tenth of
   tonic's time. The other modes write 1-6.5 MB and run at ~2 ms (~4 ns per event).
-- **voxel_grid.** ~3.2 ms, ~6 ns per event and far below bandwidth: compute-bound. tonic's float
+- **voxel_grid.** ~3.5 ms, ~7 ns per event and far below bandwidth: compute-bound. tonic's float
   sums are reproduced bit for bit, so each event needs tonic's division for its time position
   twice (the right parts are re-derived when the next bin is complete, to keep tonic's per-cell
   order) and two scattered read-modify-write float adds into a 128 KB plane.
 - **denoise / refractory_period.** A checking pass that also finds the bounding box, the filter
-  pass over a per-pixel table (tonic's sequential rule, branch-free neighbour test), then
-  `np.compress` of the kept records: ~2.4 ms (~5 ns per event) against tonic's per-event Python
-  loop of ~2 µs per event.
+  pass over a per-pixel table (tonic's sequential rule, branch-free neighbour test), then a copy
+  of the kept records: ~2-3 ms (4-6 ns per event) against tonic's per-event Python loop of
+  2-3 µs per event.
 - **downsample.** One read and one write of each record: ~0.7 ms, near the stream-sized copy's
   bandwidth.
-- **First calls.** The kernels compile on the first call of a fresh installation (~5-8 s here
+- **First calls.** The kernels compile on the first call of a fresh installation (~5-9 s here
   in all, the first module also paying numba's start-up), then load from numba's on-disk cache:
   ~1.5-2 s in a new process, nearly all numba's import and target set-up, a few milliseconds
   per kernel after that.
