@@ -191,7 +191,6 @@ def run_representation_rows(
             )
         )
     size = f"{n_events // 1000}k ev, 6 s, 128x128"
-    path = "compiled" if fallback_reason() is None else f"numpy fallback ({fallback_reason()})"
     for kernel in KERNELS:
         peer = kernel.peer(tt)
         ours_out, peer_out = kernel.ours(events), peer(events)  # tonic's transforms leave their input as it is
@@ -203,8 +202,8 @@ def run_representation_rows(
         notes = [kernel.note(ours_out), _bandwidth_note(touched, ours_t, (copy_rates[0], copy_rates[1]))]
         if peer_repeats:
             notes.append(f"peer: median of {peer_repeats}, no warm-up")
-        if fallback_reason() is not None:
-            notes.append(path)
+        if fallback_reason() is not None:  # known once a kernel was asked for
+            notes.append(f"numpy fallback ({fallback_reason()})")
         agree = _agree(kernel.same(ours_out, peer_out))
         note = "; ".join(n for n in notes if n)
         results.rows.append(Row("represent", kernel.label, size, ours_t, kernel.peer_name, peer_t, agree, note))
@@ -261,7 +260,8 @@ def _first_call_rows(results: Results) -> None:
                 operation,
                 "new process, 20k ev",
                 sum(extra.values()),
-                note=f"first call minus second, per kernel: {parts} (the first also imports numba)",
+                note=f"first call minus second, per kernel: {parts} (the first also imports numba; "
+                "refractory_period's kernels come with denoise's module)",
             )
         )
 
