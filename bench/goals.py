@@ -1,23 +1,39 @@
-"""The speed and memory goals of issue 7, checked against the measured rows."""
+"""The speed and memory goals of issues 7 and 20, checked against the measured rows."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from bench.results import Results, Row
 
 
 @dataclass(frozen=True)
 class Goal:
-    """A ratio goal from issue 7 checked against the measured rows whose operation starts with
-    ``prefix`` in ``group``: met when every such row reaches ``min_ratio`` and (with
-    ``needs_agreement``) agrees."""
+    """A ratio goal checked against the measured rows whose operation starts with ``prefix`` in
+    ``group``: met when every such row reaches ``min_ratio`` and (with ``needs_agreement``)
+    agrees."""
 
     text: str
     group: str
     prefix: str
     min_ratio: float
     needs_agreement: bool = True
+    issue: int = 7
+
+
+@dataclass(frozen=True)
+class GrowthGoal:
+    """A growth goal: for every operation of ``group`` measured in ``unit`` (``"s"`` times, ``"B"``
+    peak bytes), the least-squares slope of log(value) against log(events) is at most
+    ``max_exponent``. The event count is the leading number of the size column ("10,000 events")."""
+
+    text: str
+    group: str
+    unit: str
+    max_exponent: float
+    issue: int = 20
 
 
 GOALS = (
@@ -39,6 +55,19 @@ GOALS = (
         100.0,
         needs_agreement=False,
     ),
+    Goal("compiled to_frame >= 10x tonic ToFrame in every mode, identical", "represent", "to_frame", 10.0, issue=20),
+    Goal("compiled voxel_grid >= 10x tonic ToVoxelGrid, identical", "represent", "voxel_grid", 10.0, issue=20),
+    Goal("compiled denoise >= 100x tonic Denoise, identical", "represent", "denoise", 100.0, issue=20),
+    Goal(
+        "compiled refractory_period >= 5x tonic RefractoryPeriod, identical",
+        "represent",
+        "refractory_period",
+        5.0,
+        issue=20,
+    ),
+    Goal("compiled downsample >= 5x tonic Downsample, identical", "represent", "downsample", 5.0, issue=20),
+    GrowthGoal("every kernel linear in events: time exponent <= 1.1 (10k-10M events)", "growth", "s", 1.1),
+    GrowthGoal("no super-linear memory: peak memory exponent <= 1.1 (10k-10M events)", "growth", "B", 1.1),
 )
 
 
@@ -46,21 +75,48 @@ def _agrees(row: Row) -> bool:
     return row.agree == "identical" or (row.agree != "-" and not row.agree.startswith(("NO", "DIFFERENT")))
 
 
-def goal_lines(results: Results) -> list[str]:
-    """One line per goal: the measured worst ratio and whether the goal is met in this run."""
-    lines = []
-    for goal in GOALS:
-        rows = [r for r in results.rows if r.group == goal.group and r.operation.startswith(goal.prefix)]
-        if not rows:
-            lines.append(f"- {goal.text}: not measured in this run")
-            continue
-        worst = min(r.ratio for r in rows if r.ratio is not None)
-        if not goal.needs_agreement:
-            met = worst >= goal.min_ratio
-            verdict = "met" if met else "NOT met"
-            lines.append(f"- {goal.text}: worst measured ratio {worst:.1f}x -> **{verdict}**")
-            continue
-        met = worst >= goal.min_ratio and all(_agrees(r) for r in rows)
-        agree = "outputs agree" if all(_agrees(r) for r in rows) else "outputs DIFFER"
-        lines.append(f"- {goal.text}: worst measured ratio {worst:.1f}x, {agree} -> **{'met' if met else 'NOT met'}**")
-    return lines
+def _ratio_line(goal: Goal, results: Results) -> str:
+    rows = [r for r in results.rows if r.group == goal.group and r.operation.startswith(goal.prefix)]
+    if not rows:
+        return f"- {goal.text}: not measured in this run"
+    worst = min(r.ratio for r in rows if r.ratio is not None)
+    if not goal.needs_agreement:
+        verdict = "met" if worst >= goal.min_ratio else "NOT met"
+        return f"- {goal.text}: worst measured ratio {worst:.1f}x -> **{verdict}**"
+    agree = all(_agrees(r) for r in rows)
+    met = worst >= goal.min_ratio and agree
+    return (
+        f"- {goal.text}: worst measured ratio {worst:.1f}x, {'outputs agree' if agree else 'outputs DIFFER'} "
+        f"-> **{'met' if met else 'NOT met'}**"
+    )
+
+
+def _events_of(row: Row) -> int:
+    return int(row.size.split()[0].replace(",", ""))
+
+
+def _growth_line(goal: GrowthGoal, results: Results) -> str:
+    series: dict[str, list[Row]] = {}
+    for row in results.rows:
+        if row.group == goal.group and row.unit == goal.unit:
+            series.setdefault(row.operation, []).append(row)
+    exponents = {
+        operation: float(np.polyfit(np.log([_events_of(r) for r in rows]), np.log([r.ours_s for r in rows]), 1)[0])
+        for operation, rows in series.items()
+        if len({_events_of(r) for r in rows}) > 1
+    }
+    if not exponents:
+        return f"- {goal.text}: not measured in this run"
+    worst = max(exponents, key=exponents.get)
+    verdict = "met" if exponents[worst] <= goal.max_exponent else "NOT met"
+    return f"- {goal.text}: largest exponent {exponents[worst]:.2f} ({worst}) -> **{verdict}**"
+
+
+def goal_lines(results: Results, issue: int = 7) -> list[str]:
+    """One line per goal of ``issue``: the measured worst ratio (or exponent) and whether the goal
+    is met in this run."""
+    return [
+        _ratio_line(goal, results) if isinstance(goal, Goal) else _growth_line(goal, results)
+        for goal in GOALS
+        if goal.issue == issue
+    ]

@@ -25,36 +25,38 @@ GPU-only measurements are **not measured**.
 """
 
 PAGE_ANALYSIS = """
-## Where the time goes in the goals not met
+## Where the time goes in the event kernels
 
-Profiled on this machine (numbers vary with its load):
+Profiled on this machine with per-thread CPU time (so other jobs' load drops out; the table's
+wall-clock numbers vary more). Each kernel is one compiled pass over the 13-byte packed records
+that checks every event (`validate`'s rules), indexes it and counts or filters it
+(`event_lightning/events/kernels/`); the bandwidth notes in the table compare the bytes each
+pass must move with two copies measured in the same run: 128 MB (main memory) and one of the
+event stream's size (6.5 MB, which stays in cache between repeated calls, as the kernels'
+inputs do).
 
-- **to_frame, time_window=10 ms.** The output alone is 599x2x128x128 int16, 39 MB; allocating
-  and first-touching that much memory costs ~2-7 ms here (it depends on whether the kernel hands
-  out huge pages), before any event is counted. The events cost ~4 ms: validation (one unsigned
-  reduction per field and a sortedness check, ~1.2 ms), the pixel index (~2 ms, five passes over
-  the strided fields) and one int16 `np.add.at` (~1.4 ms). tonic took ~43 ms in this run (95-113 ms
-  in the previous session's runs on the same kind of box), so 10x would be ~4 ms, below that
-  floor. The count and bin modes sit at 4-6x here for the same reasons with smaller outputs.
-- **voxel_grid.** tonic 1.7's `ToVoxelGrid` is already vectorised (two `np.add.at` over the
-  events, fast since numpy 1.25): ~23 ms in this run, 25-60 ms in earlier ones. Ours keeps
-  tonic's per-cell addition order (left parts of bin b, then right parts of bin b-1) while working
-  through blocks of whole bins with cache-sized scratch arrays, and fuses the event checks into
-  the same pass: ~6 ms, of which the 1M sequential scatter-adds that identical float sums
-  require take ~2.7 ms and reading the strided fields ~1.3 ms. 10x (~2.3 ms here) would leave
-  nothing for the rest in numpy.
-- **denoise.** tonic loops over the events in Python: ~0.8 s for the 500k events in this run,
-  1.95 s in the previous session's run on the same kind of box, so this ratio moves with the
-  machine more than with our code. Ours cuts time into blocks of `floor(filter_time)` µs (an
-  earlier neighbour event in the same block is always recent, the latest one in the previous
-  occupied block is checked by its time, older ones never count) and keeps one cache-sized table
-  over `[block, padded pixel]` whose cells pair the pixel's first event index in its block with
-  its latest event index in the block before: per event one lookup per neighbour, then a minimum
-  and a maximum. It takes ~16-20 ms (the previous two-table version ~55-70 ms): validation
-  ~1 ms, the event-sized index and time arrays ~5 ms (much of it first-touch page faults), the
-  loop over groups of 3 blocks ~11 ms (4 random lookups per event, ~20 numpy calls per group).
-  100x of a 0.8 s tonic is 8 ms, below what the event-sized passes alone cost in numpy; a single
-  sequential pass needs compiled code, which this project does not ship.
+- **to_frame, time_window=10 ms.** The output is 599x2x128x128 int16, 39 MB: above glibc's
+  largest mmap threshold (32 MB), so every call maps fresh memory, and the operating system
+  zeroes it as the first writes touch it (~3.5-4.5 ms here, 2 MB huge pages through numpy's
+  madvise, ~400 page faults per call), the same cost tonic's `np.zeros` pays. The pass itself
+  (count each frame into a cache-resident scratch frame, copy it out sequentially) takes
+  ~3 ms of the ~7 ms, mostly writing the 39 MB once. With tonic at ~45-100 ms on this kind of
+  box (it varies by session), this mode sits at 7-13x: the zeroing alone is close to a tenth of
+  tonic's time. The other modes write 1-6.5 MB and run at ~2 ms (~4 ns per event).
+- **voxel_grid.** ~3.5 ms, ~7 ns per event and far below bandwidth: compute-bound. tonic's float
+  sums are reproduced bit for bit, so each event needs tonic's division for its time position
+  twice (the right parts are re-derived when the next bin is complete, to keep tonic's per-cell
+  order) and two scattered read-modify-write float adds into a 128 KB plane.
+- **denoise / refractory_period.** A checking pass that also finds the bounding box, the filter
+  pass over a per-pixel table (tonic's sequential rule, branch-free neighbour test), then a copy
+  of the kept records: ~2-3 ms (4-6 ns per event) against tonic's per-event Python loop of
+  2-3 µs per event.
+- **downsample.** One read and one write of each record: ~0.7 ms, near the stream-sized copy's
+  bandwidth.
+- **First calls.** The kernels compile on the first call of a fresh installation (~5-9 s here
+  in all, the first module also paying numba's start-up), then load from numba's on-disk cache:
+  ~1.5-2 s in a new process, nearly all numba's import and target set-up, a few milliseconds
+  per kernel after that.
 """
 
 PAGE_NOTES = """
@@ -62,8 +64,14 @@ PAGE_NOTES = """
 
 - **represent**: a DVSGesture-like stream (uniform random pixels on 128x128, 2 polarities,
   sorted times over 6 s) against tonic 1.7's transforms on the same structured array:
-  `to_frame` in each slicing mode vs `ToFrame`, `voxel_grid` vs `ToVoxelGrid`, `denoise` vs
-  `Denoise`, `downsample` vs `Downsample`. Outputs must be identical (array equality).
+  `to_frame` in each slicing mode vs `ToFrame`, `voxel_grid` vs `ToVoxelGrid` (bit equality),
+  `denoise` vs `Denoise`, `refractory_period` vs `RefractoryPeriod`, `downsample` vs
+  `Downsample`. Outputs must be identical (array equality). Each note gives the bytes the pass
+  must move (records read, output written; re-reads counted) over its time, as a share of the
+  two `np.copyto` rows measured first (main memory, and a copy of the stream's size that stays
+  in cache). *first calls*: two fresh processes with a new `NUMBA_CACHE_DIR`, each calling every
+  kernel twice on 20k events: the first call's extra time, with the cache empty (JIT compile),
+  then filled (load); the first kernel also pays numba's import.
 - **lif**: one training step (forward, NLL on the max readout voltage, backward, Adam step) of
   the POKER-DVS classifier (T=200, B=32, 2450 -> 100 -> 4, sparse binary input frames) against
   the same network built from norse 1.1 (`LIFRecurrentCell` + `Linear` + `LICell`, looped per
@@ -80,9 +88,13 @@ PAGE_NOTES = """
   batch's files are read and framed in one vectorised pass and counted straight into the padded
   batch (uint8 when every count fits, else int16). The NMNIST row compares the per-sample path
   (one file read + `to_frame`) with tonic's reader + `ToFrame` on the same files.
-- **growth**: `to_frame(n_time_bins=16)` as the stream grows; the exponent is the least-squares
-  slope of log(time) against log(events) (1.0 = linear). Below 1 means the fixed cost per call
-  (the 16x2x128x128 output, slice bounds) still dominates the small streams.
+- **growth**: every kernel as the recording grows from 10k to 10M events at the represent
+  stream's rate (500k events per 6 s, so a filter keeps the same share at every size): time
+  (median, as above) and peak memory (tracemalloc's peak of the bytes allocated through numpy
+  and Python during one call, the output included; the kernels allocate nothing themselves).
+  The exponent is the least-squares slope of log(value) against log(events) (1.0 = linear);
+  below 1 means fixed costs per call (the 16x2x128x128 output, the pixel tables) still dominate
+  the small streams, and a constant output gives a memory exponent near 0.
 - **methods** (rows 4-6 per method): each method's synthetic config in `config/` (LIF classifier
   on the quickstart N-MNIST frames, HG-VAE N-MNIST and DVSGesture, Event2Vec, pose CNN / SNN /
   hybrid CNN-SNN on the DHP19 stand-in, TVAE), built as the CLI builds it (DataModule -> model
@@ -126,8 +138,9 @@ def render_performance_page(results: Results, cfg: BenchConfig, machine: str, el
         "## Results\n",
         format_markdown_table(results),
     ]
-    parts.append("\n## Goals of issue 7 in this run\n")
-    parts += goal_lines(results)
+    for issue in (7, 20):
+        parts.append(f"\n## Goals of issue {issue} in this run\n")
+        parts += goal_lines(results, issue)
     if results.skipped:
         parts.append("\nSkipped rows:\n")
         parts += [f"- {s.group} / {s.operation}: {s.reason}" for s in results.skipped]

@@ -1,18 +1,41 @@
-"""Rows 1 and 7: event representations and filters against tonic 1.7, and cost growth of to_frame."""
+"""Rows 1 and 7: event representations and filters against tonic 1.7, and how their cost grows.
+
+The represent group times each compiled kernel against tonic on one 500k-event stream, says how
+far it is from this machine's memory bandwidth (bytes it touches per second against a copy
+measured in the same run), and times the first calls of a fresh process (JIT compile with an empty
+numba cache, then loading the cache). The growth group times every kernel from 10k to 10M events
+and measures its peak traced memory; the fitted exponents say whether cost grows linearly.
+"""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bench.measure import BenchConfig, median_time, paired_times
 from bench.results import Results, Row, Skipped
-from event_lightning.events.augment import denoise, downsample
+from bench.table import format_bytes
+from event_lightning.events.augment import denoise, downsample, refractory_period
 from event_lightning.events.core import EVENT_DTYPE, SensorSize
+from event_lightning.events.kernels.loading import fallback_reason
 from event_lightning.events.represent.frames import to_frame
+from event_lightning.events.represent.slicing import FrameSlicing, _slice_bounds
 from event_lightning.events.represent.voxel import voxel_grid
 
 GESTURE_SENSOR = SensorSize(128, 128, 2)
 GESTURE_DURATION_US = 6_000_000
+RECORD = EVENT_DTYPE.itemsize  # bytes per event record
+COPY_BYTES = 128 * 2**20  # large enough to leave every cache
 
 
 def gesture_like_events(n_events: int, seed: int = 0, duration_us: int = GESTURE_DURATION_US) -> np.ndarray:
@@ -30,129 +53,275 @@ def _same_events(a: np.ndarray, b: np.ndarray) -> bool:
     return len(a) == len(b) and all(np.array_equal(a[name], b[name]) for name in ("x", "y", "t", "p"))
 
 
+def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and np.array_equal(a, b)
+
+
+def _filter_bytes(events: np.ndarray, kept: np.ndarray) -> int:
+    """Checking pass and filter pass over the records, the keep mask written and read, the copy
+    pass reading the records and writing the kept ones."""
+    return 3 * RECORD * len(events) + 2 * len(events) + RECORD * len(kept)
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One measured operation: our call, tonic's transform, how to compare their outputs, and the
+    bytes our call moves through memory at least (the model behind the bandwidth column)."""
+
+    label: str
+    ours: Callable[[np.ndarray], Any]
+    peer: Callable[[Any], Callable[[np.ndarray], Any]]  # tonic.transforms -> transform
+    peer_name: str
+    same: Callable[[Any, Any], bool]
+    bytes_touched: Callable[[np.ndarray, Any], int]
+    slow_peer: bool = False  # a per-event Python loop: fewer calls
+    note: Callable[[Any], str] = lambda out: ""
+
+
+def _frame_kernel(label: str, **kwargs: Any) -> Kernel:
+    def frame_bytes(events: np.ndarray, frames: np.ndarray) -> int:
+        # each event read once per frame holding it (overlaps re-read), every frame cell written once
+        starts, ends = _slice_bounds(events["t"], FrameSlicing(**kwargs))
+        members = int(np.maximum(ends - starts, 0).sum())
+        return RECORD * max(len(events), members) + frames.nbytes
+
+    return Kernel(
+        label,
+        lambda ev: to_frame(ev, GESTURE_SENSOR, **kwargs),
+        lambda tt: tt.ToFrame(sensor_size=GESTURE_SENSOR.as_tonic(), **kwargs),
+        "tonic ToFrame",
+        _same_array,
+        frame_bytes,
+        note=lambda frames: f"{len(frames)} frames",
+    )
+
+
+def _filter_kernel(label: str, ours: Callable[[np.ndarray], np.ndarray], peer: str, **peer_options: Any) -> Kernel:
+    """A filter against tonic's transform ``peer``, whose per-event Python loop gets fewer calls."""
+    return Kernel(
+        label,
+        ours,
+        lambda tt: getattr(tt, peer)(**peer_options),
+        f"tonic {peer}",
+        _same_events,
+        _filter_bytes,
+        slow_peer=True,
+    )
+
+
+KERNELS = (
+    _frame_kernel("to_frame(time_window=10 ms)", time_window=10_000),
+    _frame_kernel("to_frame(event_count=5000)", event_count=5000),
+    _frame_kernel("to_frame(n_time_bins=16)", n_time_bins=16),
+    _frame_kernel("to_frame(n_event_bins=16)", n_event_bins=16),
+    _frame_kernel("to_frame(n_time_bins=16, overlap=0.5)", n_time_bins=16, overlap=0.5),
+    Kernel(
+        "voxel_grid(16 bins)",
+        lambda ev: voxel_grid(ev, GESTURE_SENSOR, 16),
+        lambda tt: tt.ToVoxelGrid(sensor_size=GESTURE_SENSOR.as_tonic(), n_time_bins=16),
+        "tonic ToVoxelGrid",
+        lambda ours, peer: ours.shape == peer.shape and np.array_equal(ours.view(np.uint64), peer.view(np.uint64)),
+        lambda ev, grid: 2 * RECORD * len(ev) + grid.nbytes,  # the records read twice (left, right parts)
+    ),
+    _filter_kernel("denoise(filter_time=10 ms)", lambda ev: denoise(ev, 10_000), "Denoise", filter_time=10_000),
+    _filter_kernel(
+        "refractory_period(delta=1 ms)", lambda ev: refractory_period(ev, 1_000), "RefractoryPeriod", delta=1_000
+    ),
+    Kernel(
+        "downsample(spatial 0.5, time 0.001)",
+        lambda ev: downsample(ev, GESTURE_SENSOR, spatial_factor=0.5, time_factor=0.001)[0],
+        lambda tt: tt.Downsample(spatial_factor=0.5, time_factor=0.001),
+        "tonic Downsample",
+        _same_events,
+        lambda ev, out: RECORD * (len(ev) + len(out)),
+    ),
+)
+# one row per compiled kernel in the growth and first-call rows (the to_frame modes share one)
+GROWTH_KERNELS = tuple(
+    k for k in KERNELS if not k.label.startswith("to_frame") or k.label == "to_frame(n_time_bins=16)"
+)
+
+
 def _agree(ok: bool) -> str:
     return "identical" if ok else "DIFFERENT"
 
 
-def run_representation_rows(cfg: BenchConfig, results: Results, n_events: int = 500_000) -> None:
-    """Row 1: to_frame (every mode), voxel grid, denoise, downsample vs tonic on 500k events / 6 s
-    (``n_events`` smaller only for the smoke test)."""
+def copy_seconds(n_bytes: int, cfg: BenchConfig) -> float:
+    """Seconds per ``np.copyto`` of ``n_bytes`` between two arrays already in memory (pages
+    faulted): read + write bandwidth is ``2 * n_bytes`` over it. At ``COPY_BYTES`` that is main
+    memory's; at the size of the event stream, what a kernel that finds the stream in cache
+    (as repeated calls do) can reach."""
+    source = np.ones(n_bytes, dtype=np.uint8)
+    target = np.zeros_like(source)
+    return median_time(lambda: np.copyto(target, source), cfg)
+
+
+def _bandwidth_note(n_bytes: int, seconds: float, copy_rates: tuple[float, float]) -> str:
+    rate = n_bytes / seconds
+    memory, stream = (100 * rate / r for r in copy_rates)
+    return (
+        f"{format_bytes(n_bytes)} touched: {rate / 1e9:.1f} GB/s = {memory:.0f}% of the main-memory copy, "
+        f"{stream:.0f}% of the stream-sized copy"
+    )
+
+
+def run_representation_rows(
+    cfg: BenchConfig, results: Results, n_events: int = 500_000, first_calls: bool = True
+) -> None:
+    """Row 1: every kernel against tonic on 500k events / 6 s (``n_events`` smaller only for the
+    smoke test), the copy bandwidth they are held against, and (``first_calls``) the first calls
+    of a new process."""
     try:
         import tonic.transforms as tt
     except ImportError as error:  # pragma: no cover - tonic is a benchmark-only peer
         results.skipped.append(Skipped("represent", "all", f"tonic not importable: {error}"))
         return
     events = gesture_like_events(n_events)
-    size = f"{n_events // 1000}k ev, 6 s, 128x128"
-    sensor = GESTURE_SENSOR.as_tonic()
-    frame_modes = [
-        ("to_frame(time_window=10 ms)", {"time_window": 10_000}),
-        ("to_frame(event_count=5000)", {"event_count": 5000}),
-        ("to_frame(n_time_bins=16)", {"n_time_bins": 16}),
-        ("to_frame(n_event_bins=16)", {"n_event_bins": 16}),
-        ("to_frame(n_time_bins=16, overlap=0.5)", {"n_time_bins": 16, "overlap": 0.5}),
-    ]
-    for label, kwargs in frame_modes:
-        peer = tt.ToFrame(sensor_size=sensor, **kwargs)
-        ours_out, peer_out = to_frame(events, GESTURE_SENSOR, **kwargs), peer(events)
-        ok = ours_out.shape == peer_out.shape and np.array_equal(ours_out, peer_out)
-        ours_t, peer_t = paired_times(
-            lambda kw=kwargs: to_frame(events, GESTURE_SENSOR, **kw), lambda f=peer: f(events), cfg
-        )
+    copy_rates = []
+    for n_bytes, what in ((COPY_BYTES, "main memory"), (events.nbytes, "the event stream's size, in cache")):
+        seconds = copy_seconds(n_bytes, cfg)
+        copy_rates.append(2 * n_bytes / seconds)
         results.rows.append(
             Row(
                 "represent",
-                label,
-                size,
-                ours_t,
-                "tonic ToFrame",
-                peer_t,
-                _agree(ok),
-                f"{ours_out.shape[0]} frames",
+                f"memory bandwidth: np.copyto ({what})",
+                format_bytes(n_bytes),
+                seconds,
+                note=f"{copy_rates[-1] / 1e9:.1f} GB/s read + write: the kernels' bandwidth notes compare with this",
+            )
+        )
+    size = f"{n_events // 1000}k ev, 6 s, 128x128"
+    for kernel in KERNELS:
+        peer = kernel.peer(tt)
+        ours_out, peer_out = kernel.ours(events), peer(events)  # tonic's transforms leave their input as it is
+        peer_repeats = (1 if cfg.quick else 3) if kernel.slow_peer else None
+        ours_t, peer_t = paired_times(
+            lambda k=kernel: k.ours(events), lambda f=peer: f(events), cfg, peer_repeats=peer_repeats
+        )
+        touched = kernel.bytes_touched(events, ours_out)
+        notes = [kernel.note(ours_out), _bandwidth_note(touched, ours_t, (copy_rates[0], copy_rates[1]))]
+        if peer_repeats:
+            notes.append(f"peer: median of {peer_repeats}, no warm-up")
+        if fallback_reason() is not None:  # known once a kernel was asked for
+            notes.append(f"numpy fallback ({fallback_reason()})")
+        agree = _agree(kernel.same(ours_out, peer_out))
+        note = "; ".join(n for n in notes if n)
+        results.rows.append(Row("represent", kernel.label, size, ours_t, kernel.peer_name, peer_t, agree, note))
+    if first_calls:
+        _first_call_rows(results)
+
+
+# Run in a fresh interpreter: the first and second call of every kernel on a small stream, so the
+# difference is what the first call adds (numba import, compile or cache load). The imports before
+# it (numpy, torch through event_lightning.events) are not counted.
+_FIRST_CALL_SCRIPT = """
+import json, time
+from bench.rows_represent import GROWTH_KERNELS, gesture_like_events
+events = gesture_like_events(20_000)
+extra = {}
+for kernel in GROWTH_KERNELS:
+    start = time.perf_counter(); kernel.ours(events); first = time.perf_counter() - start
+    start = time.perf_counter(); kernel.ours(events); extra[kernel.label] = first - (time.perf_counter() - start)
+print(json.dumps(extra))
+"""
+
+
+def _first_calls(cache_dir: str) -> dict[str, float]:
+    """Seconds the first call of each kernel adds in a new process using ``cache_dir`` as numba's cache."""
+    root = str(Path(__file__).resolve().parent.parent)
+    python_path = os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, PYTHONPATH=python_path)
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_CALL_SCRIPT], cwd=root, env=env, capture_output=True, text=True, timeout=900
+    )
+    if done.returncode:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _first_call_rows(results: Results) -> None:
+    """Two rows: the first calls with an empty numba cache (JIT compile), then with that cache
+    filled (load); each the sum over the kernels, one kernel per entry of the note."""
+    if fallback_reason() is not None:
+        results.skipped.append(Skipped("represent", "first calls", f"numpy fallback: {fallback_reason()}"))
+        return
+    with tempfile.TemporaryDirectory(prefix="numba-cache-") as cache_dir:
+        try:
+            runs = [("first calls, empty numba cache (JIT compile)", _first_calls(cache_dir))]
+            runs.append(("first calls, numba cache filled (load)", _first_calls(cache_dir)))
+        except (RuntimeError, subprocess.TimeoutExpired, ValueError) as error:
+            results.skipped.append(Skipped("represent", "first calls", f"subprocess failed: {error}"))
+            return
+    for operation, extra in runs:
+        parts = ", ".join(f"{label.split('(')[0]} {seconds:.2f} s" for label, seconds in extra.items())
+        results.rows.append(
+            Row(
+                "represent",
+                operation,
+                "new process, 20k ev",
+                sum(extra.values()),
+                note=f"first call minus second, per kernel: {parts} (the first also imports numba; "
+                "refractory_period's kernels come with denoise's module)",
             )
         )
 
-    peer_voxel = tt.ToVoxelGrid(sensor_size=sensor, n_time_bins=16)
-    ok = np.array_equal(voxel_grid(events, GESTURE_SENSOR, 16), peer_voxel(events))
-    ours_t, peer_t = paired_times(
-        lambda: voxel_grid(events, GESTURE_SENSOR, 16), lambda: peer_voxel(events), cfg
-    )
-    results.rows.append(
-        Row(
-            "represent",
-            "voxel_grid(16 bins)",
-            size,
-            ours_t,
-            "tonic ToVoxelGrid",
-            peer_t,
-            _agree(ok),
-        )
-    )
 
-    # tonic's Denoise is a per-event Python loop (~1.4 s at 500k): fewer repeats keep --quick short.
-    peer_denoise = tt.Denoise(filter_time=10_000)
-    ok = _same_events(denoise(events, 10_000), peer_denoise(events))
-    peer_repeats = 1 if cfg.quick else 3
-    ours_t, peer_t = paired_times(
-        lambda: denoise(events, 10_000), lambda: peer_denoise(events), cfg, peer_repeats=peer_repeats
-    )
-    results.rows.append(
-        Row(
-            "represent",
-            "denoise(filter_time=10 ms)",
-            size,
-            ours_t,
-            "tonic Denoise",
-            peer_t,
-            _agree(ok),
-            f"peer: median of {peer_repeats}, no warm-up",
-        )
-    )
-
-    peer_down = tt.Downsample(spatial_factor=0.5, time_factor=0.001)
-    ours_down, _ = downsample(events, GESTURE_SENSOR, spatial_factor=0.5, time_factor=0.001)
-    ok = _same_events(ours_down, peer_down(events))
-    ours_t, peer_t = paired_times(
-        lambda: downsample(events, GESTURE_SENSOR, spatial_factor=0.5, time_factor=0.001),
-        lambda: peer_down(events),
-        cfg,
-    )
-    results.rows.append(
-        Row(
-            "represent",
-            "downsample(spatial 0.5, time 0.001)",
-            size,
-            ours_t,
-            "tonic Downsample",
-            peer_t,
-            _agree(ok),
-        )
-    )
-
-
-def fitted_exponent(sizes: list[int], times: list[float]) -> float:
-    """Least-squares slope of log(time) against log(size): the empirical cost exponent."""
-    slope, _ = np.polyfit(np.log(sizes), np.log(times), 1)
+def fitted_exponent(sizes: list[int], values: list[float]) -> float:
+    """Least-squares slope of log(value) against log(size): the empirical cost exponent."""
+    slope, _ = np.polyfit(np.log(sizes), np.log(values), 1)
     return float(slope)
 
 
+def peak_traced_bytes(fn: Callable[[], Any]) -> int:
+    """Peak bytes allocated through numpy and Python during ``fn()`` above what was allocated
+    before (tracemalloc; the kernels allocate nothing themselves: their callers allocate every
+    array in numpy)."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        fn()
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+def growth_size(n_events: int) -> str:
+    """The size column of a growth row; :mod:`bench.goals` reads the event count back from it."""
+    return f"{n_events:,} events"
+
+
 def run_growth_rows(cfg: BenchConfig, results: Results) -> None:
-    """Row 7: to_frame(n_time_bins=16) time as the events per sample grow 10k -> 10M (1M in --quick)."""
+    """Row 7: each kernel's time and peak memory as the recording grows 10k -> 10M events (1M in
+    --quick) at the represent stream's event rate (500k events per 6 s: 10M events are 2 min), so
+    the data look alike at every size (a filter keeps the same share), with the fitted exponents
+    (1.0 = linear) on the largest size."""
     sizes = [10_000, 100_000, 1_000_000] if cfg.quick else [10_000, 100_000, 1_000_000, 10_000_000]
-    times = []
+    times: dict[str, list[float]] = {k.label: [] for k in GROWTH_KERNELS}
+    peaks: dict[str, list[int]] = {k.label: [] for k in GROWTH_KERNELS}
     for n in sizes:
-        events = gesture_like_events(n, seed=1)
-        elapsed = median_time(lambda ev=events: to_frame(ev, GESTURE_SENSOR, n_time_bins=16), cfg)
-        times.append(elapsed)
-        results.rows.append(
-            Row(
-                "growth",
-                "to_frame(n_time_bins=16)",
-                f"{n:,} ev",
-                elapsed,
-                note=f"{elapsed / n * 1e9:.1f} ns/event",
+        events = gesture_like_events(n, seed=1, duration_us=n * GESTURE_DURATION_US // 500_000)
+        for kernel in GROWTH_KERNELS:
+            elapsed = median_time(lambda k=kernel, ev=events: k.ours(ev), cfg)
+            peak = peak_traced_bytes(lambda k=kernel, ev=events: k.ours(ev))
+            times[kernel.label].append(elapsed)
+            peaks[kernel.label].append(peak)
+            results.rows.append(
+                Row("growth", kernel.label, growth_size(n), elapsed, note=f"{elapsed / n * 1e9:.1f} ns/event")
             )
-        )
+            results.rows.append(
+                Row(
+                    "growth",
+                    f"{kernel.label}: peak memory",
+                    growth_size(n),
+                    peak,
+                    note=f"{peak / n:.1f} B/event (input: {RECORD} B/event)",
+                    unit="B",
+                )
+            )
         del events
-    exponent = fitted_exponent(sizes, times)
-    results.rows[-1].note += f"; fitted exponent {exponent:.2f} over {sizes[0]:,}-{sizes[-1]:,} events"
+    span = f"over {sizes[0]:,}-{sizes[-1]:,} events"
+    for row in results.rows[-2 * len(GROWTH_KERNELS) :]:
+        label = row.operation.removesuffix(": peak memory")
+        series = peaks[label] if row.unit == "B" else times[label]
+        row.note += f"; fitted exponent {fitted_exponent(sizes, series):.2f} {span}"

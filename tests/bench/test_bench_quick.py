@@ -20,12 +20,15 @@ from event_lightning.nn.lif import input_projection  # noqa: E402
 
 def test_tiny_representation_rows_have_ratio_and_agreement():
     results = Results()
-    run_representation_rows(BenchConfig(quick=True, warmup=0, repeats=1), results, n_events=20_000)
+    run_representation_rows(BenchConfig(quick=True, warmup=0, repeats=1), results, n_events=20_000, first_calls=False)
     operations = [row.operation for row in results.rows]
     assert any(op.startswith("to_frame(") for op in operations)
-    assert {"voxel_grid(16 bins)", "denoise(filter_time=10 ms)"} <= set(operations)
-    for row in results.rows:
-        assert row.ours_s > 0 and row.peer_s > 0
+    expected = {"voxel_grid(16 bins)", "denoise(filter_time=10 ms)", "refractory_period(delta=1 ms)"}
+    assert expected <= set(operations)
+    copies = [row for row in results.rows if row.peer_s is None]  # main memory, stream-sized
+    assert len(copies) == 2 and all("GB/s" in row.note for row in copies)
+    for row in results.rows[len(copies) :]:
+        assert row.ours_s > 0 and row.peer_s > 0 and "% of the main-memory copy" in row.note
         assert row.ratio == pytest.approx(row.peer_s / row.ours_s)
         assert row.agree == "identical", row  # our outputs equal tonic's on the same events
     text = format_text_table(results)
@@ -72,6 +75,20 @@ def test_sparse_input_projection_matches_dense():
     torch.testing.assert_close(sparse_grad, dense_grad, rtol=1e-6, atol=1e-5)
     # dense inputs keep the dense product
     assert not _uses_sparse_product(input_projection(torch.ones(50, 8, 300), weight))
+
+
+def test_growth_goals_fit_exponents_per_operation():
+    sizes = [10_000, 100_000, 1_000_000]
+    rows = [Row("growth", "linear", f"{n:,} events", 1e-9 * n) for n in sizes]
+    rows += [Row("growth", "linear: peak memory", f"{n:,} events", 13.0 * n, unit="B") for n in sizes]
+    rows += [Row("represent", "downsample(x)", "500k", 1.0, "tonic", 4.0, "identical")]
+    lines = goal_lines(Results(rows), issue=20)
+    growth = [line for line in lines if "exponent" in line]
+    assert len(growth) == 2 and all("largest exponent 1.00" in line and line.endswith("**met**") for line in growth)
+    downsample = next(line for line in lines if "downsample" in line)
+    assert "worst measured ratio 4.0x" in downsample and "NOT met" in downsample
+    rows[2] = Row("growth", "linear", "1,000,000 events", 1e-9 * 1_000_000**1.5)  # super-linear at the end
+    assert "NOT met" in goal_lines(Results(rows), issue=20)[-2]
 
 
 def test_goal_lines_use_worst_ratio_and_agreement():

@@ -1,17 +1,21 @@
 """Deterministic per-pixel filters, equal to tonic 1.7's: :func:`denoise` and :func:`refractory_period`.
 
-tonic's filters loop over events in Python; here they are sorts and searchsorted calls.
+tonic's filters loop over events in Python; here the same sequential rules run compiled, one pass
+over the events (:mod:`event_lightning.events.kernels.filters`). Where the compiled kernels cannot
+load, they are vectorised in numpy (block tables, sorts and searchsorted calls; same outputs).
 """
 
 from __future__ import annotations
 
 import itertools
+from types import ModuleType
 from typing import Literal
 
 import numpy as np
 
-from event_lightning.events.augment.common import Range, _draw, _sorted_events
-from event_lightning.events.core import EventFormatError
+from event_lightning.events.augment.common import Range, _as_events, _draw, _sorted_events
+from event_lightning.events.core import EVENT_DTYPE, EventFormatError
+from event_lightning.events.kernels.loading import compiled_kernels
 
 
 def _group_by_pixel(x: np.ndarray, y: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -19,6 +23,29 @@ def _group_by_pixel(x: np.ndarray, y: np.ndarray, width: int) -> tuple[np.ndarra
     pix = y.astype(np.int64) * width + x.astype(np.int64)
     order = np.argsort(pix, kind="stable")
     return order, pix[order]
+
+
+def _checked_events(
+    events: np.ndarray, origin: str, kernels: ModuleType | None
+) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """The events as :data:`EVENT_DTYPE`, checked (``x, y >= 0``, sorted by t; else
+    :func:`_sorted_events`'s error), and with the compiled kernels their bounding box
+    ``(max x + 1, max y + 1)``, found in the same pass (None without them)."""
+    if kernels is None:
+        return _sorted_events(events, origin), None
+    events = _as_events(events)
+    bad, max_x, max_y = kernels.check_and_box(events)
+    if bad >= 0:
+        _sorted_events(events, origin)
+        raise AssertionError(f"{origin}: the compiled check rejected events that _sorted_events accepts")
+    return events, (max_x + 1, max_y + 1)
+
+
+def _kept_records(events: np.ndarray, keep: np.ndarray, kept: int, kernels: ModuleType) -> np.ndarray:
+    """The ``kept`` records marked in ``keep``, copied by the compiled kernel (no index array)."""
+    out = np.empty(kept, dtype=EVENT_DTYPE)
+    kernels.copy_kept(events, keep, out)
+    return out
 
 
 _DENOISE_TABLE_CELLS = 1 << 16
@@ -45,6 +72,37 @@ def denoise(events: np.ndarray, filter_time: float, *, connectivity: Literal[4, 
     ``t < filter_time`` survive whenever that box has more than one pixel. ``connectivity=8``
     adds the diagonals. ``filter_time <= 0`` keeps nothing (as in tonic, for timestamps >= 0).
 
+    tonic's rule runs compiled, one pass over the events with its per-pixel table
+    (:func:`~event_lightning.events.kernels.filters.denoise_keep`); without the compiled kernels,
+    :func:`_denoise_keep_numpy` vectorises it.
+    """
+    if connectivity not in (4, 8):
+        raise ValueError(f"denoise: connectivity must be 4 or 8, found {connectivity!r}")
+    kernels = compiled_kernels("filters")
+    events, box = _checked_events(events, "denoise", kernels)
+    if len(events) == 0:
+        return events.copy()
+    t = events["t"]
+    if t[0] < 0:
+        raise EventFormatError(f"denoise: timestamps must be >= 0 µs; found t={int(t[0])} at index 0")
+    if not filter_time > 0:  # memory t_j + F > t_i needs F > t_i - t_j >= 0; the start value F > t_i >= 0
+        return events[:0].copy()
+    if kernels is None:
+        return np.compress(_denoise_keep_numpy(events, filter_time, connectivity), events)
+    width, height = box
+    # tonic's table over the bounding box, every pixel starting at filter_time, inside a border
+    # of -inf that is never recent
+    memory = np.full((height + 2, width + 2), -np.inf)
+    memory[1:-1, 1:-1] = filter_time
+    keep = np.empty(len(events), dtype=bool)
+    kept = kernels.denoise_keep(events, memory.reshape(-1), width + 2, float(filter_time), connectivity == 8, keep)
+    return _kept_records(events, keep, kept, kernels)
+
+
+def _denoise_keep_numpy(events: np.ndarray, filter_time: float, connectivity: int) -> np.ndarray:
+    """:func:`denoise`'s kept events ``[N]`` (bool) in numpy, for a checked, non-empty stream
+    with ``t[0] >= 0`` and ``filter_time > 0``.
+
     Vectorised over blocks of ``w = max(1, floor(filter_time))`` µs: an earlier neighbour event
     in the same block is always recent enough (for ``filter_time < 1`` a block is one timestamp
     and tonic's float test ``t + filter_time > t`` decides), the latest one in the previous
@@ -55,17 +113,8 @@ def denoise(events: np.ndarray, filter_time: float, *, connectivity: Literal[4, 
     per neighbour. The padding pixel around the sensor is never written, so edge pixels need no
     masks. The table holds a few occupied blocks at a time: the loop runs over groups of blocks.
     """
-    if connectivity not in (4, 8):
-        raise ValueError(f"denoise: connectivity must be 4 or 8, found {connectivity!r}")
-    events = _sorted_events(events, "denoise")
     n = len(events)
-    if n == 0:
-        return events.copy()
     t = events["t"]
-    if t[0] < 0:
-        raise EventFormatError(f"denoise: timestamps must be >= 0 µs; found t={int(t[0])} at index 0")
-    if not filter_time > 0:  # memory t_j + F > t_i needs F > t_i - t_j >= 0; the start value F > t_i >= 0
-        return events[:0].copy()
     x, y = events["x"], events["y"]
     width, height = int(x.max()) + 1, int(y.max()) + 1
     stride, plane = width + 2, (width + 2) * (height + 2)
@@ -124,7 +173,7 @@ def denoise(events: np.ndarray, filter_time: float, *, connectivity: Literal[4, 
         latest_all[carry_to] = latest_all[carry_from]
     if width * height > 1:  # every pixel of the box has a neighbour, whose start value F beats t < F
         keep |= time_f < filter_time
-    return np.compress(keep, events)
+    return keep
 
 
 def refractory_period(
@@ -150,10 +199,27 @@ def refractory_period(
         delta = int(_draw(delta, rng, "refractory_period"))
     if delta < 0:
         raise ValueError(f"refractory_period: delta must be >= 0 µs, found {delta!r}")
-    events = _sorted_events(events, "refractory_period")
-    n = len(events)
-    if n == 0:
+    kernels = compiled_kernels("filters")
+    events, box = _checked_events(events, "refractory_period", kernels)
+    if len(events) == 0:
         return events.copy()
+    if kernels is None:
+        return np.compress(_refractory_keep_numpy(events, delta, reference), events)
+    width, height = box
+    keep = np.empty(len(events), dtype=bool)
+    if reference == "event":  # tonic's table over the bounding box, every pixel starting at -delta
+        kept = kernels.refractory_keep(events, np.full(width * height, -float(delta)), width, float(delta), keep)
+    else:
+        no_event = np.full(width * height, np.iinfo(np.int64).min)
+        kept = kernels.dead_time_keep(events, no_event, width, float(delta), keep)
+    return _kept_records(events, keep, kept, kernels)
+
+
+def _refractory_keep_numpy(events: np.ndarray, delta: float, reference: str) -> np.ndarray:
+    """:func:`refractory_period`'s kept events ``[N]`` (bool) in numpy, for a checked, non-empty
+    stream: the events grouped by pixel (stable sort), each compared with its predecessor there
+    (``reference="event"``) or followed along dead-time chains (``"kept"``)."""
+    n = len(events)
     x, y, t = events["x"], events["y"], events["t"]
     order, sorted_pix = _group_by_pixel(x, y, int(x.max()) + 1)
     t_sorted = t[order]
@@ -169,7 +235,7 @@ def refractory_period(
         keep_sorted = _dead_time_chains(t_sorted, head, delta)
     keep = np.zeros(n, dtype=bool)
     keep[order] = keep_sorted
-    return np.compress(keep, events)
+    return keep
 
 
 def _dead_time_chains(t_sorted: np.ndarray, head: np.ndarray, delta: float) -> np.ndarray:

@@ -11,6 +11,7 @@ import numpy as np
 
 from event_lightning.events.augment.common import _as_events, _with_fields
 from event_lightning.events.core import EVENT_DTYPE, SensorSize
+from event_lightning.events.kernels.loading import compiled_kernels
 
 
 def _mirror(events: np.ndarray, field: str, extent: int, rng: np.random.Generator, p: float) -> np.ndarray:
@@ -108,7 +109,9 @@ def downsample(
     """Scale coordinates and timestamps, truncating like tonic's ``Downsample`` (no event dropped).
 
     ``x' = trunc(x·fx)``, ``y' = trunc(y·fy)``, ``t' = trunc(t·time_factor)``; ``target_size``
-    ``(W', H')`` sets ``fx = W'/W``, ``fy = H'/H`` and overrides ``spatial_factor``.
+    ``(W', H')`` sets ``fx = W'/W``, ``fy = H'/H`` and overrides ``spatial_factor``. One compiled
+    pass reads and writes each record once
+    (:func:`~event_lightning.events.kernels.geometry.scale_events`).
 
     Returns:
         the events and the new sensor (``target_size``, else ``trunc((W − 1)·fx) + 1`` by
@@ -124,13 +127,18 @@ def downsample(
     if fx <= 0 or fy <= 0 or time_factor <= 0:
         raise ValueError(f"downsample: factors must be > 0, found spatial {(fx, fy)}, time {time_factor}")
     events = _as_events(events)
-    # every field is written, so no copy of the records first (half the time); assigning the
-    # float products truncates toward zero as tonic's field assignment does
+    # every field is written, so no copy of the records first
     out = np.empty(len(events), dtype=EVENT_DTYPE)
-    out["x"] = events["x"] * fx
-    out["y"] = events["y"] * fy
-    out["t"] = events["t"] * time_factor if time_factor != 1 else events["t"]
-    out["p"] = events["p"]
+    kernels = compiled_kernels("geometry")
+    if kernels is not None:
+        # numpy multiplies t by an integer in int64 (and the fallback copies t for a factor of 1)
+        integral = isinstance(time_factor, int | np.integer) or time_factor == 1
+        kernels.scale_events(events, float(fx), float(fy), float(time_factor), int(time_factor) if integral else 0, out)
+    else:  # assigning the float products truncates toward zero as tonic's field assignment does
+        out["x"] = events["x"] * fx
+        out["y"] = events["y"] * fy
+        out["t"] = events["t"] * time_factor if time_factor != 1 else events["t"]
+        out["p"] = events["p"]
     if target_size is not None:
         new_sensor = SensorSize(int(target_size[0]), int(target_size[1]), sensor.polarities)
     else:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from event_lightning.events.kernels.loading import compiled_kernels
+
 FRAME_MODES = ("time_window", "event_count", "n_time_bins", "n_event_bins")
 
 
@@ -94,12 +96,18 @@ def _searchsorted(t: np.ndarray, values: np.ndarray) -> np.ndarray:
     """``np.searchsorted(t, values)`` (side left) for a sorted, possibly strided ``t``.
 
     numpy's searchsorted copies a non-contiguous array first (the ``t`` field of a structured
-    event array is strided): an event-sized copy per call. This bisects all ``values`` at once
-    instead, reading ``log2(len(t))`` elements per value.
+    event array is strided): an event-sized copy per call. The compiled kernel bisects ``t`` in
+    place; without it, all ``values`` are bisected at once in numpy, reading ``log2(len(t))``
+    elements per value.
     """
+    values = np.asarray(values)
+    kernels = compiled_kernels("search")
+    if kernels is not None and t.dtype == np.int64 and values.dtype in (np.int64, np.float64) and values.ndim == 1:
+        out = np.empty(len(values), dtype=np.int64)
+        kernels.searchsorted_left(t, np.ascontiguousarray(values), out)
+        return out
     if t.flags.c_contiguous or len(values) * 64 > len(t):
         return np.searchsorted(np.ascontiguousarray(t), values)
-    values = np.asarray(values)
     lo = np.zeros(values.shape, dtype=np.int64)
     hi = np.full(values.shape, len(t), dtype=np.int64)
     while True:

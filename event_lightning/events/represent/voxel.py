@@ -1,8 +1,10 @@
 """Voxel grids with bilinear weights in time (Zhu et al. 2019): :func:`voxel_grid`.
 
-Bit-identical to tonic 1.7's ``ToVoxelGrid``. A long stream is summed in blocks of whole bins with
-cache-sized scratch arrays reused from block to block, and the event checks of
-:func:`~event_lightning.events.core.validate` run fused into the same pass.
+Bit-identical to tonic 1.7's ``ToVoxelGrid``, computed by one compiled pass that checks and adds
+every event (:mod:`event_lightning.events.kernels.voxel`). Where the compiled kernels cannot load,
+numpy sums a long stream in blocks of whole bins with cache-sized scratch arrays reused from block
+to block, the event checks of :func:`~event_lightning.events.core.validate` fused into the same
+pass.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from event_lightning.events.core import EVENT_DTYPE, SensorSize, validate
+from event_lightning.events.kernels.loading import compiled_kernels
 from event_lightning.events.represent.pixels import _as_events
 
 # Events per block of the voxel-grid pass. Its scratch arrays (~70 bytes per event) are reused
@@ -209,7 +212,9 @@ def voxel_grid(
     bin, then its other right parts, each with a sequential ``np.bincount`` / ``np.add.at``. The
     event checks of :func:`validate` run on the same block copies; any failure raises
     :func:`validate`'s own error. A stream of at most ``_VOXEL_BLOCK`` events is one block: it
-    is validated and summed in a single bincount over (all left parts; all right parts).
+    is validated and summed in a single bincount over (all left parts; all right parts). The
+    compiled kernel follows the same order event by event, in one pass (see
+    :func:`~event_lightning.events.kernels.voxel.add_voxel_weights`).
     """
     sensor = SensorSize.coerce(sensor_size)
     if sensor.polarities != 2:
@@ -222,6 +227,15 @@ def voxel_grid(
     n_bins = int(n_time_bins)
     events = _as_events(events)
     n = len(events)
+    kernels = compiled_kernels("voxel")
+    if kernels is not None:
+        grid = np.zeros(n_bins * plane)
+        if n:
+            t_first, t_last = int(events["t"][0]), int(events["t"][-1])
+            span = float(t_last - t_first)  # tonic's int64 difference, then as float
+            if kernels.add_voxel_weights(events, grid, n_bins, sensor.width, sensor.height, float(t_first), span) >= 0:
+                _reject(events, sensor)
+        return grid.reshape(n_bins, 1, sensor.height, sensor.width)
     if n <= _VOXEL_BLOCK:  # one block: a single pass over the whole stream is cheaper
         validate(events, sensor, origin="voxel_grid")
         grid = _whole_stream_grid(events, sensor, n_bins) if n else np.zeros((n_bins, plane))
