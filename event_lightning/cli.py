@@ -2,11 +2,19 @@
 
 A LightningCLI in subclass mode (configs choose the model and data by ``class_path``) with:
 
-* ``--resume PATH|last``: continue a run from a checkpoint in the run's own TensorBoard version
-  directory (same curves, global step and epoch continue), with no logger version to set by hand
-  and without the saved-config overwrite guard stopping the run. ``last`` is the newest
-  ``last.ckpt`` under the logger's ``save_dir/name``. Values in the config and on the command line
-  win over the hyperparameters stored in the checkpoint.
+* ``--resume PATH|last`` (``fit --ckpt_path PATH`` is the same): continue a run from a checkpoint
+  in the run's own TensorBoard version directory (same curves, global step and epoch continue),
+  with no logger version to set by hand and without the saved-config overwrite guard stopping the
+  run. ``last`` is the newest ``last.ckpt`` under the logger's ``save_dir/name``. Values in the
+  config and on the command line win over the hyperparameters stored in the checkpoint: changed
+  optimiser and training keys are applied and announced, keys that fix shapes, dynamics or
+  initialisation are refused before anything is written (:mod:`event_lightning.resume_rules`).
+* checkpoints and the config saved beside them never choose a class to import outside this
+  package (:mod:`event_lightning.checkpoint_reading`).
+* usage errors (exit 2, naming the key or file) for whatever cannot work: a constructor's or the
+  Trainer's refusal, numbers beyond float32, a linked model argument the data contradicts, an
+  unreadable checkpoint, nothing to resume; a run that fails as it starts removes the empty
+  version folder it created.
 * links from the DataModule to the model: ``sensor_size`` (as ``[W, H, P]``), ``num_classes``,
   ``n_time_steps``. A model that has no such argument is not given it.
 * defaults: TensorBoardLogger under ``runs/``; RunCheckpoint (``--checkpoint.*``, a

@@ -6,7 +6,8 @@ parameters, ``<root>/synthetic-<dataset>-<hash of the parameters>``, so two runs
 :func:`ensure_standin` writes a missing folder once: under a lock (``<root>/.<folder>.lock``; a
 second process waits and then reads the finished folder), into a hidden staging folder beside it,
 renamed into place when complete (atomic: a reader sees no folder or a whole one; an interrupted
-write leaves only a hidden ``.partial`` folder). Nothing is ever deleted or overwritten.
+write leaves only a hidden ``.partial`` folder; of two writers the lock could not keep apart, the
+first rename wins and the other discards its copy). Nothing else is ever deleted or overwritten.
 
 A ``root`` that already holds exactly the requested stand-in in the dataset's own layout (the
 generators' own completion markers, as written before this scheme or by calling a generator on
@@ -131,7 +132,12 @@ def ensure_standin(
         try:
             write(staging)
             (staging / DESCRIPTION_FILE).write_text(json.dumps({"params": params}, indent=1, default=str))
-            os.rename(staging, folder)
+            try:
+                os.rename(staging, folder)
+            except OSError:
+                # a writer the lock could not see (another node without shared locks) finished first
+                if not complete(folder):
+                    raise
         finally:
             if staging.exists():
                 shutil.rmtree(staging)
