@@ -1,27 +1,17 @@
 """Settings and files that cannot work stop with a usage error (exit 2) naming the key or file.
 
 Before: tracebacks (``lr 1e300`` inside Adam, ``max_epochs -5``, ``--resume`` with ``--ckpt_path``,
-a garbage or legacy checkpoint), a conflicting ``sensor_size`` silently replaced, and an empty
+``--resume last`` with nothing to resume, a garbage checkpoint; the legacy one is in
+test_resume.py), a conflicting ``sensor_size`` silently replaced, and an empty
 ``runs/<name>/version_N/`` left behind by a run that failed as it started.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import torch
 
 from event_lightning.cli import main
 from event_lightning.run_folders import remove_if_unused
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, tiny_digits, quick) -> Path:
-    """``last.ckpt`` of a one-epoch quickstart run."""
-    runs = tmp_path_factory.mktemp("trained") / "runs"
-    main(["fit", *quick.args(runs, tiny_digits, "--trainer.max_epochs", "1")])
-    return runs / "quickstart" / "version_0" / "checkpoints" / "last.ckpt"
 
 
 def _usage_error(args: list[str], capsys) -> str:
@@ -58,16 +48,6 @@ def test_a_garbage_checkpoint_is_a_usage_error_naming_the_file(tmp_path, quick, 
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_legacy_non_zip_checkpoint_evaluates_and_resumes(tmp_path, trained, quick, tiny_digits):
-    legacy = tmp_path / "legacy.ckpt"
-    torch.save(torch.load(trained, weights_only=True), legacy, _use_new_zipfile_serialization=False)
-    cli = main(["validate", *quick.args(tmp_path / "runs", tiny_digits, "--ckpt_path", str(legacy))])
-    assert 0.0 <= float(cli.trainer.callback_metrics["val/acc"]) <= 1.0
-    resume = ["--resume", str(legacy), "--trainer.max_epochs", "2"]
-    cli = main(["fit", *quick.args(tmp_path / "runs", tiny_digits, *resume)])
-    assert cli.trainer.global_step == 2 * quick.steps_per_epoch
-
-
 def test_a_run_that_fails_as_it_starts_leaves_no_version_folder(tmp_path, quick, tiny_digits):
     runs = tmp_path / "runs"
     (runs / "quickstart" / "version_0").mkdir(parents=True)  # an earlier run's folder, left alone
@@ -77,7 +57,7 @@ def test_a_run_that_fails_as_it_starts_leaves_no_version_folder(tmp_path, quick,
     assert sorted(p.name for p in (runs / "quickstart").iterdir()) == ["version_0"]
 
 
-def test_only_a_folder_holding_nothing_of_value_is_removed(tmp_path, trained):
+def test_only_a_folder_holding_nothing_of_value_is_removed(tmp_path):
     from torch.utils.tensorboard import SummaryWriter
 
     empty = tmp_path / "version_0"
@@ -91,7 +71,7 @@ def test_only_a_folder_holding_nothing_of_value_is_removed(tmp_path, trained):
         writer.add_scalar("train/loss", 1.0, 0)
     with_checkpoint = tmp_path / "version_2"
     (with_checkpoint / "checkpoints").mkdir(parents=True)
-    (with_checkpoint / "checkpoints" / "last.ckpt").write_bytes(trained.read_bytes())
+    (with_checkpoint / "checkpoints" / "last.ckpt").write_bytes(b"weights")
     users = tmp_path / "version_3"
     users.mkdir()
     (users / "notes.txt").write_text("mine")

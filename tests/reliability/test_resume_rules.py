@@ -1,84 +1,58 @@
-"""A hyperparameter given on resume is used (and announced) or refused before anything is written.
-
-Before: ``--resume last --model.init_args.lr 0.5`` recorded 0.5 in config.yaml and hparams while
-the restored optimiser kept 0.002, and ``--model.init_args.hidden_features 50`` rewrote
-config.yaml and then failed on a state_dict size mismatch.
-"""
+"""The pieces behind resuming: the checkpoint callback's state, the resume rules, the optimiser settings."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
-import logging
 import math
 import pkgutil
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import pytorch_lightning as pl
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import event_lightning.models
+from event_lightning.callbacks.checkpoint import STATE_KEY, RunCheckpoint
 from event_lightning.callbacks.resume_overrides import ResumedOptimiserSettings
-from event_lightning.cli import main
 from event_lightning.resume_rules import FIXED, OPTIMISER, RESUME_RULES, TRAINING, hyperparameter_changes, resume_rules
 
 
-@pytest.fixture(scope="module")
-def one_epoch(tmp_path_factory, tiny_digits, quick) -> Path:
-    """A quickstart run trained for one epoch; each test resumes a copy of it."""
-    runs = tmp_path_factory.mktemp("one_epoch") / "runs"
-    main(["fit", *quick.args(runs, tiny_digits, "--trainer.max_epochs", "1")])
-    return runs
+def test_the_state_saved_under_lightnings_old_key_is_adopted(tmp_path):
+    # as written before the fixed key: Lightning's key made of monitor, mode and frequencies
+    old_key = (
+        "RunCheckpoint{'monitor': 'val/acc', 'mode': 'max', 'every_n_train_steps': 0, 'every_n_epochs': 1, "
+        "'train_time_interval': None}"
+    )
+    state = {"monitor": "val/acc", "last_model_path": str(tmp_path / "last.ckpt"), "dirpath": str(tmp_path)}
+    checkpoint = {"callbacks": {old_key: state, "RNGStateCheckpoint": {}}}
+    callback = RunCheckpoint(monitor="val/acc", mode="max", every_n_train_steps=2)
+    assert callback.state_key == STATE_KEY
+    callback.on_load_checkpoint(None, None, checkpoint)
+    assert checkpoint["callbacks"] == {STATE_KEY: state, "RNGStateCheckpoint": {}}
 
 
-def _copy_run(source: Path, target: Path) -> Path:
-    import shutil
-
-    shutil.copytree(source, target)
-    return target / "quickstart" / "version_0"
-
-
-def test_a_learning_rate_given_on_resume_reaches_the_optimiser_and_is_announced(
-    tmp_path, one_epoch, tiny_digits, quick, caplog
-):
-    version = _copy_run(one_epoch, tmp_path / "runs")
-    with caplog.at_level(logging.INFO):
-        cli = main(
-            ["fit", *quick.args(tmp_path / "runs", tiny_digits, "--trainer.max_epochs", "2", "--resume", "last",
-                                "--model.init_args.lr", "0.5")]
-        )  # fmt: skip
-    assert [group["lr"] for group in cli.trainer.optimizers[0].param_groups] == [0.5]
-    last = torch.load(version / "checkpoints" / "last.ckpt", weights_only=True)
-    assert [group["lr"] for group in last["optimizer_states"][0]["param_groups"]] == [0.5]
-    assert last["hyper_parameters"]["lr"] == 0.5
-    assert "lr: 0.5" in (version / "config.yaml").read_text()
-    assert "model.init_args.lr (checkpoint: 0.002, now: 0.5)" in caplog.text
-    # the learning-rate curve shows what the optimiser used: 0.002 in epoch 0, 0.5 after the resume
-    accumulator = EventAccumulator(str(version))
-    accumulator.Reload()
-    assert [round(event.value, 6) for event in accumulator.Scalars("lr-Adam")] == [0.002, 0.5]
-
-
-def test_a_shape_changed_on_resume_is_refused_before_anything_is_written(
-    tmp_path, one_epoch, tiny_digits, quick, capsys
-):
-    version = _copy_run(one_epoch, tmp_path / "runs")
-    before = {p: p.read_bytes() for p in version.rglob("*") if p.is_file()}
-    with pytest.raises(SystemExit) as exit_info:
-        main(
-            ["fit", *quick.args(tmp_path / "runs", tiny_digits, "--trainer.max_epochs", "2", "--resume", "last",
-                                "--model.init_args.hidden_features", "50", "--model.init_args.v_th", "0.5")]
-        )  # fmt: skip
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "model.init_args.hidden_features (checkpoint: 100, now: 50)" in err
-    assert "model.init_args.v_th (checkpoint: 0.3, now: 0.5)" in err and "cannot change" in err
-    after = {p: p.read_bytes() for p in version.rglob("*") if p.is_file()}
-    assert after == before  # config.yaml, logs and checkpoints untouched
-    assert sorted(p.name for p in version.parent.iterdir()) == ["version_0"]
+def test_paths_of_a_moved_run_are_reanchored_and_missing_files_dropped(tmp_path):
+    old, new = tmp_path / "old" / "checkpoints", tmp_path / "new" / "checkpoints"
+    new.mkdir(parents=True)
+    (new / "last.ckpt").touch()
+    (new / "epoch=0-step=4.ckpt").touch()
+    state = {
+        "monitor": "val/acc",
+        "dirpath": str(old),
+        "best_model_score": torch.tensor(0.5),
+        "best_model_path": str(old / "epoch=0-step=4.ckpt"),
+        "kth_best_model_path": str(old / "epoch=0-step=4.ckpt"),
+        "kth_value": torch.tensor(0.5),
+        "last_model_path": str(old / "last.ckpt"),
+        "best_k_models": {str(old / "epoch=0-step=4.ckpt"): torch.tensor(0.5), str(old / "gone.ckpt"): 0.1},
+    }
+    callback = RunCheckpoint(monitor="val/acc", mode="max")
+    callback.dirpath = str(new)
+    callback.load_state_dict(state)
+    assert callback.last_model_path == str(new / "last.ckpt")
+    assert callback.best_model_path == str(new / "epoch=0-step=4.ckpt")
+    assert list(callback.best_k_models) == [str(new / "epoch=0-step=4.ckpt")]
 
 
 def _project_lightning_modules() -> list[type]:
