@@ -190,10 +190,11 @@ class EventLightningCLI(LightningCLI):
             hparams = dict(read_checkpoint(ckpt_path).get("hyper_parameters") or {})
             self._checkpoint_hparams = dict(hparams)
             hparams.pop("_instantiator", None)  # never taken from a file
+            source = f"--ckpt_path {ckpt_path} (hyper_parameters)"
+            check_class_paths_in({k: v for k, v in hparams.items() if k != "_class_path"}, source)  # nested ones
             if "_class_path" in hparams:
                 # evaluation rebuilds the model the checkpoint names: only a project class or the config's own
                 trusted = [model.get("class_path")] if isinstance(model, Namespace) else []
-                source = f"--ckpt_path {ckpt_path} (hyper_parameters._class_path)"
                 hparams = {"class_path": check_trusted_class_path(hparams.pop("_class_path"), source, trusted),
                            "dict_kwargs": hparams}  # fmt: skip
         if not hparams:
