@@ -131,6 +131,8 @@ class RunCheckpoint(ModelCheckpoint):
         if saved_dir and here and os.path.normpath(str(saved_dir)) != os.path.normpath(str(here)):
             # the run folder was moved or renamed: the same files now live under this dirpath
             state = _reanchored(state, str(saved_dir), str(here))
+        elif saved_dir and here:
+            state["dirpath"] = here  # the same folder spelt differently ("runs/x/" and "runs/x")
         if state.get("monitor") != self.monitor:
             # scores of another metric cannot rank this one's checkpoints; keep only last.ckpt's path
             rank_zero_info(
