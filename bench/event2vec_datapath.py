@@ -149,7 +149,7 @@ def main() -> None:
     ours.setup("fit")
     prepare_s = time.perf_counter() - start
 
-    paths, labels = find_asl_dvs_files(args.root, "npz", ours.classes)
+    paths, labels = find_asl_dvs_files(ours.data_root, "npz", ours.classes)
     train_ids, _ = split_per_class(labels)
     reference = ReferenceEventDataset([paths[i] for i in train_ids], labels[train_ids], 255, ours.t_max_used)
     loader_settings = {"shuffle": True, "drop_last": True, "persistent_workers": args.workers > 0}

@@ -63,7 +63,7 @@ def _nmnist_rows(cfg: BenchConfig, results: Results, root: Path) -> None:
     except ImportError as error:  # pragma: no cover - tonic is a benchmark-only peer
         results.skipped.append(Skipped("data", "NMNIST read+frame", f"tonic not importable: {error}"))
         return
-    files = read_synthetic_nmnist_split(root / "nmnist", True)[:100]
+    files = read_synthetic_nmnist_split(datamodule.data_root, True)[:100]  # the stand-in's own folder
     dataset = datamodule.split(True)
     sensor = datamodule.sensor_size.as_tonic()
     to_frame_peer = tt.ToFrame(sensor_size=sensor, time_window=1000)

@@ -70,7 +70,7 @@ def run_event2vec_datapath_rows(cfg: BenchConfig, results: Results, shape: Datap
         packer.prepare_data()
         pack_s = time.perf_counter() - start
         del packer
-        paths, labels = find_asl_dvs_files(tmp, "npz", ours.classes)
+        paths, labels = find_asl_dvs_files(ours.data_root, "npz", ours.classes)
         train_ids, _ = split_per_class(labels)
         if len(train_ids) < shape.batch:
             raise ValueError(f"bench: {len(train_ids)} training recordings for batches of {shape.batch}")

@@ -74,9 +74,12 @@ def test_resume_from_a_checkpoint_path_and_evaluate_from_checkpoint(tmp_path, qu
     np.testing.assert_array_equal(written["prediction"], written["probabilities"].argmax(-1))
 
 
-def test_resume_last_without_a_run_says_what_is_missing(tmp_path, quick, tiny_digits):
-    with pytest.raises(FileNotFoundError, match="no last.ckpt under"):
+def test_resume_last_without_a_run_says_what_is_missing(tmp_path, quick, tiny_digits, capsys):
+    with pytest.raises(SystemExit) as exit_info:
         main(["fit", *quick.args(tmp_path / "runs", tiny_digits, "--resume", "last")])
+    assert exit_info.value.code == 2
+    assert f"no last.ckpt under {tmp_path / 'runs' / 'quickstart'}" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize(

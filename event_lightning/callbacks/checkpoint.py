@@ -3,7 +3,12 @@
 * Every checkpoint is written to a hidden ``.<name>.partial`` file in the same folder, flushed to
   disk and moved into place with ``os.replace`` (atomic on POSIX and Windows), so a kill or a full
   disk during a write leaves the previous checkpoint intact.
-* ``last.ckpt`` follows every epoch and, with ``every_n_train_steps``, every N steps.
+* ``last.ckpt`` follows every epoch and, with ``every_n_train_steps``, every N steps. It is always
+  the run's newest state: overwritten in place, never versioned to ``last-v1.ckpt``.
+* The callback's state (best scores, top-k files, the path of ``last.ckpt``) is stored under one
+  fixed key, so it is restored on resume even when ``--checkpoint.*`` flags changed (Lightning keys
+  it by monitor, mode and save frequency and silently drops it when one of them changes), and
+  even when the run folder was moved or renamed since (paths are re-anchored in the new folder).
 * SIGTERM (Lightning's signal connector turns it into ``SIGTERMException`` at the next batch
   boundary) and a first Ctrl-C (made to take the same path, so no optimiser step is cut in half)
   write ``last.ckpt`` before the process exits; a second Ctrl-C stops at once. Other exceptions do
@@ -13,8 +18,10 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +35,8 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
 PARTIAL_SUFFIX = ".partial"
+STATE_KEY = "RunCheckpoint"
+_PATH_STATE_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
 _stop_request = {"signal": signal.SIGTERM}  # the last signal that asked fit to stop gracefully
 
 
@@ -98,6 +107,41 @@ class RunCheckpoint(ModelCheckpoint):
             enable_version_counter=enable_version_counter,
         )
         self.save_on_interrupt = save_on_interrupt
+
+    @property
+    def state_key(self) -> str:
+        # Lightning's key includes monitor, mode and the save frequencies: a resume that changes
+        # one of them would not restore this state and write last-v1.ckpt beside an old last.ckpt.
+        return STATE_KEY
+
+    def on_load_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # A checkpoint written before the fixed key holds the state under Lightning's key
+        # ("RunCheckpoint{'monitor': ...}"): adopt it, so such runs resume without a rewind too.
+        states = checkpoint.get("callbacks")
+        if isinstance(states, dict) and STATE_KEY not in states:
+            ours = [key for key in states if isinstance(key, str) and key.startswith(f"{STATE_KEY}{{")]
+            if len(ours) == 1:
+                states[STATE_KEY] = states.pop(ours[0])
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state = dict(state_dict)
+        saved_dir, here = state.get("dirpath"), self.dirpath
+        if saved_dir and here and os.path.normpath(str(saved_dir)) != os.path.normpath(str(here)):
+            # the run folder was moved or renamed: the same files now live under this dirpath
+            state = _reanchored(state, str(saved_dir), str(here))
+        elif saved_dir and here:
+            state["dirpath"] = here  # the same folder spelt differently ("runs/x/" and "runs/x")
+        if state.get("monitor") != self.monitor:
+            # scores of another metric cannot rank this one's checkpoints; keep only last.ckpt's path
+            rank_zero_info(
+                f"checkpoint.monitor changed from {state.get('monitor')!r} to {self.monitor!r}: the top-k "
+                "ranking starts afresh (the files saved so far stay where they are)"
+            )
+            self.last_model_path = state.get("last_model_path") or self.last_model_path
+            return
+        super().load_state_dict(state)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
@@ -194,6 +238,17 @@ class RunCheckpoint(ModelCheckpoint):
             if self._last_global_step_saved != trainer.global_step:
                 self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
+    def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, Any]) -> None:
+        # last.ckpt is the run's newest state: written in place, never as last-v1.ckpt beside it
+        # (the version counter exists for top-k names that repeat, not for the resume point).
+        if re.fullmatch(rf"{re.escape(self.CHECKPOINT_NAME_LAST)}-v\d+", Path(self.last_model_path).stem):
+            self.last_model_path = ""  # a versioned file of an older run stays: never delete a checkpoint
+        counter, self._enable_version_counter = self._enable_version_counter, False
+        try:
+            super()._save_last_checkpoint(trainer, monitor_candidates)
+        finally:
+            self._enable_version_counter = counter
+
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
         if not _is_local_file_protocol(filepath):  # object stores: fsspec's transaction
             super()._save_checkpoint(trainer, filepath)
@@ -213,3 +268,25 @@ class RunCheckpoint(ModelCheckpoint):
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.after_save_checkpoint(proxy(self))
+
+
+def _reanchored(state: Mapping[str, Any], old_dir: str, new_dir: str) -> dict[str, Any]:
+    """``state`` with every path below ``old_dir`` moved below ``new_dir`` (where the file now exists).
+
+    Paths whose file is not in ``new_dir`` are dropped, so the top-k bookkeeping never points at
+    (or deletes) a file outside the run.
+    """
+
+    def moved(path: Any) -> str | None:
+        if not path:
+            return None
+        relative = os.path.relpath(str(path), old_dir)
+        candidate = os.path.join(new_dir, relative)
+        return candidate if not relative.startswith("..") and os.path.isfile(candidate) else None
+
+    result = dict(state, dirpath=new_dir)
+    for key in _PATH_STATE_KEYS:
+        result[key] = moved(state.get(key)) or ""
+    best_k = state.get("best_k_models") or {}
+    result["best_k_models"] = {moved(p): score for p, score in best_k.items() if moved(p)}
+    return result

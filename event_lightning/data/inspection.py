@@ -3,7 +3,10 @@
 :func:`inspect_dataset` reports split sizes and, where the raw events are reachable (the
 :data:`~event_lightning.data.registry.DATASETS` entry's ``raw_events``), events per sample and
 event rate (events/s); otherwise it reports what it measured on the decoded sample tensors and
-says so. It can save a picture of the first training sample.
+says so. It can save a picture of the first training sample (the only file it writes).
+
+It only reads: no download, no stand-in written (``--synthetic`` reads the stand-in that
+``prepare --synthetic`` or a training run wrote, and lists those present when it is missing).
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ def inspect_dataset(
     (:class:`EventStats` arrays) or, otherwise, ``shape`` and ``nonzero`` of decoded samples.
     """
     entry = get_entry(name)
-    dm = setup_datamodule(name, Path(root), synthetic)
+    dm = setup_datamodule(name, Path(root), synthetic, prepare=False)  # read-only: nothing written
     splits = split_datasets(dm)
     sizes = {split: len(dataset) for split, dataset in splits.items()}
     result: dict[str, Any] = {"sizes": sizes}

@@ -1,5 +1,8 @@
 """``python -m event_lightning.data prepare``: make a dataset ready under a root folder.
 
+``prepare`` writes (downloads, extractions, the stand-in, caches); ``inspect`` builds the same
+DataModule through :func:`setup_datamodule` with ``prepare=False`` and writes nothing.
+
 :func:`prepare` runs the DataModule's own ``prepare_data`` and ``setup("fit")`` (download,
 extraction, stand-in, packing) and then reads every training sample once so per-sample decoding
 and frame caches run. Missing real files become a :class:`DatasetMissingError` that says what to
@@ -16,6 +19,7 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from tqdm import tqdm
 
 from event_lightning.data.registry import get_entry
+from event_lightning.data.standins.folders import StandInMissingError, read_only_standins
 
 __all__ = ["DatasetMissingError", "prepare", "setup_datamodule", "split_datasets"]
 
@@ -24,13 +28,23 @@ class DatasetMissingError(FileNotFoundError):
     """The real files are not there; the message carries the module's error and the instruction."""
 
 
-def setup_datamodule(name: str, root: Path, synthetic: bool) -> pl.LightningDataModule:
-    """Build, ``prepare_data()`` and ``setup("fit")`` the DataModule; missing files -> DatasetMissingError."""
+def setup_datamodule(name: str, root: Path, synthetic: bool, prepare: bool = True) -> pl.LightningDataModule:
+    """Build, ``prepare_data()`` (unless not ``prepare``) and ``setup("fit")`` the DataModule.
+
+    Missing files raise DatasetMissingError; with ``prepare=False`` nothing is downloaded and no
+    stand-in is written (a missing one is reported, with the stand-ins present under ``root``).
+    """
     entry = get_entry(name)
     dm = entry.build(Path(root), synthetic)
     try:
-        dm.prepare_data()
-        dm.setup("fit")
+        if prepare:
+            dm.prepare_data()
+            dm.setup("fit")
+        else:
+            with read_only_standins():
+                dm.setup("fit")
+    except StandInMissingError as error:
+        raise DatasetMissingError(f"{name}: {error}") from error
     except FileNotFoundError as error:
         how = entry.manual or f"tonic downloads {name}; check the network and that {root} is writable."
         raise DatasetMissingError(f"{error}\n\n{name}: {how}".replace("<root>", str(root))) from error

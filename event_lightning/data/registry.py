@@ -57,7 +57,7 @@ def _pokerdvs_events(dm: pl.LightningDataModule, train: bool) -> Sequence[tuple[
     import tonic
 
     # setup() already extracted the archives; tonic reads <root>/POKERDVS/pips_{train,test}.
-    return tonic.datasets.POKERDVS(save_to=str(dm.root), train=train)
+    return tonic.datasets.POKERDVS(save_to=str(dm.data_root), train=train)
 
 
 class _FileEvents(Sequence):
@@ -84,7 +84,7 @@ def _nmnist_frames_events(dm: pl.LightningDataModule, train: bool) -> Sequence[t
     from event_lightning.data.standins.nmnist import read_synthetic_nmnist_split
     from event_lightning.events.formats.nmnist import read_nmnist_bin
 
-    folder = dm.root if dm.synthetic else dm.root / "NMNIST"
+    folder = dm.data_root if dm.synthetic else dm.root / "NMNIST"
     return _FileEvents(read_synthetic_nmnist_split(folder, train), read_nmnist_bin)
 
 

@@ -5,16 +5,21 @@ Used by ``python -m event_lightning.export``.
 
 from __future__ import annotations
 
-import importlib
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import nir
 import pytorch_lightning as pl
-import torch
 import yaml
 
+from event_lightning.checkpoint_reading import (
+    CheckpointError,
+    check_trusted_class_path,
+    import_trusted_class,
+    read_checkpoint,
+)
 from event_lightning.nir.decolle import export_decolle_encoder
 from event_lightning.nir.lif import export_lif_classifier
 from event_lightning.nir.pose import POSE_DEFAULT_OUTPUTS, export_pose_snn
@@ -29,17 +34,22 @@ __all__ = ["export_checkpoint", "export_lightning_module", "load_lightning_modul
 def module_class_path(ckpt_path: str | Path, hyper_parameters: dict[str, Any]) -> str:
     """The LightningModule's import path: ``_class_path`` in the checkpoint's hyperparameters
     (written by our LightningCLI), else ``model.class_path`` of the run's ``config.yaml`` (the
-    folder above ``checkpoints/``)."""
+    folder above ``checkpoints/``).
+
+    Raises:
+        UntrustedClassError: the path found lies outside this package (the checkpoint and a
+            config.yaml beside it may come from anyone; a class of your own goes in ``model_class``).
+    """
     class_path = hyper_parameters.get("_class_path")
     if class_path:
-        return str(class_path)
+        return check_trusted_class_path(class_path, f"checkpoint {ckpt_path} (hyper_parameters._class_path)")
     ckpt_path = Path(ckpt_path)
     for folder in (ckpt_path.parent, ckpt_path.parent.parent):
         config = folder / "config.yaml"
         if config.is_file():
             model = (yaml.safe_load(config.read_text()) or {}).get("model") or {}
             if isinstance(model, dict) and model.get("class_path"):
-                return str(model["class_path"])
+                return check_trusted_class_path(model["class_path"], f"{config} (model.class_path)")
     raise ValueError(
         f"{ckpt_path}: cannot tell which LightningModule wrote this checkpoint: its hyper_parameters have "
         "no '_class_path' and no config.yaml with model.class_path lies next to it or one folder up; "
@@ -47,29 +57,36 @@ def module_class_path(ckpt_path: str | Path, hyper_parameters: dict[str, Any]) -
     )
 
 
-def _import_class(class_path: str) -> type[pl.LightningModule]:
-    module_name, _, name = class_path.rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError, ValueError) as error:
-        raise ValueError(f"cannot import the LightningModule class {class_path!r}: {error}") from error
-    if not (isinstance(cls, type) and issubclass(cls, pl.LightningModule)):
-        raise ValueError(f"{class_path!r} is not a LightningModule class")
-    return cls
-
-
 def load_lightning_module(ckpt_path: str | Path, model_class: str | None = None) -> pl.LightningModule:
-    """Load a Lightning checkpoint on the CPU in eval mode (class from ``model_class`` or the checkpoint)."""
-    ckpt_path = Path(ckpt_path)
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"checkpoint {ckpt_path} does not exist")
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    """Load a Lightning checkpoint on the CPU in eval mode.
+
+    The class is ``model_class`` (the caller's choice, imported as given) or the one the checkpoint
+    names, imported only when it belongs to this package (:mod:`event_lightning.checkpoint_reading`).
+
+    Raises:
+        CheckpointError: unreadable file, not a Lightning checkpoint, or a class outside the allow-list.
+    """
+    checkpoint = read_checkpoint(ckpt_path)
     if "state_dict" not in checkpoint:
-        raise ValueError(f"{ckpt_path}: not a Lightning checkpoint (no 'state_dict' key; found {sorted(checkpoint)})")
-    hyper_parameters = checkpoint.get("hyper_parameters") or {}
-    cls = _import_class(model_class or module_class_path(ckpt_path, hyper_parameters))
-    model = cls.load_from_checkpoint(ckpt_path, map_location="cpu")
+        raise CheckpointError(
+            f"{ckpt_path}: not a Lightning checkpoint (no 'state_dict' key; found {sorted(map(str, checkpoint))})"
+        )
+    hyper_parameters = dict(checkpoint.get("hyper_parameters") or {})
+    class_path = model_class or module_class_path(ckpt_path, hyper_parameters)
+    cls = import_trusted_class(class_path, pl.LightningModule, f"checkpoint {ckpt_path}", trusted=[model_class or ""])
+    # the instantiator and class path a checkpoint names are not used: the class is the one checked above
+    init_args = {k: v for k, v in hyper_parameters.items() if not k.startswith("_")}
+    model = cls(**_accepted(cls, init_args))
+    model.load_state_dict(checkpoint["state_dict"])
     return model.eval()
+
+
+def _accepted(cls: type, init_args: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``init_args`` that ``cls.__init__`` takes (all when it takes ``**kwargs``)."""
+    parameters = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return init_args
+    return {k: v for k, v in init_args.items() if k in parameters}
 
 
 def export_lightning_module(

@@ -424,8 +424,9 @@ def test_hgvae_skip_drops_the_broken_samples(digits, tmp_path, workers, cache):
 def test_dvsgesture_skip_and_raise(tmp_path):
     root = tmp_path / "gestures"
     settings = {"synthetic": True, "synthetic_config": GESTURES, "n_time_steps": 10, "batch_size": 2}
-    DVSGestureDataModule(root=str(root), **settings).prepare_data()
-    test_files = [r.path for r in list_dvsgesture_split(root, False) if r.label != 10]
+    written = DVSGestureDataModule(root=str(root), **settings)
+    written.prepare_data()
+    test_files = [r.path for r in list_dvsgesture_split(written.data_root, False) if r.label != 10]
     bad = [truncate(test_files[1], drop=20), garble(test_files[4])]
     raising = DVSGestureDataModule(root=str(root), **settings)
     raising.setup("validate")

@@ -32,7 +32,8 @@ def test_prepare_reports_split_sizes(prepared_root: tuple[Path, str]) -> None:
     root, output = prepared_root
     assert "train: 48 samples" in output
     assert "test: 20 samples" in output
-    assert (root / "POKERDVS" / "pips_train.tar.gz").is_file()
+    (standin,) = root.glob("synthetic-pokerdvs-*")  # one folder per stand-in parameters
+    assert (standin / "POKERDVS" / "pips_train.tar.gz").is_file()
 
 
 def test_inspect_counts_statistics_and_picture(prepared_root: tuple[Path, str], capsys, tmp_path: Path) -> None:
@@ -45,7 +46,8 @@ def test_inspect_counts_statistics_and_picture(prepared_root: tuple[Path, str], 
     assert code == 0
     assert "train: 48 samples" in output and "test: 20 samples" in output
     # Reference: the event counts tonic itself reads from the same files.
-    counts = np.array([len(events) for events, _ in tonic.datasets.POKERDVS(save_to=str(root), train=True)])
+    (standin,) = root.glob("synthetic-pokerdvs-*")
+    counts = np.array([len(events) for events, _ in tonic.datasets.POKERDVS(save_to=str(standin), train=True)])
     expected = f"events per sample: min {counts.min():.4g}, median {np.median(counts):.4g}, max {counts.max():.4g}"
     assert expected in output
     assert "event rate" in output

@@ -129,7 +129,7 @@ def test_sequences_step_one_factor_cyclically(tmp_path: Path) -> None:
     )
     assert dm.n_time_steps == 7
     dm.setup("fit")
-    assert (tmp_path / DSPRITES_FILE).is_file()
+    assert (dm.data_root / DSPRITES_FILE).is_file() and dm.data_root.parent == tmp_path  # a folder per subset
     dataset = dm.datasets["train"]
     assert len(dataset) == 1875
     kept = small_subset()

@@ -60,7 +60,11 @@ from event_lightning.data.loading.packed_events import (
     packed_cache_key,
     scan_spans,
 )
-from event_lightning.data.standins.asl_dvs import SyntheticASLConfig, write_synthetic_asl_dvs
+from event_lightning.data.standins.asl_dvs import (
+    SyntheticASLConfig,
+    ensure_synthetic_asl_dvs,
+    synthetic_asl_dvs_folder,
+)
 from event_lightning.events.core import EventFormatError, SensorSize
 from event_lightning.events.formats.asl_dvs_mat import (
     ASL_DVS_CLASSES,
@@ -189,7 +193,8 @@ class ASLDVSDataModule(pl.LightningDataModule):
             npz files), ``y`` (tonic) or ``xy`` (spikingjelly 2.0).
         download: fetch the ``.mat`` release with tonic when it is missing.
         allow_empty: accept recordings without events (a sample of padding only).
-        synthetic: write the synthetic stand-in under ``root`` and train on it.
+        synthetic: write the synthetic stand-in (once, in ``root/synthetic-asl_dvs-<key>``, one
+            folder per config and format) and train on it.
         pack_threads: threads that read files while packing or scanning.
         pin_memory, persistent_workers, prefetch_factor: DataLoader settings.
         seed: seed of the sampling generators in the main process (None: ``torch.initial_seed()``).
@@ -234,6 +239,8 @@ class ASLDVSDataModule(pl.LightningDataModule):
             raise ValueError(f"val_repeats must be >= 1, found {val_repeats}")
         make_sampler(sampler)  # fail at construction on a bad name
         self.root = Path(root)
+        # the stand-in has a folder per parameters: another run's stand-in is never touched
+        self.data_root = synthetic_asl_dvs_folder(root, synthetic, file_format) if synthetic else self.root
         self.file_format = file_format
         self.sample_number = sample_number
         self.sampler = sampler
@@ -264,7 +271,7 @@ class ASLDVSDataModule(pl.LightningDataModule):
     # -- files -----------------------------------------------------------------------------
     def _write_or_fetch(self) -> None:
         if self.synthetic is not None:
-            write_synthetic_asl_dvs(self.root, self.synthetic, file_format=self.file_format)
+            ensure_synthetic_asl_dvs(self.data_root, self.synthetic, self.file_format)
             return
         if not self.download:
             return
@@ -295,7 +302,7 @@ class ASLDVSDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         self._write_or_fetch()
         if self.packed:
-            paths, _ = find_asl_dvs_files(self.root, self.file_format, self.classes)
+            paths, _ = find_asl_dvs_files(self.data_root, self.file_format, self.classes)
             self._pack(paths)
 
     # -- datasets --------------------------------------------------------------------------
@@ -303,7 +310,7 @@ class ASLDVSDataModule(pl.LightningDataModule):
         if self.train_set is not None:
             return
         self._write_or_fetch()
-        paths, labels = find_asl_dvs_files(self.root, self.file_format, self.classes)
+        paths, labels = find_asl_dvs_files(self.data_root, self.file_format, self.classes)
         train_ids, val_ids = split_per_class(labels, self.train_fraction)
         common = {"sampler": self.sampler, "sample_number": self.sample_number, "norm_t": self.norm_t}
         bad: dict[int, str] = {}
@@ -329,7 +336,7 @@ class ASLDVSDataModule(pl.LightningDataModule):
             split = "training" if not len(train_ids) else "validation"
             raise EventFormatError(
                 f"ASL-DVS: no readable recording left in the {split} split after leaving out "
-                f"{len(bad)} bad file(s) under {self.root}"
+                f"{len(bad)} bad file(s) under {self.data_root}"
             )
         self.train_files = [paths[i] for i in train_ids]
         self.val_files = [paths[i] for i in val_ids]

@@ -31,10 +31,9 @@ from event_lightning.data.loading.dsprites_npz import (
     find_dsprites_file,
     load_dsprites_subset,
     subset_classes,
-    subset_grid,
 )
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found
-from event_lightning.data.standins.dsprites import write_dsprites_npz
+from event_lightning.data.standins.dsprites import ensure_synthetic_dsprites, synthetic_dsprites_folder
 
 __all__ = ["DSpritesSequenceDataModule", "DSpritesSequenceDataset"]
 
@@ -139,6 +138,8 @@ class DSpritesSequenceDataModule(pl.LightningDataModule):
         self.kept = subset_classes(
             max_transform_len, factor_starts or [0, 1, 0, 0, 0], factor_strides or [1, 1, 2, 2, 2]
         )
+        # one stand-in folder per factor subset: another run's file is never touched
+        self.data_root = synthetic_dsprites_folder(self.root, self.kept) if synthetic else self.root
         self.n_val_sequences = n_val_sequences
         self.eval_seed = eval_seed
         self.n_time_steps = seq_len
@@ -147,9 +148,8 @@ class DSpritesSequenceDataModule(pl.LightningDataModule):
         self.datasets: dict[str, DSpritesSequenceDataset] = {}
 
     def prepare_data(self) -> None:
-        if self.synthetic and not (self.root / DSPRITES_FILE).is_file():
-            log.info("writing the procedural dSprites stand-in to %s", self.root / DSPRITES_FILE)
-            write_dsprites_npz(self.root / DSPRITES_FILE, subset_grid(self.kept))
+        if self.synthetic:
+            ensure_synthetic_dsprites(self.data_root, self.kept)
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -157,10 +157,10 @@ class DSpritesSequenceDataModule(pl.LightningDataModule):
         if self.synthetic:
             self.prepare_data()
         try:
-            path = find_dsprites_file(self.root)
+            path = find_dsprites_file(self.data_root)
         except FileNotFoundError as error:
             problem = f"neither {DSPRITES_FILE} nor {DSPRITES_ALT_FILE} is there"
-            raise dataset_not_found(DSPRITES_SOURCE, self.root, self.root, problem) from error
+            raise dataset_not_found(DSPRITES_SOURCE, self.data_root, self.data_root, problem) from error
         grid = load_dsprites_subset(path, self.kept)
         seq_len = self.n_time_steps
         self.datasets = {"train": DSpritesSequenceDataset(grid, seq_len, self.transform_factors)}

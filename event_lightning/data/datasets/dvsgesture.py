@@ -34,7 +34,11 @@ from event_lightning.data.loading.config_checks import check_window_fits, first_
 from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found, downloading
 from event_lightning.data.loading.windows import crop_window, window_loader, window_start
-from event_lightning.data.standins.dvsgesture import SyntheticGesturesConfig, generate_synthetic_gestures
+from event_lightning.data.standins.dvsgesture import (
+    SyntheticGesturesConfig,
+    ensure_synthetic_gestures,
+    synthetic_gestures_folder,
+)
 from event_lightning.events import augment
 from event_lightning.events.core import SensorSize
 from event_lightning.events.formats.dvsgesture_npy import (
@@ -142,7 +146,8 @@ class DVSGestureDataModule(pl.LightningDataModule):
 
     Args:
         root: holds ``DVSGesture/ibmGestureTrain`` and ``.../ibmGestureTest`` (tonic's ``save_to``).
-        synthetic: write (once) and read the synthetic stand-in under ``root`` instead of the real set.
+        synthetic: write (once) and read the synthetic stand-in instead of the real set, in
+            ``root/synthetic-dvsgesture-<key>`` (one folder per ``synthetic_config``).
         synthetic_config: fields of :class:`SyntheticGesturesConfig` for the stand-in.
         download: let tonic download the real set into ``root`` when it is missing.
         target: ``"gesture"`` (10 classes) or ``"light"`` (4 lighting conditions, the lighting variant).
@@ -188,8 +193,10 @@ class DVSGestureDataModule(pl.LightningDataModule):
             if value < 1:
                 raise ValueError(f"data.{name} must be >= 1, found {value}")
         self.save_hyperparameters()
-        self.root = Path(root)
         self.synthetic_config = SyntheticGesturesConfig(**(synthetic_config or {})) if synthetic else None
+        self.root = Path(root)
+        # the stand-in has a folder per parameters: another run's stand-in is never touched
+        self.data_root = synthetic_gestures_folder(root, self.synthetic_config) if synthetic else self.root
         n_gestures = self.synthetic_config.n_classes if synthetic else DVSGESTURE_OTHER_LABEL
         if not drop_other and target == "gesture":
             n_gestures += 1
@@ -205,7 +212,7 @@ class DVSGestureDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         if self.synthetic_config is not None:
-            generate_synthetic_gestures(self.root, self.synthetic_config)
+            ensure_synthetic_gestures(self.data_root, self.synthetic_config)
         elif self.hparams.download:
             import tonic  # deferred: only the real-data path needs it
 
@@ -216,17 +223,17 @@ class DVSGestureDataModule(pl.LightningDataModule):
     def _records(self, train: bool) -> list[DVSGestureRecord]:
         split = "train" if train else "test"
         try:
-            records = list_dvsgesture_split(self.root, train)
+            records = list_dvsgesture_split(self.data_root, train)
         except FileNotFoundError as error:
             if self.synthetic_config is not None:
                 raise
-            folder = dvsgesture_split_dir(self.root, train)
-            raise dataset_not_found(DVSGESTURE_SOURCE, self.root, folder, f"no {split} split folder") from error
+            folder = dvsgesture_split_dir(self.data_root, train)
+            raise dataset_not_found(DVSGESTURE_SOURCE, self.data_root, folder, f"no {split} split folder") from error
         if self.hparams.drop_other:
             records = [r for r in records if r.label != DVSGESTURE_OTHER_LABEL]
         if not records:
-            folder = dvsgesture_split_dir(self.root, train)
-            raise dataset_not_found(DVSGESTURE_SOURCE, self.root, folder, f"no recordings in the {split} split")
+            folder = dvsgesture_split_dir(self.data_root, train)
+            raise dataset_not_found(DVSGESTURE_SOURCE, self.data_root, folder, f"no recordings in the {split} split")
         return records
 
     def split(self, train: bool) -> GestureWindowDataset:
@@ -259,7 +266,7 @@ class DVSGestureDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         if self.synthetic_config is not None:
-            generate_synthetic_gestures(self.root, self.synthetic_config)  # no-op when prepare_data wrote it
+            ensure_synthetic_gestures(self.data_root, self.synthetic_config)  # no-op when prepare_data wrote it
         if stage == "fit":
             self.split(True)
         self.split(False)

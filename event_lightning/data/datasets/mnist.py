@@ -46,7 +46,7 @@ from event_lightning.data.loading.image_transforms import (
 )
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found
 from event_lightning.data.loading.mnist_idx import MNIST_FILES, IDXFormatError, read_idx
-from event_lightning.data.standins.mnist import write_synthetic_mnist
+from event_lightning.data.standins.mnist import ensure_synthetic_mnist, synthetic_mnist_folder
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +267,8 @@ class MNISTSequenceDataModule(pl.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.root = Path(root)
+        # the stand-in has a folder of its own: a run never reads files another run is writing
+        self.data_root = synthetic_mnist_folder(root) if synthetic else self.root
         self.synthetic = synthetic
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -293,21 +295,20 @@ class MNISTSequenceDataModule(pl.LightningDataModule):
         self.datasets: dict[str, MNISTSequenceDataset] = {}
 
     def prepare_data(self) -> None:
-        if self.synthetic and not all(
-            (self.root / "MNIST" / "raw" / name).is_file() for pair in MNIST_FILES.values() for name in pair
-        ):
-            write_synthetic_mnist(self.root)
+        if self.synthetic:
+            ensure_synthetic_mnist(self.data_root)
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
         if self.synthetic:
             self.prepare_data()
-        train_images, train_labels = load_mnist_split(self.root, "train")
-        test_images, test_labels = load_mnist_split(self.root, "test")
+        train_images, train_labels = load_mnist_split(self.data_root, "train")
+        test_images, test_labels = load_mnist_split(self.data_root, "test")
         if train_images.shape[1:] != (28, 28) or test_images.shape[1:] != (28, 28):
             raise IDXFormatError(
-                f"{self.root}: MNIST images must be 28x28, found {train_images.shape[1:]} / {test_images.shape[1:]}"
+                f"{self.data_root}: MNIST images must be 28x28, found {train_images.shape[1:]} / "
+                f"{test_images.shape[1:]}"
             )
         order = np.arange(len(train_images))
         np.random.RandomState(self.split_seed).shuffle(order)

@@ -50,8 +50,9 @@ from event_lightning.data.standins.nmnist import (
     TEST_FOLDER,
     TRAIN_FOLDER,
     SyntheticDigitsConfig,
-    generate_synthetic_nmnist,
+    ensure_synthetic_nmnist,
     read_synthetic_nmnist_split,
+    synthetic_nmnist_folder,
 )
 from event_lightning.events import augment
 from event_lightning.events.core import SensorSize
@@ -120,7 +121,9 @@ class NMNISTDataModule(pl.LightningDataModule):
 
     Args:
         root: tonic's ``save_to``: the files live in ``<root>/NMNIST/{Train,Test}/<digit>/*.bin``.
-        synthetic: write (once) and read the synthetic digits there instead of the real set.
+        synthetic: write (once) and read the synthetic digits instead of the real set, in
+            ``<root>/synthetic-nmnist-<key>/NMNIST`` (one folder per ``synthetic_config``; see
+            :mod:`event_lightning.data.standins.folders`).
         synthetic_config: fields of :class:`SyntheticDigitsConfig`.
         download: let tonic download the real set into ``root`` when missing.
         crop: keep events with ``x, y < crop`` (32 for the HG-VAE's 32x32 input).
@@ -157,8 +160,10 @@ class NMNISTDataModule(pl.LightningDataModule):
             if value < 1:
                 raise ValueError(f"data.{name} must be >= 1, found {value}")
         self.save_hyperparameters()
-        self.root = Path(root)
         self.synthetic_config = SyntheticDigitsConfig(**(synthetic_config or {})) if synthetic else None
+        self.root = Path(root)
+        # the stand-in has a folder per parameters: another run's stand-in is never touched
+        self.data_root = synthetic_nmnist_folder(root, self.synthetic_config, "NMNIST") if synthetic else self.root
         self.sensor_size = SensorSize(crop, crop, 2)
         self.num_classes = NUM_CLASSES
         self.n_time_steps = n_time_steps
@@ -168,11 +173,11 @@ class NMNISTDataModule(pl.LightningDataModule):
 
     @property
     def data_dir(self) -> Path:
-        return self.root / "NMNIST"
+        return self.data_root / "NMNIST"
 
     def prepare_data(self) -> None:
         if self.synthetic_config is not None:
-            generate_synthetic_nmnist(self.data_dir, self.synthetic_config)
+            ensure_synthetic_nmnist(self.data_root, self.synthetic_config, "NMNIST")
         elif self.hparams.download:
             import tonic  # deferred: only the real-data path needs it
 
@@ -208,7 +213,7 @@ class NMNISTDataModule(pl.LightningDataModule):
 
     def setup(self, stage: str) -> None:
         if self.synthetic_config is not None:
-            generate_synthetic_nmnist(self.data_dir, self.synthetic_config)  # no-op when already written
+            ensure_synthetic_nmnist(self.data_root, self.synthetic_config, "NMNIST")  # no-op when already written
         if stage == "fit":
             self.split(True)
         self.split(False)
@@ -295,7 +300,9 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
     errors and ``on_bad_sample`` work per file as before.
 
     Args:
-        root: for ``synthetic``, the folder that holds ``Train/`` and ``Test/``; else tonic's
+        root: for ``synthetic``, the stand-ins go to ``root/synthetic-nmnist-<key>/{Train,Test}``,
+            one folder per ``n_train, n_test, seed`` (``root`` itself is read when it already holds
+            exactly that stand-in; see :mod:`event_lightning.data.standins.folders`); else tonic's
             ``save_to`` (files land in ``root/NMNIST/Train`` and ``root/NMNIST/Test``).
         synthetic: use the offline stand-in (real handwritten digits from scikit-learn, simulated).
         n_train, n_test, seed: size and seed of the stand-in.
@@ -342,14 +349,16 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
             cache=cache,
             cache_dir=cache_dir,
         )
+        self.synthetic_config = SyntheticDigitsConfig(n_train=n_train, n_test=n_test, seed=seed)
         self.root, self.synthetic = Path(root), synthetic
+        # the stand-in has a folder per parameters: another run's stand-in is never touched
+        self.data_root = synthetic_nmnist_folder(root, self.synthetic_config) if synthetic else self.root
         self._files: dict[bool, list[str]] = {}
         self._labels: dict[bool, list[int]] = {}
-        self.synthetic_config = SyntheticDigitsConfig(n_train=n_train, n_test=n_test, seed=seed)
 
     def prepare_data(self) -> None:
         if self.synthetic:
-            generate_synthetic_nmnist(self.root, self.synthetic_config)
+            ensure_synthetic_nmnist(self.data_root, self.synthetic_config)
         else:
             import tonic
 
@@ -360,7 +369,7 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
     def build_split(self, train: bool) -> Dataset:
         if self.synthetic:  # idempotent; lets the DataModule be used without a Trainer
             self.prepare_data()
-        folder = self.root if self.synthetic else self.root / "NMNIST"
+        folder = self.data_root if self.synthetic else self.root / "NMNIST"
         try:
             files = read_synthetic_nmnist_split(folder, train)
         except FileNotFoundError as error:

@@ -30,6 +30,11 @@ from event_lightning.data.loading.bad_samples import BAD_SAMPLE_ERRORS, BadSampl
 from event_lightning.data.loading.classification_datamodule import EventClassificationDataModule
 from event_lightning.data.loading.frames_dataset import EventFramesDataset
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found
+from event_lightning.data.standins.pokerdvs import (
+    SyntheticPokerConfig,
+    ensure_synthetic_pokerdvs,
+    synthetic_pokerdvs_folder,
+)
 from event_lightning.events.core import SensorSize
 from event_lightning.events.formats.tonic_npy import read_tonic_npy
 
@@ -116,7 +121,8 @@ class PokerDVSDataModule(EventClassificationDataModule):
 
     Args:
         root: folder holding ``POKERDVS/`` (tonic's ``save_to``).
-        synthetic: write (once) and use the offline stand-in under ``root`` instead.
+        synthetic: write (once) and use the offline stand-in instead, in
+            ``root/synthetic-pokerdvs-<key>`` (one folder per seed).
         synthetic_seed: seed of the stand-in.
         on_bad_sample: ``raise`` (default) or ``skip`` unreadable recordings (see the module
             docstring and :mod:`event_lightning.data.loading.bad_samples`).
@@ -158,19 +164,23 @@ class PokerDVSDataModule(EventClassificationDataModule):
             cache=cache,
             cache_dir=cache_dir,
         )
-        self.root, self.synthetic, self.synthetic_seed = Path(root), synthetic, synthetic_seed
+        self.synthetic, self.synthetic_seed = synthetic, synthetic_seed
+        self.root = Path(root)
+        # the stand-in has a folder per parameters: another run's stand-in is never touched
+        self.data_root = synthetic_pokerdvs_folder(root, self._standin_config()) if synthetic else self.root
         self._files: dict[bool, list[str]] = {}
+
+    def _standin_config(self) -> SyntheticPokerConfig:
+        return SyntheticPokerConfig(seed=self.synthetic_seed)
 
     def prepare_data(self) -> None:
         if self.synthetic:
-            from event_lightning.data.standins.pokerdvs import generate_synthetic_pokerdvs
-
-            generate_synthetic_pokerdvs(self.root, seed=self.synthetic_seed)
+            ensure_synthetic_pokerdvs(self.data_root, self._standin_config())
 
     def build_split(self, train: bool) -> Dataset:
         if self.synthetic:  # idempotent; lets the DataModule be used without a Trainer
             self.prepare_data()
-        location = prepare_pokerdvs(self.root, train)
+        location = prepare_pokerdvs(self.data_root, train)
         files = pokerdvs_files(location / ARCHIVES[train][0])
         name = f"POKERDVS {'train' if train else 'test'}"
         good, bad = [], []

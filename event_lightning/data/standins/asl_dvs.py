@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from event_lightning.data.standins.folders import ensure_standin, standin_folder
 from event_lightning.events.core import SensorSize, make_events
 from event_lightning.events.formats.asl_dvs_mat import ASL_DVS_CLASSES, ASL_DVS_SENSOR_SIZE, write_asl_dvs_mat
 from event_lightning.events.formats.spikingjelly_npz import write_spikingjelly_npz
@@ -26,7 +27,10 @@ from event_lightning.events.formats.spikingjelly_npz import write_spikingjelly_n
 __all__ = [
     "SYNTHETIC_MARKER",
     "SyntheticASLConfig",
+    "ensure_synthetic_asl_dvs",
     "finger_patterns",
+    "synthetic_asl_dvs_complete",
+    "synthetic_asl_dvs_folder",
     "synthetic_hand_events",
     "write_synthetic_asl_dvs",
 ]
@@ -178,6 +182,32 @@ def _layout(root: Path, file_format: str) -> tuple[Path, str]:
     raise ValueError(f"format must be 'npz' or 'mat', found {file_format!r}")
 
 
+def synthetic_asl_dvs_complete(root: str | Path, config: SyntheticASLConfig, file_format: str = "npz") -> bool:
+    """Whether ``root`` holds the stand-in of ``config`` in ``file_format`` (its marker and folder); reads only."""
+    root = Path(root)
+    try:
+        record = json.loads((root / SYNTHETIC_MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return record == {**asdict(config), "file_format": file_format} and _layout(root, file_format)[0].is_dir()
+
+
+def synthetic_asl_dvs_folder(root: str | Path, config: SyntheticASLConfig, file_format: str = "npz") -> Path:
+    """Where a DataModule reads the stand-in from (``root`` or ``root/synthetic-asl_dvs-<key>``); writes nothing."""
+    params = {**asdict(config), "file_format": file_format}
+    return standin_folder(root, "asl_dvs", params, lambda f: synthetic_asl_dvs_complete(f, config, file_format))
+
+
+def ensure_synthetic_asl_dvs(folder: Path, config: SyntheticASLConfig, file_format: str = "npz") -> Path:
+    """Write the stand-in into ``folder`` (from :func:`synthetic_asl_dvs_folder`) unless it is there."""
+    return ensure_standin(
+        folder,
+        lambda staging: write_synthetic_asl_dvs(staging, config, file_format=file_format),
+        lambda f: synthetic_asl_dvs_complete(f, config, file_format),
+        {**asdict(config), "file_format": file_format},
+    )
+
+
 def write_synthetic_asl_dvs(
     root: str | Path, config: SyntheticASLConfig | None = None, *, file_format: str = "npz"
 ) -> list[Path]:
@@ -200,7 +230,7 @@ def write_synthetic_asl_dvs(
                 f"{folder} exists but holds no {SYNTHETIC_MARKER}: it may be the real dataset; "
                 "point the synthetic stand-in at another root"
             )
-        if json.loads(marker.read_text()) == record:
+        if synthetic_asl_dvs_complete(root, config, file_format):
             return sorted(folder.glob(f"*/*{suffix}"))
         shutil.rmtree(folder)
     rng = np.random.default_rng(config.seed)

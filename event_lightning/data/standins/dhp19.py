@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from event_lightning.data.standins.folders import ensure_standin
 from event_lightning.events.core import EVENT_DTYPE
 from event_lightning.events.formats.dhp19_h5 import (
     DHP19_LABEL_PERIOD_US,
@@ -39,8 +40,10 @@ __all__ = [
     "BONES",
     "SyntheticDHP19Config",
     "dhp19_like_cameras",
+    "ensure_synthetic_dhp19",
     "render_stick_figure",
     "stick_figure_poses",
+    "synthetic_dhp19_complete",
     "write_synthetic_dhp19",
 ]
 
@@ -52,6 +55,7 @@ BONES = (
 _BONE_RADIUS_SCALE = np.array([0.8, 0.8, 1.0, 0.9, 0.8, 0.9, 0.8, 1.4, 1.4, 1.3, 1.1, 1.0, 1.1, 1.0, 1.9])
 _BONE_BRIGHTNESS = np.array([0.9, 0.9, 0.8, 1.0, 0.9, 1.0, 0.9, 0.8, 0.8, 0.75, 0.85, 0.8, 0.85, 0.8, 1.0])
 _GENERATOR_VERSION = "1"
+MARKER = "synthetic_dhp19.json"
 SYNTHETIC_FOCAL_PX = 300.0
 
 
@@ -236,6 +240,21 @@ def _simulate(frames: np.ndarray, times_us: np.ndarray, config: SyntheticDHP19Co
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=EVENT_DTYPE)
 
 
+def synthetic_dhp19_complete(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a whole stand-in (:func:`write_synthetic_dhp19` writes its marker last)."""
+    return (Path(folder) / MARKER).is_file()
+
+
+def ensure_synthetic_dhp19(folder: Path, config: SyntheticDHP19Config) -> Path:
+    """Write the stand-in of ``config`` into ``folder`` once (atomically, under a lock) unless it is there.
+
+    ``folder`` should be named by ``config.key()``; see :mod:`event_lightning.data.standins.folders`.
+    """
+    return ensure_standin(
+        folder, lambda staging: write_synthetic_dhp19(staging, config), synthetic_dhp19_complete, asdict(config)
+    )
+
+
 def write_synthetic_dhp19(root: str | Path, config: SyntheticDHP19Config | None = None) -> list[str]:
     """Write the stand-in under ``root`` in the DHP19 h5 layout; returns the recording stems."""
     config = config or SyntheticDHP19Config()
@@ -267,5 +286,5 @@ def write_synthetic_dhp19(root: str | Path, config: SyntheticDHP19Config | None 
             labels = stick_figure_poses(label_times / 1e6, np.random.default_rng(motion_seed), scale)
             write_dhp19_labels(root / f"{stem}_label.h5", labels.transpose(0, 2, 1), label_times)
             stems.append(stem)
-    (root / "synthetic_dhp19.json").write_text(json.dumps(asdict(config), indent=2))
+    (root / MARKER).write_text(json.dumps(asdict(config), indent=2))
     return stems

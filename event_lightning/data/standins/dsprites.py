@@ -20,9 +20,24 @@ from pathlib import Path
 
 import numpy as np
 
-from event_lightning.data.loading.dsprites_npz import IMAGE_SIZE, LATENT_NAMES, LATENT_SIZES, SHAPES, latent_values
+from event_lightning.data.loading.dsprites_npz import (
+    DSPRITES_FILE,
+    IMAGE_SIZE,
+    LATENT_NAMES,
+    LATENT_SIZES,
+    SHAPES,
+    latent_values,
+    subset_grid,
+)
+from event_lightning.data.standins.folders import ensure_standin, standin_folder
 
-__all__ = ["render_dsprites", "write_dsprites_npz"]
+__all__ = [
+    "ensure_synthetic_dsprites",
+    "render_dsprites",
+    "synthetic_dsprites_complete",
+    "synthetic_dsprites_folder",
+    "write_dsprites_npz",
+]
 
 POSITION_OFFSET, POSITION_RANGE, SIZE_PER_SCALE = 16.0, 32.0, 10.0
 
@@ -77,3 +92,26 @@ def write_dsprites_npz(path: str | Path, classes: np.ndarray, images: np.ndarray
         metadata=np.array(metadata, dtype=object),
     )
     return path
+
+
+def synthetic_dsprites_complete(root: str | Path) -> bool:
+    """Whether ``root`` holds a dSprites npz (the stand-in's, or DeepMind's file there); reads only."""
+    return (Path(root) / DSPRITES_FILE).is_file()
+
+
+def _params(kept: list[np.ndarray]) -> list[list[int]]:
+    return [np.asarray(values).tolist() for values in kept]
+
+
+def synthetic_dsprites_folder(root: str | Path, kept: list[np.ndarray]) -> Path:
+    """Where a DataModule reads the stand-in of the factor subset ``kept`` from; writes nothing."""
+    return standin_folder(root, "dsprites", _params(kept), synthetic_dsprites_complete)
+
+
+def ensure_synthetic_dsprites(folder: Path, kept: list[np.ndarray]) -> Path:
+    """Render the rows of ``kept`` into ``folder/<DSPRITES_FILE>`` once (atomically, under a lock)."""
+
+    def write(staging: Path) -> None:
+        write_dsprites_npz(staging / DSPRITES_FILE, subset_grid(kept))
+
+    return ensure_standin(folder, write, synthetic_dsprites_complete, _params(kept))

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from event_lightning.data.standins.folders import ensure_standin, standin_folder
 from event_lightning.events.formats.dvsgesture_npy import (
     DVSGESTURE_OTHER_LABEL,
     DVSGESTURE_SENSOR_SIZE,
@@ -35,7 +36,15 @@ from event_lightning.events.formats.dvsgesture_npy import (
 )
 from event_lightning.events.simulate import SimulatorConfig, simulate_events
 
-__all__ = ["LIGHTING_STYLES", "SyntheticGesturesConfig", "generate_synthetic_gestures", "render_gesture"]
+__all__ = [
+    "LIGHTING_STYLES",
+    "SyntheticGesturesConfig",
+    "ensure_synthetic_gestures",
+    "generate_synthetic_gestures",
+    "render_gesture",
+    "synthetic_gestures_complete",
+    "synthetic_gestures_folder",
+]
 
 GENERATOR_VERSION = 1
 MARKER = ".synthetic_complete"
@@ -186,6 +195,30 @@ def _write_split(root: Path, config: SyntheticGesturesConfig, train: bool) -> in
     return written
 
 
+def synthetic_gestures_complete(root: str | os.PathLike, config: SyntheticGesturesConfig) -> bool:
+    """Whether ``root`` holds the whole synthetic set of ``config`` (its completion marker); reads only."""
+    try:
+        record = json.loads((Path(root) / "DVSGesture" / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("hash") == config.config_hash()
+
+
+def synthetic_gestures_folder(root: str | os.PathLike, config: SyntheticGesturesConfig) -> Path:
+    """Where a DataModule reads the stand-in of ``config`` from (``root`` or ``root/synthetic-dvsgesture-<key>``)."""
+    return standin_folder(root, "dvsgesture", config.config_hash(), lambda f: synthetic_gestures_complete(f, config))
+
+
+def ensure_synthetic_gestures(folder: Path, config: SyntheticGesturesConfig) -> Path:
+    """Write the stand-in into ``folder`` (from :func:`synthetic_gestures_folder`) unless it is there."""
+    return ensure_standin(
+        folder,
+        lambda staging: generate_synthetic_gestures(staging, config),
+        lambda f: synthetic_gestures_complete(f, config),
+        asdict(config),
+    )
+
+
 def generate_synthetic_gestures(
     root: str | os.PathLike, config: SyntheticGesturesConfig | None = None, *, force: bool = False
 ) -> bool:
@@ -201,13 +234,8 @@ def generate_synthetic_gestures(
     base = Path(root) / "DVSGesture"
     marker = base / MARKER
     digest = config.config_hash()
-    if marker.is_file() and not force:
-        try:
-            record = json.loads(marker.read_text())
-        except (OSError, ValueError):  # an unreadable marker: regenerate
-            record = {}
-        if record.get("hash") == digest:
-            return False
+    if not force and synthetic_gestures_complete(root, config):
+        return False
     splits = [dvsgesture_split_dir(root, train) for train in (True, False)]
     existing = [s for s in splits if s.exists()]
     if existing and not marker.is_file() and not (base / ".synthetic_generating").is_file():

@@ -14,8 +14,17 @@ import torch
 import torch.nn.functional as F
 
 from event_lightning.data.loading.mnist_idx import MNIST_FILES, write_idx
+from event_lightning.data.standins.folders import ensure_standin, standin_folder
 
-__all__ = ["synthetic_digits", "write_synthetic_mnist"]
+__all__ = [
+    "ensure_synthetic_mnist",
+    "synthetic_digits",
+    "synthetic_mnist_complete",
+    "synthetic_mnist_folder",
+    "write_synthetic_mnist",
+]
+
+_STANDIN = {"images": "sklearn load_digits, 20x20 in 28x28", "n_test": 297}
 
 
 def synthetic_digits(size: int = 28, box: int = 20) -> tuple[np.ndarray, np.ndarray]:
@@ -39,3 +48,19 @@ def write_synthetic_mnist(root: str | Path, n_test: int = 297) -> Path:
         write_idx(folder / image_name, images[parts[split]])
         write_idx(folder / label_name, labels[parts[split]])
     return folder
+
+
+def synthetic_mnist_complete(root: str | Path) -> bool:
+    """Whether ``root/MNIST/raw`` holds the four IDX files (the stand-in's, or a real copy there); reads only."""
+    folder = Path(root) / "MNIST" / "raw"
+    return all((folder / name).is_file() for pair in MNIST_FILES.values() for name in pair)
+
+
+def synthetic_mnist_folder(root: str | Path) -> Path:
+    """Where a DataModule reads the stand-in from (``root`` or ``root/synthetic-mnist-<key>``); writes nothing."""
+    return standin_folder(root, "mnist", _STANDIN, synthetic_mnist_complete)
+
+
+def ensure_synthetic_mnist(folder: Path) -> Path:
+    """Write the stand-in into ``folder`` (from :func:`synthetic_mnist_folder`) unless it is there."""
+    return ensure_standin(folder, write_synthetic_mnist, synthetic_mnist_complete, _STANDIN)

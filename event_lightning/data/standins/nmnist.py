@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import zoom
 
+from event_lightning.data.standins.folders import ensure_standin, standin_folder
 from event_lightning.events.core import SensorSize
 from event_lightning.events.formats.nmnist import NMNIST_SENSOR_SIZE, write_nmnist_bin
 from event_lightning.events.simulate import SimulatorConfig, simulate_events
@@ -48,9 +49,12 @@ __all__ = [
     "SyntheticDigitsConfig",
     "SyntheticDigitsSummary",
     "config_hash",
+    "ensure_synthetic_nmnist",
     "generate_synthetic_nmnist",
     "read_synthetic_nmnist_split",
     "split_pool_indices",
+    "synthetic_nmnist_complete",
+    "synthetic_nmnist_folder",
 ]
 
 SYNTHETIC_NMNIST_SENSOR_SIZE: SensorSize = NMNIST_SENSOR_SIZE
@@ -299,6 +303,46 @@ def _count_files(root: Path) -> tuple[int, int]:
     return tuple(len(list((root / name).glob("*/*.bin"))) for name in (TRAIN_FOLDER, TEST_FOLDER))
 
 
+def _complete_record(root: Path, config: SyntheticDigitsConfig) -> dict | None:
+    """The completion record under ``root`` when it holds all files of exactly ``config``, else None."""
+    try:
+        record = json.loads((root / COMPLETE_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    fresh = isinstance(record, dict) and record.get("hash") == config_hash(config)
+    if fresh and isinstance(record.get("summary"), dict) and _count_files(root) == (config.n_train, config.n_test):
+        return record
+    return None
+
+
+def synthetic_nmnist_complete(root: str | os.PathLike, config: SyntheticDigitsConfig) -> bool:
+    """Whether ``root`` holds the whole synthetic set of ``config`` (its marker and every file); reads only."""
+    return _complete_record(Path(root), config) is not None
+
+
+def synthetic_nmnist_folder(root: str | os.PathLike, config: SyntheticDigitsConfig, subfolder: str = "") -> Path:
+    """Where a DataModule reads the stand-in of ``config`` from; writes nothing.
+
+    ``root`` when ``root/subfolder`` already holds it, else ``root/synthetic-nmnist-<key>``
+    (:func:`~event_lightning.data.standins.folders.standin_folder`). ``subfolder`` is ``"NMNIST"``
+    for tonic's layout (``NMNIST/Train/...``), ``""`` for ``Train/...`` at the top.
+    """
+    return standin_folder(root, "nmnist", [config_hash(config), subfolder], _completeness(config, subfolder))
+
+
+def ensure_synthetic_nmnist(folder: Path, config: SyntheticDigitsConfig, subfolder: str = "") -> Path:
+    """Write the stand-in into ``folder`` (from :func:`synthetic_nmnist_folder`) unless it is there."""
+
+    def write(staging: Path) -> None:
+        generate_synthetic_nmnist(staging / subfolder, config)
+
+    return ensure_standin(folder, write, _completeness(config, subfolder), asdict(config))
+
+
+def _completeness(config: SyntheticDigitsConfig, subfolder: str):
+    return lambda folder: synthetic_nmnist_complete(folder / subfolder, config)
+
+
 def generate_synthetic_nmnist(
     root: str | os.PathLike, config: SyntheticDigitsConfig | None = None, *, force: bool = False
 ) -> SyntheticDigitsSummary:
@@ -321,14 +365,9 @@ def generate_synthetic_nmnist(
     root = Path(root)
     digest = config_hash(config)
     complete, in_progress = root / COMPLETE_MARKER, root / IN_PROGRESS_MARKER
-    if complete.exists() and not force:
-        try:
-            record = json.loads(complete.read_text())
-        except (OSError, ValueError):
-            record = {}
-        fresh = record.get("hash") == digest and isinstance(record.get("summary"), dict)
-        if fresh and _count_files(root) == (config.n_train, config.n_test):
-            return SyntheticDigitsSummary(**{**record["summary"], "root": str(root), "regenerated": False})
+    record = None if force else _complete_record(root, config)
+    if record is not None:
+        return SyntheticDigitsSummary(**{**record["summary"], "root": str(root), "regenerated": False})
     ours = complete.exists() or in_progress.exists()
     existing = [name for name in (TRAIN_FOLDER, TEST_FOLDER) if (root / name).exists()]
     if existing and not ours:

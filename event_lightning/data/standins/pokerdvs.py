@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from event_lightning.data.standins.folders import ensure_standin, standin_folder
 from event_lightning.events.formats.tonic_npy import write_tonic_npy
 from event_lightning.events.simulate import SimulatorConfig, simulate_events
 
@@ -83,6 +84,27 @@ def _config_key(config: SyntheticPokerConfig) -> str:
     return hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:16]
 
 
+def synthetic_pokerdvs_complete(root: str | Path, config: SyntheticPokerConfig) -> bool:
+    """Whether ``root/POKERDVS`` holds the stand-in of ``config`` (its marker); reads only."""
+    marker = Path(root) / "POKERDVS" / ".synthetic"
+    return marker.is_file() and marker.read_text() == _config_key(config)
+
+
+def synthetic_pokerdvs_folder(root: str | Path, config: SyntheticPokerConfig) -> Path:
+    """Where a DataModule reads the stand-in from (``root`` or ``root/synthetic-pokerdvs-<key>``); writes nothing."""
+    return standin_folder(root, "pokerdvs", _config_key(config), lambda f: synthetic_pokerdvs_complete(f, config))
+
+
+def ensure_synthetic_pokerdvs(folder: Path, config: SyntheticPokerConfig) -> Path:
+    """Write the stand-in into ``folder`` (from :func:`synthetic_pokerdvs_folder`) unless it is there."""
+    return ensure_standin(
+        folder,
+        lambda staging: generate_synthetic_pokerdvs(staging, config=config),
+        lambda f: synthetic_pokerdvs_complete(f, config),
+        asdict(config),
+    )
+
+
 def generate_synthetic_pokerdvs(root: str | Path, seed: int = 0, config: SyntheticPokerConfig | None = None) -> Path:
     """Write the stand-in under ``root/POKERDVS`` unless an identical one is there; return that folder.
 
@@ -91,8 +113,7 @@ def generate_synthetic_pokerdvs(root: str | Path, seed: int = 0, config: Synthet
     """
     config = config or SyntheticPokerConfig(seed=seed)
     location = Path(root) / "POKERDVS"
-    marker = location / ".synthetic"
-    if marker.is_file() and marker.read_text() == _config_key(config):
+    if synthetic_pokerdvs_complete(root, config):
         return location
     rng = np.random.default_rng(config.seed)
     Path(root).mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ from event_lightning.data.loading.bad_samples import (
     guard_loader,
 )
 from event_lightning.data.loading.missing_data import DatasetNotFoundError, dataset_not_found
-from event_lightning.data.standins.dhp19 import SyntheticDHP19Config, write_synthetic_dhp19
+from event_lightning.data.standins.dhp19 import SyntheticDHP19Config, ensure_synthetic_dhp19
 
 __all__ = ["DHP19DataModule", "SyntheticDHP19DataModule"]
 
@@ -235,9 +235,7 @@ class SyntheticDHP19DataModule(DHP19DataModule):
         self.save_hyperparameters()
 
     def prepare_data(self) -> None:
-        marker = self.root / "synthetic_dhp19.json"
-        if not marker.is_file():
-            write_synthetic_dhp19(self.root, self.synthetic)
+        ensure_synthetic_dhp19(self.root, self.synthetic)  # once per configuration, atomically, under a lock
 
     def setup(self, stage: str) -> None:
         self.prepare_data()
