@@ -36,7 +36,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
 
 
 def test_guard_reads_the_logged_loss_of_manual_optimisation_models():
-    guard = NonFiniteLossGuard(loss_key="train/loss")
+    guard = NonFiniteLossGuard(check_every_n_steps=1, loss_key="train/loss")
 
     class Trainer:  # the attributes the guard reads
         global_step, current_epoch, checkpoint_callbacks = 7, 2, []
