@@ -21,6 +21,7 @@ import os
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from torch.utils.data import Dataset
@@ -129,8 +130,8 @@ class PokerDVSDataModule(EventClassificationDataModule):
         overlap: float = 0,
         include_incomplete: bool = False,
         batch_size: int = 32,
-        num_workers: int = 0,
-        pin_memory: bool = False,
+        num_workers: int | Literal["auto"] = "auto",
+        pin_memory: bool | Literal["auto"] = "auto",
         on_bad_sample: BadSamplePolicy = "raise",
         cache: bool = False,
         cache_dir: str | None = None,
