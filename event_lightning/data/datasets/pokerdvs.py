@@ -21,7 +21,7 @@ import os
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from torch.utils.data import Dataset
@@ -29,6 +29,7 @@ from torch.utils.data import Dataset
 from event_lightning.data.loading.bad_samples import BAD_SAMPLE_ERRORS, BadSamplePolicy, record_setup_skips
 from event_lightning.data.loading.classification_datamodule import EventClassificationDataModule
 from event_lightning.data.loading.frames_dataset import EventFramesDataset
+from event_lightning.data.standins.pokerdvs import SyntheticPokerConfig, generate_synthetic_pokerdvs
 from event_lightning.events.core import EventFormatError, SensorSize
 from event_lightning.events.formats.tonic_npy import read_tonic_npy
 
@@ -112,6 +113,9 @@ class PokerDVSDataModule(EventClassificationDataModule):
         root: folder holding ``POKERDVS/`` (tonic's ``save_to``).
         synthetic: write (once) and use the offline stand-in under ``root`` instead.
         synthetic_seed: seed of the stand-in.
+        synthetic_config: other fields of the stand-in's
+            :class:`~event_lightning.data.standins.pokerdvs.SyntheticPokerConfig` (e.g. fewer
+            recordings per class for a quick check: ``{train_per_class: 2, test_per_class: 1}``).
         on_bad_sample: ``raise`` (default) or ``skip`` unreadable recordings (see the module
             docstring and :mod:`event_lightning.data.loading.bad_samples`).
         cache, cache_dir: frame each recording once into ``cache_dir`` (default ``<root>/cache``)
@@ -123,6 +127,7 @@ class PokerDVSDataModule(EventClassificationDataModule):
         root: str = "datasets",
         synthetic: bool = False,
         synthetic_seed: int = 0,
+        synthetic_config: dict[str, Any] | None = None,
         time_window: float | None = 1000,
         event_count: int | None = None,
         n_time_bins: int | None = None,
@@ -152,14 +157,13 @@ class PokerDVSDataModule(EventClassificationDataModule):
             cache=cache,
             cache_dir=cache_dir,
         )
-        self.root, self.synthetic, self.synthetic_seed = Path(root), synthetic, synthetic_seed
+        self.root, self.synthetic = Path(root), synthetic
+        self.synthetic_config = SyntheticPokerConfig(**{"seed": synthetic_seed, **(synthetic_config or {})})
         self._files: dict[bool, list[str]] = {}
 
     def prepare_data(self) -> None:
         if self.synthetic:
-            from event_lightning.data.standins.pokerdvs import generate_synthetic_pokerdvs
-
-            generate_synthetic_pokerdvs(self.root, seed=self.synthetic_seed)
+            generate_synthetic_pokerdvs(self.root, config=self.synthetic_config)
 
     def build_split(self, train: bool) -> Dataset:
         import tonic
