@@ -84,7 +84,8 @@ def _hgvae_gestures(config: str, graph: str) -> ConfigCase:
 
 def _event2vec(config: str, graph: str, classes: int) -> ConfigCase:
     data = {"synthetic": {**_ASL, "num_classes": classes}, "num_workers": 0, "persistent_workers": False}
-    return ConfigCase(config, "event2vec", graph, "asl_dvs", data, precisions=("bf16-mixed", "16-mixed"))
+    # one folder per class count: the stand-in rewrites its folder when its settings change
+    return ConfigCase(config, "event2vec", graph, f"asl_dvs_{classes}", data, precisions=("bf16-mixed", "16-mixed"))
 
 
 def _pose(config: str, graph: str, hybrid: bool = False, real: bool = False) -> ConfigCase:
@@ -165,7 +166,7 @@ def case_named(name: str) -> ConfigCase:
     for case in CASES:
         if case.name == name:
             return case
-    raise KeyError(f"no config case named {name!r}; known: {[c.name for c in CASES]}")
+    raise KeyError(f"no config/{name}.yaml in the case table (bench/config_cases.py)")
 
 
 def one_per_graph(cases: tuple[ConfigCase, ...] = CASES) -> list[ConfigCase]:

@@ -33,6 +33,8 @@ class RunSettings:
         batch_size: replaces the config's batch size (None: the config's).
         host_sync_guard: add ``HostSyncGuard`` (checks the first two steps of each kind).
         seed: ``seed_everything``, so two runs of a case see the same weights and batches.
+        loader_batches: batches of the train-loader pass :class:`~bench.step_clock.StepClock`
+            times after fitting (0: none).
     """
 
     train_steps: int = 1
@@ -43,6 +45,7 @@ class RunSettings:
     batch_size: int | None = None
     host_sync_guard: bool = False
     seed: int = 0
+    loader_batches: int = 0
 
 
 def _trainer_args(settings: RunSettings) -> list[str]:
@@ -79,6 +82,7 @@ def run_case(case: ConfigCase, workdir: Path, settings: RunSettings, tag: str = 
         "--trainer.devices", "1",
         "--trainer.callbacks+=bench.step_clock.StepClock",
         "--trainer.callbacks.report", str(report),
+        "--trainer.callbacks.loader_batches", str(settings.loader_batches),
     ]  # fmt: skip
     if settings.host_sync_guard:
         args.append(f"--trainer.callbacks+={HOST_SYNC_GUARD}")

@@ -9,7 +9,10 @@ Added to a run of the real entrypoint (``--trainer.callbacks+=bench.step_clock.S
 * ``train_loss``: the loss of every training step (``outputs`` of ``training_step``, or the logged
   ``train/...loss`` of a model with manual optimisation), ``val_loss`` the logged ``val/loss``;
 * ``batch_size``: samples in the first training batch; ``peak_bytes``: the device's peak memory
-  (CUDA only, else null); ``device``: where the model ran.
+  (CUDA only, else null); ``device``: where the model ran;
+* ``loader_samples_per_s`` (with ``loader_batches > 0``): a fresh pass of the DataModule's train
+  loader as the trainer built it (workers, pinning), ``loader_batches`` batches after one warm-up
+  batch (which starts the workers), no step in between.
 
 Reading the loss and synchronising cost a host sync per step: this is a measurement tool, not a
 callback for production runs.
@@ -62,10 +65,12 @@ class StepClock(pl.Callback):
 
     Args:
         report: JSON file written at the end of ``fit`` (rank 0).
+        loader_batches: batches of the loader pass timed at the end (0: none).
     """
 
-    def __init__(self, report: str) -> None:
+    def __init__(self, report: str, loader_batches: int = 0) -> None:
         self.report = report
+        self.loader_batches = loader_batches
         self.train_s: list[float] = []
         self.val_s: list[float] = []
         self.train_loss: list[float | None] = []
@@ -97,6 +102,18 @@ class StepClock(pl.Callback):
         if not trainer.sanity_checking:
             self.val_s.append(self._now(pl_module) - self._start)
 
+    def _loader_rate(self, trainer: pl.Trainer) -> float | None:
+        datamodule = trainer.datamodule
+        if datamodule is None:
+            return None
+        batches = iter(datamodule.train_dataloader())
+        next(batches)  # starts the workers
+        samples, start = 0, time.perf_counter()
+        for _, batch in zip(range(self.loader_batches), batches, strict=False):
+            samples += _batch_size(batch)
+        seconds = time.perf_counter() - start
+        return samples / seconds if samples and seconds > 0 else None
+
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
@@ -110,6 +127,7 @@ class StepClock(pl.Callback):
             "train_loss": self.train_loss,
             "val_loss": None if val_loss is None else float(val_loss),
             "peak_bytes": torch.cuda.max_memory_allocated(pl_module.device) if cuda else None,
+            "loader_samples_per_s": self._loader_rate(trainer) if self.loader_batches else None,
         }
         Path(self.report).parent.mkdir(parents=True, exist_ok=True)
         Path(self.report).write_text(json.dumps(result, allow_nan=True))
