@@ -47,6 +47,7 @@ def test_every_datamodule_defaults_to_automatic_workers_and_pinning(cls):
     ("cpus", "devices", "expected"), [(16, 1, 8), (16, 2, 7), (64, 8, 7), (4, 4, 0), (2, 1, 1), (1, 1, 0)]
 )
 def test_auto_workers_share_the_cpus_among_the_gpu_processes_of_a_node(monkeypatch, cpus, devices, expected):
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     monkeypatch.setattr(loaders, "usable_cpus", lambda: cpus)
     settings = LoaderSettings(batch_size=4)
     assert settings.workers(_trainer("cuda", devices)) == min(expected, MAX_AUTO_WORKERS)
@@ -60,6 +61,16 @@ def _resolved(loader) -> tuple:
     return loader.num_workers, loader.pin_memory, loader.persistent_workers, loader.prefetch_factor
 
 
+def test_slurm_tasks_with_their_own_cpus_are_not_divided_again(monkeypatch):
+    monkeypatch.setattr(loaders, "usable_cpus", lambda: 32)
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "8")
+    monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "4")  # srun started one task per GPU
+    assert LoaderSettings(batch_size=4).workers(_trainer("cuda", devices=4)) == 7
+    monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "1")  # one task; Lightning starts the 4 processes
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "32")
+    assert LoaderSettings(batch_size=4).workers(_trainer("cuda", devices=4)) == 7
+
+
 def test_explicit_settings_win_and_persistent_workers_follow_the_workers():
     data = list(range(10))
     explicit = LoaderSettings(batch_size=3, num_workers=2, pin_memory=False, prefetch_factor=3)
@@ -70,6 +81,7 @@ def test_explicit_settings_win_and_persistent_workers_follow_the_workers():
 
 
 def test_a_datamodule_builds_pinned_loaders_with_workers_for_a_gpu_trainer(tmp_path, monkeypatch):
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     monkeypatch.setattr(loaders, "usable_cpus", lambda: 6)
     datamodule = PokerDVSDataModule(root=str(tmp_path), synthetic=True, batch_size=4)
     datamodule.trainer = _trainer("cuda", devices=2)

@@ -1,11 +1,10 @@
 """DataLoader settings every DataModule shares, and the one function that builds their loaders.
 
-* ``num_workers: "auto"`` (the default): on a GPU run, the CPUs this process may use (its affinity
-  mask) shared among the training processes of this machine -- DDP starts one per device -- minus
-  one for the process itself, at most :data:`MAX_AUTO_WORKERS`. On a CPU run, 0: the training
-  step already uses every core, and a worker would take them from it (measured on a 2-core box:
-  the quickstart ran ~10 % slower with one worker). Without a trainer (a DataModule iterated by
-  hand) also 0.
+* ``num_workers: "auto"`` (the default): on a GPU run, the CPUs of this process
+  (:func:`cpus_per_process`) minus one for the process itself, at most :data:`MAX_AUTO_WORKERS`.
+  On a CPU run, 0: the training step already uses every core, and a worker would take them from
+  it (measured on a 2-core box: the quickstart ran ~10 % slower with one worker). Without a
+  trainer (a DataModule iterated by hand) also 0.
 * ``pin_memory: "auto"`` (the default): pinned when the trainer runs on a CUDA device, so the
   host-to-device copy of a batch runs asynchronously; off otherwise (pinning would be one more
   copy for nothing).
@@ -25,7 +24,7 @@ from typing import Any, Literal
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["AUTO", "MAX_AUTO_WORKERS", "LoaderSettings", "build_loader", "usable_cpus"]
+__all__ = ["AUTO", "MAX_AUTO_WORKERS", "LoaderSettings", "build_loader", "cpus_per_process", "usable_cpus"]
 
 AUTO = "auto"
 MAX_AUTO_WORKERS = 8
@@ -65,8 +64,7 @@ class LoaderSettings:
             return int(self.num_workers)
         if not _on_gpu(trainer):
             return 0
-        per_process = usable_cpus() // max(1, trainer.num_devices)
-        return max(0, min(MAX_AUTO_WORKERS, per_process - 1))
+        return max(0, min(MAX_AUTO_WORKERS, cpus_per_process(trainer.num_devices) - 1))
 
     def pinned(self, trainer: pl.Trainer | None) -> bool:
         """Whether a loader used by ``trainer`` pins its batches."""
@@ -78,6 +76,19 @@ def usable_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def cpus_per_process(devices: int) -> int:
+    """The CPUs one training process of this node may count on, with ``devices`` processes per node.
+
+    The CPUs this process may run on are shared by the node's ``devices`` training processes
+    (Lightning and torchrun start them all with the same affinity), except when SLURM started one
+    task per device with its own ``--cpus-per-task``: then each process has that many.
+    """
+    slurm_cpus = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm_cpus.isdigit() and os.environ.get("SLURM_NTASKS_PER_NODE") == str(devices):
+        return min(usable_cpus(), int(slurm_cpus))
+    return usable_cpus() // max(1, devices)
 
 
 def _on_gpu(trainer: pl.Trainer | None) -> bool:
