@@ -256,17 +256,9 @@ class DVSGestureDataModule(pl.LightningDataModule):
     def _loader(self, train: bool, shuffle: bool, stage: str) -> DataLoader:
         split = self.split(train)
         files = [str(r.path) for r in split.records]
-        ledger = self.bad_samples
+        guard = {"on_bad_sample": self.hparams.on_bad_sample, "bad_samples": self.bad_samples, "stage": stage}
         return window_loader(
-            split,
-            self.loader_settings,
-            self.trainer,
-            on_bad_sample=self.hparams.on_bad_sample,
-            train=train,
-            shuffle=shuffle,
-            bad_samples=ledger,
-            stage=stage,
-            files=files,
+            split, self.loader_settings, self.trainer, train=train, shuffle=shuffle, files=files, **guard
         )
 
     def train_dataloader(self) -> DataLoader:

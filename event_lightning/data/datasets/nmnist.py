@@ -203,17 +203,9 @@ class NMNISTDataModule(pl.LightningDataModule):
     def _loader(self, train: bool, stage: str) -> DataLoader:
         split = self.split(train)
         files = [str(path) for path, _ in split.samples]
-        ledger = self.bad_samples
+        guard = {"on_bad_sample": self.hparams.on_bad_sample, "bad_samples": self.bad_samples, "stage": stage}
         return window_loader(
-            split,
-            self.loader_settings,
-            self.trainer,
-            on_bad_sample=self.hparams.on_bad_sample,
-            train=train,
-            shuffle=train,
-            bad_samples=ledger,
-            stage=stage,
-            files=files,
+            split, self.loader_settings, self.trainer, train=train, shuffle=train, files=files, **guard
         )
 
     def train_dataloader(self) -> DataLoader:
