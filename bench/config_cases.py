@@ -64,7 +64,7 @@ class ConfigCase:
     @property
     def synthetic(self) -> bool:
         """Whether the config itself trains on a stand-in (the configs HostSyncGuard checks)."""
-        return self.name.endswith("_synthetic") or "synthetic" in self.name or self.name == "quickstart"
+        return "synthetic" in self.name or self.name == "quickstart"
 
 
 def _lif(config: str, standin: str, data: Mapping[str, Any]) -> ConfigCase:
