@@ -154,6 +154,33 @@ def render_performance_page(results: Results, cfg: BenchConfig, machine: str, el
 
 
 def write_markdown(results: Results, path: Path, cfg: BenchConfig, elapsed: float) -> None:
-    """docs/performance.md: machine, method, the measured table, skipped rows, how to reproduce."""
+    """docs/performance.md: machine, method, the measured table, skipped rows, how to reproduce;
+    a GPU section already on the page (``--gpu-preflight``) is kept at its end."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_performance_page(results, cfg, machine_description(), elapsed), encoding="utf-8")
+    page = render_performance_page(results, cfg, machine_description(), elapsed)
+    gpu = gpu_section(path.read_text(encoding="utf-8")) if path.is_file() else None
+    path.write_text(page + ("\n" + gpu + "\n" if gpu else ""), encoding="utf-8")
+
+
+GPU_START = "<!-- gpu-preflight: start (written by python -m bench --gpu-preflight) -->"
+GPU_END = "<!-- gpu-preflight: end -->"
+
+
+def gpu_section(page: str) -> str | None:
+    """The GPU section of a page, markers included, or None."""
+    start, end = page.find(GPU_START), page.find(GPU_END)
+    return page[start : end + len(GPU_END)] if 0 <= start < end else None
+
+
+def write_gpu_section(path: Path, markdown: str) -> None:
+    """Put ``markdown`` between the GPU markers of the page at ``path``: in place of the previous
+    GPU section, else at the end; the rest of the page is left as it is."""
+    page = path.read_text(encoding="utf-8") if path.is_file() else ""
+    section = f"{GPU_START}\n{markdown.rstrip()}\n{GPU_END}"
+    old = gpu_section(page)
+    if old is not None:
+        page = page.replace(old, section)
+    else:
+        page = (page.rstrip() + "\n\n" if page.strip() else "") + section + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")

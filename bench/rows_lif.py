@@ -37,7 +37,7 @@ READOUT_P = LIParameters(tau_syn_inv=200.0, tau_mem_inv=100.0)
 DT = 1e-3
 
 
-def _sparse_frames(shape: ClassifierShape, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def sparse_frames(shape: ClassifierShape, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     generator = torch.Generator().manual_seed(seed)
     size = (shape.time_steps, shape.batch, shape.polarities, shape.side, shape.side)
     frames = (torch.rand(size, generator=generator) < shape.density).float()
@@ -45,8 +45,11 @@ def _sparse_frames(shape: ClassifierShape, seed: int = 0) -> tuple[torch.Tensor,
     return frames, labels
 
 
-def build_norse_classifier(ours: LIFClassifierNet) -> tuple[Callable[[torch.Tensor], torch.Tensor], list]:
-    """norse 1.1's tutorial network (per-step loop) with ``ours``' weights: (forward, parameters)."""
+def build_norse_classifier(
+    ours: LIFClassifierNet, device: torch.device | str = "cpu"
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], list]:
+    """norse 1.1's tutorial network (per-step loop) with ``ours``' weights, on ``device``:
+    (forward, parameters)."""
     import norse.torch as norse
     from norse.torch.functional.leaky_integrator import LIParameters as NorseLI
     from norse.torch.functional.lif import LIFParameters as NorseLIF
@@ -71,6 +74,7 @@ def build_norse_classifier(ours: LIFClassifierNet) -> tuple[Callable[[torch.Tens
         ),
         dt=DT,
     )
+    cell, fc, li = cell.to(device), fc.to(device), li.to(device)
     with torch.no_grad():
         cell.input_weights.copy_(ours.lif.input_weights)
         cell.recurrent_weights.copy_(ours.lif.recurrent_weights)
@@ -93,7 +97,7 @@ def _loss(voltages: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.nll_loss(F.log_softmax(voltages.max(dim=0).values, dim=-1), labels)
 
 
-def _train_step(forward, optimizer: torch.optim.Optimizer, frames, labels) -> torch.Tensor:
+def train_step(forward, optimizer: torch.optim.Optimizer, frames, labels) -> torch.Tensor:
     optimizer.zero_grad(set_to_none=True)
     loss = _loss(forward(frames), labels)
     loss.backward()
@@ -101,20 +105,10 @@ def _train_step(forward, optimizer: torch.optim.Optimizer, frames, labels) -> to
     return loss.detach()
 
 
-def run_lif_classifier_rows(cfg: BenchConfig, results: Results) -> None:
-    """Row 2: one Adam training step of the POKER-DVS LIF classifier, ours vs norse."""
-    try:
-        import norse.torch  # noqa: F401
-    except ImportError as error:  # pragma: no cover - norse is a benchmark-only peer
-        results.skipped.append(Skipped("lif", "classifier training step", f"norse not importable: {error}"))
-        return
-    shape = ClassifierShape()
-    torch.manual_seed(0)
-    ours = LIFClassifierNet(shape.inputs, shape.hidden, shape.classes, LIF_P, READOUT_P, DT)
-    norse_forward, norse_params = build_norse_classifier(ours)
-    frames, labels = _sparse_frames(shape)
-
-    # Agreement on the untouched weights: loss and every weight gradient.
+def classifier_agreement(ours: LIFClassifierNet, norse_forward, norse_params: list, frames, labels) -> str:
+    """Loss and every weight gradient of one step on the untouched weights, ours vs norse; the
+    text starts with ``NO:`` when the loss differs by more than 1e-5 or a gradient by more than
+    1e-5 of its largest entry."""
     ours_loss = _loss(ours(frames), labels)
     ours_loss.backward()
     norse_loss = _loss(norse_forward(frames), labels)
@@ -128,14 +122,29 @@ def run_lif_classifier_rows(cfg: BenchConfig, results: Results) -> None:
         for a, b in zip(ours_params, norse_params, strict=True)
     )
     agree = f"loss abs diff {loss_diff:.1e}, grad rel. err {grad_error:.1e}"
-    if loss_diff > 1e-5 or grad_error > 1e-5:
-        agree = "NO: " + agree
+    return "NO: " + agree if loss_diff > 1e-5 or grad_error > 1e-5 else agree
+
+
+def run_lif_classifier_rows(cfg: BenchConfig, results: Results) -> None:
+    """Row 2: one Adam training step of the POKER-DVS LIF classifier, ours vs norse."""
+    try:
+        import norse.torch  # noqa: F401
+    except ImportError as error:  # pragma: no cover - norse is a benchmark-only peer
+        results.skipped.append(Skipped("lif", "classifier training step", f"norse not importable: {error}"))
+        return
+    shape = ClassifierShape()
+    torch.manual_seed(0)
+    ours = LIFClassifierNet(shape.inputs, shape.hidden, shape.classes, LIF_P, READOUT_P, DT)
+    norse_forward, norse_params = build_norse_classifier(ours)
+    frames, labels = sparse_frames(shape)
+
+    agree = classifier_agreement(ours, norse_forward, norse_params, frames, labels)
 
     ours_opt = torch.optim.Adam(ours.parameters(), lr=2e-3)
     norse_opt = torch.optim.Adam(norse_params, lr=2e-3)
     ours_time, norse_time = paired_times(
-        lambda: _train_step(ours, ours_opt, frames, labels),
-        lambda: _train_step(norse_forward, norse_opt, frames, labels),
+        lambda: train_step(ours, ours_opt, frames, labels),
+        lambda: train_step(norse_forward, norse_opt, frames, labels),
         cfg,
     )
     results.rows.append(

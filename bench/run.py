@@ -7,6 +7,9 @@ process on the same data: warm-up calls first, then the median of repeated calls
 
 ``--quick`` is a short pass (fewer repeats, cost growth only up to 1M events); the full run also
 writes ``docs/performance.md``. ``--only NAME`` restricts the run to some groups.
+
+``--gpu-preflight`` runs :mod:`bench.gpu_preflight` instead: every config eager vs compiled
+bf16-mixed on a GPU, with a pass/fail summary and a GPU section in ``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ if __package__ in (None, ""):  # `python bench/run.py`: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import (  # noqa: E402
+    gpu_preflight,
     rows_data,
     rows_e2v_data,
     rows_lif,
@@ -86,9 +90,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--output",
         default=None,
-        help="markdown page to write (default: docs/performance.md for the full run, none for --quick)",
+        help="markdown page to write (default: docs/performance.md for the full run and for --gpu-preflight "
+        "on CUDA, none for --quick)",
     )
+    parser.add_argument(
+        "--gpu-preflight",
+        action="store_true",
+        help="check every config on a GPU (eager fp32 vs compiled bf16-mixed, host syncs, loader vs step) "
+        "and write the GPU section of docs/performance.md",
+    )
+    gpu_preflight.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.gpu_preflight:
+        return gpu_preflight.main(args)
     cfg = BenchConfig.make(args.quick)
     import torch
 

@@ -25,30 +25,37 @@ class NonFiniteLossGuard(Callback):
     """Stops ``fit`` with :class:`NonFiniteLossError` when the training loss is NaN or infinite.
 
     The loss is ``outputs["loss"]`` (or the returned tensor) of ``training_step``; models with
-    manual optimisation return nothing, so for them the logged ``loss_key`` is read instead.
-    Checking stays on the loss's device (no host sync) and is read back every
-    ``check_every_n_steps`` batches and always before a checkpoint can be written (a step save of
-    a ModelCheckpoint, the end of an epoch, validation), so no checkpoint is taken after a
-    non-finite loss and ``last.ckpt`` keeps the last good state. The error names the global step
-    and the epoch/batch of the first non-finite loss.
+    manual optimisation return nothing, so for them the logged ``loss_key`` is read instead (at
+    the check points only). Per batch the guard only queues device work: it keeps, on the loss's
+    device, the position of the first non-finite loss since the last check, and on the host the
+    (global step, epoch, batch) of each position. It reads that position back -- one host sync --
+    every ``check_every_n_steps`` batches, at the end of every epoch, before validation and before
+    any step-based checkpoint save, so no checkpoint is taken after a non-finite loss and
+    ``last.ckpt`` keeps the last good state. The error names the global step and the epoch/batch
+    of the first non-finite loss. Under DDP every rank stops at the same check (the earliest
+    non-finite step over the ranks is all-reduced), so no rank is left waiting in a collective.
 
     Args:
-        check_every_n_steps: batches between host reads (1 on CPU costs nothing; on a GPU a
-            larger value avoids one synchronisation per step).
+        check_every_n_steps: batches between host reads. The default keeps the first steps of a
+            run free of host syncs (``HostSyncGuard`` checks them) and a long GPU run from
+            stalling every step; a NaN is still caught before any checkpoint.
         loss_key: the logged metric used when ``training_step`` returns no loss.
     """
 
-    def __init__(self, check_every_n_steps: int = 1, loss_key: str = "train/loss") -> None:
+    def __init__(self, check_every_n_steps: int = 20, loss_key: str = "train/loss") -> None:
         if check_every_n_steps < 1:
             raise ValueError(f"check_every_n_steps must be >= 1, found {check_every_n_steps}")
         self.check_every_n_steps = check_every_n_steps
         self.loss_key = loss_key
-        self._first_bad: torch.Tensor | None = None  # [3] int64: global step, epoch, batch; -1 = none
+        self._first_bad: torch.Tensor | None = None  # int64 scalar on the loss's device: position, -1 = none
+        self._position: torch.Tensor | None = None  # int64 scalar: positions recorded since the last check
+        self._where: list[tuple[int, int, int]] = []  # (global step, epoch, batch) of each position
         self._batches = 0
         self._step_before = 0
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._first_bad, self._batches = None, 0
+        self._first_bad = self._position = None
+        self._where, self._batches = [], 0
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
@@ -79,11 +86,14 @@ class NonFiniteLossGuard(Callback):
             self._raise_if_bad(trainer)
 
     def _record(self, loss: torch.Tensor, trainer: pl.Trainer, batch_idx: int) -> None:
-        where = torch.tensor([self._step_before, trainer.current_epoch, batch_idx], device=loss.device)
-        if self._first_bad is None:
-            self._first_bad = torch.full_like(where, -1)
-        bad = ~torch.isfinite(loss).all() & (self._first_bad[0] < 0)
-        self._first_bad = torch.where(bad, where, self._first_bad)
+        """Queue the finiteness test of ``loss`` on its device (no host read, no host-built tensor)."""
+        if self._first_bad is None or self._position is None:
+            self._first_bad = torch.full((), -1, dtype=torch.int64, device=loss.device)
+            self._position = torch.zeros((), dtype=torch.int64, device=loss.device)
+        bad = ~torch.isfinite(loss).all() & (self._first_bad < 0)
+        self._first_bad = torch.where(bad, self._position, self._first_bad)
+        self._position += 1
+        self._where.append((self._step_before, trainer.current_epoch, batch_idx))
 
     @staticmethod
     def _checkpoint_may_follow(trainer: pl.Trainer) -> bool:
@@ -98,11 +108,22 @@ class NonFiniteLossGuard(Callback):
         return False
 
     def _raise_if_bad(self, trainer: pl.Trainer) -> None:
-        if self._first_bad is None:
+        """Read the first non-finite position back (the one host sync), then start a new stretch."""
+        if self._first_bad is None or self._position is None:
             return
-        step, epoch, batch = (int(v) for v in self._first_bad.tolist())
-        if step < 0:
+        first = self._first_bad
+        if getattr(trainer, "world_size", 1) > 1:
+            # the earliest non-finite position over the ranks (they run the same batches in step)
+            unset = torch.iinfo(torch.int64).max
+            first = trainer.strategy.reduce(torch.where(first < 0, unset, first), reduce_op="min")
+            first = torch.where(first == unset, -1, first)
+        position = int(first)
+        if position < 0:
+            self._first_bad.fill_(-1)
+            self._position.zero_()
+            self._where.clear()
             return
+        step, epoch, batch = self._where[position]
         last = next(
             (c.last_model_path for c in trainer.checkpoint_callbacks if getattr(c, "last_model_path", "")), ""
         )

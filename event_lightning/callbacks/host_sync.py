@@ -11,7 +11,9 @@ pipeline once per step.
 every device: on CUDA it also sets ``torch.cuda.set_sync_debug_mode("error")``, and on the CPU
 it recognises the same operations through a torch function mode (the Python calls) and a
 dispatch mode (the aten operations they lower to), so the check runs in CPU-only tests.
-Optimiser internals are exempt: torch keeps Adam's step counter on the host on purpose.
+Optimiser internals are exempt: torch keeps Adam's step counter on the host on purpose; so are
+CPU-only fast paths marked with :func:`event_lightning.nn.cpu_only.cpu_only` (they never run on a
+GPU, and refuse its tensors).
 
 :class:`HostSyncGuard` is a callback that applies the check to the first ``check_steps``
 training and validation steps of a run and to the per-step hooks of event_lightning's callbacks.
@@ -30,6 +32,8 @@ import pytorch_lightning as pl
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
+
+from event_lightning.nn.cpu_only import is_cpu_only_code
 
 __all__ = ["HostSyncError", "HostSyncGuard", "forbid_host_syncs"]
 
@@ -71,13 +75,17 @@ class HostSyncError(RuntimeError):
 
 
 def _exempt(entry: FrameType | None) -> bool:
-    """Whether an exempt frame lies between the operation and the block that forbids syncs.
+    """Whether an exempt frame lies between the operation and the block that forbids syncs: an
+    optimiser or Lightning frame of :data:`_EXEMPT_FRAMES`, or a function marked
+    :func:`~event_lightning.nn.cpu_only.cpu_only` (it refuses anything but CPU tensors).
 
     Only that stretch counts: Lightning runs ``training_step`` inside ``optimizer.step(closure)``,
     so optimiser frames above the block say nothing about the operation.
     """
     frame = sys._getframe(2)
     while frame is not None and frame is not entry:
+        if is_cpu_only_code(frame.f_code):
+            return True
         filename = frame.f_code.co_filename.replace("\\", "/")
         if any(path in filename and name in (None, frame.f_code.co_name) for path, name in _EXEMPT_FRAMES):
             return True

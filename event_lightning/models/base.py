@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytorch_lightning as pl
 from torch import nn
+
+# torch.compile's modes ("default" is torch's own default)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 class CompilableModule(pl.LightningModule):
@@ -12,21 +17,34 @@ class CompilableModule(pl.LightningModule):
     Subclasses list the submodules to compile in :meth:`compile_targets` (by default the
     attribute ``net``). Compilation uses the in-place ``nn.Module.compile()``, so state-dict keys
     are the same compiled or not and a checkpoint loads either way; the LightningModule itself is
-    never compiled because ``self.log`` inside a compiled module breaks on Lightning 2.6.
+    never compiled because ``self.log`` inside a compiled module breaks on Lightning 2.6. A target
+    may override ``compile`` to compile parts of itself (the LIF layer compiles its step cells).
+
+    Args:
+        compile: compile the targets in :meth:`configure_model`.
+        compile_mode: ``torch.compile``'s ``mode``, one of :data:`COMPILE_MODES`
+            (``reduce-overhead`` captures CUDA graphs on a GPU).
     """
 
-    def __init__(self, compile: bool = False) -> None:
+    def __init__(self, compile: bool = False, compile_mode: str = "default") -> None:
         super().__init__()
+        if compile_mode not in COMPILE_MODES:
+            raise ValueError(f"model.compile_mode must be one of {list(COMPILE_MODES)}, found {compile_mode!r}")
         self.compile_networks = compile
+        self.compile_mode = compile_mode
         self._compiled = False
 
     def compile_targets(self) -> list[nn.Module]:
         """The submodules that ``compile: true`` compiles."""
         return [self.net]
 
+    def compile_options(self) -> dict[str, Any]:
+        """Keyword arguments of every target's ``compile`` call."""
+        return {} if self.compile_mode == "default" else {"mode": self.compile_mode}
+
     def configure_model(self) -> None:
         # Lightning calls this for every stage and before load_state_dict: it must be idempotent.
         if self.compile_networks and not self._compiled:
             for module in self.compile_targets():
-                module.compile()
+                module.compile(**self.compile_options())
             self._compiled = True

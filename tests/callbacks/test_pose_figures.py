@@ -92,7 +92,8 @@ def test_a_batch_that_is_not_a_pose_batch_is_named(tmp_path):
             raise AssertionError("nothing should be logged")
 
     callback._writer = lambda trainer: Writer()  # a logging epoch, without a Trainer
+    callback.on_validation_batch_end(None, None, None, {"frames": torch.zeros(1)}, 0)  # held for the epoch end
     with pytest.raises(ValueError, match="expected a DHP19 batch.*frames"):
-        callback.on_validation_batch_end(None, None, None, {"frames": torch.zeros(1)}, 0)
+        callback.on_validation_epoch_end(None, None)
     with pytest.raises(ValueError, match="n_samples must be >= 1"):
         PoseOverlayLogger(n_samples=0)

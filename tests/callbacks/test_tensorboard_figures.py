@@ -294,6 +294,8 @@ def test_hgvae_encoder_layer_hook_called_directly(tmp_path):
         model.net(frames)
     assert callback._handle is None  # removed after the first forward
     callback.on_validation_batch_end(trainer, model, None, {"frames": frames}, 0)
+    assert _images(Path(logger.log_dir)) == {}  # drawn at the end of the epoch, not in the step
+    callback.on_validation_epoch_end(trainer, model)
     logger.experiment.flush()
     images = _images(Path(logger.log_dir))
     assert set(images) == {"val/spikes/net.encoder.layers.1/sample_0"}
@@ -304,5 +306,6 @@ def test_hgvae_encoder_layer_hook_called_directly(tmp_path):
     last.on_validation_batch_start(trainer, model, {"frames": frames}, 0)
     with torch.no_grad():
         model.net(frames)
+    last.on_validation_batch_end(trainer, model, None, {"frames": frames}, 0)
     with pytest.warns(UserWarning, match="did not run during the first validation batch"):
-        last.on_validation_batch_end(trainer, model, None, {"frames": frames}, 0)
+        last.on_validation_epoch_end(trainer, model)

@@ -6,10 +6,12 @@ import pytest
 import torch
 
 from event_lightning.nn.lif import (
+    LIFScanCells,
     LIParameters,
     input_projection,
     leaky_integrator_scan,
     leaky_integrator_step,
+    lif_recurrent_scan,
 )
 
 
@@ -86,20 +88,47 @@ def test_boolean_input_is_refused():
         input_projection(torch.zeros(2, 3, dtype=torch.bool), torch.randn(4, 3))
 
 
+def _reference_scan(current, weights, p, dt):
+    """The step-by-step autograd graph of lif_recurrent_step (surrogate and detached reset)."""
+    from event_lightning.nn.lif import lif_recurrent_step
+
+    z = torch.zeros_like(current[0])
+    v, i = z + p.v_leak, z
+    spikes = []
+    for step_current in current.unbind(0):
+        z, v, i = lif_recurrent_step(step_current, z, v, i, weights, p, dt)
+        spikes.append(z)
+    return torch.stack(spikes), (z, v, i)
+
+
 @pytest.mark.parametrize("leak_reset", [(0.0, 0.0), (0.1, -0.2)])
-def test_fused_recurrent_scan_equals_the_step_loop_bit_for_bit(leak_reset):
-    from event_lightning.nn.lif import LIFParameters, LIFRecurrentStep, lif_recurrent_scan
+def test_fused_recurrent_scan_equals_the_step_loop(leak_reset):
+    """Forward bit for bit, with and without gradient; gradients to float rounding (the fused
+    backward sums the recurrent weight gradient over all steps in one matmul)."""
+    from event_lightning.nn.lif import LIFParameters, LIFRecurrent
 
     torch.manual_seed(1)
     v_leak, v_reset = leak_reset
-    step = LIFRecurrentStep(LIFParameters(v_th=0.05, v_leak=v_leak, v_reset=v_reset), dt=1e-3)
+    p = LIFParameters(v_th=0.05, v_leak=v_leak, v_reset=v_reset, alpha=20.0)
+    layer = LIFRecurrent(12, 12, p, dt=1e-3)
+    cells = LIFScanCells(layer.step, layer.grad_step)
     current = torch.randn(60, 5, 12) * 5
     weights = torch.randn(12, 12) * 0.5
-    with torch.no_grad():  # the per-step loop
-        loop_spikes, loop_state = lif_recurrent_scan(current, weights, step)
-    fused_current = current.clone().requires_grad_(True)  # a gradient is wanted: the fused scan
-    fused_spikes, fused_state = lif_recurrent_scan(fused_current, weights, step)
-    assert "FusedLIFRecurrentScan" in type(fused_spikes.grad_fn).__name__ and 0 < loop_spikes.mean() < 0.9
-    assert torch.equal(fused_spikes.detach(), loop_spikes)
-    for fused, loop in zip(fused_state, loop_state, strict=True):
-        torch.testing.assert_close(fused.detach(), loop, rtol=0, atol=0)
+    reference_current = current.clone().requires_grad_(True)
+    reference_weights = weights.clone().requires_grad_(True)
+    reference_spikes, reference_state = _reference_scan(reference_current, reference_weights, p, 1e-3)
+    with torch.no_grad():
+        plain_spikes, plain_state = lif_recurrent_scan(current, weights, cells)
+    fused_current = current.clone().requires_grad_(True)
+    fused_weights = weights.clone().requires_grad_(True)
+    fused_spikes, fused_state = lif_recurrent_scan(fused_current, fused_weights, cells)
+    assert "LIFRecurrentScan" in type(fused_spikes.grad_fn).__name__ and 0.05 < reference_spikes.mean() < 0.9
+    for spikes, state in ((plain_spikes, plain_state), (fused_spikes, fused_state)):
+        assert torch.equal(spikes.detach(), reference_spikes.detach())
+        for ours, reference in zip(state, reference_state, strict=True):
+            torch.testing.assert_close(ours.detach(), reference.detach(), rtol=0, atol=0)
+    grads = [torch.randn(60, 5, 12), torch.randn(5, 12), torch.randn(5, 12), torch.randn(5, 12)]
+    torch.autograd.backward([fused_spikes, *fused_state], grads)
+    torch.autograd.backward([reference_spikes, *reference_state], grads)
+    torch.testing.assert_close(fused_current.grad, reference_current.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fused_weights.grad, reference_weights.grad, rtol=1e-5, atol=1e-4)

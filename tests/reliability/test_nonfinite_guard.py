@@ -36,7 +36,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
 
 
 def test_guard_reads_the_logged_loss_of_manual_optimisation_models():
-    guard = NonFiniteLossGuard(loss_key="train/loss")
+    guard = NonFiniteLossGuard(check_every_n_steps=1, loss_key="train/loss")
 
     class Trainer:  # the attributes the guard reads
         global_step, current_epoch, checkpoint_callbacks = 7, 2, []
@@ -48,3 +48,25 @@ def test_guard_reads_the_logged_loss_of_manual_optimisation_models():
         guard.on_train_batch_end(trainer, None, None, None, 3)
     with pytest.raises(ValueError, match="check_every_n_steps"):
         NonFiniteLossGuard(check_every_n_steps=0)
+
+
+def test_guard_steps_between_checks_never_read_the_device():
+    """Batches between checks only queue device work; the check then names the first bad batch."""
+    from event_lightning.callbacks.host_sync import forbid_host_syncs
+
+    guard = NonFiniteLossGuard(check_every_n_steps=4)
+
+    class Trainer:
+        global_step, current_epoch, checkpoint_callbacks, world_size = 0, 1, [], 1
+
+    trainer = Trainer()
+    losses = [torch.tensor(0.5), torch.tensor(float("nan")), torch.tensor(float("inf")), torch.tensor(0.1)]
+    for batch_idx, loss in enumerate(losses):
+        trainer.global_step = 10 + batch_idx
+        guard.on_train_batch_start(trainer, None, None, batch_idx)
+        if batch_idx < 3:
+            with forbid_host_syncs("NonFiniteLossGuard.on_train_batch_end"):
+                guard.on_train_batch_end(trainer, None, loss, None, batch_idx)
+        else:
+            with pytest.raises(NonFiniteLossError, match=r"global step 11 \(epoch 1, batch 1\)"):
+                guard.on_train_batch_end(trainer, None, loss, None, batch_idx)

@@ -24,8 +24,11 @@ def _experiment(trainer: pl.Trainer) -> Any | None:
 class _PeriodicFigureCallback(pl.Callback, ABC):
     """Shared rules: every ``every_n_epochs`` validation epochs, rank 0 only, warn once without TensorBoard.
 
-    Subclasses draw in :meth:`_log_first_batch`, called on the first batch of the first validation
-    loader of a logging epoch.
+    Subclasses draw in :meth:`_log_first_batch`, given the first batch of the first validation
+    loader of a logging epoch. It is called at the end of that validation epoch, not in the batch's
+    step: drawing reads the tensors on the host, and inside a step that would make the step wait for
+    the device. Until then the callback holds a reference to the batch (and whatever a subclass
+    captured during its forward pass).
     """
 
     def __init__(self, every_n_epochs: int, name: str) -> None:
@@ -35,6 +38,7 @@ class _PeriodicFigureCallback(pl.Callback, ABC):
         self.every_n_epochs = every_n_epochs
         self._name = name
         self._warned = False
+        self._pending: tuple[Any, Any] | None = None  # (writer, batch) to draw at the end of the epoch
 
     def _writer(self, trainer: pl.Trainer) -> Any | None:
         """The SummaryWriter when this validation epoch should log, otherwise None."""
@@ -69,6 +73,11 @@ class _PeriodicFigureCallback(pl.Callback, ABC):
     ) -> None:
         writer = self._first_batch_writer(trainer, batch_idx, dataloader_idx)
         if writer is not None:
+            self._pending = (writer, batch)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._pending is not None:
+            (writer, batch), self._pending = self._pending, None
             self._log_first_batch(writer, trainer, pl_module, batch)
 
     @abstractmethod

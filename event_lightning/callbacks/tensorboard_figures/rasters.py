@@ -181,9 +181,9 @@ class SpikeRasterLogger(_PeriodicFigureCallback):
     def on_validation_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
     ) -> None:
-        self._captured = None
         if batch_idx != 0 or dataloader_idx != 0 or self._target is None or self._writer(trainer) is None:
             return
+        self._captured = None  # kept until the end of the epoch draws it
         self._remove_hook()
         self._handle = self._target.register_forward_hook(self._hook)
 

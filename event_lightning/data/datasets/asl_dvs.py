@@ -36,6 +36,7 @@ import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -52,6 +53,7 @@ from event_lightning.data.loading.bad_samples import (
 )
 from event_lightning.data.loading.event_samplers import NORM_T_MODES, make_sampler, pad_collate, seed_worker
 from event_lightning.data.loading.event_sequences import EventFileDataset, PackedEventDataset, passthrough_collate
+from event_lightning.data.loading.loaders import LoaderSettings, build_loader
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found, downloading
 from event_lightning.data.loading.packed_events import (
     EventReader,
@@ -184,7 +186,8 @@ class ASLDVSDataModule(pl.LightningDataModule):
         norm_t: ``dataset-wise`` (paper; ``t / t_max``), ``sample-wise`` or ``none``.
         t_max: µs for ``dataset-wise``; None computes it from the training split (the reference
             hard-codes 521217 for ASL-DVS, the same quantity).
-        batch_size, num_workers: DataLoader settings (paper: 128, 4).
+        batch_size, num_workers: DataLoader settings (paper: 128, 4); ``num_workers: auto`` follows
+            the CPU count (see :mod:`event_lightning.data.loading.loaders`).
         train_fraction: per-class share of files that train (0.8).
         val_repeats: passes over the validation (and test) split per epoch (4).
         packed: sample from a packed memory-mapped cache (fast) or read one file per sample.
@@ -196,7 +199,8 @@ class ASLDVSDataModule(pl.LightningDataModule):
         synthetic: write the synthetic stand-in (once, in ``root/synthetic-asl_dvs-<key>``, one
             folder per config and format) and train on it.
         pack_threads: threads that read files while packing or scanning.
-        pin_memory, persistent_workers, prefetch_factor: DataLoader settings.
+        pin_memory, persistent_workers, prefetch_factor: DataLoader settings (``pin_memory: auto``
+            pins when training on a GPU).
         seed: seed of the sampling generators in the main process (None: ``torch.initial_seed()``).
         on_bad_sample: ``raise`` (default) or ``skip`` unreadable recordings (module docstring).
     """
@@ -210,7 +214,7 @@ class ASLDVSDataModule(pl.LightningDataModule):
         norm_t: str = "dataset-wise",
         t_max: float | None = None,
         batch_size: int = 128,
-        num_workers: int = 4,
+        num_workers: int | Literal["auto"] = "auto",
         train_fraction: float = 0.8,
         val_repeats: int = 4,
         packed: bool = True,
@@ -220,7 +224,7 @@ class ASLDVSDataModule(pl.LightningDataModule):
         allow_empty: bool = False,
         synthetic: SyntheticASLConfig | None = None,
         pack_threads: int = 8,
-        pin_memory: bool = True,
+        pin_memory: bool | Literal["auto"] = "auto",
         persistent_workers: bool = True,
         prefetch_factor: int = 4,
         seed: int | None = None,
@@ -247,7 +251,7 @@ class ASLDVSDataModule(pl.LightningDataModule):
         self.norm_t = norm_t
         self.t_max = t_max
         self.batch_size = batch_size
-        self.num_workers = num_workers
+        self.loader_settings = LoaderSettings(batch_size, num_workers, pin_memory, persistent_workers, prefetch_factor)
         self.train_fraction = train_fraction
         self.val_repeats = val_repeats
         self.packed = packed
@@ -257,9 +261,6 @@ class ASLDVSDataModule(pl.LightningDataModule):
         self.allow_empty = allow_empty
         self.synthetic = synthetic
         self.pack_threads = pack_threads
-        self.pin_memory = pin_memory
-        self.persistent_workers = persistent_workers
-        self.prefetch_factor = prefetch_factor
         self.seed = seed
         self.classes = ASL_DVS_CLASSES[: synthetic.num_classes] if synthetic else ASL_DVS_CLASSES
         self.sensor_size = ASL_DVS_SENSOR_SIZE
@@ -363,23 +364,19 @@ class ASLDVSDataModule(pl.LightningDataModule):
             )
 
     def _loader(self, dataset: Dataset, train: bool, stage: str) -> DataLoader:
-        workers = self.num_workers
         collate = passthrough_collate
         if not self.packed:  # packed samples were read (and checked) while packing
             origin = IndexedFiles(self.train_files if dataset is self.train_set else self.val_files)
             policy, ledger = self.on_bad_sample, self.bad_samples
             dataset, collate = guard_loader(dataset, pad_collate, policy, ledger, stage, origin)
-        return DataLoader(
+        return build_loader(
             dataset,
-            batch_size=self.batch_size,
+            self.loader_settings,
+            self.trainer,
             shuffle=train,
             drop_last=train,
-            num_workers=workers,
             collate_fn=collate,
             worker_init_fn=seed_worker,
-            pin_memory=self.pin_memory and torch.cuda.is_available(),
-            persistent_workers=self.persistent_workers and workers > 0,
-            prefetch_factor=self.prefetch_factor if workers > 0 else None,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -32,6 +33,7 @@ from event_lightning.data.loading.dsprites_npz import (
     load_dsprites_subset,
     subset_classes,
 )
+from event_lightning.data.loading.loaders import LoaderSettings, build_loader
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found
 from event_lightning.data.standins.dsprites import ensure_synthetic_dsprites, synthetic_dsprites_folder
 
@@ -113,7 +115,7 @@ class DSpritesSequenceDataModule(pl.LightningDataModule):
         root: str = "datasets/dsprites",
         synthetic: bool = False,
         batch_size: int = 8,
-        num_workers: int = 0,
+        num_workers: int | Literal["auto"] = "auto",
         seq_len: int = 15,
         seq_transforms: list[str] | None = None,
         max_transform_len: int = 30,
@@ -121,15 +123,14 @@ class DSpritesSequenceDataModule(pl.LightningDataModule):
         factor_strides: list[int] | None = None,
         n_val_sequences: int = 1024,
         eval_seed: int = 0,
-        pin_memory: bool = False,
+        pin_memory: bool | Literal["auto"] = "auto",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.root = Path(root)
         self.synthetic = synthetic
         self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
+        self.loader_settings = LoaderSettings(batch_size, num_workers, pin_memory)
         transforms = list(seq_transforms or ["posX", "posY", "orientation", "scale"])
         unknown = [t for t in transforms if t not in FACTOR_NAMES]
         if unknown or not transforms:
@@ -171,15 +172,8 @@ class DSpritesSequenceDataModule(pl.LightningDataModule):
         log.info("dSprites sequences: %d start images, grid %s", grid[..., 0, 0].size, grid.shape[:5])
 
     def _loader(self, split: str, shuffle: bool, drop_last: bool) -> DataLoader:
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            drop_last=drop_last,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-        )
+        dataset = self.datasets[split]
+        return build_loader(dataset, self.loader_settings, self.trainer, shuffle=shuffle, drop_last=drop_last)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True, drop_last=True)

@@ -23,7 +23,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from event_lightning.data.loading.bad_samples import BadSampleLedger, BadSamplePolicy, check_bad_sample_policy
 from event_lightning.data.loading.config_checks import check_window_fits, first_measurable
 from event_lightning.data.loading.frame_cache import FrameCache
+from event_lightning.data.loading.loaders import LoaderSettings
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found, downloading
 from event_lightning.data.loading.windows import crop_window, window_loader, window_start
 from event_lightning.data.standins.dvsgesture import (
@@ -179,8 +180,8 @@ class DVSGestureDataModule(pl.LightningDataModule):
         cache: bool = True,
         cache_dir: str | None = None,
         batch_size: int = 30,
-        num_workers: int = 0,
-        pin_memory: bool = False,
+        num_workers: int | Literal["auto"] = "auto",
+        pin_memory: bool | Literal["auto"] = "auto",
         on_bad_sample: BadSamplePolicy = "raise",
     ) -> None:
         super().__init__()
@@ -193,6 +194,7 @@ class DVSGestureDataModule(pl.LightningDataModule):
             if value < 1:
                 raise ValueError(f"data.{name} must be >= 1, found {value}")
         self.save_hyperparameters()
+        self.loader_settings = LoaderSettings(batch_size, num_workers, pin_memory)
         self.synthetic_config = SyntheticGesturesConfig(**(synthetic_config or {})) if synthetic else None
         self.root = Path(root)
         # the stand-in has a folder per parameters: another run's stand-in is never touched
@@ -279,9 +281,9 @@ class DVSGestureDataModule(pl.LightningDataModule):
     def _loader(self, train: bool, shuffle: bool, stage: str) -> DataLoader:
         split = self.split(train)
         files = [str(r.path) for r in split.records]
-        ledger = self.bad_samples
+        guard = {"on_bad_sample": self.hparams.on_bad_sample, "bad_samples": self.bad_samples, "stage": stage}
         return window_loader(
-            split, self.hparams, train=train, shuffle=shuffle, bad_samples=ledger, stage=stage, files=files
+            split, self.loader_settings, self.trainer, train=train, shuffle=shuffle, files=files, **guard
         )
 
     def train_dataloader(self) -> DataLoader:

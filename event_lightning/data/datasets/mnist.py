@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -44,6 +45,7 @@ from event_lightning.data.loading.image_transforms import (
     rotation_scale_matrix,
     warp_homography,
 )
+from event_lightning.data.loading.loaders import LoaderSettings, build_loader
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found
 from event_lightning.data.loading.mnist_idx import MNIST_FILES, IDXFormatError, read_idx
 from event_lightning.data.standins.mnist import ensure_synthetic_mnist, synthetic_mnist_folder
@@ -252,7 +254,7 @@ class MNISTSequenceDataModule(pl.LightningDataModule):
         root: str = "datasets/mnist",
         synthetic: bool = False,
         batch_size: int = 8,
-        num_workers: int = 0,
+        num_workers: int | Literal["auto"] = "auto",
         angle_set: list[float] | None = None,
         colour_set: list[float] | None = None,
         scale_set: list[float] | None = None,
@@ -262,7 +264,7 @@ class MNISTSequenceDataModule(pl.LightningDataModule):
         split_seed: int = 1,
         val_source: str = "test",
         eval_seed: int | None = 0,
-        pin_memory: bool = False,
+        pin_memory: bool | Literal["auto"] = "auto",
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -271,7 +273,7 @@ class MNISTSequenceDataModule(pl.LightningDataModule):
         self.data_root = synthetic_mnist_folder(root) if synthetic else self.root
         self.synthetic = synthetic
         self.batch_size = batch_size
-        self.num_workers = num_workers
+        self.loader_settings = LoaderSettings(batch_size, num_workers, pin_memory)
         angles = tuple(float(a) for a in (DEFAULT_ANGLES if angle_set is None else angle_set))
         colours = list(DEFAULT_COLOURS if colour_set is None else colour_set)
         scales = tuple(float(s) for s in (DEFAULT_SCALES if scale_set is None else scale_set))
@@ -288,7 +290,6 @@ class MNISTSequenceDataModule(pl.LightningDataModule):
         self.split_seed = split_seed
         self.val_source = val_source
         self.eval_seed = eval_seed
-        self.pin_memory = pin_memory
         # Linked into the model (n_time_steps = sequence length S).
         self.n_time_steps = self.train_spec.length
         self.image_shape = (3 if self.colour else 1, 28, 28)
@@ -324,15 +325,8 @@ class MNISTSequenceDataModule(pl.LightningDataModule):
         )
 
     def _loader(self, split: str, shuffle: bool, drop_last: bool) -> DataLoader:
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            drop_last=drop_last,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-        )
+        dataset = self.datasets[split]
+        return build_loader(dataset, self.loader_settings, self.trainer, shuffle=shuffle, drop_last=drop_last)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True, drop_last=True)

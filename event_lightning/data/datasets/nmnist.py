@@ -33,7 +33,7 @@ import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -44,6 +44,7 @@ from event_lightning.data.loading.classification_datamodule import EventClassifi
 from event_lightning.data.loading.config_checks import check_window_fits, first_measurable
 from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.data.loading.frames_dataset import EventBatch, EventFramesDataset, file_source
+from event_lightning.data.loading.loaders import LoaderSettings
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found, downloading
 from event_lightning.data.loading.windows import crop_window, window_loader
 from event_lightning.data.standins.nmnist import (
@@ -145,8 +146,8 @@ class NMNISTDataModule(pl.LightningDataModule):
         cache: bool = False,
         cache_dir: str | None = None,
         batch_size: int = 60,
-        num_workers: int = 0,
-        pin_memory: bool = False,
+        num_workers: int | Literal["auto"] = "auto",
+        pin_memory: bool | Literal["auto"] = "auto",
         on_bad_sample: BadSamplePolicy = "raise",
     ) -> None:
         super().__init__()
@@ -160,6 +161,7 @@ class NMNISTDataModule(pl.LightningDataModule):
             if value < 1:
                 raise ValueError(f"data.{name} must be >= 1, found {value}")
         self.save_hyperparameters()
+        self.loader_settings = LoaderSettings(batch_size, num_workers, pin_memory)
         self.synthetic_config = SyntheticDigitsConfig(**(synthetic_config or {})) if synthetic else None
         self.root = Path(root)
         # the stand-in has a folder per parameters: another run's stand-in is never touched
@@ -228,9 +230,9 @@ class NMNISTDataModule(pl.LightningDataModule):
     def _loader(self, train: bool, stage: str) -> DataLoader:
         split = self.split(train)
         files = [str(path) for path, _ in split.samples]
-        ledger = self.bad_samples
+        guard = {"on_bad_sample": self.hparams.on_bad_sample, "bad_samples": self.bad_samples, "stage": stage}
         return window_loader(
-            split, self.hparams, train=train, shuffle=train, bad_samples=ledger, stage=stage, files=files
+            split, self.loader_settings, self.trainer, train=train, shuffle=train, files=files, **guard
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -327,8 +329,8 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
         overlap: float = 0,
         include_incomplete: bool = False,
         batch_size: int = 32,
-        num_workers: int = 0,
-        pin_memory: bool = False,
+        num_workers: int | Literal["auto"] = "auto",
+        pin_memory: bool | Literal["auto"] = "auto",
         on_bad_sample: BadSamplePolicy = "raise",
         cache: bool = False,
         cache_dir: str | None = None,

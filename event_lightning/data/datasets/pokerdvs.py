@@ -22,6 +22,7 @@ import os
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 from torch.utils.data import Dataset
@@ -124,6 +125,9 @@ class PokerDVSDataModule(EventClassificationDataModule):
         synthetic: write (once) and use the offline stand-in instead, in
             ``root/synthetic-pokerdvs-<key>`` (one folder per seed).
         synthetic_seed: seed of the stand-in.
+        synthetic_config: other fields of the stand-in's
+            :class:`~event_lightning.data.standins.pokerdvs.SyntheticPokerConfig` (e.g. fewer
+            recordings per class for a quick check: ``{train_per_class: 2, test_per_class: 1}``).
         on_bad_sample: ``raise`` (default) or ``skip`` unreadable recordings (see the module
             docstring and :mod:`event_lightning.data.loading.bad_samples`).
         cache, cache_dir: frame each recording once into ``cache_dir`` (default ``<root>/cache``)
@@ -135,6 +139,7 @@ class PokerDVSDataModule(EventClassificationDataModule):
         root: str = "datasets",
         synthetic: bool = False,
         synthetic_seed: int = 0,
+        synthetic_config: dict[str, Any] | None = None,
         time_window: float | None = 1000,
         event_count: int | None = None,
         n_time_bins: int | None = None,
@@ -142,8 +147,8 @@ class PokerDVSDataModule(EventClassificationDataModule):
         overlap: float = 0,
         include_incomplete: bool = False,
         batch_size: int = 32,
-        num_workers: int = 0,
-        pin_memory: bool = False,
+        num_workers: int | Literal["auto"] = "auto",
+        pin_memory: bool | Literal["auto"] = "auto",
         on_bad_sample: BadSamplePolicy = "raise",
         cache: bool = False,
         cache_dir: str | None = None,
@@ -164,18 +169,15 @@ class PokerDVSDataModule(EventClassificationDataModule):
             cache=cache,
             cache_dir=cache_dir,
         )
-        self.synthetic, self.synthetic_seed = synthetic, synthetic_seed
-        self.root = Path(root)
+        self.root, self.synthetic = Path(root), synthetic
+        self.synthetic_config = SyntheticPokerConfig(**{"seed": synthetic_seed, **(synthetic_config or {})})
         # the stand-in has a folder per parameters: another run's stand-in is never touched
-        self.data_root = synthetic_pokerdvs_folder(root, self._standin_config()) if synthetic else self.root
+        self.data_root = synthetic_pokerdvs_folder(root, self.synthetic_config) if synthetic else self.root
         self._files: dict[bool, list[str]] = {}
-
-    def _standin_config(self) -> SyntheticPokerConfig:
-        return SyntheticPokerConfig(seed=self.synthetic_seed)
 
     def prepare_data(self) -> None:
         if self.synthetic:
-            ensure_synthetic_pokerdvs(self.data_root, self._standin_config())
+            ensure_synthetic_pokerdvs(self.data_root, self.synthetic_config)
 
     def build_split(self, train: bool) -> Dataset:
         if self.synthetic:  # idempotent; lets the DataModule be used without a Trainer

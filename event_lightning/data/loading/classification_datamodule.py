@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence, Sized
 from dataclasses import asdict
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytorch_lightning as pl
@@ -25,6 +26,7 @@ from event_lightning.data.loading.config_checks import check_slicing_fits, first
 from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.data.loading.frames_collate import pad_time_collate
 from event_lightning.data.loading.frames_dataset import FRAMES_CODE_VERSION, EventFramesDataset
+from event_lightning.data.loading.loaders import LoaderSettings, build_loader
 from event_lightning.events.core import SensorSize
 from event_lightning.events.represent.slicing import FrameSlicing
 
@@ -77,9 +79,10 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
     bytes of float32 to copy, pin and send), else int16 (see :func:`pad_time_collate`). Models
     cast on the device (the LIF classifier's input projection converts only the non-zeros).
     Loaders fetch whole batches: :class:`EventFramesDataset` frames a batch's recordings in one
-    pass and the collate counts them straight into the padded batch. The training
-    order is shuffled by an :class:`EpochSeededRandomSampler`, so a resumed run sees the same order
-    as an uninterrupted one.
+    pass and the collate counts them straight into the padded batch. The training order is
+    shuffled by an :class:`EpochSeededRandomSampler`, so a resumed run sees the same order as an
+    uninterrupted one. ``num_workers`` and ``pin_memory`` (``"auto"`` by default: from the CPU
+    count, pinned on a GPU) are resolved by :mod:`event_lightning.data.loading.loaders`.
 
     ``cache``: frame each recording once into ``cache_dir`` (default ``<root>/cache``), keyed by
     the files and every framing option (see :class:`FrameCache`), and read it back afterwards.
@@ -102,8 +105,8 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
         overlap: float,
         include_incomplete: bool,
         batch_size: int,
-        num_workers: int,
-        pin_memory: bool,
+        num_workers: int | Literal["auto"],
+        pin_memory: bool | Literal["auto"],
         on_bad_sample: BadSamplePolicy = "raise",
         cache: bool = False,
         cache_dir: str | None = None,
@@ -111,10 +114,8 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
         super().__init__()
         self.on_bad_sample = check_bad_sample_policy(on_bad_sample)
         self.bad_samples = BadSampleLedger()
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, found {batch_size}")
-        if num_workers < 0:
-            raise ValueError(f"data.num_workers must be >= 0, found {num_workers}")
+        self.loader_settings = LoaderSettings(batch_size, num_workers, pin_memory)
+        self.batch_size = batch_size
         self.sensor_size = sensor_size
         self.num_classes = num_classes
         try:
@@ -123,7 +124,6 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
             )
         except ValueError as error:  # name the config group: these are data.* keys
             raise ValueError(f"data: {error}") from None
-        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.cache, self.cache_dir = cache, cache_dir
         self._splits: dict[bool, Dataset] = {}
 
@@ -193,14 +193,12 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
             stage,
             IndexedFiles(files) if files else None,
         )
-        return DataLoader(
+        return build_loader(
             dataset,
-            batch_size=self.batch_size,
+            self.loader_settings,
+            self.trainer,
             # On the split itself: the order depends only on (seed, epoch, len), as without the guard.
             sampler=EpochSeededRandomSampler(split) if shuffle else None,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
             collate_fn=collate,
         )
 

@@ -14,10 +14,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from event_lightning.data.loading.bad_samples import BadSampleLedger, IndexedFiles, guard_loader
+from event_lightning.data.loading.bad_samples import BadSampleLedger, BadSamplePolicy, IndexedFiles, guard_loader
+from event_lightning.data.loading.loaders import LoaderSettings, build_loader
 
 __all__ = ["crop_window", "time_first_collate", "window_loader", "window_start"]
 
@@ -47,36 +49,29 @@ def crop_window(frames: np.ndarray, start: int, length: int) -> np.ndarray:
 
 def window_loader(
     dataset: Dataset,
-    hparams: Any,
+    settings: LoaderSettings,
+    trainer: pl.Trainer | None,
     *,
+    on_bad_sample: BadSamplePolicy = "raise",
     train: bool,
     shuffle: bool,
     bad_samples: BadSampleLedger | None = None,
     stage: str | None = None,
     files: list[str] | None = None,
 ) -> DataLoader:
-    """The HG-VAE DataModules' loader: time-first dict batches; the last partial training batch is
-    dropped because BatchNorm in the guides needs more than one sample.
+    """The HG-VAE DataModules' loader (``settings`` resolved for ``trainer``, see
+    :mod:`event_lightning.data.loading.loaders`): time-first dict batches; the last partial
+    training batch is dropped because BatchNorm in the guides needs more than one sample.
 
-    With ``hparams.on_bad_sample == "skip"`` (and a ``bad_samples`` ledger) bad samples are dropped
-    from their batch and recorded under ``stage``; ``files`` names each sample's file. A training
+    With ``on_bad_sample == "skip"`` (and a ``bad_samples`` ledger) bad samples are dropped from
+    their batch and recorded under ``stage``; ``files`` names each sample's file. A training
     batch that loses samples this way is kept even when it ends up with a single sample.
     """
     collate = time_first_collate
     if bad_samples is not None:
         origin = IndexedFiles(files) if files else None
-        policy = getattr(hparams, "on_bad_sample", "raise")
-        dataset, collate = guard_loader(dataset, collate, policy, bad_samples, stage or "train", origin)
-    return DataLoader(
-        dataset,
-        batch_size=hparams.batch_size,
-        shuffle=shuffle,
-        num_workers=hparams.num_workers,
-        pin_memory=hparams.pin_memory,
-        persistent_workers=hparams.num_workers > 0,
-        collate_fn=collate,
-        drop_last=train,
-    )
+        dataset, collate = guard_loader(dataset, collate, on_bad_sample, bad_samples, stage or "train", origin)
+    return build_loader(dataset, settings, trainer, shuffle=shuffle, collate_fn=collate, drop_last=train)
 
 
 def time_first_collate(samples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:

@@ -12,20 +12,24 @@ Per time step ``t`` with ``a_mem = dt * tau_mem_inv`` and ``a_syn = dt * tau_syn
 The leaky integrator (readout) is the same without threshold and reset. Time constants are
 inverse seconds and ``dt`` is in seconds, as in norse.
 
-``steps``: the constants and single steps; ``recurrent_scan``: recurrent LIF neurons over time
-(a step loop or one fused autograd node); ``integrator``: the leaky integrator over time (one
-matmul with its impulse responses); ``sparse_input``: the input projection of sparse event
-frames; ``layers``: :class:`LIFRecurrent` and :class:`LeakyIntegrator`; ``classifier``:
-:class:`LIFClassifierNet`.
+``steps``: the constants, the single step and the forward / backward step cells;
+``recurrent_scan``: recurrent LIF neurons over time (one fused autograd node calling the cells);
+``integrator``: the leaky integrator over time (one matmul with its impulse responses);
+``sparse_input``: the input projection of sparse event frames; ``layers``: :class:`LIFRecurrent`
+and :class:`LeakyIntegrator`, float32 under autocast; ``classifier``: :class:`LIFClassifierNet`.
+
+``compile`` compiles the step cells only (:meth:`LIFRecurrent.compile`): their tensors are
+``[B, N]``, so the graphs do not grow with the number of time steps and compile once.
 """
 
 from event_lightning.nn.lif.classifier import LIFClassifierNet
 from event_lightning.nn.lif.integrator import leaky_integrator_scan
-from event_lightning.nn.lif.layers import LeakyIntegrator, LIFRecurrent
-from event_lightning.nn.lif.recurrent_scan import lif_recurrent_scan
+from event_lightning.nn.lif.layers import LeakyIntegrator, LIFRecurrent, full_precision
+from event_lightning.nn.lif.recurrent_scan import LIFScanCells, lif_recurrent_scan
 from event_lightning.nn.lif.sparse_input import input_projection
 from event_lightning.nn.lif.steps import (
     LIFParameters,
+    LIFRecurrentGradStep,
     LIFRecurrentStep,
     LIParameters,
     leaky_integrator_step,
@@ -36,9 +40,12 @@ __all__ = [
     "LIFClassifierNet",
     "LIFParameters",
     "LIFRecurrent",
+    "LIFRecurrentGradStep",
     "LIFRecurrentStep",
+    "LIFScanCells",
     "LIParameters",
     "LeakyIntegrator",
+    "full_precision",
     "input_projection",
     "leaky_integrator_scan",
     "leaky_integrator_step",

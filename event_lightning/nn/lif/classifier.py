@@ -5,15 +5,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from event_lightning.nn.lif.layers import LeakyIntegrator, LIFRecurrent
+from event_lightning.nn.lif.layers import LeakyIntegrator, LIFRecurrent, full_precision
 from event_lightning.nn.lif.steps import LIFParameters, LIParameters
 
 
 class LIFClassifierNet(nn.Module):
     """norse's POKER-DVS tutorial network: flatten -> recurrent LIF -> Linear (no bias) -> LI.
 
-    Input frames ``[T, B, P, H, W]`` (any trailing shape; flattened in (P, H, W) order); output
-    the readout voltages ``[T, B, num_classes]``.
+    Input frames ``[T, B, P, H, W]`` (any trailing shape; flattened in (P, H, W) order; float or
+    integer counts); output the readout voltages ``[T, B, num_classes]``. Runs in float32 under
+    autocast (see :func:`~event_lightning.nn.lif.layers.full_precision`).
     """
 
     def __init__(
@@ -31,10 +32,12 @@ class LIFClassifierNet(nn.Module):
         self.readout = LeakyIntegrator(readout, dt)
 
     def compile_targets(self) -> list[nn.Module]:
-        """What ``compile: true`` compiles: the recurrent step (the readout is a few cheap ops)."""
-        return [self.lif.step]
+        """What ``compile: true`` compiles: the recurrent layer, whose :meth:`LIFRecurrent.compile`
+        compiles its step cells (the readout and the input projection are a few matmuls)."""
+        return [self.lif]
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        spikes, _ = self.lif(frames.flatten(2))
-        voltages, _ = self.readout(self.fc_out(spikes))
+        with full_precision(frames.device):
+            spikes, _ = self.lif(frames.flatten(2))
+            voltages, _ = self.readout(self.fc_out(spikes))
         return voltages

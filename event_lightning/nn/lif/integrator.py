@@ -13,11 +13,13 @@ from event_lightning.nn.lif.steps import LIParameters, leaky_integrator_step
 _LI_KERNEL_MAX_STEPS = 1024
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=32)
 def _li_kernels(
-    steps: int, a_mem: float, a_syn: float
+    steps: int, a_mem: float, a_syn: float, device: torch.device, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Impulse responses of the leaky integrator over ``steps`` steps, in float64 on the CPU.
+    """Impulse responses of the leaky integrator over ``steps`` steps, built on ``device`` and kept
+    there (one cache entry per sequence length, device and dtype, so a forward pass copies nothing
+    to the device). Computed in float64, then rounded once to ``dtype``.
 
     With ``j_t = i_{t-1} + u_t``, ``v_t = (1 - a_mem) v_{t-1} + a_mem (v_leak + j_t)`` and
     ``i_t = (1 - a_syn) j_t``, every quantity is linear in the inputs and the initial state:
@@ -25,13 +27,17 @@ def _li_kernels(
     ``i_T = g @ u + (1 - a_syn)^T i_0``. Returns ``(K [T, T], c_v [T], c_i [T], g [T])``.
     """
     alpha, beta = 1.0 - a_mem, 1.0 - a_syn
-    t = torch.arange(steps, dtype=torch.float64)
-    lag = t[:, None] - t[None, :]
-    causal = lag >= 0
-    decay_v = torch.where(causal, alpha ** lag.clamp(min=0), 0.0)  # alpha^(t-k), k <= t
-    decay_j = torch.where(causal, beta ** lag.clamp(min=0), 0.0)  # beta^(k-m), m <= k
-    kernel = a_mem * decay_v @ decay_j
-    return kernel, alpha ** (t + 1), kernel[:, 0], beta ** (steps - t)
+    # Normal tensors even when the first call comes from validation under inference_mode: training
+    # saves the kernel for its backward pass, which inference tensors refuse.
+    with torch.inference_mode(False), torch.no_grad():
+        t = torch.arange(steps, dtype=torch.float64, device=device)
+        lag = t[:, None] - t[None, :]
+        causal = lag >= 0
+        decay_v = torch.where(causal, alpha ** lag.clamp(min=0), 0.0)  # alpha^(t-k), k <= t
+        decay_j = torch.where(causal, beta ** lag.clamp(min=0), 0.0)  # beta^(k-m), m <= k
+        kernel = a_mem * decay_v @ decay_j
+        kernels = (kernel, alpha ** (t + 1), kernel[:, 0], beta ** (steps - t))
+        return tuple(k.to(dtype) for k in kernels)  # type: ignore[return-value]
 
 
 def _leaky_integrator_by_kernel(
@@ -41,9 +47,8 @@ def _leaky_integrator_by_kernel(
     differentiates it like any linear map, so no time loop runs forward or backward."""
     steps = input_current.shape[0]
     a_syn = float(dt * p.tau_syn_inv)
-    kernel, c_v, c_i, g = (
-        k.to(device=input_current.device, dtype=input_current.dtype)
-        for k in _li_kernels(steps, float(dt * p.tau_mem_inv), a_syn)
+    kernel, c_v, c_i, g = _li_kernels(
+        steps, float(dt * p.tau_mem_inv), a_syn, input_current.device, input_current.dtype
     )
     flat = input_current.reshape(steps, -1)
     expand = (steps, *([1] * (input_current.dim() - 1)))

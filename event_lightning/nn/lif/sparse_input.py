@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from event_lightning.nn.cpu_only import cpu_only
+
 # Inputs at most this dense (fraction of non-zero cells) are projected as a sparse matrix; event
 # frames of 1 ms are typically 1-2 % non-zero, where the sparse product is ~2x faster in total.
 _SPARSE_INPUT_MAX_DENSITY = 0.05
@@ -63,14 +65,22 @@ def _csr_pair(x2d: torch.Tensor, dtype: type[np.floating]) -> tuple[torch.Tensor
     return x_csr, xt_csr
 
 
+@cpu_only
+def _sparse_pays(x: torch.Tensor) -> bool:
+    """Whether ``x`` is at most 5 % non-zero, estimated on every 97th element (a host read: CPU only)."""
+    probe = x.reshape(-1)[::97]
+    return bool(torch.count_nonzero(probe) <= _SPARSE_INPUT_MAX_DENSITY * probe.numel())
+
+
 def input_projection(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``F.linear(x, weight)`` for ``x [..., I]``, through a sparse product when ``x`` is a sparse
     data tensor (CPU, no gradient wanted for it, at most 5 % non-zero); the result equals the
     dense product up to float summation order (~1e-6 relative).
 
     ``x`` may hold integer counts (the uint8 / int16 frames of the classification loaders): only its
-    non-zeros are converted on the sparse path, and the dense path casts ``x`` to the weight's
-    dtype on its device, so no float copy of the whole input is made on the host.
+    non-zeros are converted on the sparse path, and the dense path casts ``x`` (counts, or floats of
+    another dtype) to the weight's dtype on its device, so no float copy of the whole input is made
+    on the host. Off the CPU nothing here reads a value on the host.
     """
     integer_counts = not x.is_floating_point()
     if integer_counts and (x.dtype == torch.bool or x.is_complex()):
@@ -85,12 +95,16 @@ def input_projection(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         and x.numel() >= 1 << 16
         and not torch.compiler.is_compiling()
         and not torch.is_autocast_enabled("cpu")  # no bf16 sparse kernels; autocast picks the dense dtype
+        and _sparse_pays(x)
     )
-    if use_sparse:
-        probe = x.reshape(-1)[::97]  # cheap density estimate before paying for the exact scan
-        use_sparse = bool(torch.count_nonzero(probe) <= _SPARSE_INPUT_MAX_DENSITY * probe.numel())
     if not use_sparse:
-        return F.linear(x.to(weight.dtype) if integer_counts else x, weight)
+        return F.linear(x.to(weight.dtype), weight)  # no copy when the dtypes already match
+    return _sparse_projection(x, weight)
+
+
+@cpu_only
+def _sparse_projection(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``x @ weight.T`` through the CSR pair of ``x`` (the sparse path of :func:`input_projection`)."""
     x2d = x.reshape(-1, x.shape[-1]).contiguous()
     pair = _csr_pair(x2d, np.float32 if weight.dtype == torch.float32 else np.float64)
     return _SparseInputLinear.apply(*pair, weight).reshape(*x.shape[:-1], weight.shape[0])

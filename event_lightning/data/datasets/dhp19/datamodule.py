@@ -7,9 +7,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
@@ -26,6 +27,7 @@ from event_lightning.data.loading.bad_samples import (
     check_bad_sample_policy,
     guard_loader,
 )
+from event_lightning.data.loading.loaders import LoaderSettings, build_loader
 from event_lightning.data.loading.missing_data import DatasetNotFoundError, dataset_not_found
 from event_lightning.data.standins.dhp19 import SyntheticDHP19Config, ensure_synthetic_dhp19
 
@@ -54,7 +56,8 @@ class DHP19DataModule(pl.LightningDataModule):
         stack_test_views: validation/test samples hold every camera view (for 3D).
         next_cnn_frame: training windows also carry the next window's CNN frame (the hybrid
             CNN-SNN's membrane-potential target); None = only in ``"hybrid"`` mode.
-        batch_size, eval_batch_size, num_workers: loaders (eval batch defaults to batch_size).
+        batch_size, eval_batch_size, num_workers, pin_memory: loaders (eval batch defaults to
+            batch_size; ``auto`` workers and pinning: see :mod:`event_lightning.data.loading.loaders`).
         exclude_recordings: stems to leave out.
         on_non_monotonic: ``"skip"`` (default; logged with a count) or ``"raise"``.
         cache_dir: optional :class:`FrameCache` folder for the sparse count entries.
@@ -86,7 +89,8 @@ class DHP19DataModule(pl.LightningDataModule):
         next_cnn_frame: bool | None = None,
         batch_size: int = 8,
         eval_batch_size: int | None = None,
-        num_workers: int = 0,
+        num_workers: int | Literal["auto"] = "auto",
+        pin_memory: bool | Literal["auto"] = "auto",
         exclude_recordings: list[str] | None = None,
         on_non_monotonic: str = "skip",
         cache_dir: str | None = None,
@@ -121,8 +125,9 @@ class DHP19DataModule(pl.LightningDataModule):
         self.test_subjects = list(test_subjects) if test_subjects is not None else list(range(13, 18))
         self.val_subjects = list(val_subjects) if val_subjects is not None else self.test_subjects
         self.stack_test_views = stack_test_views
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
+        self.loader_settings = LoaderSettings(batch_size, num_workers, pin_memory)
         self.exclude = list(exclude_recordings or [])
         self.on_non_monotonic, self.cache_dir = on_non_monotonic, cache_dir
         # Linked into the model by the CLI.
@@ -174,15 +179,8 @@ class DHP19DataModule(pl.LightningDataModule):
         origin = IndexedFiles(files) if files else None
         policy, ledger = self.on_bad_sample, self.bad_samples
         dataset, collate = guard_loader(split, collate_dhp19, policy, ledger, stage, origin)
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            drop_last=False,
-            collate_fn=collate,
-        )
+        settings = dataclasses.replace(self.loader_settings, batch_size=batch_size)
+        return build_loader(dataset, settings, self.trainer, shuffle=shuffle, collate_fn=collate)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Make the sparse count stacks of a batch dense on its device (see :func:`densify_counts`)."""
