@@ -12,7 +12,8 @@ AND test (re-drawn every epoch). The whole recording's frames are built once per
 disk (:class:`~event_lightning.data.loading.frame_cache.FrameCache`); the window is cut after the cache
 (:mod:`event_lightning.data.loading.windows`, the loader this module shares with N-MNIST's HG-VAE data).
 
-Batches are dicts: ``frames [T, B, 2, 32, 32]`` float32 counts (time-first), ``target [B]`` (the
+Batches are dicts: ``frames [T, B, 2, 32, 32]`` counts (time-first; uint8, int16 when a bin holds
+more than 255 events: the model converts them to float on the device), ``target [B]`` (the
 class the model's guide learns: the gesture, or the lighting with ``target: light``), ``label``
 (gesture), ``light`` (index into :data:`LIGHTING_CONDITIONS`) and ``user`` [B] int64.
 """
@@ -32,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from event_lightning.data.loading.bad_samples import BadSampleLedger, BadSamplePolicy, check_bad_sample_policy
 from event_lightning.data.loading.config_checks import check_window_fits, first_readable
 from event_lightning.data.loading.frame_cache import FrameCache
-from event_lightning.data.loading.windows import crop_window, window_loader, window_start
+from event_lightning.data.loading.windows import crop_window, frames_to_float, window_loader, window_start
 from event_lightning.data.standins.dvsgesture import SyntheticGesturesConfig, generate_synthetic_gestures
 from event_lightning.events import augment
 from event_lightning.events.core import SensorSize
@@ -258,6 +259,9 @@ class DVSGestureDataModule(pl.LightningDataModule):
         return window_loader(
             split, self.hparams, train=train, shuffle=shuffle, bad_samples=ledger, stage=stage, files=files
         )
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        return frames_to_float(batch)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(True, shuffle=True, stage="train")
