@@ -1,13 +1,16 @@
 """TensorBoard figures for the Hybrid Guided VAE: t-SNE of the latents, reconstructions, traversals.
 
-Every ``every_n_epochs`` validation epochs, the callback re-encodes up to ``max_samples`` validation
-samples (sampled ``z``, as the reference plots) and writes:
+Every ``every_n_epochs`` validation epochs, the callback keeps what the validation steps returned for
+up to ``max_samples`` samples (sampled ``z``, as the reference plots) and writes:
 
 * ``hgvae/tsne``: 2-D t-SNE (scikit-learn) of ``z``, ``z[:, :K]`` and ``z[:, K:]`` coloured by the
   guide's class; a good guided VAE shows class clusters in the first two and none in the third;
 * ``hgvae/reconstructions``: the target ``x*`` above the decoder output, ON minus OFF channel;
 * ``hgvae/traversals``: for each guided dimension ``c`` (a row), the decodes of the first sample's
   ``z`` with ``z[c]`` swept from its largest to its smallest value over the collected samples.
+
+The per-batch hook only keeps references to device tensors (no copy to the host, no wait); the
+copy and the figures happen once, at the end of the epoch, on rank 0.
 """
 
 from __future__ import annotations
@@ -82,12 +85,15 @@ class HGVAEFigures(pl.Callback):
         self._collected: dict[str, list[torch.Tensor]] = {}
 
     def _active(self, trainer: pl.Trainer) -> bool:
-        return not trainer.sanity_checking and trainer.current_epoch % self.every_n_epochs == 0
+        return (
+            trainer.is_global_zero
+            and not trainer.sanity_checking
+            and trainer.current_epoch % self.every_n_epochs == 0
+        )
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._collected = {"z": [], "target": [], "x_star": [], "recon": []}
 
-    @torch.no_grad()
     def on_validation_batch_end(
         self,
         trainer: pl.Trainer,
@@ -97,14 +103,14 @@ class HGVAEFigures(pl.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
+        """Keeps ``outputs`` (``z``, ``recon``, ``x_star`` of the step) and the targets, on the device."""
         if not self._active(trainer) or sum(len(t) for t in self._collected["z"]) >= self.max_samples:
             return
-        out = pl_module.net(batch["frames"])
-        self._collected["z"].append(out.z.cpu())
-        self._collected["target"].append(batch["target"].cpu())
+        self._collected["z"].append(outputs["z"].detach())
+        self._collected["target"].append(batch["target"])
         if sum(len(t) for t in self._collected["recon"]) < self.n_reconstructions:
-            self._collected["x_star"].append(pl_module.reconstruction_target(batch["frames"]).cpu())
-            self._collected["recon"].append(out.recon.cpu())
+            self._collected["x_star"].append(outputs["x_star"].detach())
+            self._collected["recon"].append(outputs["recon"].detach())
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not self._active(trainer) or not self._collected.get("z"):
@@ -112,8 +118,8 @@ class HGVAEFigures(pl.Callback):
         experiment = getattr(trainer.logger, "experiment", None)
         if not hasattr(experiment, "add_figure"):
             return
-        z = torch.cat(self._collected["z"])[: self.max_samples]
-        target = torch.cat(self._collected["target"])[: self.max_samples].numpy()
+        z = torch.cat(self._collected["z"])[: self.max_samples].float().cpu()
+        target = torch.cat(self._collected["target"])[: self.max_samples].cpu().numpy()
         k = pl_module.num_guided
         step = trainer.current_epoch
         if len(z) >= 5:

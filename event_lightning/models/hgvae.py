@@ -11,10 +11,26 @@ C. Adversarial: the encoder runs again, ``L_C = w * MLSM_sum(inh(z[:, K:]), 0.5)
    gives Guided-VAE proper, where phase C moves only the encoder and the heads.
 
 ``x*`` is the double causal exponential filter of the input read at the end of the window, x50
-(:func:`event_lightning.events.represent.trace.double_exponential_trace`); MLSM is
+(:func:`reconstruction_weights`, the weights of
+:func:`event_lightning.events.represent.trace.double_exponential_trace` built on the device); MLSM is
 ``MultiLabelSoftMarginLoss(reduction='sum')``. Optimisers: Adamax (encoder; betas (0, 0.95), eps
 1e-4), Adam (heads + decoder), Adam (excitation net), Adam (inhibition net); at the start of epoch
 ``e`` each learning rate is ``lr0`` for ``e < I`` and ``lr0 / (floor(e / I) * F)`` afterwards.
+
+On a GPU and across processes:
+
+* Steps never wait on the host: batches cross the bus as uint8/int16 counts and become float32 on
+  the device (the DataModules' ``on_after_batch_transfer``; the network and the target accept
+  counts of any dtype too); constants (one-hot targets, the target filter) are built on the
+  device; whether LSUV is still due is a Python flag, read from its buffer once per fit.
+* Under DDP (plain ``strategy: ddp``): each phase backpropagates through a different subset of
+  the parameters, so the others join its loss with weight zero (DDP's reducer expects a gradient
+  for every parameter in every backward) and their zero gradients are dropped before the step, so
+  no optimiser moves them (as in one process). LSUV runs on rank 0's first batch and the encoder is
+  broadcast; the guides' BatchNorm running statistics are averaged over the ranks after every
+  step (each rank normalises with its own batch, as in one process with that batch).
+* Under bf16/fp16 autocast the target filter and the encoder's traces stay float32
+  (:mod:`event_lightning.nn.decolle`).
 """
 
 from __future__ import annotations
@@ -23,11 +39,12 @@ import math
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 import torchmetrics
 from torch import nn
 
-from event_lightning.events.represent.trace import double_exponential_trace
+from event_lightning.events.represent.trace import exponential_filter_taps
 from event_lightning.models.base import CompilableModule
 from event_lightning.nn.decolle import DecolleEncoderConfig
 from event_lightning.nn.hgvae import (
@@ -38,12 +55,53 @@ from event_lightning.nn.hgvae import (
     reparameterize,
 )
 
-__all__ = ["HybridGuidedVAE", "learning_rate_at_epoch", "multilabel_soft_margin_sum"]
+__all__ = ["HybridGuidedVAE", "learning_rate_at_epoch", "multilabel_soft_margin_sum", "reconstruction_weights"]
 
 
 def multilabel_soft_margin_sum(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per sample, the mean over classes of sigmoid BCE with logits; summed over the batch."""
     return F.multilabel_soft_margin_loss(logits, targets, reduction="sum")
+
+
+def reconstruction_weights(
+    n_steps: int, *, alpha: float, beta: float, scale: float = 50.0, device: torch.device | None = None
+) -> torch.Tensor:
+    """Weight of each step ``t = 0..T-1`` in the target ``x*`` -> ``[T]`` float64 on ``device``.
+
+    The same numbers as :func:`event_lightning.events.represent.trace.double_exponential_weights`
+    (``scale * (k_s * k_m)[T - t - 2]``, two truncated exponential kernels normalised to sum 1),
+    built in float64 on the device from ``arange`` so that a step never copies them from the host.
+    """
+    kernels = []
+    for decay in (beta, alpha):
+        taps = torch.arange(exponential_filter_taps(decay), dtype=torch.float64, device=device)
+        k = torch.exp(-taps / (1 / (1 - decay)))
+        kernels.append(k / k.sum())
+    synaptic, membrane = kernels
+    lag = n_steps - 2 - torch.arange(n_steps, device=device)  # index into the cascade for step t
+    # cascade[lag] = sum_j synaptic[j] * membrane[lag - j] over the j where both kernels are defined
+    inner = lag[:, None] - torch.arange(len(synaptic), device=device)
+    inside = (inner >= 0) & (inner < len(membrane))
+    terms = torch.where(inside, synaptic * membrane[inner.clamp(0, len(membrane) - 1)], 0.0)
+    return scale * terms.sum(dim=1)
+
+
+def _broadcast_from_rank_zero(module: nn.Module) -> None:
+    """Rank 0's parameters and buffers of ``module`` on every rank (no-op without a process group)."""
+    if dist.is_available() and dist.is_initialized():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(tensor.data, src=0)
+
+
+def _average_over_ranks(tensors: list[torch.Tensor]) -> None:
+    """Replace each tensor by its mean over the ranks: one all-reduce, no host sync (no-op alone)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1 or not tensors:
+        return
+    flat = torch.cat([t.reshape(-1) for t in tensors])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    for tensor, chunk in zip(tensors, flat.split([t.numel() for t in tensors]), strict=True):
+        tensor.copy_(chunk.view_as(tensor))
 
 
 def learning_rate_at_epoch(lr0: float, epoch: int, interval: int, factor: float) -> float:
@@ -141,9 +199,14 @@ class HybridGuidedVAE(CompilableModule):
         n_layers = self.encoder_config.num_layers
         self.target_alpha = self.encoder_config.decay("alpha", n_layers - 1)
         self.target_beta = self.encoder_config.decay("beta", n_layers - 1)
-        # Persistent so that a resumed run does not re-initialise a trained encoder.
+        # Persistent so that a resumed run does not re-initialise a trained encoder; the per-step
+        # check reads the Python flag, set from the buffer once per fit (on_train_start).
         self.register_buffer("lsuv_done", torch.tensor(not lsuv))
-        accuracy = lambda: torchmetrics.classification.MulticlassAccuracy(num_classes, average="micro")  # noqa: E731
+        self._lsuv_pending = lsuv
+        # validate_args=False: the argument checks read values on the host every update
+        accuracy = lambda: torchmetrics.classification.MulticlassAccuracy(  # noqa: E731
+            num_classes, average="micro", validate_args=False
+        )
         self.train_acc, self.val_acc, self.test_acc = accuracy(), accuracy(), accuracy()
         self.val_guide_acc, self.test_guide_acc = accuracy(), accuracy()
 
@@ -153,13 +216,25 @@ class HybridGuidedVAE(CompilableModule):
     # ------------------------------------------------------------------ pieces
 
     def reconstruction_target(self, frames: torch.Tensor) -> torch.Tensor:
-        """``x*`` ``[B, P, H, W]`` of ``frames [T, B, P, H, W]``."""
-        return double_exponential_trace(
-            frames, alpha=self.target_alpha, beta=self.target_beta, scale=self.hparams.target_scale, time_dim=0
+        """``x*`` ``[B, P, H, W]`` of ``frames [T, B, P, H, W]`` (counts of any dtype), at least float32.
+
+        A filter of the data, not a network output: float32 under autocast too.
+        """
+        weights = reconstruction_weights(
+            frames.shape[0],
+            alpha=self.target_alpha,
+            beta=self.target_beta,
+            scale=self.hparams.target_scale,
+            device=frames.device,
         )
+        frames = frames.to(torch.promote_types(frames.dtype, torch.float32))
+        with torch.autocast(frames.device.type, enabled=False):
+            return torch.tensordot(weights.to(frames.dtype), frames, dims=([0], [0]))
 
     def one_hot(self, target: torch.Tensor) -> torch.Tensor:
-        return F.one_hot(target, self.num_guided).to(torch.float32)
+        """``[B, K]`` float32; F.one_hot would check the labels' range on the host."""
+        classes = torch.arange(self.num_guided, device=target.device)
+        return (target[:, None] == classes).to(torch.float32)
 
     def kl_weight(self) -> float:
         """``vae_beta`` divided by the number of training batches per epoch (reference), if enabled."""
@@ -177,27 +252,58 @@ class HybridGuidedVAE(CompilableModule):
         loss = recon + self.kl_weight() * kl + excite
         return {"loss": loss, "recon": recon, "kl": kl, "excite": excite}
 
-    def _step_all(self, optimizers: list[Any], skip: tuple[int, ...] = ()) -> None:
+    def _phase_step(
+        self, loss: torch.Tensor, optimizers: list[Any], idle: list[nn.Module], skip: tuple[int, ...] = ()
+    ) -> None:
+        """Backward ``loss``, then step every optimiser not in ``skip`` (one whose parameters got
+        no gradient does nothing).
+
+        ``idle`` are the modules this phase does not use. DDP's reducer waits for a gradient of
+        every parameter in each backward, so they join the loss with weight zero; their zero
+        gradients are then dropped, so that no optimiser moves them (Adam would, by momentum) and
+        the step equals one without them.
+        """
+        idle_parameters = [p for module in idle for p in module.parameters()]
+        for opt in optimizers:
+            opt.zero_grad()
+        self.manual_backward(loss + 0.0 * sum(p.sum() for p in idle_parameters))
+        for p in idle_parameters:
+            p.grad = None
         for i, opt in enumerate(optimizers):
             if i not in skip:
                 opt.step()
 
-    def _zero_all(self, optimizers: list[Any]) -> None:
-        for opt in optimizers:
-            opt.zero_grad()
+    def _batchnorm_statistics(self) -> list[torch.Tensor]:
+        return [
+            stat
+            for module in self.modules()
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.running_mean is not None
+            for stat in (module.running_mean, module.running_var)
+        ]
 
     # ------------------------------------------------------------------ Lightning hooks
 
+    def on_train_start(self) -> None:
+        self._lsuv_pending = not bool(self.lsuv_done)  # after a checkpoint restore; once per fit
+
     def on_train_batch_start(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        if not bool(self.lsuv_done):
-            was_training = self.net.training
-            report = lsuv_init(self.net.encoder, batch["frames"].to(self.device))
-            self.net.train(was_training)
-            self.lsuv_done.fill_(True)
+        if self._lsuv_pending:
+            self.initialise_encoder(batch["frames"])
+
+    def initialise_encoder(self, frames: torch.Tensor) -> None:
+        """LSUV on ``frames`` ``[T, B, C, H, W]`` (rank 0's), then every rank takes rank 0's encoder.
+
+        A one-time initialisation that reads values on the host; the steps after it do not.
+        """
+        if self.global_rank == 0:
+            report = lsuv_init(self.net.encoder, frames)
             self.print(
                 f"LSUV: {report.iterations} passes, converged={report.converged}, "
                 f"means={[round(m, 3) for m in report.means]}, silent layers={list(report.silent)}"
             )
+        _broadcast_from_rank_zero(self.net.encoder)
+        self.lsuv_done.fill_(True)
+        self._lsuv_pending = False
 
     def on_train_epoch_end(self) -> None:
         # Manual optimisation: Lightning does not step schedulers; the next epoch's LRs are set here.
@@ -218,28 +324,26 @@ class HybridGuidedVAE(CompilableModule):
         target_image = self.reconstruction_target(frames)
         k = self.num_guided
         weight = self.hparams.class_weight
+        net = self.net
 
         # A: VAE + excitation
-        out = self.net(frames)
+        out = net(frames)
         losses = self.vae_losses(out, target_image, onehot)
-        self._zero_all(opts)
-        self.manual_backward(losses["loss"])
-        self._step_all(opts)
+        self._phase_step(losses["loss"], opts, idle=[self.inhibit])
 
         # B: inhibition net learns to read the class from a detached z[:, K:]
         z_b = reparameterize(out.mu.detach(), out.logvar.detach())
         inhibit_loss = weight * multilabel_soft_margin_sum(self.inhibit(z_b[:, k:]), onehot)
-        self._zero_all(opts)
-        self.manual_backward(inhibit_loss)
-        self._step_all(opts)
+        self._phase_step(inhibit_loss, opts, idle=[net])
 
         # C: adversarial, the encoder makes z[:, K:] uninformative (guide output 0.5)
-        mu, logvar = self.net.encode(frames)
+        mu, logvar = net.encode(frames)
         z_c = reparameterize(mu, logvar)
         adversarial_loss = weight * multilabel_soft_margin_sum(self.inhibit(z_c[:, k:]), torch.full_like(onehot, 0.5))
-        self._zero_all(opts)
-        self.manual_backward(adversarial_loss)
-        self._step_all(opts, skip=(3,) if self.hparams.freeze_guide_in_adversarial else ())
+        skip = (3,) if self.hparams.freeze_guide_in_adversarial else ()
+        self._phase_step(adversarial_loss, opts, idle=[net.decoder, net.excite], skip=skip)
+        # each rank updated the guides' BatchNorm statistics with its own batch
+        _average_over_ranks(self._batchnorm_statistics())
 
         self.train_acc(out.excite_logits.detach(), target)
         batch_size = frames.shape[1]
@@ -249,24 +353,29 @@ class HybridGuidedVAE(CompilableModule):
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
         return losses["loss"].detach()
 
-    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+    def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
+        """Logs the stage's losses and accuracies; returns ``z``, ``recon`` and the target ``x_star``."""
         frames, target = batch["frames"], batch["target"]
         out = self.net(frames)
-        losses = self.vae_losses(out, self.reconstruction_target(frames), self.one_hot(target))
+        target_image = self.reconstruction_target(frames)
+        losses = self.vae_losses(out, target_image, self.one_hot(target))
         guide_logits = self.inhibit(out.z[:, self.num_guided :])
         accuracy, guide_accuracy = getattr(self, f"{stage}_acc"), getattr(self, f"{stage}_guide_acc")
         accuracy(out.excite_logits, target)
         guide_accuracy(guide_logits, target)
         batch_size = frames.shape[1]
-        self.log_dict({f"{stage}/{name}": value for name, value in losses.items()}, batch_size=batch_size)
+        # sync_dist: the epoch value is the mean over every rank's batches (synced once, at epoch end)
+        logged = {f"{stage}/{name}": value for name, value in losses.items()}
+        self.log_dict(logged, batch_size=batch_size, sync_dist=True)
         self.log(f"{stage}/acc", accuracy, prog_bar=True, batch_size=batch_size)
         self.log(f"{stage}/guide_acc", guide_accuracy, batch_size=batch_size)
+        return {"z": out.z, "recon": out.recon, "x_star": target_image}
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._evaluate(batch, "val")
 
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        return self._evaluate(batch, "test")
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
         """``mu``, ``logvar``, a sampled ``z`` and the excitation net's predicted class per sample."""

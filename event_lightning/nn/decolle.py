@@ -9,10 +9,17 @@ Per layer, with input spikes ``S_in[t]``, membrane decay ``alpha`` and synaptic 
     S[t] = H(maxpool(U[t]) > 0)                       fast-sigmoid surrogate, slope 10
 
 There is no reset and no refractory term, so a layer is a fixed linear filter of its input
-followed by a static nonlinearity. That is why :meth:`DecolleLIFLayer.forward` can run the
-trace recursion for all steps first and then apply the convolution to all ``T * B`` traces in one
-call: the result equals stepping :meth:`DecolleLIFLayer.step` ``T`` times (tested), only faster.
+followed by a static nonlinearity. :meth:`DecolleLIFLayer.forward` therefore computes the traces
+of all ``T`` steps as one product with the filter's impulse response over time
+(:func:`trace_kernels`: ``P = K @ S`` plus the decay of the initial state) and applies the
+convolution to all ``T * B`` traces in one call. The result equals stepping
+:meth:`DecolleLIFLayer.step` ``T`` times to float rounding (tested); there is no loop over time,
+so a compiled graph does not grow with ``T`` and the backward pass is one more product (``K^T``).
 In 1-ms bins the time constants are ``tau_m = 1 / (1 - alpha)`` and ``tau_s = 1 / (1 - beta)``.
+
+Precision: traces, membrane potentials and spikes are at least float32 whatever the input dtype.
+The trace products run with autocast off; under bf16/fp16 autocast only the conv/linear runs in
+low precision, and its output ``U`` is converted back to float32 before pooling and thresholding.
 """
 
 from __future__ import annotations
@@ -32,9 +39,10 @@ __all__ = [
     "DecolleEncoderConfig",
     "DecolleLIFLayer",
     "LIFState",
-    "exponential_trace",
+    "TraceKernels",
     "fast_sigmoid_spike",
     "lif_trace_step",
+    "trace_kernels",
 ]
 
 
@@ -46,54 +54,70 @@ def fast_sigmoid_spike(u: torch.Tensor, slope: float = 10.0) -> torch.Tensor:
     return superspike(u, slope)
 
 
-class _ExponentialTrace(torch.autograd.Function):
-    """``y[t] = decay * y[t-1] + gain * x[t]`` with ``y[-1] = init``, along dim 0.
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """Counts (uint8/int16), bf16 or fp16 as float32; float32 and float64 as they are."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
-    The recursion is linear, so its backward is the same recursion run backwards in time; nothing
-    but the two scalars needs saving, which keeps BPTT memory at one tensor per layer.
+
+class TraceKernels(NamedTuple):
+    """The traces over ``T`` steps as linear maps of the input and of the initial state ``(q0, p0)``.
+
+    ``P[t] = sum_r membrane[t, r] S[r] + membrane_from_q[t] q0 + membrane_from_p[t] p0`` and
+    ``Q[T-1] = sum_r synaptic_last[r] S[r] + synaptic_last_from_q q0``.
+
+    Attributes:
+        membrane: ``[T, T]``, lower triangular with a zero diagonal (``P`` uses the previous ``Q``).
+        membrane_from_q / membrane_from_p: ``[T]``.
+        synaptic_last: ``[T]``. synaptic_last_from_q: ``beta^T``.
     """
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, init: torch.Tensor, decay: float, gain: float) -> torch.Tensor:
-        ctx.decay, ctx.gain = decay, gain
-        y = torch.empty_like(x)
-        previous = init
-        for t in range(x.shape[0]):
-            torch.mul(previous, decay, out=y[t])
-            y[t].add_(x[t], alpha=gain)
-            previous = y[t]
-        return y
-
-    @staticmethod
-    def backward(ctx, grad_y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None]:
-        carried = torch.empty_like(grad_y)
-        following = torch.zeros_like(grad_y[0])
-        for t in range(grad_y.shape[0] - 1, -1, -1):
-            torch.mul(following, ctx.decay, out=carried[t])
-            carried[t].add_(grad_y[t])
-            following = carried[t]
-        grad_init = carried[0] * ctx.decay if ctx.needs_input_grad[1] else None
-        return carried * ctx.gain, grad_init, None, None
+    membrane: torch.Tensor
+    membrane_from_q: torch.Tensor
+    membrane_from_p: torch.Tensor
+    synaptic_last: torch.Tensor
+    synaptic_last_from_q: float
 
 
-def exponential_trace(x: torch.Tensor, init: torch.Tensor, decay: float, gain: float) -> torch.Tensor:
-    """First-order IIR filter along time: ``y[t] = decay * y[t-1] + gain * x[t]``.
+def _two_pole_response(n: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
+    """``g(n) = sum_{j<n} alpha^(n-1-j) beta^j`` for ``n >= 0`` (``g(0) = 0``), elementwise."""
+    if alpha == beta:
+        return n * torch.pow(alpha, (n - 1).clamp(min=0))
+    return (torch.pow(alpha, n) - torch.pow(beta, n)) / (alpha - beta)
 
-    Args:
-        x: ``[T, ...]`` input.
-        init: ``[...]`` the value of ``y[-1]`` (the state before the first step).
 
-    Returns:
-        ``[T, ...]`` the filtered sequence.
+def trace_kernels(
+    n_steps: int, alpha: float, beta: float, *, dtype: torch.dtype = torch.float32, device: torch.device | None = None
+) -> TraceKernels:
+    """Impulse responses of the two traces over ``n_steps`` (see :class:`TraceKernels`).
+
+    From the recursion, an input spike at ``r`` reaches ``P[t]`` with weight
+    ``(1 - alpha)(1 - beta) g(t - r)`` for ``t > r`` and ``q0`` with ``(1 - alpha) g(t + 1)``,
+    where ``g(m) = (alpha^m - beta^m) / (alpha - beta)`` (``m alpha^(m-1)`` if ``alpha = beta``).
+    Evaluated in float64 on ``device`` from ``arange`` (nothing is copied from the host), then cast
+    to ``dtype``.
     """
-    return _ExponentialTrace.apply(x, init.expand_as(x[0]).contiguous(), float(decay), float(gain))
+    steps = torch.arange(n_steps, dtype=torch.float64, device=device)
+    lag = steps[:, None] - steps[None, :]  # t - r
+    gain = (1.0 - alpha) * (1.0 - beta)
+    membrane = torch.where(lag > 0, gain * _two_pole_response(lag.clamp(min=0), alpha, beta), 0.0)
+    return TraceKernels(
+        membrane.to(dtype),
+        ((1.0 - alpha) * _two_pole_response(steps + 1, alpha, beta)).to(dtype),
+        torch.pow(alpha, steps + 1).to(dtype),
+        ((1.0 - beta) * torch.pow(beta, n_steps - 1 - steps)).to(dtype),
+        beta**n_steps,
+    )
 
 
 class LIFState(NamedTuple):
-    """State of one DECOLLE LIF layer: traces ``q`` (synaptic) and ``p`` (membrane), shaped like the input."""
+    """State of one DECOLLE LIF layer: traces ``q`` (synaptic) and ``p`` (membrane), shaped like the input.
+
+    ``p = None`` stands for an all-zero membrane trace (the warm-up state); the sequence methods
+    (:meth:`DecolleLIFLayer.traces`, :meth:`~DecolleLIFLayer.last_trace`) accept it.
+    """
 
     q: torch.Tensor
-    p: torch.Tensor
+    p: torch.Tensor | None
 
 
 def lif_trace_step(s_in: torch.Tensor, state: LIFState, alpha: float, beta: float) -> LIFState:
@@ -136,33 +160,73 @@ class DecolleLIFLayer(nn.Module):
         self.surrogate_slope = float(surrogate_slope)
 
     def zero_state(self, s_in: torch.Tensor) -> LIFState:
-        """All-zero traces shaped like one input step ``s_in``."""
-        return LIFState(torch.zeros_like(s_in), torch.zeros_like(s_in))
+        """All-zero traces shaped like one input step ``s_in`` (at least float32)."""
+        zeros = torch.zeros_like(s_in, dtype=torch.promote_types(s_in.dtype, torch.float32))
+        return LIFState(zeros, zeros)
 
     def _membrane(self, p: torch.Tensor) -> torch.Tensor:
-        u = self.base_layer(p)
-        return F.max_pool2d(u, self.pool_size) if self.pool_size > 1 else u
+        # the traces are at least float32; weights held in bf16 ("bf16-true") take the trace in their dtype
+        u = self.base_layer(p.to(self.base_layer.weight.dtype))
+        u = F.max_pool2d(u, self.pool_size) if self.pool_size > 1 else u
+        # under autocast the conv/linear output is bf16/fp16; the threshold acts on float32 (max is exact)
+        return _at_least_float32(u)
+
+    def resting_spikes(self, s_in: torch.Tensor) -> torch.Tensor:
+        """The output spikes of a step whose membrane trace is zero (``U = b``) for input ``s_in``
+        ``[B, C, H, W]`` or ``[B, F]``: ``H(b)`` per channel, shaped like the layer's output; no gradient.
+        """
+        bias = self.base_layer.bias.detach()
+        fired = (bias > 0).to(s_in.dtype)
+        if isinstance(self.base_layer, nn.Linear):
+            return fired.expand(s_in.shape[0], -1)
+        height, width = (size // self.pool_size for size in s_in.shape[-2:])
+        return fired[:, None, None].expand(s_in.shape[0], -1, height, width)
 
     def step(self, s_in: torch.Tensor, state: LIFState | None = None) -> tuple[torch.Tensor, torch.Tensor, LIFState]:
         """One time step. ``s_in`` is ``[B, C, H, W]`` (conv) or ``[B, F]`` (dense).
 
         Returns ``(spikes, u, new_state)``; ``u`` is the pooled membrane potential.
         """
+        s_in = _at_least_float32(s_in)
         state = self.zero_state(s_in) if state is None else state
         state = lif_trace_step(s_in, state, self.alpha, self.beta)
         u = self._membrane(state.p)
         return fast_sigmoid_spike(u, self.surrogate_slope), u, state
+
+    def _kernels(self, s_in: torch.Tensor) -> TraceKernels:
+        return trace_kernels(s_in.shape[0], self.alpha, self.beta, dtype=s_in.dtype, device=s_in.device)
 
     def traces(self, s_in: torch.Tensor, state: LIFState | None = None) -> tuple[torch.Tensor, LIFState]:
         """Membrane traces ``P [T, B, ...]`` for a whole sequence, and the final state.
 
         The initial state carries no gradient back (the reference detaches it too).
         """
-        state = self.zero_state(s_in[0]) if state is None else state
-        q = exponential_trace(s_in, state.q.detach(), self.beta, 1.0 - self.beta)
-        q_previous = torch.cat([state.q.detach()[None].to(q.dtype), q[:-1]], dim=0)
-        p = exponential_trace(q_previous, state.p.detach(), self.alpha, 1.0 - self.alpha)
-        return p, LIFState(q[-1], p[-1])
+        s_in = _at_least_float32(s_in)
+        kernels = self._kernels(s_in)
+        flat = s_in.reshape(s_in.shape[0], -1)
+        with torch.autocast(s_in.device.type, enabled=False):
+            p = kernels.membrane @ flat
+            q_last = kernels.synaptic_last @ flat
+            if state is not None:
+                q0 = state.q.detach().reshape(1, -1)
+                p = p + kernels.membrane_from_q[:, None] * q0
+                q_last = q_last + kernels.synaptic_last_from_q * q0[0]
+                if state.p is not None:
+                    p = p + kernels.membrane_from_p[:, None] * state.p.detach().reshape(1, -1)
+        p = p.reshape(s_in.shape)
+        return p, LIFState(q_last.reshape(s_in.shape[1:]), p[-1])
+
+    def last_trace(self, s_in: torch.Tensor, state: LIFState | None = None) -> torch.Tensor:
+        """``P[T-1]`` alone, ``[B, ...]``: what a layer read only at the last step needs."""
+        s_in = _at_least_float32(s_in)
+        kernels = self._kernels(s_in)
+        with torch.autocast(s_in.device.type, enabled=False):
+            p = kernels.membrane[-1] @ s_in.reshape(s_in.shape[0], -1)
+            if state is not None:
+                p = p + kernels.membrane_from_q[-1] * state.q.detach().flatten()
+                if state.p is not None:
+                    p = p + kernels.membrane_from_p[-1] * state.p.detach().flatten()
+        return p.reshape(s_in.shape[1:])
 
     def forward(self, s_in: torch.Tensor, state: LIFState | None = None) -> tuple[torch.Tensor, torch.Tensor, LIFState]:
         """A whole sequence ``s_in [T, B, ...]`` -> ``(spikes [T, B, ...], u [T, B, ...], final_state)``."""
@@ -268,15 +332,20 @@ class DecolleEncoder(nn.Module):
         return spikes
 
     def _warmup_states(self, x0: torch.Tensor) -> list[LIFState | None]:
+        """Each layer's state after the warm-up step on frame 0 ``x0 [B, C, H, W]`` (no gradient).
+
+        The step starts from zero traces, so it leaves ``P = 0``: every layer's ``U`` is its bias
+        and its output spikes ``H(maxpool(b)) = H(b)``, a constant per channel. Only the synaptic
+        traces ``Q = (1 - beta) S_in`` are non-zero (``p = None``); no convolution is needed to know them.
+        """
         if not self.config.warmup_first_step:
             return [None] * len(self.layers)
         states: list[LIFState | None] = []
-        with torch.no_grad():
-            spikes = x0
-            for layer in self.layers:
-                spikes = self._prepare(layer, spikes[None])[0]
-                spikes, _, state = layer.step(spikes)
-                states.append(state)
+        spikes = _at_least_float32(x0.detach())
+        for layer in self.layers:
+            spikes = self._prepare(layer, spikes[None])[0]
+            states.append(LIFState((1.0 - layer.beta) * spikes, None))
+            spikes = layer.resting_spikes(spikes)
         return states
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -300,9 +369,8 @@ class DecolleEncoder(nn.Module):
         for i, (layer, state) in enumerate(zip(self.layers, states, strict=True)):
             spikes = self._prepare(layer, spikes)
             if i == last:
-                # Only U[T-1] of the dense layer is read: filter the traces, skip the other T-1 products.
-                p, _ = layer.traces(spikes, state)
-                readouts.append(layer._membrane(p[-1]))
+                # Only U[T-1] of the dense layer is read: one row of the trace kernel, one product.
+                readouts.append(layer._membrane(layer.last_trace(spikes, state)))
             else:
                 spikes, u, _ = layer(spikes, state)
                 if all_layers:

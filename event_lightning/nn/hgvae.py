@@ -169,7 +169,10 @@ class HybridGuidedVAENet(nn.Module):
         self.excite = GuideClassifier(num_guided, num_guided, classifier_hidden)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x [T, B, C, 32, 32]`` -> ``(mu, logvar)`` each ``[B, dimz]``."""
+        """``x [T, B, C, 32, 32]`` (counts, any dtype) -> ``(mu, logvar)`` each ``[B, dimz]``."""
+        # A compiled encoder gets one graph for every batch size: the last, smaller validation
+        # batch must not recompile it (no effect in eager mode).
+        torch._dynamo.maybe_mark_dynamic(x, 1)
         hidden = F.leaky_relu(self.encoder(x), 0.01)
         return self.mu_head(hidden), self.logvar_head(hidden)
 

@@ -11,7 +11,6 @@ from event_lightning.nn.decolle import (
     DecolleEncoderConfig,
     DecolleLIFLayer,
     LIFState,
-    exponential_trace,
     fast_sigmoid_spike,
     lif_trace_step,
 )
@@ -91,12 +90,6 @@ def test_fast_sigmoid_surrogate_gradient() -> None:
     expected = 1.0 / (1.0 + 10.0 * u.detach().abs()) ** 2  # 1/36, 1/4, 1, 1/9, 1/121
     assert torch.allclose(u.grad, expected)
     assert u.grad[1].item() == pytest.approx(0.25)
-
-
-def test_exponential_trace_gradient() -> None:
-    x = torch.randn(6, 3, 4, dtype=torch.float64, requires_grad=True)
-    init = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b: exponential_trace(a, b, 0.9, 0.1), (x, init))
 
 
 def test_encoder_reads_last_step_and_warmup_counts_frame_zero_twice() -> None:

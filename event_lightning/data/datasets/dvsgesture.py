@@ -12,7 +12,8 @@ AND test (re-drawn every epoch). The whole recording's frames are built once per
 disk (:class:`~event_lightning.data.loading.frame_cache.FrameCache`); the window is cut after the cache
 (:mod:`event_lightning.data.loading.windows`, the loader this module shares with N-MNIST's HG-VAE data).
 
-Batches are dicts: ``frames [T, B, 2, 32, 32]`` float32 counts (time-first), ``target [B]`` (the
+Batches are dicts: ``frames [T, B, 2, 32, 32]`` counts (time-first; uint8, int16 when a bin holds
+more than 255 events: the model converts them to float on the device), ``target [B]`` (the
 class the model's guide learns: the gesture, or the lighting with ``target: light``), ``label``
 (gesture), ``light`` (index into :data:`LIGHTING_CONDITIONS`) and ``user`` [B] int64.
 """
@@ -34,7 +35,7 @@ from event_lightning.data.loading.config_checks import check_window_fits, first_
 from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.data.loading.loaders import LoaderSettings
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found, downloading
-from event_lightning.data.loading.windows import crop_window, window_loader, window_start
+from event_lightning.data.loading.windows import crop_window, frames_to_float, window_loader, window_start
 from event_lightning.data.standins.dvsgesture import (
     SyntheticGesturesConfig,
     ensure_synthetic_gestures,
@@ -285,6 +286,9 @@ class DVSGestureDataModule(pl.LightningDataModule):
         return window_loader(
             split, self.loader_settings, self.trainer, train=train, shuffle=shuffle, files=files, **guard
         )
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        return frames_to_float(batch)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(True, shuffle=True, stage="train")

@@ -6,7 +6,7 @@ two methods that want different inputs:
 * :class:`NMNISTDataModule`, the Hybrid Guided VAE's input (``config/hgvae_nmnist.yaml``,
   ``config/hgvae_nmnist_synthetic.yaml``): a FIXED window -- the first ``n_time_steps`` bins of
   ``dt_us`` from ``t = 0`` -- cropped to the top-left 32x32, as dict batches
-  ``{"frames": [T, B, 2, 32, 32] float32, "target", "label"}`` (the HG-VAE loader of
+  ``{"frames": [T, B, 2, 32, 32] uint8 counts, "target", "label"}`` (the HG-VAE loader of
   :mod:`event_lightning.data.loading.windows`). Real data by default (``root`` is tonic's
   ``save_to``); ``synthetic: true`` for the stand-in.
 * :class:`NMNISTFramesDataModule`, classification (``config/quickstart.yaml``, the LIF
@@ -46,7 +46,7 @@ from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.data.loading.frames_dataset import EventBatch, EventFramesDataset, file_source
 from event_lightning.data.loading.loaders import LoaderSettings
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found, downloading
-from event_lightning.data.loading.windows import crop_window, window_loader
+from event_lightning.data.loading.windows import crop_window, frames_to_float, window_loader
 from event_lightning.data.standins.nmnist import (
     TEST_FOLDER,
     TRAIN_FOLDER,
@@ -116,9 +116,10 @@ class NMNISTDataModule(pl.LightningDataModule):
 
     The Hybrid Guided VAE's data (``config/hgvae_nmnist.yaml``, ``config/hgvae_nmnist_synthetic.yaml``):
     one fixed window per recording -- ``n_time_steps`` bins of ``dt_us`` from ``t = 0``, cropped to
-    ``crop x crop`` -- as time-first dict batches ``{"frames": [T, B, 2, crop, crop] float32,
-    "target", "label"}``. For whole recordings framed with tonic ToFrame slicing on the full 34x34
-    sensor (classification), use :class:`NMNISTFramesDataModule`.
+    ``crop x crop`` -- as time-first dict batches ``{"frames": [T, B, 2, crop, crop], "target",
+    "label"}``; frames cross the bus as uint8 counts (int16 above 255) and become float32 on the
+    device (``on_after_batch_transfer``). For whole recordings framed with tonic ToFrame slicing on
+    the full 34x34 sensor (classification), use :class:`NMNISTFramesDataModule`.
 
     Args:
         root: tonic's ``save_to``: the files live in ``<root>/NMNIST/{Train,Test}/<digit>/*.bin``.
@@ -234,6 +235,9 @@ class NMNISTDataModule(pl.LightningDataModule):
         return window_loader(
             split, self.loader_settings, self.trainer, train=train, shuffle=train, files=files, **guard
         )
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        return frames_to_float(batch)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(True, "train")

@@ -5,7 +5,8 @@ The HG-VAE DataModules (:mod:`event_lightning.data.datasets.dvsgesture`,
 (cached by :class:`~event_lightning.data.loading.frame_cache.FrameCache`) and cut a window of
 ``n_time_steps`` frames from it afterwards: :func:`window_start` picks where (at random per access
 for training), :func:`crop_window` cuts and zero-pads, :func:`time_first_collate` stacks the sample
-dicts into ``frames [T, B, P, H, W]`` and :func:`window_loader` is the DataLoader they share.
+dicts into ``frames [T, B, P, H, W]`` uint8/int16 counts, :func:`window_loader` is the DataLoader
+they share and :func:`frames_to_float` their ``on_after_batch_transfer`` (float32 on the device).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from event_lightning.data.loading.bad_samples import BadSampleLedger, BadSamplePolicy, IndexedFiles, guard_loader
+from event_lightning.data.loading.frame_cache import compact_integer_dtype
 from event_lightning.data.loading.loaders import LoaderSettings, build_loader
 
-__all__ = ["crop_window", "time_first_collate", "window_loader", "window_start"]
+__all__ = ["crop_window", "frames_to_float", "time_first_collate", "window_loader", "window_start"]
 
 
 def window_start(n_frames: int, length: int, *, random: bool, start_limit: float = 1.0, generator=None) -> int:
@@ -75,9 +77,23 @@ def window_loader(
 
 
 def time_first_collate(samples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack sample dicts; ``frames [T, P, H, W]`` (integer counts) become ``[T, B, P, H, W]`` float32."""
+    """Stack sample dicts; ``frames [T, P, H, W]`` (integer counts) become ``[T, B, P, H, W]`` counts
+    in the smallest integer dtype that holds them
+    (:func:`~event_lightning.data.loading.frame_cache.compact_integer_dtype`).
+
+    Counts cross the bus as uint8 (int16 when a bin holds more than 255 events): a quarter (half)
+    of float32's bytes. The model converts them to float on the device.
+    """
     if not samples:
         raise ValueError("time_first_collate: empty batch")
-    batch = {key: torch.as_tensor(np.stack([s[key] for s in samples])) for key in samples[0]}
-    batch["frames"] = batch["frames"].to(torch.float32).transpose(0, 1).contiguous()
+    batch = {key: torch.as_tensor(np.stack([s[key] for s in samples])) for key in samples[0] if key != "frames"}
+    frames = np.stack([s["frames"] for s in samples])
+    frames = frames.astype(compact_integer_dtype(frames), copy=False)
+    batch["frames"] = torch.from_numpy(frames).transpose(0, 1).contiguous()
     return batch
+
+
+def frames_to_float(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The batch with its ``frames`` counts as float32: the HG-VAE DataModules'
+    ``on_after_batch_transfer``, so the conversion runs on the device after a uint8/int16 copy."""
+    return {**batch, "frames": batch["frames"].to(torch.float32)}
