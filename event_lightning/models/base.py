@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytorch_lightning as pl
+import torch
 from torch import nn
 
 
@@ -30,3 +31,16 @@ class CompilableModule(pl.LightningModule):
             for module in self.compile_targets():
                 module.compile()
             self._compiled = True
+
+
+def mark_batch_dynamic(*tensors: torch.Tensor) -> None:
+    """Tell ``torch.compile`` that dim 0 of ``tensors`` is a batch size that varies.
+
+    One graph then serves every batch (the last partial one, DDP's uneven shards, a batch of one)
+    without a recompile. The size is *unbacked*: dynamo neither specialises the sizes 0 and 1 (as
+    it does for ``mark_dynamic``) nor guards on its value. A network that reshapes a batch must
+    keep whole samples provable (reshape ``[B, S, ...]`` to ``[B * S, ...]`` inside the graph
+    rather than receiving ``[B * S, ...]``).
+    """
+    for tensor in tensors:
+        torch._dynamo.decorators.mark_unbacked(tensor, 0)
