@@ -25,7 +25,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from event_lightning.data.loading.event_samplers import EventBatch
-from event_lightning.models.base import CompilableModule, mark_batch_dynamic
+from event_lightning.models.base import CompilableModule, run_compiled
 from event_lightning.nn.event2vec import Event2VecConfig, Event2VecNet
 
 __all__ = ["LR_SCHEDULES", "Event2VecClassifier"]
@@ -114,9 +114,7 @@ class Event2VecClassifier(CompilableModule):
     def forward(self, batch: EventBatch) -> torch.Tensor:
         """Logits ``[B, num_classes]`` of a padded batch (``t`` normalised, as the DataModule hands it over)."""
         inputs = (batch.x, batch.y, batch.t, batch.p, batch.valid_mask)
-        if self._compiled:
-            mark_batch_dynamic(*inputs)
-        return self.net(*inputs)
+        return run_compiled(self.net, *inputs) if self._compiled else self.net(*inputs)
 
     def _count(self, stage: str, batch: EventBatch) -> None:
         start, seen = self._stage_clock.get(stage, (time.perf_counter(), 0))
