@@ -3,10 +3,7 @@ frame rendering, float32 latents under autocast, compiled without recompiles, DD
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,11 +26,6 @@ from event_lightning.metrics.tvae import CapCorr
 from event_lightning.models.tvae import TopographicVAE
 from event_lightning.nn.tvae import TVAENet
 
-REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::UserWarning", "ignore::pytorch_lightning.utilities.warnings.PossibleUserWarning"
-)
-
 
 @pytest.fixture(scope="module")
 def mnist_root(tmp_path_factory) -> Path:
@@ -49,33 +41,10 @@ def _model(**kwargs) -> TopographicVAE:
     return TopographicVAE(**{**settings, "n_is_samples": 2, **kwargs})
 
 
-def _trainer(**kwargs) -> pl.Trainer:
-    settings = {
-        "max_epochs": 1,
-        "logger": False,
-        "enable_checkpointing": False,
-        "enable_progress_bar": False,
-        "enable_model_summary": False,
-        "accelerator": "cpu",
-    }
-    return pl.Trainer(**{**settings, **kwargs})
-
-
-def _checked_transfer(data: pl.LightningDataModule) -> list[int]:
-    """Wrap the DataModule's batch transform in :func:`forbid_host_syncs`; returns the list it appends to."""
-    transfer, calls = data.on_after_batch_transfer, []
-
-    def on_after_batch_transfer(batch, dataloader_idx):
-        with forbid_host_syncs(f"{type(data).__name__}.on_after_batch_transfer"):
-            calls.append(dataloader_idx)
-            return transfer(batch, dataloader_idx)
-
-    data.on_after_batch_transfer = on_after_batch_transfer
-    return calls
-
-
 @pytest.mark.parametrize("kind", ["mnist", "dsprites"])
-def test_steps_figures_and_frame_rendering_never_wait_on_the_host(kind, mnist_root, tmp_path):
+def test_steps_figures_and_frame_rendering_never_wait_on_the_host(
+    kind, mnist_root, tmp_path, quiet_cpu_trainer, host_sync_checked_transfer
+):
     """MNIST: importance-sampled likelihood in validation, perspective views in the rendering;
     dSprites: CapCorr on factor targets. The figure callback's per-step hook is checked too."""
     pl.seed_everything(0, verbose=False)
@@ -89,9 +58,9 @@ def test_steps_figures_and_frame_rendering_never_wait_on_the_host(kind, mnist_ro
         model = _model(
             n_time_steps=15, cap_dim=15, group_kernel=[10, 10], n_off_diag=0, image_channels=1, image_size=64
         )
-    calls = _checked_transfer(data)
+    calls = host_sync_checked_transfer(data)
     figures = TVAEFigures(n_sequences=2, n_prior_samples=2)
-    trainer = _trainer(
+    trainer = quiet_cpu_trainer(
         limit_train_batches=2, limit_val_batches=2, num_sanity_val_steps=0, precision="bf16-mixed",
         callbacks=[HostSyncGuard(check_steps=2), figures],
     )  # fmt: skip
@@ -169,7 +138,7 @@ def test_latents_grouper_and_loss_stay_float32_under_autocast(grouper):
 
 @pytest.mark.slow
 def test_compiled_equals_eager_and_compiles_one_graph_per_mode(
-    mnist_root, tmp_path, aot_eager_compile, dynamo_recompiles
+    mnist_root, tmp_path, quiet_cpu_trainer, aot_eager_compile, dynamo_recompiles
 ):
     """bf16-mixed as Lightning runs it. Training and evaluation compile one graph each; the rest of the
     run (later steps, a last validation batch of 1, a second epoch, the figure callback, a separate
@@ -202,7 +171,7 @@ def test_compiled_equals_eager_and_compiles_one_graph_per_mode(
 
     compiled.train()
     logger = pl.loggers.TensorBoardLogger(str(tmp_path), name="tvae", version=0)
-    trainer = _trainer(
+    trainer = quiet_cpu_trainer(
         max_epochs=2, limit_train_batches=2, precision="bf16-mixed", logger=logger,
         callbacks=[TVAEFigures(n_sequences=2, n_prior_samples=2)],
     )  # fmt: skip
@@ -217,25 +186,14 @@ def test_compiled_equals_eager_and_compiles_one_graph_per_mode(
 
 
 @pytest.mark.slow
-def test_two_process_ddp_keeps_the_replicas_equal(tmp_path):
+def test_two_process_ddp_keeps_the_replicas_equal(tmp_path, ddp_replicas_equal):
     """dSprites: the CapCorr states (lists) are gathered across the processes at the epoch's end."""
-    report = tmp_path / "report"
-    command = [
-        sys.executable, str(REPO / "train_script.py"), "fit",
-        "--config", str(REPO / "config" / "tvae_Lpartial_dsprites_synthetic.yaml"),
+    ddp_replicas_equal(
+        "tvae_Lpartial_dsprites_synthetic.yaml",
         "--data.init_args.root", str(tmp_path / "dsprites"), "--data.init_args.num_workers", "0",
         "--data.init_args.batch_size", "2", "--data.init_args.n_val_sequences", "8",
-        "--model.init_args.n_is_samples", "2", "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-        "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu", "--trainer.devices", "2",
-        "--trainer.strategy", "ddp", "--trainer.max_steps", "3", "--trainer.limit_val_batches", "2",
-        "--trainer.callbacks+=event_lightning.callbacks.rank_consistency.RankConsistencyCheck",
-        "--trainer.callbacks.report_dir", str(report),
-    ]  # fmt: skip
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    ranks = [json.loads((report / f"rank{rank}.json").read_text()) for rank in (0, 1)]
-    assert [r["global_step"] for r in ranks] == [3, 3] and ranks[0]["checks"] >= 2
-    assert ranks[0]["fingerprints"] == ranks[1]["fingerprints"]
+        "--model.init_args.n_is_samples", "2", "--trainer.limit_val_batches", "2",
+    )  # fmt: skip
 
 
 def test_training_loss_is_per_process_and_evaluation_synced():

@@ -184,7 +184,7 @@ def relative_times(t: np.ndarray, valid: np.ndarray) -> np.ndarray:
     event, padding -1, as int32 (int64 if a row spans more than 2^31 - 1 µs): the smallest exact
     integer type for the bus."""
     t = np.asarray(t, dtype=np.int64)
-    relative = np.where(valid, t - t[:, :1], PAD_VALUE) if t.shape[1] else t
+    relative = np.where(valid, t - t[:, :1], PAD_VALUE)
     fits = relative.size == 0 or relative.max() <= np.iinfo(np.int32).max
     return relative.astype(np.int32 if fits else np.int64)
 
