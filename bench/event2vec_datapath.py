@@ -67,11 +67,14 @@ def reference_seed_worker(worker_id: int) -> None:
     info.dataset.rng = np.random.default_rng(torch.initial_seed())
 
 
-def _unpack(batch) -> tuple[torch.Tensor, ...]:
-    """(x, y, t, p, valid, label) from either loader's batch."""
+def _unpack(batch, data: ASLDVSDataModule | None = None) -> tuple[torch.Tensor, ...]:
+    """(x, y, t, p, valid, label) from either loader's batch; ``data`` normalises the times of ours
+    (its ``on_after_batch_transfer``, which runs on the device in training)."""
     if isinstance(batch, tuple) and len(batch) == 3:
         (x, y, t, p), valid, label = batch
         return x, y, t, p, valid, label
+    if data is not None:
+        batch = data.on_after_batch_transfer(batch, 0)
     return batch.x, batch.y, batch.t, batch.p, batch.valid_mask, batch.label
 
 
@@ -81,17 +84,19 @@ def _cycle(loader: DataLoader):
         yield from loader
 
 
-def loader_throughput(loader: DataLoader, batches: int) -> float:
+def loader_throughput(loader: DataLoader, batches: int, data: ASLDVSDataModule | None = None) -> float:
     """Samples per second over ``batches`` batches, after one warm-up batch (worker start excluded)."""
     iterator = _cycle(loader)
     next(iterator)
     seen, start = 0, time.perf_counter()
     for _ in range(batches):
-        seen += len(_unpack(next(iterator))[-1])
+        seen += len(_unpack(next(iterator), data)[-1])
     return seen / (time.perf_counter() - start)
 
 
-def training_throughput(loader: DataLoader, steps: int, config: Event2VecConfig, seed: int) -> float:
+def training_throughput(
+    loader: DataLoader, steps: int, config: Event2VecConfig, seed: int, data: ASLDVSDataModule | None = None
+) -> float:
     """Samples per second of full training steps (forward, backward, AdamW) fed by ``loader``."""
     torch.manual_seed(seed)
     net = Event2VecNet(config)
@@ -99,7 +104,7 @@ def training_throughput(loader: DataLoader, steps: int, config: Event2VecConfig,
     iterator = _cycle(loader)
 
     def step() -> int:
-        x, y, t, p, valid, label = _unpack(next(iterator))
+        x, y, t, p, valid, label = _unpack(next(iterator), data)
         loss = torch.nn.functional.cross_entropy(net(x, y, t, p, valid), label)
         optimizer.zero_grad()
         loss.backward()
@@ -179,7 +184,7 @@ def main() -> None:
         "prepare_and_pack_s": round(prepare_s, 2),
     }
     results["reference_loader_samples_per_s"] = loader_throughput(reference_loader, args.batches)
-    results["ours_loader_samples_per_s"] = loader_throughput(ours.train_dataloader(), args.batches)
+    results["ours_loader_samples_per_s"] = loader_throughput(ours.train_dataloader(), args.batches, ours)
     results["loader_ratio"] = results["ours_loader_samples_per_s"] / results["reference_loader_samples_per_s"]
     if args.train_steps:
         config = Event2VecConfig(d_model=args.d_model, n_head=max(1, args.d_model // 16),
@@ -189,7 +194,7 @@ def main() -> None:
             reference_loader, args.train_steps, config, 0
         )
         results["ours_train_samples_per_s"] = training_throughput(
-            ours.train_dataloader(), args.train_steps, config, 0
+            ours.train_dataloader(), args.train_steps, config, 0, ours
         )
         results["train_ratio"] = (
             results["ours_train_samples_per_s"] / results["reference_train_samples_per_s"]

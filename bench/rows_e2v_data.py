@@ -79,7 +79,8 @@ def run_event2vec_datapath_rows(cfg: BenchConfig, results: Results, shape: Datap
             reference, batch_size=shape.batch, shuffle=True, drop_last=True, collate_fn=reference_collate
         )
         iterators = {"ours": _cycle(ours.train_dataloader()), "reference": _cycle(ref_loader)}
-        first = {name: _unpack(next(it)) for name, it in iterators.items()}
+        prepare = {"ours": ours, "reference": None}  # ours normalises its integer times as on the device
+        first = {name: _unpack(next(it), prepare[name]) for name, it in iterators.items()}
         sizes = {name: len(batch[-1]) for name, batch in first.items()}
         if set(sizes.values()) != {shape.batch}:
             raise RuntimeError(f"bench: batch sizes {sizes}, expected {shape.batch} on both sides")
@@ -125,7 +126,7 @@ def run_event2vec_datapath_rows(cfg: BenchConfig, results: Results, shape: Datap
                 net: torch.nn.Module = net, optimizer: torch.optim.Optimizer = optimizer, name: str = name
             ) -> None:
                 for _ in range(shape.batches_per_call):
-                    x, y, t, p, valid, label = _unpack(next(iterators[name]))
+                    x, y, t, p, valid, label = _unpack(next(iterators[name]), prepare[name])
                     loss = torch.nn.functional.cross_entropy(net(x, y, t, p, valid), label)
                     optimizer.zero_grad()
                     loss.backward()

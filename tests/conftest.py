@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import logging
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import pytorch_lightning as pl
+import torch
+
+from event_lightning.callbacks.host_sync import forbid_host_syncs
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = str(REPO / "config" / "quickstart.yaml")
@@ -46,3 +55,96 @@ def tiny_digits(tmp_path_factory) -> Path:
 def quick() -> SimpleNamespace:
     """``args(runs, data_root, *extra)``, ``steps_per_epoch``, ``train_script`` for the tests."""
     return SimpleNamespace(args=tiny_args, steps_per_epoch=STEPS_PER_EPOCH, train_script=TRAIN_SCRIPT, repo=REPO)
+
+
+@pytest.fixture
+def dynamo_recompiles():
+    """The recompilation messages of ``torch.compile`` during the test (what ``TORCH_LOGS=recompiles``
+    prints), with dynamo's caches cleared before and after."""
+    messages: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    handler = _Collect()
+    logger = logging.getLogger("torch._dynamo")
+    torch._dynamo.reset()
+    torch._logging.set_logs(recompiles=True)
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)
+    torch._logging.set_logs()
+    torch._dynamo.reset()
+
+
+@pytest.fixture
+def aot_eager_compile(monkeypatch):
+    """``nn.Module.compile()`` with the ``aot_eager`` backend: dynamo and AOT autograd run as in a real
+    compiled run (graphs, guards, recompiles, autocast, the backward), without inductor's C++
+    code generation, which takes minutes on a loaded CPU."""
+    compile_aot_eager = functools.partialmethod(torch.nn.Module.compile, backend="aot_eager")
+    monkeypatch.setattr(torch.nn.Module, "compile", compile_aot_eager)
+
+
+@pytest.fixture
+def quiet_cpu_trainer():
+    """``make(**overrides)``: a CPU Trainer without logger, checkpoints, progress bar or summary."""
+
+    def make(**overrides) -> pl.Trainer:
+        settings = {
+            "max_epochs": 1,
+            "logger": False,
+            "enable_checkpointing": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "accelerator": "cpu",
+        }
+        return pl.Trainer(**{**settings, **overrides})
+
+    return make
+
+
+@pytest.fixture
+def host_sync_checked_transfer():
+    """``wrap(datamodule)``: its ``on_after_batch_transfer`` runs under ``forbid_host_syncs`` from
+    then on; returns the list of the ``dataloader_idx`` of every batch it checked."""
+
+    def wrap(data: pl.LightningDataModule) -> list[int]:
+        transfer, calls = data.on_after_batch_transfer, []
+
+        def on_after_batch_transfer(batch, dataloader_idx):
+            with forbid_host_syncs(f"{type(data).__name__}.on_after_batch_transfer"):
+                calls.append(dataloader_idx)
+                return transfer(batch, dataloader_idx)
+
+        data.on_after_batch_transfer = on_after_batch_transfer
+        return calls
+
+    return wrap
+
+
+@pytest.fixture
+def ddp_replicas_equal(tmp_path):
+    """``check(config, *overrides, steps=3)``: ``fit`` through the real entrypoint on 2 CPU processes
+    (gloo DDP) with :class:`RankConsistencyCheck`, then assert that both ranks reached ``steps`` and
+    report the same weight fingerprints; returns the two reports."""
+
+    def check(config: str, *overrides: str, steps: int = 3) -> list[dict]:
+        report = tmp_path / "rank_reports"
+        command = [
+            sys.executable, TRAIN_SCRIPT, "fit", "--config", str(REPO / "config" / config), *overrides,
+            "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"), "--trainer.enable_progress_bar", "false",
+            "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
+            "--trainer.max_steps", str(steps),
+            "--trainer.callbacks+=event_lightning.callbacks.rank_consistency.RankConsistencyCheck",
+            "--trainer.callbacks.report_dir", str(report),
+        ]  # fmt: skip
+        result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        ranks = [json.loads((report / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+        assert [r["global_step"] for r in ranks] == [steps, steps] and ranks[0]["checks"] >= 2
+        assert ranks[0]["fingerprints"] == ranks[1]["fingerprints"]
+        return ranks
+
+    return check

@@ -112,8 +112,11 @@ class TVAEFigures(pl.Callback):
         was_training = net.training
         net.eval()
         step = trainer.global_step
-        if sequences is not None and sequences.shape[1] > 1:
-            experiment.add_image("figures/capsule_traversal", capsule_traversal_grid(net, sequences), step)
-        if self.n_prior_samples > 0:
-            experiment.add_image("figures/prior_samples", prior_sample_grid(net, self.n_prior_samples), step)
+        # Eager even when the network is compiled: a figure once per epoch is not worth graphs of
+        # its own (other batch sizes, posterior means), and it must not cost recompiles.
+        with torch.compiler.set_stance("force_eager"):
+            if sequences is not None and sequences.shape[1] > 1:
+                experiment.add_image("figures/capsule_traversal", capsule_traversal_grid(net, sequences), step)
+            if self.n_prior_samples > 0:
+                experiment.add_image("figures/prior_samples", prior_sample_grid(net, self.n_prior_samples), step)
         net.train(was_training)

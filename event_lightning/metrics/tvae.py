@@ -100,7 +100,25 @@ def capsule_roll_offsets(t: Tensor, factors: Tensor, n_caps: int, cap_dim: int) 
         factors: [B, S, F] integer factor indices of every frame.
     Returns:
         (factor index [B], observed offset [B], true offset [B]) as int64.
+    Raises:
+        ValueError: a sequence never reaches index 0 of its transformed factor (this check reads
+            the result on the host; :class:`CapCorr` defers it to ``compute``).
     """
+    factor, observed, true, has_canonical = _roll_offsets(t, factors, n_caps, cap_dim)
+    if not bool(has_canonical.all()):
+        raise ValueError(_NO_CANONICAL_FRAME)
+    return factor, observed, true
+
+
+_NO_CANONICAL_FRAME = (
+    "CapCorr: some sequences never reach index 0 of their transformed factor; "
+    "the sequence must be at least as long as the factor's cycle"
+)
+
+
+def _roll_offsets(t: Tensor, factors: Tensor, n_caps: int, cap_dim: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """:func:`capsule_roll_offsets` without the host-side check, plus whether each sequence has a
+    canonical frame (bool [B]); everything stays on the device."""
     if factors.dim() != 3:
         raise ValueError(f"factors must be [B, S, F], got {tuple(factors.shape)}")
     batch, seq_len, _ = factors.shape
@@ -110,20 +128,15 @@ def capsule_roll_offsets(t: Tensor, factors: Tensor, n_caps: int, cap_dim: int) 
     spectrum = torch.fft.fft(caps, dim=-1)
     corr = torch.fft.ifft(spectrum[:, :1] * spectrum.conj(), dim=-1).real  # [B, S, n_caps, C]
     peaks = corr.argmax(dim=-1)  # [B, S, n_caps]
-    votes = torch.nn.functional.one_hot(peaks, cap_dim).sum(dim=2)  # [B, S, C]
+    # one_hot would check the range of peaks on the host
+    votes = (peaks[..., None] == torch.arange(cap_dim, device=peaks.device)).sum(dim=2)  # [B, S, C]
     observed = votes.argmax(dim=-1)  # first maximum = smallest most frequent offset
     rows = torch.arange(batch, device=factors.device)
     true = factors[rows, 0, factor]  # [B]
     is_canonical = factors[rows, :, factor] == 0  # [B, S]
     distance = (true[:, None] - observed).abs().double().masked_fill(~is_canonical, float("inf"))
     best = distance.argmin(dim=1)
-    has_canonical = is_canonical.any(dim=1)
-    if not bool(has_canonical.all()):
-        raise ValueError(
-            "CapCorr: some sequences never reach index 0 of their transformed factor; "
-            "the sequence must be at least as long as the factor's cycle"
-        )
-    return factor, observed[rows, best], true
+    return factor, observed[rows, best], true, is_canonical.any(dim=1)
 
 
 class CapCorr(Metric):
@@ -140,18 +153,23 @@ class CapCorr(Metric):
         self.add_state("factor", default=[], dist_reduce_fx="cat")
         self.add_state("observed", default=[], dist_reduce_fx="cat")
         self.add_state("true", default=[], dist_reduce_fx="cat")
+        self.add_state("no_canonical_frame", default=torch.tensor(0), dist_reduce_fx="sum")
 
     def update(self, t: Tensor, factors: Tensor) -> None:
-        factor, observed, true = capsule_roll_offsets(t.detach(), factors, self.n_caps, self.cap_dim)
+        factor, observed, true, has_canonical = _roll_offsets(t.detach(), factors, self.n_caps, self.cap_dim)
+        # Counted here, raised in compute: a check in update would stop every step to read it.
+        self.no_canonical_frame = self.no_canonical_frame + (~has_canonical).sum()
         self.factor.append(factor)
         self.observed.append(observed)
         self.true.append(true)
 
     def compute(self) -> Tensor:
+        if int(self.no_canonical_frame):
+            raise ValueError(f"{_NO_CANONICAL_FRAME} ({int(self.no_canonical_frame)} sequences)")
         out = torch.full((self.n_factors,), float("nan"))
-        if not self.factor:
-            return out
         # The states are lists until synchronised across processes, then tensors.
+        if isinstance(self.factor, list) and not self.factor:
+            return out
         factor, observed, true = (
             (torch.cat(s) if isinstance(s, list) else s).double().cpu() for s in (self.factor, self.observed, self.true)
         )

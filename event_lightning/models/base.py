@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from torch import nn
 
 # torch.compile's modes ("default" is torch's own default)
@@ -48,3 +49,25 @@ class CompilableModule(pl.LightningModule):
             for module in self.compile_targets():
                 module.compile(**self.compile_options())
             self._compiled = True
+
+
+def run_compiled(net: nn.Module, *batch: torch.Tensor, **options: Any) -> Any:
+    """``net(*batch, **options)`` for a compiled ``net``, so that one graph serves every training step
+    and one every evaluation step.
+
+    * Dim 0 of every batch tensor is marked as a batch size that varies: the last partial batch,
+      DDP's uneven shards or a batch of one reuse the graph. The size is *unbacked*: dynamo
+      neither specialises the sizes 0 and 1 (as it does for ``mark_dynamic``) nor guards on its
+      value. A network that reshapes a batch must keep whole samples provable (reshape
+      ``[B, S, ...]`` to ``[B * S, ...]`` inside the graph rather than receiving ``[B * S, ...]``).
+    * Evaluation runs under ``no_grad`` also where Lightning uses inference mode (``validate``,
+      ``test``; ``fit`` validates under ``no_grad``): a graph guards on whether its inputs are
+      inference tensors, so the batch is cloned out of inference mode instead of compiling a
+      second evaluation graph.
+    """
+    if torch.is_inference_mode_enabled():
+        with torch.inference_mode(False), torch.no_grad():
+            return run_compiled(net, *(tensor.clone() for tensor in batch), **options)
+    for tensor in batch:
+        torch._dynamo.decorators.mark_unbacked(tensor, 0)
+    return net(*batch, **options)

@@ -4,7 +4,14 @@ Training: cross-entropy with ``label_smoothing`` (validation and test without), 
 weight decay 0 in the paper; with decay, LayerNorm / Embedding weights, biases and the CLS token
 are exempt), cosine annealing stepped once per epoch over ``trainer.max_epochs``.  Logs
 ``train/loss`` (step and epoch), ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``,
-``test/acc`` and the samples per second of each stage.
+``test/acc`` and the samples per second of each stage.  Evaluation losses are averaged over all
+processes (``sync_dist``), like the accuracies.
+
+Mixed precision: ``16-mixed`` as the reference trained (Lightning's GradScaler), or
+``bf16-mixed``; the network keeps timestamps, tokens and the residual stream in float32 (see
+:mod:`event_lightning.nn.event2vec.network`).  With ``compile: true`` the network is compiled with
+the batch size symbolic and the sequence length fixed (the loader pads to ``sample_number``), so
+one graph serves training and one evaluation, whatever the batch size.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from event_lightning.data.loading.event_samplers import EventBatch
-from event_lightning.models.base import CompilableModule
+from event_lightning.models.base import CompilableModule, run_compiled
 from event_lightning.nn.event2vec import Event2VecConfig, Event2VecNet
 
 __all__ = ["LR_SCHEDULES", "Event2VecClassifier"]
@@ -105,8 +112,9 @@ class Event2VecClassifier(CompilableModule):
         self._stage_clock: dict[str, tuple[float, int]] = {}
 
     def forward(self, batch: EventBatch) -> torch.Tensor:
-        """Logits ``[B, num_classes]`` of a padded batch."""
-        return self.net(batch.x, batch.y, batch.t, batch.p, batch.valid_mask)
+        """Logits ``[B, num_classes]`` of a padded batch (``t`` normalised, as the DataModule hands it over)."""
+        inputs = (batch.x, batch.y, batch.t, batch.p, batch.valid_mask)
+        return run_compiled(self.net, *inputs) if self._compiled else self.net(*inputs)
 
     def _count(self, stage: str, batch: EventBatch) -> None:
         start, seen = self._stage_clock.get(stage, (time.perf_counter(), 0))
@@ -133,7 +141,7 @@ class Event2VecClassifier(CompilableModule):
         loss = F.cross_entropy(logits, batch.label)
         metric(logits, batch.label)
         size = len(batch.label)
-        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=size)
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
         self.log(f"{stage}/acc", metric, on_epoch=True, prog_bar=True, batch_size=size)
         return loss
 

@@ -5,7 +5,13 @@ sequences) or the factor indices [B, S, F] (dSprites sequences, which enables Ca
 The loss is the reference's: (summed Bernoulli NLL + summed KL(z) + summed KL(u)) / (B * S).
 Logged: ``{stage}/loss``, ``{stage}/neg_log_px_z``, ``{stage}/kl``, ``{stage}/eq_error``
 (capsule models with S > 1), ``{val,test}/log_px_is`` (importance-sampled log p(x) per image),
-``{stage}/capcorr_<factor>`` (factor targets), ``train/mu``.
+``{stage}/capcorr_<factor>`` (factor targets), ``train/mu``.  Evaluation values are averaged
+over all processes (``sync_dist``; the metric objects synchronise themselves).
+
+``compile: true`` compiles the network on whole sequences with a symbolic batch size: one graph
+for training and one for evaluation, whatever the batch size.  Under ``bf16-mixed`` the encoder and
+decoder matrix products run in bf16; posterior parameters, samples, the grouper, logits and the
+loss in float32.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 
 from event_lightning.metrics.tvae import CapCorr, EquivarianceError
-from event_lightning.models.base import CompilableModule
+from event_lightning.models.base import CompilableModule, run_compiled
 from event_lightning.nn.tvae import TVAENet, TVAEOutput
 
 STAGES = ("train", "val", "test")
@@ -90,7 +96,11 @@ class TopographicVAE(CompilableModule):
         self.capcorr = torch.nn.ModuleDict(
             {f"{s}_capcorr": CapCorr(len(self.factor_names), n_caps, cap_dim) for s in STAGES}
         )
-        self.log_px_is = torch.nn.ModuleDict({f"{s}_log_px": MeanMetric() for s in ("val", "test")})
+        # nan_strategy "disable": the default checks every update for NaNs on the host (a sync per step);
+        # a NaN log-likelihood then shows in the logged mean instead of being dropped.
+        self.log_px_is = torch.nn.ModuleDict(
+            {f"{s}_log_px": MeanMetric(nan_strategy="disable") for s in ("val", "test")}
+        )
 
     def _frames(self, x: Tensor) -> Tensor:
         expected = (self.seq_len, *self.net.image_shape)
@@ -101,24 +111,29 @@ class TopographicVAE(CompilableModule):
             )
         return x.reshape(-1, *x.shape[2:])
 
-    def forward(self, x: Tensor) -> TVAEOutput:
+    def forward(self, x: Tensor, sample: bool = True) -> TVAEOutput:
         """x [B, S, C, H, W] -> the network output over the B * S frames."""
-        return self.net(self._frames(x))
+        self._frames(x)  # checks the shape
+        return run_compiled(self.net, x, sample=sample) if self._compiled else self.net(x, sample=sample)
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, target = batch
-        frames = self._frames(x)
-        out = self.net(frames)
+        out = self(x)
         loss = out.loss()
-        batch_size, n_frames = x.shape[0], frames.shape[0]
+        batch_size, n_frames = x.shape[0], x.shape[0] * x.shape[1]
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        # Evaluation values average over all processes; the training loss is logged per process.
+        sync = stage != "train"
+        self.log(
+            f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, batch_size=batch_size, sync_dist=sync
+        )
         self.log(
             f"{stage}/neg_log_px_z",
             out.neg_log_px.sum() / n_frames,
             on_step=on_step,
             on_epoch=True,
             batch_size=batch_size,
+            sync_dist=sync,
         )
         self.log(
             f"{stage}/kl",
@@ -126,6 +141,7 @@ class TopographicVAE(CompilableModule):
             on_step=on_step,
             on_epoch=True,
             batch_size=batch_size,
+            sync_dist=sync,
         )
         if self.has_eq:
             self.eq[f"{stage}_eq"].update(out.t.detach())
@@ -134,7 +150,7 @@ class TopographicVAE(CompilableModule):
             self.capcorr[f"{stage}_capcorr"].update(out.t.detach().view(batch_size, self.seq_len, -1), target)
         if stage != "train":
             log_px = self.net.importance_log_likelihood(
-                frames, self.hparams.n_is_samples, self.hparams.is_subtract_log_k
+                self._frames(x), self.hparams.n_is_samples, self.hparams.is_subtract_log_k
             )
             self.log_px_is[f"{stage}_log_px"].update(log_px)
             self.log(
@@ -180,7 +196,7 @@ class TopographicVAE(CompilableModule):
 
     def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         x, target = batch
-        out = self.net(self._frames(x), sample=False)
+        out = self(x, sample=False)
         shape = (x.shape[0], self.seq_len)
         return {
             "t": out.t.view(*shape, -1),

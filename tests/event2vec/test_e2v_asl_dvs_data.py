@@ -88,7 +88,7 @@ def test_packed_matches_file_reading(small_root):
         b.reseed(5)
         order = [3, 0, 7, 3, 11, 1]
         got = a.__getitems__(order)
-        want = pad_collate([b[i] for i in order])
+        want = pad_collate([b[i] for i in order], length=64)
         for field in got._fields:
             torch.testing.assert_close(getattr(got, field), getattr(want, field), msg=field)
 
@@ -106,15 +106,16 @@ def test_t_max_from_train_split_only(tmp_path):
     dm = _module(root)
     train_names = {p.name for p in dm.train_files}
     assert dm.t_max_used == max(v for k, v in spans.items() if k in train_names)
-    batch = next(iter(dm.train_dataloader()))
+    batch = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
     t = batch.t[batch.valid_mask]
-    assert t.min() >= 0 and t.max() <= 1
+    assert t.dtype == torch.float32 and t.min() >= 0 and t.max() <= 1
     assert _module(root, t_max=123.0).t_max_used == 123.0
 
 
 def test_norm_t_modes_and_short_recordings_pad(small_root):
     dm = _module(small_root, norm_t="sample-wise", batch_size=30)
-    batch = dm.train_set.__getitems__(list(range(24)))
+    batch = dm.on_after_batch_transfer(dm.train_set.__getitems__(list(range(24))), 0)
+    assert batch.t.shape == (24, 255)  # every batch padded to sample_number
     lengths = batch.valid_mask.sum(1)
     assert lengths.max() == 255 and lengths.min() < 255  # short recordings kept whole and padded
     last = batch.t.gather(1, (lengths - 1)[:, None])[:, 0]
@@ -122,6 +123,11 @@ def test_norm_t_modes_and_short_recordings_pad(small_root):
     assert torch.all(batch.t[~batch.valid_mask] == -1) and torch.all(batch.x[~batch.valid_mask] == -1)
     raw = _module(small_root, norm_t="none").train_set[0]
     assert raw.t.dtype == torch.int64 and raw.t[0] == 0
+    short = _module(small_root, norm_t="none", sample_number=64)
+    batch = short.train_set.__getitems__(list(range(24)))
+    assert batch.t.dtype == torch.int32 and batch.t.shape == (24, 64)
+    normalised = short.on_after_batch_transfer(batch, 0)
+    assert normalised.t.dtype == torch.int64 and torch.equal(normalised.t, batch.t.long())
 
 
 def test_workers_and_cache_reuse(small_root):
@@ -130,7 +136,10 @@ def test_workers_and_cache_reuse(small_root):
     dm.setup("fit")
     caches = sorted((small_root / "packed").iterdir())
     batches = [b for _, b in zip(range(3), dm.train_dataloader(), strict=False)]
-    assert all(b.x.shape[0] == 4 and b.x.dtype == torch.int64 for b in batches)
+    # the bus dtypes: the smallest exact integers; the float times are made on the device
+    dtypes = {(b.x.dtype, b.y.dtype, b.p.dtype, b.t.dtype, b.valid_mask.dtype) for b in batches}
+    assert dtypes == {(torch.int16, torch.int16, torch.int8, torch.int32, torch.bool)}
+    assert all(b.x.shape == (4, 255) for b in batches)
     assert all(b.valid_mask.any(1).all() for b in batches)
     _module(small_root)
     assert sorted((small_root / "packed").iterdir()) == caches  # the same cache, not rebuilt

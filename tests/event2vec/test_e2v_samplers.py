@@ -13,10 +13,10 @@ from event_lightning.data.loading.event_samplers import (
     make_sampler,
     multivariate_gaussian_sample,
     normalize_time,
-    normalize_time_batch,
     pad_collate,
     random_chunk_sample,
     random_sample,
+    relative_times,
     seed_worker,
     select_event_indices,
     uniform_sample,
@@ -107,42 +107,89 @@ def test_make_sampler_rejects_unknown():
             make_sampler(name)
 
 
+def _normalised(t: np.ndarray, lengths: np.ndarray, mode: str, t_max: float | None = None) -> torch.Tensor:
+    """The device path: host-side relative times, then :func:`normalize_time` on the batch."""
+    valid = np.arange(t.shape[1])[None, :] < np.asarray(lengths)[:, None]
+    relative = torch.from_numpy(relative_times(t, valid))
+    return normalize_time(relative, torch.from_numpy(valid), mode, t_max)
+
+
+def _reference_normalised(t: np.ndarray, lengths: np.ndarray, mode: str, t_max: float | None = None) -> np.ndarray:
+    """What the loader computed before times crossed the bus as integers (numpy float32 on the host)."""
+    valid = np.arange(t.shape[1])[None, :] < lengths[:, None]
+    relative = t - t[:, :1]
+    if mode == "none":
+        return np.where(valid, relative, -1)
+    if mode == "sample-wise":
+        last = np.take_along_axis(relative, np.maximum(lengths - 1, 0)[:, None], axis=1)
+        scale = np.where(last > 0, last, 1).astype(np.float32)
+    else:
+        scale = np.float32(t_max)
+    return np.where(valid, relative.astype(np.float32) / scale, np.float32(-1)).astype(np.float32)
+
+
 def test_normalize_time_modes():
-    t = np.array([1000, 1500, 3000], dtype=np.int64)
-    np.testing.assert_allclose(normalize_time(t, "dataset-wise", t_max=4000), [0.0, 0.125, 0.5])
-    np.testing.assert_allclose(normalize_time(t, "sample-wise"), [0.0, 0.25, 1.0])
-    np.testing.assert_array_equal(normalize_time(t, "none"), [0, 500, 2000])
-    assert normalize_time(t, "dataset-wise", 4000).dtype == np.float32
-    assert normalize_time(t, "none").dtype == np.int64
-    np.testing.assert_array_equal(normalize_time(np.array([5, 5]), "sample-wise"), [0.0, 0.0])
+    t = np.array([[1000, 1500, 3000]], dtype=np.int64)
+    lengths = np.array([3])
+    torch.testing.assert_close(_normalised(t, lengths, "dataset-wise", 4000.0)[0], torch.tensor([0.0, 0.125, 0.5]))
+    torch.testing.assert_close(_normalised(t, lengths, "sample-wise")[0], torch.tensor([0.0, 0.25, 1.0]))
+    assert _normalised(t, lengths, "none")[0].tolist() == [0, 500, 2000]
+    assert _normalised(t, lengths, "dataset-wise", 4000.0).dtype == torch.float32
+    assert _normalised(t, lengths, "none").dtype == torch.int64
+    assert _normalised(np.array([[5, 5]]), np.array([2]), "sample-wise")[0].tolist() == [0.0, 0.0]
     with pytest.raises(ValueError, match="t_max"):
-        normalize_time(t, "dataset-wise")
+        _normalised(t, lengths, "dataset-wise")
     with pytest.raises(ValueError, match="norm_t"):
-        normalize_time(t, "per-sample")
+        _normalised(t, lengths, "per-sample")
 
 
-def test_normalize_time_batch_padding():
+def test_normalize_time_padding():
     t = np.array([[10, 20, 30], [100, 300, 0]])
-    out = normalize_time_batch(t, np.array([3, 2]), "sample-wise")
-    np.testing.assert_allclose(out, [[0.0, 0.5, 1.0], [0.0, 1.0, -1.0]])
-    out = normalize_time_batch(t, np.array([3, 0]), "none")
-    np.testing.assert_array_equal(out, [[0, 10, 20], [-1, -1, -1]])
+    out = _normalised(t, np.array([3, 2]), "sample-wise")
+    torch.testing.assert_close(out, torch.tensor([[0.0, 0.5, 1.0], [0.0, 1.0, -1.0]]))
+    out = _normalised(t, np.array([3, 0]), "none")
+    assert out.tolist() == [[0, 10, 20], [-1, -1, -1]]
+
+
+@pytest.mark.parametrize("mode", ["dataset-wise", "sample-wise", "none"])
+def test_device_normalisation_equals_the_host_float32_division_bit_for_bit(mode):
+    rng = np.random.default_rng(0)
+    t = np.sort(rng.integers(0, 521_217, size=(64, 255)), axis=1) + rng.integers(0, 10**6, size=(64, 1))
+    lengths = rng.integers(0, 256, size=64)
+    lengths[:3] = (255, 1, 0)
+    got = _normalised(t, lengths, mode, 521_217.0)
+    want = _reference_normalised(t, lengths, mode, 521_217.0)
+    assert np.array_equal(got.numpy(), want), f"{np.count_nonzero(got.numpy() != want)} timestamps differ"
+    if mode == "dataset-wise":  # one scale for all: every distinct time stays distinct
+        valid = np.arange(255)[None, :] < lengths[:, None]
+        assert len(np.unique(got.numpy()[valid])) == len(np.unique((t - t[:, :1])[valid]))
+
+
+def test_relative_times_use_the_smallest_exact_integer_type():
+    valid = np.ones((2, 3), dtype=bool)
+    small = relative_times(np.array([[5, 6, 7], [10, 10, 2**20]]), valid)
+    assert small.dtype == np.int32 and small.tolist() == [[0, 1, 2], [0, 0, 2**20 - 10]]
+    assert relative_times(np.array([[0, 1, 2**31]]), valid[:1]).dtype == np.int64
 
 
 def test_pad_collate():
     samples = [
-        EventSample(torch.tensor([1, 2, 3]), torch.tensor([4, 5, 6]), torch.tensor([0.0, 0.1, 0.2]),
+        EventSample(torch.tensor([1, 2, 3]), torch.tensor([4, 5, 6]), torch.tensor([100, 110, 120]),
                     torch.tensor([0, 1, 0]), 3),
-        EventSample(torch.tensor([7]), torch.tensor([8]), torch.tensor([0.0]), torch.tensor([1]), 1),
-        EventSample(torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64), torch.zeros(0),
-                    torch.zeros(0, dtype=torch.int64), 0),
+        EventSample(torch.tensor([7]), torch.tensor([8]), torch.tensor([50]), torch.tensor([1]), 1),
+        EventSample(torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64),
+                    torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.int64), 0),
     ]  # fmt: skip
-    batch = pad_collate(samples)
-    assert batch.x.tolist() == [[1, 2, 3], [7, -1, -1], [-1, -1, -1]]
-    assert batch.p.tolist() == [[0, 1, 0], [1, -1, -1], [-1, -1, -1]]
-    torch.testing.assert_close(batch.t, torch.tensor([[0.0, 0.1, 0.2], [0.0, -1.0, -1.0], [-1.0, -1.0, -1.0]]))
-    assert batch.valid_mask.tolist() == [[True] * 3, [True, False, False], [False] * 3]
-    assert batch.label.tolist() == [3, 1, 0] and batch.x.dtype == torch.int64
+    batch = pad_collate(samples, length=4)
+    assert batch.x.tolist() == [[1, 2, 3, -1], [7, -1, -1, -1], [-1, -1, -1, -1]]
+    assert batch.p.tolist() == [[0, 1, 0, -1], [1, -1, -1, -1], [-1, -1, -1, -1]]
+    assert batch.t.tolist() == [[0, 10, 20, -1], [0, -1, -1, -1], [-1, -1, -1, -1]]
+    assert batch.valid_mask.tolist() == [[True] * 3 + [False], [True] + [False] * 3, [False] * 4]
+    assert batch.label.tolist() == [3, 1, 0]
+    dtypes = [batch.x.dtype, batch.y.dtype, batch.p.dtype, batch.t.dtype]
+    assert dtypes == [torch.int16, torch.int16, torch.int8, torch.int32]
+    with pytest.raises(ValueError, match="more than the batch length 2"):
+        pad_collate(samples, length=2)
 
 
 class _Recorder(torch.utils.data.Dataset):

@@ -51,7 +51,14 @@ from event_lightning.data.loading.bad_samples import (
     guard_loader,
     record_setup_skips,
 )
-from event_lightning.data.loading.event_samplers import NORM_T_MODES, make_sampler, pad_collate, seed_worker
+from event_lightning.data.loading.event_samplers import (
+    NORM_T_MODES,
+    EventBatch,
+    make_sampler,
+    normalize_time,
+    pad_collate,
+    seed_worker,
+)
 from event_lightning.data.loading.event_sequences import EventFileDataset, PackedEventDataset, passthrough_collate
 from event_lightning.data.loading.loaders import LoaderSettings, build_loader
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found, downloading
@@ -175,7 +182,10 @@ def split_per_class(labels: np.ndarray, train_fraction: float = 0.8) -> tuple[np
 
 
 class ASLDVSDataModule(pl.LightningDataModule):
-    """ASL-DVS as padded Event2Vec batches (:class:`EventBatch`).
+    """ASL-DVS as padded Event2Vec batches (:class:`EventBatch`) of ``[B, sample_number]``.
+
+    Batches cross the bus as small integers (x, y int16, p int8, t int32 µs) and
+    :meth:`on_after_batch_transfer` normalises the times on the device as ``norm_t`` says.
 
     Args:
         root: the dataset folder (with ``events_np/`` for npz, ``ASLDVS/`` for mat).
@@ -250,6 +260,7 @@ class ASLDVSDataModule(pl.LightningDataModule):
         self.sampler = sampler
         self.norm_t = norm_t
         self.t_max = t_max
+        self.t_max_used: float | None = None  # set by setup (computed from the training split when t_max is None)
         self.batch_size = batch_size
         self.loader_settings = LoaderSettings(batch_size, num_workers, pin_memory, persistent_workers, prefetch_factor)
         self.train_fraction = train_fraction
@@ -313,7 +324,7 @@ class ASLDVSDataModule(pl.LightningDataModule):
         self._write_or_fetch()
         paths, labels = find_asl_dvs_files(self.data_root, self.file_format, self.classes)
         train_ids, val_ids = split_per_class(labels, self.train_fraction)
-        common = {"sampler": self.sampler, "sample_number": self.sample_number, "norm_t": self.norm_t}
+        common = {"sampler": self.sampler, "sample_number": self.sample_number}
         bad: dict[int, str] = {}
         if self.packed:
             packed = self._pack(paths)
@@ -344,7 +355,6 @@ class ASLDVSDataModule(pl.LightningDataModule):
         if self.norm_t == "dataset-wise" and t_max is None:
             t_max = float(spans.max())
         self.t_max_used = t_max
-        common["t_max"] = t_max
         base_seed = torch.initial_seed() if self.seed is None else self.seed
         seeds = (base_seed, base_seed + 1)  # different streams for the two splits
         if self.packed:
@@ -368,7 +378,8 @@ class ASLDVSDataModule(pl.LightningDataModule):
         if not self.packed:  # packed samples were read (and checked) while packing
             origin = IndexedFiles(self.train_files if dataset is self.train_set else self.val_files)
             policy, ledger = self.on_bad_sample, self.bad_samples
-            dataset, collate = guard_loader(dataset, pad_collate, policy, ledger, stage, origin)
+            pad = functools.partial(pad_collate, length=self.sample_number)
+            dataset, collate = guard_loader(dataset, pad, policy, ledger, stage, origin)
         return build_loader(
             dataset,
             self.loader_settings,
@@ -391,3 +402,9 @@ class ASLDVSDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, train=False, stage="predict")
+
+    def on_after_batch_transfer(self, batch: EventBatch, dataloader_idx: int) -> EventBatch:
+        """Normalise the batch's times on the device (``norm_t``); coordinates and polarity stay the
+        small integers they crossed the bus as (the network widens them)."""
+        t = normalize_time(batch.t, batch.valid_mask, self.norm_t, self.t_max_used)
+        return batch._replace(t=t)

@@ -218,10 +218,12 @@ def render_sequences(digits: Tensor, params: Tensor, kind: Tensor, colour: bool)
     height, width = digits.shape[-2:]
     x = digits.float() / 255.0 if digits.dtype == torch.uint8 else digits.float()
     angle, scale, hue = params.float().unbind(-1)
-    matrices = rotation_scale_matrix(angle, scale, height, width).to(params.device)
     use_perspective = (kind.to(params.device) == 1).view(batch, 1, 1, 1)
-    if bool(use_perspective.any()):
-        matrices = torch.where(use_perspective, perspective_matrix(angle, height, width).to(params.device), matrices)
+    # Both kinds of matrix for every frame (a few hundred 3x3s): asking whether any frame is a
+    # perspective view first would wait for the device.
+    matrices = torch.where(
+        use_perspective, perspective_matrix(angle, height, width), rotation_scale_matrix(angle, scale, height, width)
+    )
     frames = x[:, None].expand(batch, seq_len, *x.shape[1:]).reshape(batch * seq_len, *x.shape[1:])
     frames = warp_homography(frames, matrices.reshape(-1, 3, 3))
     if colour:

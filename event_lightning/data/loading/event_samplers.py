@@ -6,7 +6,11 @@ events of one recording, as int64 in time order.  Recordings with fewer than ``s
 events are kept whole and padded in the batch (:func:`select_event_indices`).
 
 Batches are :class:`EventBatch` tuples of ``[B, L]`` tensors padded with -1 plus a ``valid_mask``
-(True at real events), the layout of the Event2Vec reference's padding collate.
+(True at real events), the layout of the Event2Vec reference's padding collate, always ``L =
+sample_number`` long so that a compiled network sees one shape.  They cross the bus as small
+integers (x, y int16, p int8, t int32 µs since each sequence's first event); the time
+normalisation runs on the device (:func:`normalize_time`, called by the DataModule's
+``on_after_batch_transfer``).
 """
 
 from __future__ import annotations
@@ -29,10 +33,10 @@ __all__ = [
     "make_sampler",
     "multivariate_gaussian_sample",
     "normalize_time",
-    "normalize_time_batch",
     "pad_collate",
     "random_chunk_sample",
     "random_sample",
+    "relative_times",
     "seed_worker",
     "select_event_indices",
     "uniform_sample",
@@ -44,7 +48,7 @@ PAD_VALUE = -1
 
 
 class EventSample(NamedTuple):
-    """One sampled recording: 1-D tensors ``[L]``; ``t`` float32 (normalised) or int64 (µs)."""
+    """One sampled recording: 1-D tensors ``[L]``; ``t`` int64 µs, in time order."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -54,8 +58,13 @@ class EventSample(NamedTuple):
 
 
 class EventBatch(NamedTuple):
-    """A padded batch: ``x, y, p`` int64 ``[B, L]``, ``t`` float32 or int64 ``[B, L]`` (padding -1),
-    ``valid_mask`` bool ``[B, L]`` (True at real events), ``label`` int64 ``[B]``."""
+    """A padded batch of ``[B, L]`` tensors (padding -1), ``valid_mask`` bool ``[B, L]`` (True at real
+    events) and ``label`` int64 ``[B]``.
+
+    From the DataLoader: ``x, y`` int16, ``p`` int8, ``t`` int32 µs since each sequence's first event
+    (int64 if a sequence spans more than 2^31 µs).  After :func:`normalize_time` on the device,
+    ``t`` is float32 (int64 µs for ``norm_t="none"``), what the network reads.
+    """
 
     x: torch.Tensor
     y: torch.Tensor
@@ -170,68 +179,68 @@ def select_event_indices(sampler: SamplerFn, rng: np.random.Generator, n: int, s
     return np.arange(n, dtype=np.int64)
 
 
-def normalize_time_batch(t: np.ndarray, lengths: np.ndarray, mode: str, t_max: float | None = None) -> np.ndarray:
-    """Timestamps of sampled sequences, relative to each sequence's first event, normalised.
+def relative_times(t: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Timestamps ``[B, L]`` (µs, each row in time order from slot 0) -> µs since each row's first
+    event, padding -1, as int32 (int64 if a row spans more than 2^31 - 1 µs): the smallest exact
+    integer type for the bus."""
+    t = np.asarray(t, dtype=np.int64)
+    relative = np.where(valid, t - t[:, :1], PAD_VALUE)
+    fits = relative.size == 0 or relative.max() <= np.iinfo(np.int32).max
+    return relative.astype(np.int32 if fits else np.int64)
+
+
+def normalize_time(t: torch.Tensor, valid: torch.Tensor, mode: str, t_max: float | None = None) -> torch.Tensor:
+    """Normalised timestamps of a batch, computed where ``t`` lives (the device, without host syncs).
 
     Args:
-        t: ``[B, L]`` timestamps in µs, row ``b`` valid in its first ``lengths[b]`` slots (in time
-            order), anything after that is padding.
-        lengths: ``[B]`` number of real events per row.
-        mode: ``"dataset-wise"`` (``t / t_max`` as float32: t_max is the longest training
-            recording, so t lies in [0, 1]), ``"sample-wise"`` (``t / t[last]``, float32; zeros when
-            a sequence spans no time) or ``"none"`` (int64 µs).
+        t: ``[B, L]`` integer µs since each sequence's first event (:func:`relative_times`).
+        valid: ``[B, L]`` bool, True at real events (a prefix of each row).
+        mode: ``"dataset-wise"`` (``t / t_max``: t_max is the longest training recording, so t lies in
+            [0, 1]), ``"sample-wise"`` (``t / t[last]``; zeros when a sequence spans no time) or
+            ``"none"`` (int64 µs).
         t_max: required for ``"dataset-wise"``, in µs.
 
     Returns:
-        ``[B, L]`` float32 (int64 for ``"none"``), padding slots set to -1.
+        ``[B, L]`` float32 (int64 for ``"none"``), padding slots -1.  The float division is the
+        float32 one of the reference (``t.astype(float32) / float32(scale)``) bit for bit: it
+        divides by a tensor, never by a scalar, which CUDA would turn into a multiplication by
+        the reciprocal.
     """
-    t = np.asarray(t, dtype=np.int64)
-    lengths = np.asarray(lengths, dtype=np.int64)
     if mode not in NORM_T_MODES:
         raise ValueError(f"norm_t must be one of {NORM_T_MODES}, found {mode!r}")
     if mode == "dataset-wise" and (t_max is None or t_max <= 0):
         raise ValueError(f"norm_t='dataset-wise' needs a positive t_max in µs, found {t_max!r}")
-    valid = np.arange(t.shape[1])[None, :] < lengths[:, None]
-    relative = t - t[:, :1] if t.shape[1] else t
     if mode == "none":
-        return np.where(valid, relative, PAD_VALUE)
+        return torch.where(valid, t.long(), PAD_VALUE)
     if mode == "sample-wise":
-        last = np.take_along_axis(relative, np.maximum(lengths - 1, 0)[:, None], axis=1) if t.shape[1] else relative
-        scale = np.where(last > 0, last, 1).astype(np.float32)
+        last_slot = (valid.sum(dim=1, keepdim=True) - 1).clamp_min(0)
+        last = t.gather(1, last_slot)
+        scale = torch.where(last > 0, last, 1).float()
     else:
-        scale = np.float32(t_max)
-    out = relative.astype(np.float32) / scale
-    return np.where(valid, out, np.float32(PAD_VALUE)).astype(np.float32)
+        scale = torch.full((), t_max, dtype=torch.float32, device=t.device)
+    return torch.where(valid, t.float() / scale, float(PAD_VALUE))
 
 
-def normalize_time(t: np.ndarray, mode: str, t_max: float | None = None) -> np.ndarray:
-    """:func:`normalize_time_batch` for one sampled sequence ``[L]`` (µs, in time order)."""
-    t = np.asarray(t, dtype=np.int64)
-    return normalize_time_batch(t[None], np.array([len(t)]), mode, t_max)[0]
-
-
-def pad_collate(samples: Sequence[EventSample]) -> EventBatch:
-    """Stack samples of different lengths into an :class:`EventBatch` padded with -1.
-
-    The batch length is the longest sample; ``valid_mask`` marks real events (an empty sample is
-    a row of padding).
-    """
+def pad_collate(samples: Sequence[EventSample], length: int) -> EventBatch:
+    """Stack samples of up to ``length`` events into an :class:`EventBatch` padded with -1 to ``length``
+    (the same shape for every batch), in the bus dtypes; an empty sample is a row of padding."""
     lengths = torch.tensor([len(s.x) for s in samples], dtype=torch.int64)
-    length = int(lengths.max()) if len(samples) else 0
+    if len(samples) and int(lengths.max()) > length:
+        raise ValueError(f"a sample holds {int(lengths.max())} events, more than the batch length {length}")
     valid = torch.arange(length)[None, :] < lengths[:, None]
 
     def padded(field: str, dtype: torch.dtype) -> torch.Tensor:
         out = torch.full((len(samples), length), PAD_VALUE, dtype=dtype)
-        if length:
+        if len(samples):
             out[valid] = torch.cat([getattr(s, field).to(dtype) for s in samples])
         return out
 
-    t_dtype = samples[0].t.dtype if len(samples) else torch.float32
+    t = padded("t", torch.int64)
     return EventBatch(
-        x=padded("x", torch.int64),
-        y=padded("y", torch.int64),
-        t=padded("t", t_dtype),
-        p=padded("p", torch.int64),
+        x=padded("x", torch.int16),
+        y=padded("y", torch.int16),
+        t=torch.from_numpy(relative_times(t.numpy(), valid.numpy())),
+        p=padded("p", torch.int8),
         valid_mask=valid,
         label=torch.tensor([int(s.label) for s in samples], dtype=torch.int64),
     )

@@ -1,7 +1,9 @@
 """Recordings as sequences of a fixed number of sampled events (Event2Vec's input).
 
 Every access samples anew (:mod:`event_lightning.data.loading.event_samplers`): a sampler picks
-``sample_number`` events of the recording and their time is normalised. :class:`EventFileDataset`
+``sample_number`` events of the recording. Batches hold every sequence padded to ``sample_number``
+in the bus dtypes, times in µs since each sequence's first event (the DataModule normalises them
+on the device). :class:`EventFileDataset`
 reads one file per item (the reference's data path); :class:`PackedEventDataset` gathers whole
 batches from a :class:`~event_lightning.data.loading.packed_events.PackedEvents` cache. Both are
 re-seeded per DataLoader worker by :func:`~event_lightning.data.loading.event_samplers.seed_worker`.
@@ -17,11 +19,11 @@ import torch
 from torch.utils.data import Dataset
 
 from event_lightning.data.loading.event_samplers import (
-    NORM_T_MODES,
+    PAD_VALUE,
     EventBatch,
     EventSample,
     make_sampler,
-    normalize_time_batch,
+    relative_times,
     select_event_indices,
 )
 from event_lightning.data.loading.packed_events import EventReader, PackedEvents
@@ -30,20 +32,14 @@ __all__ = ["EventFileDataset", "PackedEventDataset", "passthrough_collate"]
 
 
 class _Sampling:
-    """What turns a recording into a sequence: sampler, length, time normalisation, its RNG."""
+    """What turns a recording into a sequence: sampler, length, its RNG."""
 
-    def __init__(self, sampler: str, sample_number: int, norm_t: str, t_max: float | None, seed: int | None) -> None:
-        if norm_t not in NORM_T_MODES:
-            raise ValueError(f"norm_t must be one of {NORM_T_MODES}, found {norm_t!r}")
-        if norm_t == "dataset-wise" and (t_max is None or t_max <= 0):
-            raise ValueError(f"norm_t='dataset-wise' needs a positive t_max (µs), found {t_max!r}")
+    def __init__(self, sampler: str, sample_number: int, seed: int | None) -> None:
         if sample_number < 1:
             raise ValueError(f"sample_number must be >= 1, found {sample_number}")
         self.sampler_name = sampler
         self.sampler = make_sampler(sampler)
         self.sample_number = sample_number
-        self.norm_t = norm_t
-        self.t_max = t_max
         self.rng = np.random.default_rng(torch.initial_seed() if seed is None else seed)
 
     def reseed(self, seed: int) -> None:
@@ -59,7 +55,7 @@ class EventFileDataset(Dataset):
 
     Item ``i`` is recording ``i % len(paths)`` (``repeats`` passes per epoch), sampled anew
     each time: an :class:`EventSample` of at most ``sample_number`` events; batch with
-    :func:`pad_collate`.
+    :func:`pad_collate` to ``sample_number``.
     """
 
     def __init__(
@@ -70,8 +66,6 @@ class EventFileDataset(Dataset):
         *,
         sampler: str = "random_sample",
         sample_number: int = 255,
-        norm_t: str = "dataset-wise",
-        t_max: float | None = None,
         repeats: int = 1,
         seed: int | None = None,
     ) -> None:
@@ -81,7 +75,7 @@ class EventFileDataset(Dataset):
         self.labels = np.asarray(labels, dtype=np.int64)
         self.reader = reader
         self.repeats = repeats
-        self.sampling = _Sampling(sampler, sample_number, norm_t, t_max, seed)
+        self.sampling = _Sampling(sampler, sample_number, seed)
 
     def reseed(self, seed: int) -> None:
         self.sampling.reseed(seed)
@@ -93,11 +87,10 @@ class EventFileDataset(Dataset):
         item = index % len(self.paths)
         events = self.reader(self.paths[item])
         chosen = events[self.sampling.indices(len(events))]
-        t = normalize_time_batch(chosen["t"][None], np.array([len(chosen)]), self.sampling.norm_t, self.sampling.t_max)
         return EventSample(
             x=torch.from_numpy(chosen["x"].astype(np.int64)),
             y=torch.from_numpy(chosen["y"].astype(np.int64)),
-            t=torch.from_numpy(t[0]),
+            t=torch.from_numpy(chosen["t"].astype(np.int64)),
             p=torch.from_numpy(chosen["p"].astype(np.int64)),
             label=int(self.labels[item]),
         )
@@ -120,8 +113,6 @@ class PackedEventDataset(Dataset):
         *,
         sampler: str = "random_sample",
         sample_number: int = 255,
-        norm_t: str = "dataset-wise",
-        t_max: float | None = None,
         repeats: int = 1,
         seed: int | None = None,
     ) -> None:
@@ -131,7 +122,7 @@ class PackedEventDataset(Dataset):
         self.sample_ids = np.asarray(sample_ids, dtype=np.int64)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.repeats = repeats
-        self.sampling = _Sampling(sampler, sample_number, norm_t, t_max, seed)
+        self.sampling = _Sampling(sampler, sample_number, seed)
 
     def reseed(self, seed: int) -> None:
         self.sampling.reseed(seed)
@@ -140,36 +131,37 @@ class PackedEventDataset(Dataset):
         return len(self.sample_ids) * self.repeats
 
     def __getitems__(self, indices: Sequence[int]) -> EventBatch:
-        """A padded batch of the items ``indices``: ``[B, L]`` with ``L`` the longest sampled length."""
+        """A padded batch of the items ``indices``: ``[B, sample_number]`` in the bus dtypes."""
         items = np.asarray(indices, dtype=np.int64) % len(self.sample_ids)
         recordings = self.sample_ids[items]
         starts = self.packed.offsets[recordings]
         counts = self.packed.offsets[recordings + 1] - starts
         chosen = [self.sampling.indices(int(n)) for n in counts]
         lengths = np.array([len(c) for c in chosen], dtype=np.int64)
-        length = int(lengths.max()) if len(lengths) else 0
-        valid = np.arange(length)[None, :] < lengths[:, None]
-        positions = np.concatenate([start + c for start, c in zip(starts, chosen, strict=True)]) if length else []
+        valid = np.arange(self.sampling.sample_number)[None, :] < lengths[:, None]
+        positions = np.concatenate([start + c for start, c in zip(starts, chosen, strict=True)])
         columns = self.packed.columns()
 
-        def padded(field: str) -> np.ndarray:
-            out = np.full(valid.shape, -1, dtype=np.int64)
+        def padded(field: str, dtype: type) -> np.ndarray:
+            out = np.full(valid.shape, PAD_VALUE, dtype=dtype)
             out[valid] = columns[field][positions]
             return out
 
-        t = normalize_time_batch(padded("t"), lengths, self.sampling.norm_t, self.sampling.t_max)
         return EventBatch(
-            x=torch.from_numpy(padded("x")),
-            y=torch.from_numpy(padded("y")),
-            t=torch.from_numpy(t),
-            p=torch.from_numpy(padded("p")),
+            x=torch.from_numpy(padded("x", np.int16)),
+            y=torch.from_numpy(padded("y", np.int16)),
+            t=torch.from_numpy(relative_times(padded("t", np.int64), valid)),
+            p=torch.from_numpy(padded("p", np.int8)),
             valid_mask=torch.from_numpy(valid),
             label=torch.from_numpy(self.labels[items]),
         )
 
     def __getitem__(self, index: int) -> EventSample:
+        """One sampled sequence without padding (times in µs since its first event)."""
         batch = self.__getitems__([index])
-        return EventSample(batch.x[0], batch.y[0], batch.t[0], batch.p[0], int(batch.label[0]))
+        n = int(batch.valid_mask[0].sum())
+        x, y, t, p = (field[0, :n].long() for field in (batch.x, batch.y, batch.t, batch.p))
+        return EventSample(x, y, t, p, int(batch.label[0]))
 
 
 def passthrough_collate(batch: EventBatch) -> EventBatch:

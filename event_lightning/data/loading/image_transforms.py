@@ -4,6 +4,10 @@ Pixel coordinates: pixel (row r, column c) sits at (x, y) = (c, r); the image ce
 ((W - 1) / 2, (H - 1) / 2). A 3x3 matrix M maps source pixel coordinates to destination pixel
 coordinates, ``dst(p) = src(M^-1 p)`` with bilinear sampling and zeros outside (the convention
 of OpenCV's / kornia's warp_affine and warp_perspective). Angles are in degrees, hues in radians.
+
+Everything runs where its inputs live, without host syncs: no tensors made from Python numbers,
+no data-dependent branches, and a closed-form 3x3 inverse instead of ``torch.linalg.inv`` (which
+reads its error flag on the host).
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ def perspective_matrix(angle_deg: Tensor, height: int, width: int) -> Tensor:
     one, zero = torch.ones_like(angle), torch.zeros_like(angle)
 
     def entry(value: Tensor | float) -> Tensor:
-        return torch.as_tensor(value, dtype=torch.float64, device=angle.device).expand_as(angle)
+        return value if isinstance(value, Tensor) else torch.full_like(angle, value)
 
     def matrix(rows: list[list[Tensor | float]]) -> Tensor:
         return torch.stack([torch.stack([entry(v) for v in row], -1) for row in rows], -2)
@@ -82,6 +86,20 @@ def perspective_matrix(angle_deg: Tensor, height: int, width: int) -> Tensor:
     return torch.where(is_identity[..., None, None], eye, m).float()
 
 
+def invert_3x3(matrices: Tensor) -> Tensor:
+    """Inverses of matrices [..., 3, 3] by the adjugate over the determinant (a singular matrix gives
+    inf / nan entries instead of an error, so nothing is read on the host)."""
+    (a, b, c), (d, e, f), (g, h, i) = (row.unbind(-1) for row in matrices.unbind(-2))
+    cofactors = [e * i - f * h, f * g - d * i, d * h - e * g]  # of the first row
+    adjugate = [
+        [cofactors[0], c * h - b * i, b * f - c * e],
+        [cofactors[1], a * i - c * g, c * d - a * f],
+        [cofactors[2], b * g - a * h, a * e - b * d],
+    ]
+    determinant = a * cofactors[0] + b * cofactors[1] + c * cofactors[2]
+    return torch.stack([torch.stack(row, -1) for row in adjugate], -2) / determinant[..., None, None]
+
+
 def warp_homography(images: Tensor, matrices: Tensor) -> Tensor:
     """Warp images [N, C, H, W] by matrices [N, 3, 3] (source -> destination pixel coordinates)."""
     n, _, height, width = images.shape
@@ -93,7 +111,7 @@ def warp_homography(images: Tensor, matrices: Tensor) -> Tensor:
         indexing="ij",
     )
     destination = torch.stack([xs, ys, torch.ones_like(xs)], -1).reshape(1, -1, 3)
-    inverse = torch.linalg.inv(matrices.to(device=images.device, dtype=torch.float64)).float()
+    inverse = invert_3x3(matrices.to(device=images.device, dtype=torch.float64)).float()
     source = destination.float() @ inverse.transpose(1, 2)  # [N, H*W, 3]
     source = source[..., :2] / source[..., 2:]
     # align_corners=True: -1 and +1 are the centres of the first and last pixels.

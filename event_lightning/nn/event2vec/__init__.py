@@ -22,6 +22,7 @@ from event_lightning.nn.event2vec.network import (
     Event2VecConfig,
     Event2VecEmbedding,
     Event2VecNet,
+    PostNormEncoderLayer,
     TokenClassifier,
 )
 from event_lightning.nn.event2vec.stages import (
@@ -54,6 +55,7 @@ __all__ = [
     "Neighbor1dNaiveEmbedding",
     "Neighbor2dNaiveEmbedding",
     "OffsetCoordinate",
+    "PostNormEncoderLayer",
     "SpatialDownsample",
     "Time2Vec",
     "TokenClassifier",

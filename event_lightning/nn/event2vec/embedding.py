@@ -87,7 +87,8 @@ def _offsets(n: int, dilation: int, device: torch.device) -> torch.Tensor:
 def _weighted_lookup(table: nn.Embedding, rows: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """``sum_k weights[k] * table[rows[..., k]]``: rows ``[B, L, K]`` -> ``[B, L, d]``; row 0 adds nothing."""
     # A gather then a weighted sum: faster than F.embedding_bag(per_sample_weights) on CPU and as fast on GPU.
-    return torch.einsum("blkd,k->bld", table(rows), weights.to(table.weight.dtype))
+    # Elementwise rather than einsum (a bmm): inductor's backward of that bmm breaks with a symbolic batch size.
+    return (table(rows) * weights.to(table.weight.dtype)[:, None]).sum(dim=-2)
 
 
 class SpatialDownsample(nn.Module):

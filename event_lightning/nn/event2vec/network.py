@@ -6,6 +6,11 @@ spatial downsample -> coordinate noise -> coordinate offset -> time offset -> em
 post-LN ``nn.TransformerEncoder`` with a final LayerNorm and the key-padding mask -> Linear head
 on the CLS output.
 
+Under autocast (``bf16-mixed``, ``16-mixed``) everything up to the temporal encoding runs in
+float32: the timestamps and the tokens they are added to keep their precision (in bf16 the 510
+distinct times of a 255-event sample collapse to fewer than 300).  The transformer's matmuls then
+run in the low precision, its residual stream and LayerNorms in float32.
+
 With the paper settings (``neighbor1d-naive2d-2-1``, ``add``, 36x48 grid, d 256, 16 heads, FFN 512,
 2 layers, 24 classes) the network has 1,083,370 parameters.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from event_lightning.nn.event2vec.embedding import SpatialDownsample, build_embedding
@@ -32,6 +38,7 @@ __all__ = [
     "Event2VecConfig",
     "Event2VecEmbedding",
     "Event2VecNet",
+    "PostNormEncoderLayer",
     "TokenClassifier",
 ]
 
@@ -110,7 +117,13 @@ class Event2VecEmbedding(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``x, y, p`` int ``[B, L]`` (sensor pixels, padding -1), ``t`` ``[B, L]`` (normalised), ``valid``
         bool ``[B, L]`` -> tokens ``[B, L', d]`` and their validity ``[B, L']`` (``L' = L`` unless
-        ``t_heads > 1``)."""
+        ``t_heads > 1``), float32 also under autocast."""
+        with torch.autocast(x.device.type, enabled=False):
+            return self._embed(x, y, t, p, valid)
+
+    def _embed(
+        self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, p: torch.Tensor, valid: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         y, x = self.downsample(y.long(), x.long())
         y, x = self.coordinate_noise(y, x)
         if self.offset_coordinate is not None:
@@ -127,13 +140,51 @@ class Event2VecEmbedding(nn.Module):
         return self.temporal(t, tokens), valid
 
 
+class PostNormEncoderLayer(nn.TransformerEncoderLayer):
+    """``nn.TransformerEncoderLayer`` (post-LN, batch first) that always takes the composite path.
+
+    Same parameters and state-dict keys, and the same numbers as the stock layer's training path;
+    but the stock layer switches to a fused inference kernel (``_transformer_encoder_layer_fwd``)
+    in eval mode without grad, which autocast does not cast and a compiled graph feeds bf16
+    activations with float32 weights (a dtype error at the first validation batch).  Attention is
+    :func:`F.scaled_dot_product_attention` over the packed in-projection, so the flash / memory
+    efficient kernels apply on a GPU.
+    """
+
+    def forward(
+        self,
+        src: torch.Tensor,
+        src_mask: torch.Tensor | None = None,
+        src_key_padding_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+    ) -> torch.Tensor:
+        """``src`` ``[B, L, d]``; ``src_key_padding_mask`` ``[B, L]`` additive float, -inf at ignored keys (what
+        ``nn.TransformerEncoder`` passes on) -> ``[B, L, d]``."""
+        if src_mask is not None or is_causal or self.norm_first or not self.self_attn.batch_first:
+            raise ValueError("PostNormEncoderLayer supports post-LN, batch-first layers with a key-padding mask only")
+        x = self.norm1(src + self._attention(src, src_key_padding_mask))
+        return self.norm2(x + self._ff_block(x))
+
+    def _attention(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
+        attention = self.self_attn
+        batch, length, width = x.shape
+        heads = attention.num_heads
+        qkv = F.linear(x, attention.in_proj_weight, attention.in_proj_bias)
+        q, k, v = qkv.view(batch, length, 3, heads, width // heads).permute(2, 0, 3, 1, 4).unbind(0)
+        # [B, 1, 1, L]: broadcast over heads and queries; 0 and -inf are exact in bf16 and fp16.
+        bias = None if key_padding_mask is None else key_padding_mask[:, None, None, :].to(q.dtype)
+        dropout = attention.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout)
+        return self.dropout1(attention.out_proj(out.transpose(1, 2).reshape(batch, length, width)))
+
+
 class TokenClassifier(nn.Module):
     """CLS token (zero init) + post-LN transformer encoder + final LayerNorm + Linear head."""
 
     def __init__(self, config: Event2VecConfig) -> None:
         super().__init__()
         self.class_token = nn.Parameter(torch.zeros(1, 1, config.d_model))
-        layer = nn.TransformerEncoderLayer(
+        layer = PostNormEncoderLayer(
             d_model=config.d_model,
             nhead=config.n_head,
             dim_feedforward=config.d_feedforward,

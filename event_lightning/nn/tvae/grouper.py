@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from event_lightning.nn.tvae.networks import at_least_float32
+
 GROUPER_KINDS = ("shifting", "stationary", "torus2d", "none")
 
 
@@ -120,7 +122,10 @@ class EnergyGrouper(Grouper, ABC):
         self._check(z)
         if u is None or u.shape != z.shape:
             raise ValueError(f"grouper needs u with the shape of z {tuple(z.shape)}")
-        return (z + self.mu) / torch.sqrt(self.energy(u) + self.eps)
+        # float32 also under autocast: the energy sums up to kT * kC squares (169 for 13 x 13),
+        # which bf16 would round to 3 significant digits, and t feeds every frame's likelihood.
+        with torch.autocast(z.device.type, enabled=False):
+            return (at_least_float32(z) + self.mu) / torch.sqrt(self.energy(at_least_float32(u)) + self.eps)
 
 
 class CapsuleGrouper(EnergyGrouper):

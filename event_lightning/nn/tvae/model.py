@@ -97,7 +97,14 @@ class TVAENet(nn.Module):
         return mean_z, logvar_z, mean_u, logvar_u
 
     def forward(self, x: Tensor, sample: bool = True) -> TVAEOutput:
-        """One reparameterised pass (``sample=False`` uses the posterior means)."""
+        """One reparameterised pass (``sample=False`` uses the posterior means) over frames
+        ``[N, C, H, W]`` (N = B * seq_len, sequence-major) or sequences ``[B, seq_len, C, H, W]``.
+
+        Sequences are what a compiled network should get: with B symbolic, N = B * seq_len is a
+        whole number of sequences by construction and one graph serves every batch size.
+        """
+        if x.dim() == 5:
+            x = x.flatten(0, 1)
         mean_z, logvar_z, mean_u, logvar_u = self.encode(x)
         z = mean_z + torch.exp(0.5 * logvar_z) * torch.randn_like(mean_z) if sample else mean_z
         kl_z = gaussian_kl_standard(mean_z, logvar_z)

@@ -2,6 +2,8 @@
 
 The first encoder layer (and the last decoder layer) is a convolution whose kernel covers the
 whole image, so the networks are MLPs whose weights keep the image layout, as in the reference.
+Under autocast their matrix products run in bf16 / fp16 and their outputs (posterior parameters,
+logits) come back as float32.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from torch import Tensor, nn
 _FLOAT32_EPS = torch.finfo(torch.float32).eps
 LOGIT_LIMIT = math.log((1.0 - _FLOAT32_EPS) / _FLOAT32_EPS)
 _LOG_2PI = math.log(2.0 * math.pi)
+
+
+def at_least_float32(x: Tensor) -> Tensor:
+    """``x`` widened to float32 if autocast made it bf16 / fp16; float32 and float64 pass unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 class FullImageConv2d(nn.Conv2d):
@@ -72,7 +79,8 @@ class MLPGaussianEncoder(nn.Module):
         )
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        out = self.layers(x).flatten(1)
+        # float32 also under autocast: sampling, the KL and the grouper need the precision.
+        out = at_least_float32(self.layers(x).flatten(1))
         return out[:, : self.latent_dim], out[:, self.latent_dim :]
 
 
@@ -90,7 +98,8 @@ class MLPBernoulliDecoder(nn.Module):
         )
 
     def forward(self, t: Tensor) -> Tensor:
-        return self.layers(t[:, :, None, None])
+        # float32 logits also under autocast: the summed Bernoulli likelihood needs the precision.
+        return at_least_float32(self.layers(t[:, :, None, None]))
 
 
 def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
@@ -104,8 +113,9 @@ def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
 
 def gaussian_log_prob(x: Tensor, mean: Tensor | float = 0.0, logvar: Tensor | float = 0.0) -> Tensor:
     """Elementwise log N(x; mean, exp(logvar))."""
-    logvar = torch.as_tensor(logvar, dtype=x.dtype, device=x.device)
-    return -0.5 * (_LOG_2PI + logvar + (x - mean) ** 2 * torch.exp(-logvar))
+    # A number stays a number: a tensor made from it would be a host-to-device copy in every step.
+    inverse_variance = torch.exp(-logvar) if isinstance(logvar, Tensor) else math.exp(-logvar)
+    return -0.5 * (_LOG_2PI + logvar + (x - mean) ** 2 * inverse_variance)
 
 
 def gaussian_kl_standard(mean: Tensor, logvar: Tensor) -> Tensor:
