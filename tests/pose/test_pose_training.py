@@ -9,6 +9,7 @@ import torch
 from event_lightning.cli import main
 from event_lightning.data.datasets.dhp19 import SyntheticDHP19DataModule
 from event_lightning.models.pose import PoseCNN, PoseHybridCNNRNN, PoseHybridCNNSNN, PoseRNN, PoseSNN
+from event_lightning.models.pose.base import LabelledSteps
 
 SUBJECTS = [1, 2, 13]
 SEED = int(os.environ.get("POSE_TEST_SEED", "0"))  # the short fits were checked with seeds 0, 1, 2
@@ -108,11 +109,12 @@ def test_membrane_potential_loss_targets_the_next_windows_cnn_states(data_root, 
     model.setup("fit")
     model.log = lambda *args, **kwargs: None
     model.train()
-    steps = batch["label_steps"][0]
+    labelled = LabelledSteps.of(batch["events"].shape[1], batch["landmarks"].shape[1])
+    assert list(range(labelled.n_run))[labelled.steps] == batch["label_steps"][0].tolist()
     heatmaps, _ = model.window(batch)
     final = dict(model._final_state)
-    total = model.training_loss(heatmaps, batch, steps)
-    out_loss = model._window_loss(heatmaps, batch, steps)
+    total = model.training_loss(heatmaps, batch, labelled)
+    out_loss = model._window_loss(heatmaps, batch, labelled)
     target = model.net.cnn_states(batch["cnn_input_next"])
     mp_loss = torch.stack([torch.nn.functional.mse_loss(final[k], target[k]) for k in target]).mean()
     torch.testing.assert_close(total, 0.95 * out_loss + 0.05 * mp_loss, rtol=1e-4, atol=1e-6)
