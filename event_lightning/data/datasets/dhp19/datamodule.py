@@ -54,6 +54,8 @@ class DHP19DataModule(pl.LightningDataModule):
         next_cnn_frame: training windows also carry the next window's CNN frame (the hybrid
             CNN-SNN's membrane-potential target); None = only in ``"hybrid"`` mode.
         batch_size, eval_batch_size, num_workers: loaders (eval batch defaults to batch_size).
+        pin_memory: the loaders pin their batches (page-locked), so the copy to a GPU runs
+            asynchronously; batches are small here (sparse counts and coordinates).
         exclude_recordings: stems to leave out.
         on_non_monotonic: ``"skip"`` (default; logged with a count) or ``"raise"``.
         cache_dir: optional :class:`FrameCache` folder for the sparse count entries.
@@ -86,6 +88,7 @@ class DHP19DataModule(pl.LightningDataModule):
         batch_size: int = 8,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
+        pin_memory: bool = False,
         exclude_recordings: list[str] | None = None,
         on_non_monotonic: str = "skip",
         cache_dir: str | None = None,
@@ -120,7 +123,7 @@ class DHP19DataModule(pl.LightningDataModule):
         self.test_subjects = list(test_subjects) if test_subjects is not None else list(range(13, 18))
         self.val_subjects = list(val_subjects) if val_subjects is not None else self.test_subjects
         self.stack_test_views = stack_test_views
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.eval_batch_size = eval_batch_size or batch_size
         self.exclude = list(exclude_recordings or [])
         self.on_non_monotonic, self.cache_dir = on_non_monotonic, cache_dir
@@ -176,6 +179,7 @@ class DHP19DataModule(pl.LightningDataModule):
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            pin_memory=self.pin_memory,
             drop_last=False,
             collate_fn=collate,
         )
