@@ -110,7 +110,8 @@ class PoseOverlayLogger(_PeriodicFigureCallback):
                 "PoseOverlayLogger: expected a DHP19 batch (a dict with 'cnn_input' or 'events'); "
                 f"found {type(batch).__name__}{' with keys ' + str(sorted(batch)) if isinstance(batch, dict) else ''}"
             )
-        with torch.no_grad():
+        # in the validation step's precision: the same compiled graph, the same numbers
+        with torch.no_grad(), trainer.precision_plugin.forward_context():
             predictions = pl_module.predict_step(batch, 0)
         self._pending = (writer, trainer.global_step, overlay_inputs(batch, predictions, self.n_samples))
 

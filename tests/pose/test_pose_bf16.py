@@ -28,12 +28,7 @@ from event_lightning.nn.pose.hybrid import decaying_residual
 STEPS, WIDTH = 500, 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _bf16():

@@ -40,13 +40,10 @@ MODES = {"cnn": "cnn", "snn": "sequence", "rnn": "sequence", "hybrid_cnn_snn": "
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny ops: one thread is faster on a shared 2-core machine
+def data_root(tmp_path_factory, single_thread):
     root = str(tmp_path_factory.mktemp("pose_host_syncs"))
     SyntheticDHP19DataModule(root=root, **DATA).prepare_data()
-    yield root
-    torch.set_num_threads(threads)
+    return root
 
 
 @pytest.fixture(scope="module")

@@ -18,14 +18,7 @@ from event_lightning.nn.pose import (
     xavier_init,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # Many tiny ops: on a shared 2-core machine one intra-op thread is several times faster.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _conv(k: int, c_in: int, c_out: int, bias: bool = True) -> int:

@@ -17,15 +17,6 @@ DATA = dict(subjects=SUBJECTS, duration_ms=800, camera_views=[3], cnn_event_coun
 
 
 @pytest.fixture(scope="module")
-def single_thread():
-    # Many tiny ops: on a shared 2-core machine one intra-op thread is several times faster.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
 def data_root(tmp_path_factory, single_thread):
     root = tmp_path_factory.mktemp("synthetic_dhp19")
     SyntheticDHP19DataModule(root=str(root), synthetic_cameras=[2, 3], **DATA).prepare_data()

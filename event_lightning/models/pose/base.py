@@ -15,13 +15,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from event_lightning.metrics.mpjpe import MPJPE
 from event_lightning.metrics.triangulation import triangulate
 from event_lightning.models.base import CompilableModule
-from event_lightning.nn.pose.convlstm import LSTMUpdate
 from event_lightning.nn.pose.heatmaps import argmax_decode, render_heatmaps
-from event_lightning.nn.pose.lif import DecayInputLIFCell
 from event_lightning.nn.pose.snn_unet import SpikingConvBN
-
-# Parameter-free step cells of the recurrent networks: compiled with dynamic shapes.
-_POINTWISE_CELLS = (DecayInputLIFCell, LSTMUpdate)
 
 # Per-view entries of a batch with stacked camera views ([B, V, ...]).
 _VIEW_KEYS = (
@@ -248,14 +243,9 @@ class _PoseModule(CompilableModule, ABC):
     def on_test_epoch_end(self) -> None:
         self._epoch_end("test")
 
-    def configure_model(self) -> None:
-        # As CompilableModule, with dynamic shapes for the pointwise step cells, which see every
-        # layer's shape; a network compiled whole marks its batch dimension dynamic where it is
-        # called (PoseCNN.forward), so the last, smaller batch of an epoch does not recompile.
-        if self.compile_networks and not self._compiled:
-            for module in self.compile_targets():
-                module.compile(dynamic=True if isinstance(module, _POINTWISE_CELLS) else None)
-            self._compiled = True
+    def compile_targets(self) -> list[nn.Module]:
+        """What ``compile: true`` compiles: what the network names (its step cells, or itself)."""
+        return self.net.compile_targets()
 
     def on_after_backward(self) -> None:
         average_running_stats(self, self.trainer)

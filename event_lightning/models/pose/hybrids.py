@@ -94,9 +94,6 @@ class _HybridModule(_SequencePoseModule):
             log.warning("hybrid pose model: no cnn_checkpoint given; the frozen CNN keeps its random weights")
         self._pretrained_loaded = True
 
-    def compile_targets(self) -> list[nn.Module]:
-        return self.net.compile_targets()
-
     def dense_layers(self) -> list[nn.Module]:
         modules = [*self.net.cnn.modules(), *self.net.heads.modules()]
         return [m for m in modules if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]

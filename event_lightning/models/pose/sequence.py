@@ -38,7 +38,8 @@ class _SequencePoseModule(_PoseModule):
         heatmaps, _ = self.window(batch)
         loss = self.training_loss(heatmaps, batch, labelled)
         pred = self.decode(heatmaps[labelled.steps]).transpose(0, 1)
-        self.log("train/mpjpe", _batch_error(pred, batch["landmarks"], self._scale(batch)), prog_bar=True)
+        error = _batch_error(pred, batch["landmarks"][:, : labelled.count], self._scale(batch))
+        self.log("train/mpjpe", error, prog_bar=True)
         return loss
 
     def training_loss(self, heatmaps: Tensor, batch: dict[str, Any], labelled: LabelledSteps) -> Tensor:
@@ -107,9 +108,6 @@ class PoseSNN(_SequencePoseModule):
     def window(self, batch: dict[str, Any], n_steps: int | None = None) -> tuple[Tensor, Tensor | None]:
         return self.net(self._sequence(batch, n_steps)).out, None
 
-    def compile_targets(self) -> list[nn.Module]:
-        return self.net.compile_targets()
-
     def spiking_layers(self) -> dict[str, SpikingConvBN]:
         return self.net.spiking_layers()
 
@@ -148,9 +146,6 @@ class PoseRNN(_SequencePoseModule):
         self.save_hyperparameters()
         self.net = RecurrentPoseUNet(in_channels, n_joints, base_channels, num_encoders, num_residual_blocks)
         xavier_init(self.net, head=self.net.pred[0], head_div=head_weight_div)
-
-    def compile_targets(self) -> list[nn.Module]:
-        return self.net.compile_targets()
 
     def window(self, batch: dict[str, Any], n_steps: int | None = None) -> tuple[Tensor, Tensor | None]:
         return self.net.window(self._sequence(batch, n_steps))[0], None

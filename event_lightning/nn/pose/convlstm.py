@@ -39,17 +39,19 @@ class LSTMState(NamedTuple):
 class LSTMUpdate(nn.Module):
     """The pointwise part of a ConvLSTM step: gate pre-activations and the old cell -> the new state.
 
-    ``forward(gates [B, 4C, H, W], cell [B, C, H, W]) -> LSTMState``, computed in the cell's dtype
-    (float32 under autocast: the gates come out of a bf16 conv). No parameters, the same graph for
-    every encoder and every step: this is what ``compile: true`` compiles in the RNNs.
+    ``forward(gates [B, 4, N], cell [B, 1, N]) -> (hidden, cell)``, each ``[B, 1, N]`` with
+    ``N = C * H * W`` (the input, forget, output and candidate gates in that order along the second
+    axis), computed in the cell's dtype (float32 under autocast: the gates come out of a bf16 conv).
+    No parameters, the same graph for every encoder and every step: this is what ``compile: true``
+    compiles in the RNNs.
     """
 
     def forward(self, gates: Tensor, cell: Tensor) -> LSTMState:
         gates = gates.to(torch.promote_types(gates.dtype, cell.dtype))
-        gate_in, gate_forget, gate_out, candidate = gates.chunk(4, 1)
-        cell = torch.sigmoid(gate_forget) * cell + torch.sigmoid(gate_in) * torch.tanh(candidate)
+        gate_in, gate_forget, gate_out, candidate = gates.unbind(1)
+        cell = torch.sigmoid(gate_forget) * cell[:, 0] + torch.sigmoid(gate_in) * torch.tanh(candidate)
         hidden = torch.sigmoid(gate_out) * torch.tanh(cell)
-        return LSTMState(hidden, cell)
+        return LSTMState(hidden.unsqueeze(1), cell.unsqueeze(1))
 
 
 class ConvLSTMCell(nn.Module):
@@ -63,7 +65,15 @@ class ConvLSTMCell(nn.Module):
 
     def forward(self, x: Tensor, state: LSTMState) -> LSTMState:
         """``x [B, C_in, H, W]`` and the previous state -> the new state (in the state's dtype)."""
-        return self.update(self.gates(torch.cat([x, state.hidden], 1)), state.cell)
+        gates = self.gates(torch.cat([x, state.hidden], 1))
+        # the update sees [B, 4, N] and [B, 1, N]: the batch and N dynamic, the 4 gates static, so
+        # no size of one encoder's (C, H, W) is guarded and one graph serves every encoder
+        gates, cell = gates.view(gates.shape[0], 4, -1), state.cell.reshape(gates.shape[0], 1, -1)
+        for tensor in (gates, cell):
+            torch._dynamo.maybe_mark_dynamic(tensor, 0)
+            torch._dynamo.maybe_mark_dynamic(tensor, 2)
+        hidden, cell = self.update(gates, cell)
+        return LSTMState(hidden.view_as(state.cell), cell.view_as(state.cell))
 
 
 def _conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int) -> nn.Sequential:
@@ -119,7 +129,6 @@ class RecurrentPoseUNet(nn.Module):
     ) -> None:
         super().__init__()
         c = base_channels
-        self.base_channels, self.num_encoders = c, num_encoders
         self.head = nn.Sequential(nn.Conv2d(in_channels, c, 5, padding=2), nn.ReLU(inplace=True))
         widths = [c * 2 ** (k + 1) for k in range(num_encoders)]
         self.encoders = nn.ModuleList(_Encoder(w // 2, w) for w in widths)
@@ -150,7 +159,8 @@ class RecurrentPoseUNet(nn.Module):
         """Zero float32 states for inputs ``x [B, C_in, H, W]`` (encoder ``k`` at ``H / 2^(k+1)``).
 
         They require grad in grad mode, like every later state (which depends on the weights), so
-        the compiled step sees one kind of state at every step and keeps a single training graph.
+        the compiled LSTM update sees one kind of state at every step and keeps a single training
+        graph.
         """
         dtype, grad = at_least_float32(x.dtype), torch.is_grad_enabled()
         height, width, states = x.shape[-2], x.shape[-1], []

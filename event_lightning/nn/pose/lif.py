@@ -36,7 +36,6 @@ __all__ = [
     "DecayInputLIFCell",
     "LIFParams",
     "atan_spike",
-    "initial_state",
     "leaky_integrate",
     "lif_multistep",
     "lif_step",
@@ -101,7 +100,7 @@ def lif_step(x: Tensor, v: Tensor, params: LIFParams) -> tuple[Tensor, Tensor]:
     return s, v - (s.detach() if params.detach_reset else s) * params.v_threshold
 
 
-def initial_state(currents: Tensor) -> Tensor:
+def _zero_state(currents: Tensor) -> Tensor:
     """A zero state ``[...]`` for ``currents [T, ...]``.
 
     It requires grad when the currents do, like every later state (which depends on them), so a
@@ -134,12 +133,17 @@ def lif_multistep(
     """
     params = params or LIFParams()
     step = cell or functools.partial(lif_step, params=params)
-    v = initial_state(x_seq) if v0 is None else v0.to(at_least_float32(x_seq.dtype))
+    # The step is pointwise: it runs on flat [N] vectors, one dynamic dimension for every layer's
+    # shape, so a compiled cell has one graph (no size of one layer's shape is guarded).
+    flat = x_seq.reshape(x_seq.shape[0], -1)
+    v = _zero_state(flat) if v0 is None else v0.reshape(-1).to(at_least_float32(x_seq.dtype))
+    torch._dynamo.maybe_mark_dynamic(v, 0)
     spikes = []
-    for x in x_seq:
+    for x in flat:
+        torch._dynamo.maybe_mark_dynamic(x, 0)
         s, v = step(x, v)
         spikes.append(s)
-    return torch.stack(spikes), v
+    return torch.stack(spikes).view(x_seq.shape), v.view(x_seq.shape[1:])
 
 
 def leaky_integrate(x_seq: Tensor, tau: float, v0: Tensor | None = None) -> Tensor:

@@ -88,6 +88,10 @@ class PoseUNetCNN(nn.Module):
         self.up5 = _Up(2 * c, c)
         self.head = nn.Conv2d(c, n_joints, 3, padding=1)
 
+    def compile_targets(self) -> list[nn.Module]:
+        """What ``compile: true`` compiles: the whole network (it has no time loop)."""
+        return [self]
+
     def feature_channels(self) -> dict[str, int]:
         """Channels of every entry of :data:`CNN_FEATURES`."""
         c = self.base_channels
