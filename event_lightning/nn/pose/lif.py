@@ -134,9 +134,15 @@ def lif_multistep(
     params = params or LIFParams()
     step = cell or functools.partial(lif_step, params=params)
     # The step is pointwise: it runs on flat [N] vectors, one dynamic dimension for every layer's
-    # shape, so a compiled cell has one graph (no size of one layer's shape is guarded).
+    # shape, so a compiled cell has one graph. The steps x are views into the tensor that holds
+    # x_seq, whose sizes the graph sees through x._base: they are dynamic too. v is never a view
+    # (a copy of v0), so every step passes the same kind of state.
+    base = x_seq if x_seq._base is None else x_seq._base
+    for dim in range(base.dim()):
+        torch._dynamo.maybe_mark_dynamic(base, dim)
     flat = x_seq.reshape(x_seq.shape[0], -1)
-    v = _zero_state(flat) if v0 is None else v0.reshape(-1).to(at_least_float32(x_seq.dtype))
+    dtype = at_least_float32(x_seq.dtype)
+    v = _zero_state(flat) if v0 is None else v0.reshape(-1).to(dtype, copy=True)
     torch._dynamo.maybe_mark_dynamic(v, 0)
     spikes = []
     for x in flat:
