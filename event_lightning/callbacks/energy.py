@@ -18,6 +18,15 @@ The monitored model exposes ``spiking_layers() -> {name: block with .conv and .l
 chosen stages only and everything is logged at the end of each such epoch:
 ``{stage}/firing_rate/{layer}``, ``{stage}/firing_rate_mean``, ``{stage}/synops_per_sample``,
 ``{stage}/dense_macs_per_sample``, ``{stage}/energy_mj_per_sample``, ``{stage}/power_w``.
+Under DDP the counts of all ranks are summed first.
+
+Counting never makes a step wait on the device: spike counts are summed on the device and read
+back at the end of the epoch; MACs follow from shapes (host integers). Nothing runs inside a
+compiled graph: the spike hooks sit on the LIF layers, whose time loop is eager around the
+compiled step cell, and dense convolutions inside a module that ``compile: true`` compiled are
+not hooked (a hook would be traced into its graph, with guards on this callback's state):
+instead the module's compiled call is wrapped, and the MACs of one call are measured once per
+input shape by running the module eagerly on fake tensors (shapes only, no arithmetic).
 """
 
 from __future__ import annotations
@@ -26,9 +35,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from torch import Tensor, nn
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.func import functional_call
+from torch.utils._pytree import tree_leaves, tree_map_only
 
-__all__ = ["EnergyModel", "SpikeEnergyMonitor", "conv_macs", "energy_report"]
+__all__ = ["EnergyModel", "SpikeEnergyMonitor", "conv_macs", "energy_report", "fake_conv_macs"]
 
 
 def conv_macs(module: nn.Module, inputs: Tensor, output: Tensor) -> int:
@@ -62,11 +75,70 @@ def energy_report(
 
 @dataclass
 class _Tally:
-    spikes: dict[str, Tensor] = field(default_factory=dict)  # layer -> [T] spike sums
+    spikes: dict[str, Tensor] = field(default_factory=dict)  # layer -> [T] spike sums, float64 on the device
     neurons: dict[str, int] = field(default_factory=dict)  # layer -> neurons per sample
     macs: dict[str, int] = field(default_factory=dict)  # layer -> dense MACs per sample per step
     dense_macs: int = 0
     samples: int = 0
+
+
+def _shapes(tree: Any) -> tuple:
+    """The shapes of the tensors in a call's arguments (what the MACs of the call depend on)."""
+    return tuple(tuple(leaf.shape) for leaf in tree_leaves(tree) if isinstance(leaf, Tensor))
+
+
+def fake_conv_macs(module: nn.Module, convs: list[nn.Module], args: tuple, kwargs: dict) -> int:
+    """Dense MACs of the ``convs`` in one call ``module(*args, **kwargs)``, on fake tensors.
+
+    The call runs eagerly with fake copies of the arguments, parameters and buffers, so only
+    shapes are computed and nothing of the module is touched (BatchNorm statistics included).
+    """
+    total = 0
+
+    def hook(conv: nn.Module, inputs: tuple, output: Tensor) -> None:
+        nonlocal total
+        total += conv_macs(conv, inputs[0], output)
+
+    handles = [conv.register_forward_hook(hook) for conv in convs]
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True) as mode, torch.compiler.set_stance("force_eager"):
+            state = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+            fake_state = {name: mode.from_tensor(tensor) for name, tensor in state.items()}
+            fake_args, fake_kwargs = tree_map_only(Tensor, mode.from_tensor, (args, kwargs))
+            functional_call(module, fake_state, fake_args, fake_kwargs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total
+
+
+class _CompiledCallCounter:
+    """Stands in for a compiled module's call: counts its dense MACs, then runs the compiled code.
+
+    ``nn.Module.compile`` stores the compiled call in ``_compiled_call_impl``; this wraps it (and
+    :meth:`remove` puts it back), measuring each new input shape with :func:`fake_conv_macs`
+    while the module runs uncompiled.
+    """
+
+    def __init__(self, module: nn.Module, convs: list[nn.Module], count: Any) -> None:
+        self.module, self.convs, self.count = module, convs, count
+        self.compiled = module._compiled_call_impl
+        self.macs: dict[tuple, int] = {}
+        module._compiled_call_impl = self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        key = _shapes((args, kwargs))
+        if key not in self.macs:
+            self.module._compiled_call_impl = None
+            try:
+                self.macs[key] = fake_conv_macs(self.module, self.convs, args, kwargs)
+            finally:
+                self.module._compiled_call_impl = self
+        self.count(self.macs[key])
+        return self.compiled(*args, **kwargs)
+
+    def remove(self) -> None:
+        self.module._compiled_call_impl = self.compiled
 
 
 class SpikeEnergyMonitor(pl.Callback):
@@ -92,7 +164,7 @@ class SpikeEnergyMonitor(pl.Callback):
         self.model = EnergyModel(pj_per_ac, pj_per_mac)
         self.samples_per_second = samples_per_second
         self.stages = list(stages) if stages is not None else ["val", "test"]
-        self._handles: list[Any] = []
+        self._removers: list[Any] = []
         self._tallies: dict[str, _Tally] = {}
         self._active: list[str] = []  # stage stack: validation runs inside a training epoch
         self.last: dict[str, dict[str, float]] = {}
@@ -104,57 +176,61 @@ class SpikeEnergyMonitor(pl.Callback):
             raise TypeError(
                 f"SpikeEnergyMonitor needs spiking_layers() and dense_layers() on {type(pl_module).__name__}"
             )
-        self._remove_hooks()
+
+    def _install(self, pl_module: pl.LightningModule) -> None:
+        """Hook the model once per run, after ``configure_model`` has compiled what it compiles."""
+        if self._removers:
+            return
         for name, block in pl_module.spiking_layers().items():
-            self._handles.append(block.lif.register_forward_hook(self._spike_hook(name)))
-            self._handles.append(block.conv.register_forward_hook(self._conv_hook(name)))
-        for conv in pl_module.dense_layers():
-            self._handles.append(conv.register_forward_hook(self._dense_hook))
+            self._removers.append(block.lif.register_forward_hook(self._spike_hook(name, block.conv)).remove)
+        dense = pl_module.dense_layers()
+        compile_targets = pl_module.compile_targets() if hasattr(pl_module, "compile_targets") else []
+        for unit in compile_targets:
+            inside = [m for m in unit.modules() if any(m is conv for conv in dense)]
+            if inside and unit._compiled_call_impl is not None:
+                self._removers.append(_CompiledCallCounter(unit, inside, self._add_dense).remove)
+                dense = [conv for conv in dense if not any(conv is m for m in inside)]
+        for conv in dense:
+            self._removers.append(conv.register_forward_hook(self._dense_hook).remove)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self._remove_hooks()
-
-    def _remove_hooks(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        for remove in self._removers:
+            remove()
+        self._removers = []
 
     def _current(self) -> _Tally | None:
         return self._tallies.get(self._active[-1]) if self._active else None
 
-    def _spike_hook(self, name: str):
+    def _spike_hook(self, name: str, conv: nn.Module):
         def hook(module: nn.Module, args: tuple, output: tuple[Tensor, Tensor]) -> None:
             tally = self._current()
             if tally is None:
                 return
             spikes = output[0].detach()  # the LIF returns (spikes [T, B, C, H, W], v_last)
-            per_step = spikes.flatten(1).sum(1).double().cpu()
+            per_step = spikes.flatten(1).sum(1, dtype=torch.float64)  # stays on the device
             previous = tally.spikes.get(name)
             if previous is not None and previous.shape != per_step.shape:
                 raise ValueError(f"SpikeEnergyMonitor: {name} ran {per_step.numel()} steps, earlier {previous.numel()}")
             tally.spikes[name] = per_step if previous is None else previous + per_step
-            tally.neurons[name] = int(spikes[0, 0].numel())
-
-        return hook
-
-    def _conv_hook(self, name: str):
-        def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
-            tally = self._current()
-            if tally is not None:
-                # The spiking blocks run their conv on all T * B images at once: one image is one
-                # sample-step.
-                tally.macs[name] = conv_macs(module, args[0][:1], output[:1])
+            neurons = spikes[0, 0].numel()
+            tally.neurons[name] = neurons
+            # the conv feeding this layer, per sample-step: its output is one sample's currents
+            tally.macs[name] = neurons * conv.in_channels // conv.groups * conv.kernel_size[0] * conv.kernel_size[1]
 
         return hook
 
     def _dense_hook(self, module: nn.Module, args: tuple, output: Tensor) -> None:
+        self._add_dense(conv_macs(module, args[0], output))
+
+    def _add_dense(self, macs: int) -> None:
         tally = self._current()
         if tally is not None:
-            tally.dense_macs += conv_macs(module, args[0], output)
+            tally.dense_macs += macs
 
     # ------------------------------------------------------------------ stages
 
-    def _begin(self, stage: str) -> None:
+    def _begin(self, pl_module: pl.LightningModule, stage: str) -> None:
+        self._install(pl_module)
         if stage in self.stages:
             self._tallies[stage] = _Tally()
             self._active.append(stage)
@@ -170,14 +246,17 @@ class SpikeEnergyMonitor(pl.Callback):
         self._tallies[stage].samples += int(batch[key].shape[0]) * views
 
     def report(self, stage: str) -> dict[str, float]:
-        """Rates, operations and energy of the samples ``stage`` has seen in its current epoch."""
+        """Rates, operations and energy of the samples ``stage`` has seen in its current epoch (this process)."""
         tally = self._tallies.get(stage)
-        if tally is None or tally.samples == 0:
+        return {} if tally is None else self._report(tally)
+
+    def _report(self, tally: _Tally) -> dict[str, float]:
+        if tally.samples == 0:
             return {}
         out: dict[str, float] = {}
         synops, rates = 0.0, []
         for name, spikes in tally.spikes.items():
-            rate = spikes / (tally.samples * tally.neurons[name])  # [T] per-step rate
+            rate = spikes.cpu() / (tally.samples * tally.neurons[name])  # [T] per-step rate
             out[f"firing_rate/{name}"] = float(rate.mean())
             rates.append(float(rate.mean()))
             synops += float(rate.sum()) * tally.macs.get(name, 0)
@@ -189,38 +268,50 @@ class SpikeEnergyMonitor(pl.Callback):
         out.update(energy_report(synops, dense, self.samples_per_second, self.model))
         return out
 
-    def _finish(self, pl_module: pl.LightningModule, stage: str) -> None:
+    @staticmethod
+    def _all_ranks(trainer: pl.Trainer, tally: _Tally) -> _Tally:
+        """The tally summed over DDP ranks (every rank runs the same layers in the same order)."""
+        if trainer.world_size == 1:
+            return tally
+        counts = torch.tensor(
+            [tally.dense_macs, tally.samples], dtype=torch.float64, device=trainer.strategy.root_device
+        )
+        dense_macs, samples = trainer.strategy.reduce(counts, reduce_op="sum").tolist()
+        spikes = {name: trainer.strategy.reduce(s.clone(), reduce_op="sum") for name, s in tally.spikes.items()}
+        return _Tally(spikes, dict(tally.neurons), dict(tally.macs), int(dense_macs), int(samples))
+
+    def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage not in self.stages:
             return
         if self._active and self._active[-1] == stage:
             self._active.pop()
-        self.last[stage] = self.report(stage)
+        self.last[stage] = self._report(self._all_ranks(trainer, self._tallies[stage]))
         for key, value in self.last[stage].items():
             pl_module.log(f"{stage}/{key}", value)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._begin("train")
+        self._begin(pl_module, "train")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._count(batch, "train")
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._finish(pl_module, "train")
+        self._finish(trainer, pl_module, "train")
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._begin("val")
+        self._begin(pl_module, "val")
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         self._count(batch, "val")
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._finish(pl_module, "val")
+        self._finish(trainer, pl_module, "val")
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._begin("test")
+        self._begin(pl_module, "test")
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         self._count(batch, "test")
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._finish(pl_module, "test")
+        self._finish(trainer, pl_module, "test")

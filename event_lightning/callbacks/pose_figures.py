@@ -17,24 +17,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from matplotlib.figure import Figure
+from torch import Tensor
 
 from event_lightning.callbacks.tensorboard_figures.periodic import _PeriodicFigureCallback
 from event_lightning.viz.pose import plot_pose_overlay
 
-__all__ = ["PoseOverlayLogger", "pose_overlay_figures"]
+__all__ = ["PoseOverlayLogger", "overlay_inputs", "pose_overlay_figures"]
 
 
-def _grid_pixels(crop_xy: np.ndarray, scale: float) -> np.ndarray:
-    """Crop pixels (what ``predict`` writes) -> the grid pixels of the model's input frames."""
-    return (crop_xy - (scale - 1) / 2) / scale
-
-
-def pose_overlay_figures(batch: dict[str, Any], predictions: dict[str, Any], n_samples: int) -> list[Figure]:
-    """One overlay per sample: the last predicted step against its label, over the input events.
+def overlay_inputs(batch: dict[str, Any], predictions: dict[str, Any], n_samples: int) -> dict[str, Tensor]:
+    """What the overlays of the first ``n_samples`` samples draw, left on the batch's device.
 
     Args:
         batch: a DHP19 batch (``cnn_input [B, C, H, W]`` and ``cnn_landmarks [B, J, 2]`` for the
@@ -42,41 +37,59 @@ def pose_overlay_figures(batch: dict[str, Any], predictions: dict[str, Any], n_s
             models; grid pixels). With stacked views the first view is drawn.
         predictions: what the model's ``predict_step`` returned (``joints_2d`` in crop pixels).
         n_samples: how many samples of the batch to draw.
+
+    Returns:
+        ``background [N, P, H, W]`` (the window's events, or the CNN frame summed to one channel),
+        ``predicted [N, J, 2]`` (the last step's estimate) and ``reference [N, J, 2]`` (its label),
+        in grid pixels.
     """
     if "joints_2d" not in predictions:
         raise ValueError(f"PoseOverlayLogger: predict_step returned {sorted(predictions)}, expected 'joints_2d'")
-    scale = float(torch.as_tensor(batch.get("pixel_scale", 1.0)).flatten()[0])
-    stacked = torch.as_tensor(batch["projection"]).ndim == 4 if "projection" in batch else False
-    joints = predictions["joints_2d"].detach().cpu().numpy()
-    if stacked:
-        joints = joints[:, 0]  # first view
-    sequence = "events" in batch
-    if sequence:
+    scale = batch["pixel_scale"].flatten()[0] if "pixel_scale" in batch else 1.0
+    stacked = "projection" in batch and batch["projection"].ndim == 4
+    joints = predictions["joints_2d"][:, 0] if stacked else predictions["joints_2d"]  # first view
+    if "events" in batch:
         events = batch["events"][:, 0] if stacked else batch["events"]  # [B, T, P, H, W]
         labels = batch["landmarks"][:, 0] if stacked else batch["landmarks"]  # [B, L, J, 2]
-        background = events.sum(1)  # the window's events, [B, P, H, W]
-        predicted = joints[:, -1]  # the last step's estimate
-        reference = labels[:, -1]
+        background, predicted, reference = events.sum(1), joints[:, -1], labels[:, -1]
     else:
         frames = batch["cnn_input"][:, 0] if stacked else batch["cnn_input"]  # [B, C, H, W]
-        background = frames.sum(1, keepdim=True)
-        predicted = joints
+        background, predicted = frames.sum(1, keepdim=True), joints
         reference = batch["cnn_landmarks"][:, 0] if stacked else batch["cnn_landmarks"]
-    figures = []
-    for i in range(min(n_samples, len(predicted))):
-        figures.append(
-            plot_pose_overlay(
-                background[i].detach().cpu().float().numpy(),
-                _grid_pixels(predicted[i], scale),
-                reference=torch.as_tensor(reference[i]).detach().cpu().numpy(),
-                title=f"sample {i}: prediction (solid), label (dashed)",
-            )
+    grid = (predicted - (scale - 1) / 2) / scale  # crop pixels (what predict writes) -> grid pixels
+    return {
+        "background": background[:n_samples].detach(),
+        "predicted": grid[:n_samples].detach(),
+        "reference": reference[:n_samples].detach(),
+    }
+
+
+def draw_overlays(inputs: dict[str, Tensor]) -> list[Figure]:
+    """One overlay per sample of :func:`overlay_inputs` (read back to the host here)."""
+    host = {key: value.cpu().float().numpy() for key, value in inputs.items()}
+    return [
+        plot_pose_overlay(
+            host["background"][i],
+            host["predicted"][i],
+            reference=host["reference"][i],
+            title=f"sample {i}: prediction (solid), label (dashed)",
         )
-    return figures
+        for i in range(len(host["predicted"]))
+    ]
+
+
+def pose_overlay_figures(batch: dict[str, Any], predictions: dict[str, Any], n_samples: int) -> list[Figure]:
+    """One overlay per sample: the last predicted step against its label, over the input events
+    (arguments as :func:`overlay_inputs`)."""
+    return draw_overlays(overlay_inputs(batch, predictions, n_samples))
 
 
 class PoseOverlayLogger(_PeriodicFigureCallback):
     """Log predicted and labelled skeletons of the first validation batch (``add_image`` under ``tag``).
+
+    On the first validation batch of a logging epoch the model predicts on the device and what
+    the overlays need is kept there; the figures are drawn and written at the end of the
+    validation epoch, so the batch hook never waits for the GPU.
 
     Args:
         every_n_epochs: log on validation epochs ``0, n, 2n, ...``.
@@ -89,6 +102,7 @@ class PoseOverlayLogger(_PeriodicFigureCallback):
         if n_samples < 1:
             raise ValueError(f"PoseOverlayLogger: n_samples must be >= 1, found {n_samples}")
         self.n_samples, self.tag = n_samples, tag
+        self._pending: tuple[Any, int, dict[str, Tensor]] | None = None
 
     def _log_first_batch(self, writer: Any, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any) -> None:
         if not isinstance(batch, dict) or not ({"cnn_input", "events"} & set(batch)):
@@ -96,7 +110,15 @@ class PoseOverlayLogger(_PeriodicFigureCallback):
                 "PoseOverlayLogger: expected a DHP19 batch (a dict with 'cnn_input' or 'events'); "
                 f"found {type(batch).__name__}{' with keys ' + str(sorted(batch)) if isinstance(batch, dict) else ''}"
             )
-        with torch.no_grad():
+        # in the validation step's precision: the same compiled graph, the same numbers
+        with torch.no_grad(), trainer.precision_plugin.forward_context():
             predictions = pl_module.predict_step(batch, 0)
-        for i, fig in enumerate(pose_overlay_figures(batch, predictions, self.n_samples)):
-            self._log(writer, f"{self.tag}/sample_{i}", fig, trainer.global_step)
+        self._pending = (writer, trainer.global_step, overlay_inputs(batch, predictions, self.n_samples))
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._pending is None:
+            return
+        writer, step, inputs = self._pending
+        self._pending = None
+        for i, fig in enumerate(draw_overlays(inputs)):
+            self._log(writer, f"{self.tag}/sample_{i}", fig, step)

@@ -11,6 +11,9 @@ Conventions of the DHP19 files (hybrid_pose spec §3):
 Triangulation casts a ray per view from the camera centre through ``pinv(P) @ (u, v', 1)``
 (dehomogenised) and returns the least-squares intersection of the rays, i.e. the point
 minimising the summed squared distances, from ``sum_i (I - d_i d_i^T) x = sum_i (I - d_i d_i^T) c_i``.
+Both the pseudo-inverse (``P^T (P P^T)^-1`` of the full-rank 3x4 ``P``) and the 3x3 systems are
+solved without the error checks that read a status flag back to the host (``solve_ex``), so
+triangulating in a validation step never waits on the GPU; failed points come out NaN.
 """
 
 from __future__ import annotations
@@ -64,6 +67,12 @@ def crop_to_image_plane(
     return torch.stack([u, v], -1)
 
 
+def _pseudo_inverse(projections: Tensor) -> Tensor:
+    """``pinv(P) = P^T (P P^T)^-1`` of full-row-rank ``[V, 3, 4]`` matrices -> ``[V, 4, 3]``."""
+    gram = projections @ projections.transpose(-1, -2)
+    return torch.linalg.solve_ex(gram, projections, check_errors=False)[0].transpose(-1, -2)
+
+
 def triangulate(
     crop_xy: Tensor,
     projections: Tensor,
@@ -91,7 +100,7 @@ def triangulate(
     batch_shape = crop_xy.shape[1:-1]
     plane = crop_to_image_plane(crop_xy.to(dtype), sensor_height, crop_offset).reshape(views, -1, 2)
     homogeneous = torch.cat([plane, torch.ones_like(plane[..., :1])], -1)
-    back = (torch.linalg.pinv(projections.to(dtype)).unsqueeze(1) @ homogeneous.unsqueeze(-1)).squeeze(-1)
+    back = (_pseudo_inverse(projections.to(dtype)).unsqueeze(1) @ homogeneous.unsqueeze(-1)).squeeze(-1)
     on_ray = back[..., :3] / back[..., 3:]
     centre = centres.to(dtype).unsqueeze(1)
     direction = on_ray - centre
@@ -103,6 +112,6 @@ def triangulate(
     finite = torch.isfinite(lhs).all((-1, -2)) & torch.isfinite(rhs).all(-1)
     safe_lhs = torch.where(finite[:, None, None], lhs, eye)
     safe_rhs = torch.where(finite[:, None], rhs, torch.zeros_like(rhs))
-    points = torch.linalg.solve(safe_lhs, safe_rhs)
+    points = torch.linalg.solve_ex(safe_lhs, safe_rhs.unsqueeze(-1), check_errors=False)[0].squeeze(-1)
     points = torch.where(finite[:, None], points, torch.full_like(points, float("nan")))
     return points.reshape(*batch_shape, 3)

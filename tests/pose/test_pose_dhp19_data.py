@@ -28,6 +28,7 @@ from event_lightning.events.formats.dhp19_h5 import (
 from event_lightning.events.represent.frames import to_frame
 from event_lightning.events.represent.histogram import stacked_histogram
 from event_lightning.metrics.triangulation import CAMERA_TO_P_INDEX, project_to_crop, triangulate
+from event_lightning.models.pose.base import LabelledSteps
 
 CONFIG = SyntheticDHP19Config(subjects=(1, 13), duration_ms=600, cameras=(2, 3), seed=3)
 
@@ -137,6 +138,18 @@ def test_landmarks_are_pooled_and_out_of_crop_joints_are_nan(root):
     out = crop.landmarks(points, projection)
     np.testing.assert_allclose(out[0, 0], [(50 - 34) / 8, (260 - 200 - 2) / 8])
     assert np.isnan(out[0, 1]).all() and np.isnan(out[0, 2]).all()
+
+
+@pytest.mark.parametrize("bin_ms", [10, 5, 2])
+@pytest.mark.parametrize("window_ms", [100, 200])
+@pytest.mark.parametrize("eval_steps", [None, 1, 7, 10, 15, 100])
+def test_models_find_the_labelled_steps_from_the_shapes_as_the_sampling_places_them(bin_ms, window_ms, eval_steps):
+    sampling = DHP19Sampling(mode="sequence", bin_ms=bin_ms, window_ms=window_ms)
+    labelled = LabelledSteps.of(sampling.n_steps, sampling.n_labels, eval_steps)
+    steps = sampling.label_steps
+    expected = steps if eval_steps is None else steps[steps < eval_steps]
+    assert list(range(sampling.n_steps))[labelled.steps] == expected.tolist()
+    assert labelled.count == len(expected) and labelled.n_run == (expected[-1] + 1 if len(expected) else 0)
 
 
 def test_200hz_windows_label_every_second_step():

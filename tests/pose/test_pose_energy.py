@@ -3,6 +3,7 @@
 import pytest
 import pytorch_lightning as pl
 import torch
+from torch._dynamo.utils import counters
 from torch.utils.data import DataLoader
 
 from event_lightning.callbacks.energy import EnergyModel, SpikeEnergyMonitor, energy_report
@@ -117,6 +118,25 @@ def test_dense_macs_of_the_cnn_and_its_power_at_100_hz():
     assert metrics["val/power_w"] == pytest.approx(expected * 1.645e-12 * 100)
     assert "val/firing_rate_mean" not in metrics
     assert monitor.last["val"]["energy_mj_per_sample"] == pytest.approx(expected * 1.645e-9)
+
+
+def test_dense_macs_of_a_compiled_cnn_are_counted_outside_its_graph():
+    """The compiled UNet's convolutions are not hooked (hooks would be traced into the graph, with
+    guards on the monitor's state): its calls are counted, measured once on fake tensors."""
+    torch._dynamo.reset()
+    counters.clear()
+    model = PoseCNN(base_channels=4).eval()
+    model.net.compile(backend="eager")  # dynamo without inductor: what is traced, quickly
+    model._compiled = True
+    monitor = SpikeEnergyMonitor(pj_per_mac=1.645, samples_per_second=100.0)
+    samples = _samples(5, 2, 32, seed=2)  # batches of 2, 2 and 1
+    metrics = _validate(model, samples, monitor)
+    assert metrics["val/dense_macs_per_sample"] == pytest.approx(_cnn_macs(4, 32))
+    graphs = counters["stats"]["unique_graphs"]
+    again = _validate(model, samples, SpikeEnergyMonitor(pj_per_mac=1.645, samples_per_second=100.0))
+    assert again["val/dense_macs_per_sample"] == pytest.approx(_cnn_macs(4, 32))  # a new monitor counts too
+    assert counters["stats"]["unique_graphs"] == graphs  # and compiles nothing new
+    assert all(not conv._forward_hooks for conv in model.dense_layers())  # removed at teardown
 
 
 def test_monitor_rejects_models_without_the_protocol():

@@ -18,14 +18,7 @@ from event_lightning.nn.pose import (
     xavier_init,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    # Many tiny ops: on a shared 2-core machine one intra-op thread is several times faster.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _conv(k: int, c_in: int, c_out: int, bias: bool = True) -> int:
@@ -133,7 +126,7 @@ def test_shapes_of_every_model_at_a_small_size():
     out = SpikingPoseUNet(base_channels=4)(x_seq)
     assert out.out.shape == (3, 2, 13, 64, 64)
     assert out.v_last["down3"].shape == (2, 32, 8, 8) and out.v_last["up1"].shape == (2, 16, 16, 16)
-    rnn_out, states = RecurrentPoseUNet(base_channels=4)(x_seq)
+    rnn_out, states = RecurrentPoseUNet(base_channels=4).window(x_seq)
     assert rnn_out.shape == (3, 2, 13, 64, 64) and [s.hidden.shape[1] for s in states] == [8, 16, 32]
     hybrid = _small_hybrid()
     result = hybrid(x_seq, x_cnn)

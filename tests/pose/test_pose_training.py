@@ -9,19 +9,11 @@ import torch
 from event_lightning.cli import main
 from event_lightning.data.datasets.dhp19 import SyntheticDHP19DataModule
 from event_lightning.models.pose import PoseCNN, PoseHybridCNNRNN, PoseHybridCNNSNN, PoseRNN, PoseSNN
+from event_lightning.models.pose.base import LabelledSteps
 
 SUBJECTS = [1, 2, 13]
 SEED = int(os.environ.get("POSE_TEST_SEED", "0"))  # the short fits were checked with seeds 0, 1, 2
 DATA = dict(subjects=SUBJECTS, duration_ms=800, camera_views=[3], cnn_event_count=1500, downsample=8)
-
-
-@pytest.fixture(scope="module")
-def single_thread():
-    # Many tiny ops: on a shared 2-core machine one intra-op thread is several times faster.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -108,11 +100,12 @@ def test_membrane_potential_loss_targets_the_next_windows_cnn_states(data_root, 
     model.setup("fit")
     model.log = lambda *args, **kwargs: None
     model.train()
-    steps = batch["label_steps"][0]
+    labelled = LabelledSteps.of(batch["events"].shape[1], batch["landmarks"].shape[1])
+    assert list(range(labelled.n_run))[labelled.steps] == batch["label_steps"][0].tolist()
     heatmaps, _ = model.window(batch)
     final = dict(model._final_state)
-    total = model.training_loss(heatmaps, batch, steps)
-    out_loss = model._window_loss(heatmaps, batch, steps)
+    total = model.training_loss(heatmaps, batch, labelled)
+    out_loss = model._window_loss(heatmaps, batch, labelled)
     target = model.net.cnn_states(batch["cnn_input_next"])
     mp_loss = torch.stack([torch.nn.functional.mse_loss(final[k], target[k]) for k in target]).mean()
     torch.testing.assert_close(total, 0.95 * out_loss + 0.05 * mp_loss, rtol=1e-4, atol=1e-6)

@@ -194,6 +194,21 @@ def _zeros(size: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     return torch.zeros(size, dtype=dtype, device=device)
 
 
+def _part_tables(sizes: Sequence[int], device: torch.device) -> tuple[Tensor, Tensor]:
+    """Per channel of the cut axis: the length of its part and the part's first channel (int64).
+
+    Filled on ``device`` from the Python sizes, so no host-built table is copied over the bus.
+    """
+    length = torch.empty(sum(sizes), dtype=torch.int64, device=device)
+    first = torch.empty_like(length)
+    start = 0
+    for n in sizes:
+        length[start : start + n] = n
+        first[start : start + n] = start
+        start += n
+    return length, first
+
+
 def densify(counts: SparseCounts, dtype: torch.dtype = torch.float32) -> Tensor:
     """``[B, *shape]`` dense counts on the device of ``counts.index`` (one scatter, no host sync).
 
@@ -237,14 +252,9 @@ def densify_split(
         within = flat - rows * (channels * inner)
         channel = torch.div(within, inner, rounding_mode="floor")
         cell = within - channel * inner  # position in shape[axis + 1:]
-        # Per channel: its part's length, the part's first channel and where the part starts in the buffer.
-        part_sizes = torch.tensor(list(sizes), dtype=torch.int64)
-        part_starts = torch.cumsum(part_sizes, 0) - part_sizes
-        part_of = torch.repeat_interleave(torch.arange(len(sizes)), part_sizes)
-        length = part_sizes[part_of].to(device)[channel]
-        first = part_starts[part_of].to(device)[channel]
-        base = (batch * outer * inner * part_starts[part_of]).to(device)[channel]
-        target = base + ((stack * outer + rows) * length + channel - first) * inner + cell
+        length, first = _part_tables(sizes, device)
+        base = batch * outer * inner * first  # where each channel's part starts in the buffer
+        target = base[channel] + ((stack * outer + rows) * length[channel] + channel - first[channel]) * inner + cell
     dense = _zeros(batch * outer * channels * inner, dtype, device)
     dense.index_put_((target,), values.to(dtype))
     parts, start = [], 0

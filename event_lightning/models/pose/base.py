@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from event_lightning.metrics.mpjpe import MPJPE
 from event_lightning.metrics.triangulation import triangulate
@@ -41,19 +44,72 @@ def _fold_views(batch: dict[str, Any]) -> tuple[dict[str, Any], int]:
     return folded, views
 
 
-def _steps(batch: dict[str, Any], eval_steps: int | None) -> Tensor:
-    """Label steps of the window (``[L]``), cut to those before ``eval_steps``."""
-    steps = batch["label_steps"][0]
-    return steps if eval_steps is None else steps[steps < eval_steps]
+@dataclass(frozen=True)
+class LabelledSteps:
+    """The time steps of a window that have labels: label ``k`` at step ``(k + 1) * stride - 1``.
+
+    That is where :class:`~event_lightning.data.datasets.dhp19.sampling.DHP19Sampling` puts them
+    (``label_steps``: labels every 10 ms, every ``stride``-th bin). The models take it from the
+    batch's shapes rather than from its ``label_steps`` tensor, so no step reads a device value
+    back to the host.
+
+    Attributes:
+        stride: bins per label period (``T / L``).
+        count: labels used (all ``L``, or those before ``eval_steps``).
+    """
+
+    stride: int
+    count: int
+
+    @classmethod
+    def of(cls, n_steps: int, n_labels: int, eval_steps: int | None = None) -> LabelledSteps:
+        """The labelled steps of ``n_steps`` bins with ``n_labels`` labels, cut to steps ``< eval_steps``."""
+        if n_labels < 1 or n_steps % n_labels:
+            raise ValueError(f"a window of {n_steps} time steps cannot hold {n_labels} evenly spaced labels")
+        stride = n_steps // n_labels
+        count = n_labels if eval_steps is None else min(n_labels, eval_steps // stride)
+        return cls(stride, count)
+
+    @property
+    def steps(self) -> slice:
+        """Selects the labelled steps from a time-first ``[T, ...]`` tensor."""
+        return slice(self.stride - 1, self.stride * self.count, self.stride)
+
+    @property
+    def n_run(self) -> int:
+        """Steps a window must run to reach its last used label."""
+        return self.stride * self.count
 
 
-def _batch_error(pred: Tensor, coords: Tensor, scale: float) -> tuple[Tensor, bool]:
-    """Mean joint error of one training batch (sensor pixels) and whether any joint was labelled."""
+def _batch_error(pred: Tensor, coords: Tensor, scale: Tensor | float) -> Tensor:
+    """Mean joint error of one training batch in sensor pixels; NaN when no joint is labelled."""
     metric_error = torch.linalg.vector_norm(pred - torch.trunc(coords), dim=-1) * scale
     valid = torch.isfinite(metric_error)
-    if not valid.any():
-        return metric_error.new_zeros(()), False
-    return metric_error[valid].mean(), True
+    return torch.where(valid, metric_error, 0.0).sum() / valid.sum()
+
+
+def average_running_stats(module: nn.Module, trainer: pl.Trainer) -> None:
+    """Average the BatchNorm running statistics of ``module`` over the DDP ranks, in place.
+
+    DDP keeps the parameters equal, not these buffers: every rank updates them from its own
+    batch, and the next forward silently overwrites them with rank 0's. Averaging after every
+    batch keeps every rank's model identical at every step and lets the running averages see
+    every rank's batches (they are linear in the batch statistics, so this is the running
+    average of the ranks' mean statistics). One collective per batch, no host sync; nothing
+    happens in a single process.
+    """
+    if trainer.world_size < 2:
+        return
+    buffers = [
+        buffer
+        for bn in module.modules()
+        if isinstance(bn, _BatchNorm) and bn.track_running_stats
+        for buffer in (bn.running_mean, bn.running_var)
+    ]
+    if buffers:
+        flat = trainer.strategy.reduce(torch.cat([buffer.flatten() for buffer in buffers]), reduce_op="mean")
+        for buffer, value in zip(buffers, flat.split([buffer.numel() for buffer in buffers]), strict=True):
+            buffer.copy_(value.view_as(buffer))
 
 
 class _PoseModule(CompilableModule, ABC):
@@ -99,20 +155,21 @@ class _PoseModule(CompilableModule, ABC):
         return argmax_decode(heatmaps.detach())
 
     @staticmethod
-    def _scale(batch: dict[str, Any]) -> float:
+    def _scale(batch: dict[str, Any]) -> Tensor | float:
+        """Sensor pixels per grid pixel: the batch's ``pixel_scale`` (one value, kept on the device)."""
         scale = batch.get("pixel_scale")
-        return 1.0 if scale is None else float(torch.as_tensor(scale).flatten()[0])
+        return 1.0 if scale is None else scale.flatten()[0]
 
-    def _score(self, metric: MPJPE, pred: Tensor, coords: Tensor, scale: float) -> None:
+    def _score(self, metric: MPJPE, pred: Tensor, coords: Tensor, scale: Tensor | float) -> None:
         """2D MPJPE in sensor pixels: ``pred``/``coords`` ``[B, L, J, 2]`` grid pixels."""
         metric.update(pred * scale, torch.trunc(coords) * scale)
 
     @staticmethod
-    def _crop_pixels(pred: Tensor, scale: float) -> Tensor:
+    def _crop_pixels(pred: Tensor, scale: Tensor | float) -> Tensor:
         """Grid pixels -> crop pixels: the centre of the ``scale x scale`` block a grid pixel covers."""
         return pred * scale + (scale - 1) / 2
 
-    def _triangulate(self, pred: Tensor, batch: dict[str, Any], views: int, scale: float) -> Tensor:
+    def _triangulate(self, pred: Tensor, batch: dict[str, Any], views: int, scale: Tensor | float) -> Tensor:
         """Points in mm ``[B, L, J, 3]`` from ``pred [B * V, L, J, 2]`` grid pixels of ``V >= 2`` views."""
         crop_xy = self._crop_pixels(pred, scale).unflatten(0, (-1, views)).transpose(0, 1)  # [V, B, L, J, 2]
         projection = batch["projection"].unflatten(0, (-1, views))[0]
@@ -120,7 +177,13 @@ class _PoseModule(CompilableModule, ABC):
         return triangulate(crop_xy, projection, centre)
 
     def _score_3d(
-        self, metric: MPJPE, pred: Tensor, batch: dict[str, Any], views: int, label_3d: Tensor, scale: float
+        self,
+        metric: MPJPE,
+        pred: Tensor,
+        batch: dict[str, Any],
+        views: int,
+        label_3d: Tensor,
+        scale: Tensor | float,
     ) -> None:
         """Triangulate ``pred [B * V, L, J, 2]`` grid pixels across views; score in mm vs ``label_3d``."""
         if views < 2:
@@ -180,6 +243,13 @@ class _PoseModule(CompilableModule, ABC):
     def on_test_epoch_end(self) -> None:
         self._epoch_end("test")
 
+    def compile_targets(self) -> list[nn.Module]:
+        """What ``compile: true`` compiles: what the network names (its step cells, or itself)."""
+        return self.net.compile_targets()
+
+    def on_after_backward(self) -> None:
+        average_running_stats(self, self.trainer)
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.lr)
 
@@ -191,4 +261,4 @@ class _PoseModule(CompilableModule, ABC):
 
     def dense_layers(self) -> list[nn.Module]:
         """Convolutions that run densely (every MAC counted at every call)."""
-        return [m for m in self.compile_targets()[0].modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+        return [m for m in self.net.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]

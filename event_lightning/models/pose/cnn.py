@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 
-from event_lightning.models.pose.base import _batch_error, _fold_views, _PoseModule, _steps
+from event_lightning.models.pose.base import LabelledSteps, _batch_error, _fold_views, _PoseModule
 from event_lightning.nn.pose.init import xavier_init
 from event_lightning.nn.pose.unet_cnn import PoseUNetCNN
 
@@ -50,6 +51,7 @@ class PoseCNN(_PoseModule):
 
     def forward(self, cnn_input: Tensor) -> Tensor:
         """``[B, C, H, W]`` -> heatmaps ``[B, J, H, W]``."""
+        torch._dynamo.maybe_mark_dynamic(cnn_input, 0)  # compiled: one graph for every batch size
         return self.net(cnn_input)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
@@ -57,9 +59,7 @@ class PoseCNN(_PoseModule):
         loss = self.heatmap_loss(heatmaps, batch["cnn_landmarks"])
         pred = self.decode(heatmaps)
         self.log("train/loss", loss, prog_bar=True)
-        error, valid = _batch_error(pred, batch["cnn_landmarks"], self._scale(batch))
-        if valid:
-            self.log("train/mpjpe", error, prog_bar=True)
+        self.log("train/mpjpe", _batch_error(pred, batch["cnn_landmarks"], self._scale(batch)), prog_bar=True)
         return loss
 
     def _eval_step(self, batch: dict[str, Any], stage: str) -> Tensor:
@@ -67,12 +67,12 @@ class PoseCNN(_PoseModule):
         scale = self._scale(batch)
         heatmaps = self(batch["cnn_input"])
         loss = self.heatmap_loss(heatmaps, batch["cnn_landmarks"])
-        self.log(f"{stage}/loss", loss, prog_bar=True)
+        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True)
         pred = self.decode(heatmaps)
         self._score(self.mpjpe[stage], pred.unsqueeze(1), batch["cnn_landmarks"].unsqueeze(1), scale)
         if "landmarks" in batch:
-            steps = _steps(batch, self.eval_steps)
-            labels = batch["landmarks"][:, : len(steps)]
+            n_labels = batch["landmarks"].shape[1]
+            labels = batch["landmarks"][:, : LabelledSteps.of(n_labels, n_labels, self.eval_steps).count]
             self._score(self.mpjpe_held[stage], pred.unsqueeze(1).expand_as(labels), labels, scale)
         if "cnn_label_3d" in batch:
             self._score_3d(self.mpjpe_3d[stage], pred.unsqueeze(1), batch, views, batch["cnn_label_3d"][:, None], scale)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from event_lightning.models.pose.base import LabelledSteps
 from event_lightning.models.pose.sequence import _SequencePoseModule
 from event_lightning.nn.pose.convlstm import RecurrentPoseUNet
 from event_lightning.nn.pose.hybrid import HybridCNNRNN, HybridCNNSNN
@@ -93,9 +94,6 @@ class _HybridModule(_SequencePoseModule):
             log.warning("hybrid pose model: no cnn_checkpoint given; the frozen CNN keeps its random weights")
         self._pretrained_loaded = True
 
-    def compile_targets(self) -> list[nn.Module]:
-        return [self.net]
-
     def dense_layers(self) -> list[nn.Module]:
         modules = [*self.net.cnn.modules(), *self.net.heads.modules()]
         return [m for m in modules if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
@@ -162,8 +160,8 @@ class PoseHybridCNNSNN(_HybridModule):
     def recurrent(self) -> SpikingPoseUNet:
         return self.net.snn
 
-    def training_loss(self, heatmaps: Tensor, batch: dict[str, Any], steps: Tensor) -> Tensor:
-        out_loss = self._window_loss(heatmaps, batch, steps)
+    def training_loss(self, heatmaps: Tensor, batch: dict[str, Any], labelled: LabelledSteps) -> Tensor:
+        out_loss = self._window_loss(heatmaps, batch, labelled)
         self.log("train/out_loss", out_loss)
         weight = self.hparams.mp_loss_weight
         if not self.net.state_init or weight == 0 or "cnn_input_next" not in batch:

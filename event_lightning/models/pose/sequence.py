@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from event_lightning.models.pose.base import _batch_error, _fold_views, _PoseModule, _steps
+from event_lightning.models.pose.base import LabelledSteps, _batch_error, _fold_views, _PoseModule
 from event_lightning.nn.pose.convlstm import RecurrentPoseUNet
 from event_lightning.nn.pose.init import xavier_init
 from event_lightning.nn.pose.lif import LIFParams
@@ -26,41 +26,42 @@ class _SequencePoseModule(_PoseModule):
         x_seq = batch["events"].transpose(0, 1)  # [B, T, ...] -> time-first [T, B, ...]
         return x_seq if n_steps is None else x_seq[:n_steps]
 
-    def _window_loss(self, heatmaps: Tensor, batch: dict[str, Any], steps: Tensor) -> Tensor:
-        coords = batch["landmarks"][:, : len(steps)].transpose(0, 1)  # [L, B, J, 2]
-        return self.heatmap_loss(heatmaps[steps], coords)
+    def _labelled(self, batch: dict[str, Any], eval_steps: int | None = None) -> LabelledSteps:
+        return LabelledSteps.of(batch["events"].shape[1], batch["landmarks"].shape[1], eval_steps)
+
+    def _window_loss(self, heatmaps: Tensor, batch: dict[str, Any], labelled: LabelledSteps) -> Tensor:
+        coords = batch["landmarks"][:, : labelled.count].transpose(0, 1)  # [L, B, J, 2]
+        return self.heatmap_loss(heatmaps[labelled.steps], coords)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
-        steps = _steps(batch, None)
+        labelled = self._labelled(batch)
         heatmaps, _ = self.window(batch)
-        loss = self.training_loss(heatmaps, batch, steps)
-        pred = self.decode(heatmaps[steps]).transpose(0, 1)
-        error, valid = _batch_error(pred, batch["landmarks"][:, : len(steps)], self._scale(batch))
-        if valid:
-            self.log("train/mpjpe", error, prog_bar=True)
+        loss = self.training_loss(heatmaps, batch, labelled)
+        pred = self.decode(heatmaps[labelled.steps]).transpose(0, 1)
+        error = _batch_error(pred, batch["landmarks"][:, : labelled.count], self._scale(batch))
+        self.log("train/mpjpe", error, prog_bar=True)
         return loss
 
-    def training_loss(self, heatmaps: Tensor, batch: dict[str, Any], steps: Tensor) -> Tensor:
-        loss = self._window_loss(heatmaps, batch, steps)
+    def training_loss(self, heatmaps: Tensor, batch: dict[str, Any], labelled: LabelledSteps) -> Tensor:
+        loss = self._window_loss(heatmaps, batch, labelled)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
     def _eval_step(self, batch: dict[str, Any], stage: str) -> Tensor:
         batch, views = _fold_views(batch)
         scale = self._scale(batch)
-        steps = _steps(batch, self.eval_steps)
-        n_steps = None if self.eval_steps is None else int(steps.max()) + 1
-        heatmaps, cnn_heatmap = self.window(batch, n_steps)
-        loss = self._window_loss(heatmaps, batch, steps)
-        self.log(f"{stage}/loss", loss, prog_bar=True)
-        labels = batch["landmarks"][:, : len(steps)]
-        pred = self.decode(heatmaps[steps]).transpose(0, 1)  # [B, L, J, 2]
+        labelled = self._labelled(batch, self.eval_steps)
+        heatmaps, cnn_heatmap = self.window(batch, labelled.n_run)
+        loss = self._window_loss(heatmaps, batch, labelled)
+        self.log(f"{stage}/loss", loss, prog_bar=True, sync_dist=True)
+        labels = batch["landmarks"][:, : labelled.count]
+        pred = self.decode(heatmaps[labelled.steps]).transpose(0, 1)  # [B, L, J, 2]
         self._score(self.mpjpe[stage], pred, labels, scale)
         if cnn_heatmap is not None:
             held = self.decode(cnn_heatmap).unsqueeze(1).expand_as(labels)
             self._score(self.mpjpe_held[stage], held, labels, scale)
         if "label_3d" in batch:
-            self._score_3d(self.mpjpe_3d[stage], pred, batch, views, batch["label_3d"][:, : len(steps)], scale)
+            self._score_3d(self.mpjpe_3d[stage], pred, batch, views, batch["label_3d"][:, : labelled.count], scale)
         return loss
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Tensor]:
@@ -147,4 +148,4 @@ class PoseRNN(_SequencePoseModule):
         xavier_init(self.net, head=self.net.pred[0], head_div=head_weight_div)
 
     def window(self, batch: dict[str, Any], n_steps: int | None = None) -> tuple[Tensor, Tensor | None]:
-        return self.net(self._sequence(batch, n_steps))[0], None
+        return self.net.window(self._sequence(batch, n_steps))[0], None

@@ -12,10 +12,20 @@ from event_lightning.nn.pose.hybrid import (
     HybridCNNRNN,
     HybridCNNSNN,
     HybridOutput,
+    RNNStateHeads,
+    SNNStateHeads,
     StateInitHead,
 )
 from event_lightning.nn.pose.init import xavier_init
-from event_lightning.nn.pose.lif import DecayInputLIF, LIFParams, atan_spike, leaky_integrate, lif_multistep
+from event_lightning.nn.pose.lif import (
+    DecayInputLIF,
+    DecayInputLIFCell,
+    LIFParams,
+    atan_spike,
+    leaky_integrate,
+    lif_multistep,
+    lif_step,
+)
 from event_lightning.nn.pose.snn_unet import SNN_LIF_LAYERS, SNNOutput, SpikingPoseUNet
 from event_lightning.nn.pose.unet_cnn import CNN_FEATURES, PoseUNetCNN
 
@@ -25,14 +35,17 @@ __all__ = [
     "SNN_STATE_SOURCES",
     "ConvLSTMCell",
     "DecayInputLIF",
+    "DecayInputLIFCell",
     "HybridCNNRNN",
     "HybridCNNSNN",
     "HybridOutput",
     "LIFParams",
     "LSTMState",
     "PoseUNetCNN",
+    "RNNStateHeads",
     "RecurrentPoseUNet",
     "SNNOutput",
+    "SNNStateHeads",
     "SpikingPoseUNet",
     "StateInitHead",
     "argmax_decode",
@@ -40,6 +53,7 @@ __all__ = [
     "gaussian_kernel_size",
     "leaky_integrate",
     "lif_multistep",
+    "lif_step",
     "render_heatmaps",
     "valid_joints",
     "xavier_init",

@@ -9,6 +9,12 @@ Layout for ``base_channels = c`` and ``num_encoders = 3`` (H, W divisible by 8):
     pred      conv1x1 + BN on (x + head) -> n_joints; the final "activation" is the identity
 
 Convs followed by BatchNorm have no bias (E2VID); the ConvLSTM gate conv has one.
+
+:class:`RecurrentPoseUNet` is a step module: ``forward`` is one time step with every state
+given, and :meth:`RecurrentPoseUNet.window` loops over time in Python. ``compile: true``
+compiles the pointwise LSTM update (:class:`LSTMUpdate`), whose graph does not depend on the
+window length. Under autocast the LSTM cell and hidden states stay float32 and the prediction
+layer runs in float32; the convolutions run in bf16/fp16.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ConvLSTMCell", "LSTMState", "RecurrentPoseUNet"]
+from event_lightning.nn.pose.precision import at_least_float32, in_float32
+
+__all__ = ["ConvLSTMCell", "LSTMState", "LSTMUpdate", "RecurrentPoseUNet"]
 
 
 class LSTMState(NamedTuple):
@@ -28,6 +36,24 @@ class LSTMState(NamedTuple):
     cell: Tensor
 
 
+class LSTMUpdate(nn.Module):
+    """The pointwise part of a ConvLSTM step: gate pre-activations and the old cell -> the new state.
+
+    ``forward(gates [B, 4, N], cell [B, 1, N]) -> (hidden, cell)``, each ``[B, 1, N]`` with
+    ``N = C * H * W`` (the input, forget, output and candidate gates in that order along the second
+    axis), computed in the cell's dtype (float32 under autocast: the gates come out of a bf16 conv).
+    No parameters, the same graph for every encoder and every step: this is what ``compile: true``
+    compiles in the RNNs.
+    """
+
+    def forward(self, gates: Tensor, cell: Tensor) -> LSTMState:
+        gates = gates.to(torch.promote_types(gates.dtype, cell.dtype))
+        gate_in, gate_forget, gate_out, candidate = gates.unbind(1)
+        cell = torch.sigmoid(gate_forget) * cell[:, 0] + torch.sigmoid(gate_in) * torch.tanh(candidate)
+        hidden = torch.sigmoid(gate_out) * torch.tanh(cell)
+        return LSTMState(hidden.unsqueeze(1), cell.unsqueeze(1))
+
+
 class ConvLSTMCell(nn.Module):
     """ConvLSTM: one conv over ``cat(x, h)`` gives the input, forget, output and candidate gates."""
 
@@ -35,15 +61,19 @@ class ConvLSTMCell(nn.Module):
         super().__init__()
         self.hidden_channels = hidden_channels
         self.gates = nn.Conv2d(input_channels + hidden_channels, 4 * hidden_channels, kernel, padding=kernel // 2)
+        self.update = LSTMUpdate()
 
-    def forward(self, x: Tensor, state: LSTMState | None = None) -> LSTMState:
-        if state is None:
-            zeros = x.new_zeros(x.shape[0], self.hidden_channels, *x.shape[2:])
-            state = LSTMState(zeros, zeros)
-        gate_in, gate_forget, gate_out, candidate = self.gates(torch.cat([x, state.hidden], 1)).chunk(4, 1)
-        cell = torch.sigmoid(gate_forget) * state.cell + torch.sigmoid(gate_in) * torch.tanh(candidate)
-        hidden = torch.sigmoid(gate_out) * torch.tanh(cell)
-        return LSTMState(hidden, cell)
+    def forward(self, x: Tensor, state: LSTMState) -> LSTMState:
+        """``x [B, C_in, H, W]`` and the previous state -> the new state (in the state's dtype)."""
+        gates = self.gates(torch.cat([x, state.hidden], 1))
+        # the update sees [B, 4, N] and [B, 1, N]: the batch and N dynamic, the 4 gates static, so
+        # no size of one encoder's (C, H, W) is guarded and one graph serves every encoder
+        gates, cell = gates.view(gates.shape[0], 4, -1), state.cell.reshape(gates.shape[0], 1, -1)
+        for tensor in (gates, cell):
+            torch._dynamo.maybe_mark_dynamic(tensor, 0)
+            torch._dynamo.maybe_mark_dynamic(tensor, 2)
+        hidden, cell = self.update(gates, cell)
+        return LSTMState(hidden.view_as(state.cell), cell.view_as(state.cell))
 
 
 def _conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int) -> nn.Sequential:
@@ -73,12 +103,13 @@ class _Encoder(nn.Module):
         self.conv = _conv_bn_relu(c_in, c_out, 5, 2)
         self.lstm = ConvLSTMCell(c_out, c_out, 3)
 
-    def forward(self, x: Tensor, state: LSTMState | None) -> LSTMState:
+    def forward(self, x: Tensor, state: LSTMState) -> LSTMState:
         return self.lstm(self.conv(x), state)
 
 
 class RecurrentPoseUNet(nn.Module):
-    """E2VID-style recurrent UNet: ``[T, B, C_in, H, W]`` -> ``[T, B, n_joints, H, W]``.
+    """E2VID-style recurrent UNet: one step ``[B, C_in, H, W]`` -> ``[B, n_joints, H, W]`` (``forward``),
+    a window ``[T, B, C_in, H, W]`` -> ``[T, B, n_joints, H, W]`` (:meth:`window`).
 
     Args:
         in_channels: event channels per step.
@@ -98,7 +129,6 @@ class RecurrentPoseUNet(nn.Module):
     ) -> None:
         super().__init__()
         c = base_channels
-        self.base_channels, self.num_encoders = c, num_encoders
         self.head = nn.Sequential(nn.Conv2d(in_channels, c, 5, padding=2), nn.ReLU(inplace=True))
         widths = [c * 2 ** (k + 1) for k in range(num_encoders)]
         self.encoders = nn.ModuleList(_Encoder(w // 2, w) for w in widths)
@@ -117,8 +147,33 @@ class RecurrentPoseUNet(nn.Module):
         """Channels of the ConvLSTM states, encoder by encoder."""
         return [encoder.lstm.hidden_channels for encoder in self.encoders]
 
-    def step(self, x: Tensor, states: list[LSTMState | None]) -> tuple[Tensor, list[LSTMState]]:
-        """One time step: ``x [B, C_in, H, W]`` -> (maps ``[B, J, H, W]``, new states)."""
+    def compile_targets(self) -> list[nn.Module]:
+        """What ``compile: true`` compiles: the pointwise LSTM update of every encoder (one shared graph).
+
+        The convolutions run eagerly (cuDNN on a GPU); compiling the whole step would cost a
+        UNet's compile time for the fusion of a few pointwise operations around them.
+        """
+        return [encoder.lstm.update for encoder in self.encoders]
+
+    def zero_states(self, x: Tensor) -> list[LSTMState]:
+        """Zero float32 states for inputs ``x [B, C_in, H, W]`` (encoder ``k`` at ``H / 2^(k+1)``).
+
+        They require grad in grad mode, like every later state (which depends on the weights), so
+        the compiled LSTM update sees one kind of state at every step and keeps a single training
+        graph.
+        """
+        dtype, grad = at_least_float32(x.dtype), torch.is_grad_enabled()
+        height, width, states = x.shape[-2], x.shape[-1], []
+        for channels in self.hidden_channels():
+            height, width = (height + 1) // 2, (width + 1) // 2  # conv5, stride 2, padding 2
+            shape = (x.shape[0], channels, height, width)
+            # two tensors: hidden and cell are never the same tensor at a later step either
+            hidden, cell = (torch.zeros(shape, dtype=dtype, device=x.device, requires_grad=grad) for _ in range(2))
+            states.append(LSTMState(hidden, cell))
+        return states
+
+    def forward(self, x: Tensor, states: list[LSTMState]) -> tuple[Tensor, list[LSTMState]]:
+        """One time step: ``x [B, C_in, H, W]`` -> (maps ``[B, J, H, W]`` float32, new states)."""
         head = self.head(x)
         out, skips, new_states = head, [], []
         for encoder, state in zip(self.encoders, states, strict=True):
@@ -130,16 +185,16 @@ class RecurrentPoseUNet(nn.Module):
             out = block(out)
         for decoder, skip in zip(self.decoders, reversed(skips), strict=True):
             out = decoder(out + skip)
-        return self.pred(out + head), new_states
+        return in_float32(self.pred, out + head), new_states
 
-    def forward(self, x_seq: Tensor, states: list[LSTMState | None] | None = None) -> tuple[Tensor, list[LSTMState]]:
+    def window(self, x_seq: Tensor, states: list[LSTMState] | None = None) -> tuple[Tensor, list[LSTMState]]:
         """Run one window; ``states`` are the encoders' initial states (``None`` = zeros).
 
         Returns ``(maps [T, B, J, H, W], final states)``.
         """
-        states = list(states) if states is not None else [None] * self.num_encoders
+        states = list(states) if states is not None else self.zero_states(x_seq[0])
         outputs = []
         for x in x_seq:
-            out, states = self.step(x, states)
+            out, states = self(x, states)
             outputs.append(out)
         return torch.stack(outputs), states

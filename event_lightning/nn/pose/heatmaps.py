@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from event_lightning.nn.pose.precision import at_least_float32
+
 __all__ = ["argmax_decode", "gaussian_kernel_size", "render_heatmaps", "valid_joints"]
 
 
@@ -48,7 +50,9 @@ def valid_joints(coords: Tensor, height: int, width: int) -> Tensor:
 
 def _blurred_one_hot(index: Tensor, length: int, kernel: Tensor, border: str) -> Tensor:
     """``[N]`` integer positions -> ``[N, length]`` one-hots blurred with ``kernel``."""
-    one_hot = F.one_hot(index.clamp(0, length - 1), length).to(kernel.dtype).unsqueeze(1)
+    # a comparison, not F.one_hot: that checks the index range on the host
+    positions = torch.arange(length, device=index.device)
+    one_hot = (index.clamp(0, length - 1)[:, None] == positions).to(kernel.dtype).unsqueeze(1)
     pad = kernel.numel() // 2
     reflect = border == "reflect" and length > pad
     padded = F.pad(one_hot, (pad, pad), mode="reflect") if reflect else F.pad(one_hot, (pad, pad))
@@ -95,10 +99,10 @@ def argmax_decode(heatmaps: Tensor) -> Tensor:
     """Per-map argmax: ``[..., H, W]`` -> ``[..., 2]`` ``(x, y)`` integer-valued float pixels.
 
     The first maximum in row-major order wins (x = index mod W, y = index div W), no sub-pixel
-    refinement, as in the reference.
+    refinement, as in the reference. Maps are compared in float32 (at least).
     """
     height, width = heatmaps.shape[-2:]
-    index = heatmaps.flatten(-2).argmax(-1)
+    index = heatmaps.flatten(-2).to(at_least_float32(heatmaps.dtype)).argmax(-1)
     return torch.stack([index % width, torch.div(index, width, rounding_mode="floor")], -1).to(
         torch.get_default_dtype()
     )

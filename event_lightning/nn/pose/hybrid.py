@@ -9,6 +9,11 @@ Timing of one window of T steps (hybrid_pose spec §0, §2.4)::
 
 The CNN is frozen (no gradients, always in eval mode); the heads and the recurrent network train.
 Nothing is carried between calls: each call is one window from reset state.
+
+Under autocast the states the heads produce and the output accumulation ``y_t`` are float32.
+``compile: true`` compiles the recurrent network's pointwise step cell, which runs at every time
+step; the CNN and the heads run once per window and stay eager (convolution-bound: compiling
+them would cost a UNet's compile time for little).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from event_lightning.nn.pose.convlstm import LSTMState, RecurrentPoseUNet
-from event_lightning.nn.pose.snn_unet import SNN_LIF_LAYERS, SpikingPoseUNet
+from event_lightning.nn.pose.precision import in_float32
+from event_lightning.nn.pose.snn_unet import SpikingPoseUNet
+from event_lightning.nn.pose.traces import linear_trace
 from event_lightning.nn.pose.unet_cnn import PoseUNetCNN
 
 __all__ = [
@@ -28,6 +35,8 @@ __all__ = [
     "HybridCNNRNN",
     "HybridCNNSNN",
     "HybridOutput",
+    "RNNStateHeads",
+    "SNNStateHeads",
     "StateInitHead",
     "decaying_residual",
 ]
@@ -73,19 +82,53 @@ class StateInitHead(nn.Module):
         if self.upsample:
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         x = F.leaky_relu(self.bn1(self.conv1(x)), 0.1)
-        return self.bn2(self.conv2(x))
+        return in_float32(self.bn2, self.conv2(x))  # a state: float32 under autocast
+
+
+class SNNStateHeads(nn.ModuleDict):
+    """The 9 state-initialiser heads of the hybrid CNN-SNN, by SNN layer; ``forward`` runs them all.
+
+    Args:
+        cnn: the dense network whose features the heads read (:data:`SNN_STATE_SOURCES`).
+        snn: the spiking network whose layers they initialise.
+    """
+
+    def __init__(self, cnn: PoseUNetCNN, snn: SpikingPoseUNet) -> None:
+        super().__init__()
+        cnn_channels = cnn.feature_channels()
+        for layer, (channels, scale) in snn.lif_channels().items():
+            source = SNN_STATE_SOURCES[layer]
+            upsample = _CNN_SCALE[source] // scale
+            if upsample not in (1, 2):
+                raise AssertionError(f"no head for {source} -> {layer}: scale ratio {upsample}")
+            self[layer] = StateInitHead(cnn_channels[source], channels, upsample == 2)
+
+    def forward(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
+        """CNN features by name -> the initial potential of every SNN layer (float32)."""
+        return {layer: head(features[SNN_STATE_SOURCES[layer]]) for layer, head in self.items()}
+
+
+class RNNStateHeads(nn.ModuleList):
+    """One state-initialiser head per ConvLSTM encoder: CNN ``down{k+1}`` -> encoder ``k``'s hidden state."""
+
+    def __init__(self, cnn: PoseUNetCNN, rnn: RecurrentPoseUNet) -> None:
+        cnn_channels = cnn.feature_channels()
+        super().__init__(
+            StateInitHead(cnn_channels[f"down{k + 1}"], hidden, upsample=False)
+            for k, hidden in enumerate(rnn.hidden_channels())
+        )
+
+    def forward(self, features: dict[str, Tensor]) -> list[Tensor]:
+        """CNN features by name -> the initial hidden state of every encoder (float32)."""
+        return [head(features[f"down{k + 1}"]) for k, head in enumerate(self)]
 
 
 def decaying_residual(init: Tensor, increments: Tensor, decay: float) -> Tensor:
-    """``y_t = decay * y_{t-1} + o_t`` with ``y_{-1} = init``.
+    """``y_t = decay * y_{t-1} + o_t`` with ``y_{-1} = init``, as one matmul over time (float32).
 
     Shapes: ``init [B, ...]``, ``increments [T, B, ...]`` -> ``[T, B, ...]``.
     """
-    y, outputs = init, []
-    for o in increments:
-        y = decay * y + o
-        outputs.append(y)
-    return torch.stack(outputs)
+    return linear_trace(increments, decay, 1.0, init)
 
 
 class HybridOutput(NamedTuple):
@@ -151,19 +194,15 @@ class HybridCNNSNN(_FrozenCNNMixin):
         self.cnn, self.snn = cnn, snn
         self.output_decay, self.state_init, self.residual_output = output_decay, state_init, residual_output
         self._freeze_cnn()
-        self.heads = nn.ModuleDict()
-        if state_init:
-            cnn_channels = cnn.feature_channels()
-            for layer, (channels, scale) in snn.lif_channels().items():
-                source = SNN_STATE_SOURCES[layer]
-                upsample = _CNN_SCALE[source] // scale
-                if upsample not in (1, 2):
-                    raise AssertionError(f"no head for {source} -> {layer}: scale ratio {upsample}")
-                self.heads[layer] = StateInitHead(cnn_channels[source], channels, upsample == 2)
+        self.heads = SNNStateHeads(cnn, snn) if state_init else nn.ModuleDict()
+
+    def compile_targets(self) -> list[nn.Module]:
+        """What ``compile: true`` compiles: the SNN's LIF step cell (see the module docstring)."""
+        return self.snn.compile_targets()
 
     def initial_states(self, features: dict[str, Tensor]) -> dict[str, Tensor]:
         """The 9 initial potentials from CNN features (keys of :data:`SNN_LIF_LAYERS`)."""
-        return {layer: self.heads[layer](features[SNN_STATE_SOURCES[layer]]) for layer in SNN_LIF_LAYERS}
+        return self.heads(features)
 
     def cnn_states(self, x_cnn: Tensor) -> dict[str, Tensor]:
         """Initial potentials the CNN frame ``x_cnn`` would give (the membrane-potential loss target)."""
@@ -197,19 +236,20 @@ class HybridCNNRNN(_FrozenCNNMixin):
         super().__init__()
         self.cnn, self.rnn, self.output_decay, self.state_init = cnn, rnn, output_decay, state_init
         self._freeze_cnn()
-        cnn_channels = cnn.feature_channels()
-        self.heads = nn.ModuleList()
-        if state_init:
-            for k, hidden in enumerate(rnn.hidden_channels()):
-                self.heads.append(StateInitHead(cnn_channels[f"down{k + 1}"], hidden, upsample=False))
+        self.heads = RNNStateHeads(cnn, rnn) if state_init else nn.ModuleList()
+
+    def compile_targets(self) -> list[nn.Module]:
+        """What ``compile: true`` compiles: the RNN's pointwise LSTM update (see the module docstring)."""
+        return self.rnn.compile_targets()
 
     def forward(self, x_seq: Tensor, x_cnn: Tensor) -> HybridOutput:
         """``x_seq [T, B, 2, H, W]`` event bins, ``x_cnn [B, C_cnn, H, W]`` frame at the window start."""
         cnn_heatmap, features = self.run_cnn(x_cnn)
-        states: list[LSTMState | None] | None = None
+        states: list[LSTMState] | None = None
         if self.state_init:
-            hidden = [head(features[f"down{k + 1}"]) for k, head in enumerate(self.heads)]
-            states = [LSTMState(h, torch.zeros_like(h)) for h in hidden]
-        out, final = self.rnn(x_seq, states)
+            # zero cells that require grad like every later cell: one graph for the compiled step
+            grad = torch.is_grad_enabled()
+            states = [LSTMState(h, torch.zeros_like(h, requires_grad=grad)) for h in self.heads(features)]
+        out, final = self.rnn.window(x_seq, states)
         heatmaps = decaying_residual(cnn_heatmap, out, self.output_decay)
         return HybridOutput(heatmaps, cnn_heatmap, {f"encoder{k}": s.hidden for k, s in enumerate(final)})

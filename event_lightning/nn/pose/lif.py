@@ -10,17 +10,36 @@ Dynamics per time step (spikingjelly ``LIFNode(decay_input=True, v_reset=None)``
 An initial potential ``v0`` is the state *before* the charge step of the first time step (the
 reference's ``lif_init``): the hybrid writes the CNN-derived potential there. Without ``v0`` the
 state starts at zero, so every call of these functions is one freshly reset window.
+
+The membrane potential is float32 (float64 for float64 inputs) whatever the input currents are:
+under bf16 autocast the currents come out of bf16 convolutions, and a bf16 potential would round
+away the small charges near the threshold that decide a spike. One time step is
+:class:`DecayInputLIFCell`, which ``compile: true`` compiles (its graph does not depend on the
+window length); :func:`lif_multistep` loops over time in Python.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["LIFParams", "DecayInputLIF", "atan_spike", "leaky_integrate", "lif_multistep"]
+from event_lightning.nn.pose.precision import at_least_float32
+from event_lightning.nn.pose.traces import linear_trace
+
+__all__ = [
+    "DecayInputLIF",
+    "DecayInputLIFCell",
+    "LIFParams",
+    "atan_spike",
+    "leaky_integrate",
+    "lif_multistep",
+    "lif_step",
+]
 
 
 class _ATanSpike(torch.autograd.Function):
@@ -65,27 +84,72 @@ class LIFParams:
             raise ValueError(f"LIFParams.tau must be > 1 (v += (x - v) / tau), found {self.tau}")
 
 
-def lif_multistep(x_seq: Tensor, v0: Tensor | None = None, params: LIFParams | None = None) -> tuple[Tensor, Tensor]:
+def lif_step(x: Tensor, v: Tensor, params: LIFParams) -> tuple[Tensor, Tensor]:
+    """One step of a decay-input LIF: charge with ``x``, fire, soft reset.
+
+    Args:
+        x: input current ``[...]`` (any float dtype; promoted to the potential's dtype).
+        v: membrane potential before the step ``[...]``, float32 or float64.
+        params: neuron parameters.
+
+    Returns:
+        ``(spikes, v)`` after the step, both in ``v``'s dtype.
+    """
+    v = v + (x.to(v.dtype) - v) / params.tau
+    s = atan_spike(v - params.v_threshold, params.alpha)
+    return s, v - (s.detach() if params.detach_reset else s) * params.v_threshold
+
+
+def _zero_state(currents: Tensor) -> Tensor:
+    """A zero state ``[...]`` for ``currents [T, ...]``.
+
+    It requires grad when the currents do, like every later state (which depends on them), so a
+    compiled step cell sees one kind of state at every step and keeps a single training graph.
+    """
+    requires_grad = torch.is_grad_enabled() and currents.requires_grad
+    return torch.zeros(
+        currents.shape[1:], dtype=at_least_float32(currents.dtype), device=currents.device, requires_grad=requires_grad
+    )
+
+
+def lif_multistep(
+    x_seq: Tensor,
+    v0: Tensor | None = None,
+    params: LIFParams | None = None,
+    cell: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
+) -> tuple[Tensor, Tensor]:
     """Run a decay-input LIF layer over a sequence.
 
     Args:
         x_seq: input currents ``[T, ...]``.
         v0: initial membrane potential ``[...]`` set before the first charge step; ``None`` = 0.
         params: neuron parameters (``None``: :class:`LIFParams` defaults).
+        cell: the step ``(x, v) -> (spikes, v)`` to loop (a compiled :class:`DecayInputLIFCell`);
+            ``None``: :func:`lif_step` with ``params``.
 
     Returns:
         ``(spikes [T, ...], v [...])``: the spike train and the post-reset potential after the
-        last step.
+        last step, float32 (float64 for float64 currents).
     """
     params = params or LIFParams()
-    v = torch.zeros_like(x_seq[0]) if v0 is None else v0
+    step = cell or functools.partial(lif_step, params=params)
+    # The step is pointwise: it runs on flat [N] vectors, one dynamic dimension for every layer's
+    # shape, so a compiled cell has one graph. The steps x are views into the tensor that holds
+    # x_seq, whose sizes the graph sees through x._base: they are dynamic too. v is never a view
+    # (a copy of v0), so every step passes the same kind of state.
+    base = x_seq if x_seq._base is None else x_seq._base
+    for dim in range(base.dim()):
+        torch._dynamo.maybe_mark_dynamic(base, dim)
+    flat = x_seq.reshape(x_seq.shape[0], -1)
+    dtype = at_least_float32(x_seq.dtype)
+    v = _zero_state(flat) if v0 is None else v0.reshape(-1).to(dtype, copy=True)
+    torch._dynamo.maybe_mark_dynamic(v, 0)
     spikes = []
-    for x in x_seq:
-        v = v + (x - v) / params.tau
-        s = atan_spike(v - params.v_threshold, params.alpha)
-        v = v - (s.detach() if params.detach_reset else s) * params.v_threshold
+    for x in flat:
+        torch._dynamo.maybe_mark_dynamic(x, 0)
+        s, v = step(x, v)
         spikes.append(s)
-    return torch.stack(spikes), v
+    return torch.stack(spikes).view(x_seq.shape), v.view(x_seq.shape[1:])
 
 
 def leaky_integrate(x_seq: Tensor, tau: float, v0: Tensor | None = None) -> Tensor:
@@ -97,29 +161,44 @@ def leaky_integrate(x_seq: Tensor, tau: float, v0: Tensor | None = None) -> Tens
         v0: initial potential ``[...]``; ``None`` = 0.
 
     Returns:
-        The potentials after every step, ``[T, ...]``: an exponential moving average of ``x_seq``.
+        The potentials after every step, ``[T, ...]`` in float32 (float64 for float64 inputs):
+        an exponential moving average of ``x_seq``, computed as one matmul over time
+        (:func:`~event_lightning.nn.pose.traces.linear_trace`).
     """
-    v = torch.zeros_like(x_seq[0]) if v0 is None else v0
-    out = []
-    for x in x_seq:
-        v = v + (x - v) / tau
-        out.append(v)
-    return torch.stack(out)
+    return linear_trace(x_seq, 1 - 1 / tau, 1 / tau, v0)
+
+
+class DecayInputLIFCell(nn.Module):
+    """One LIF time step as a module, ``forward(x, v) -> (spikes, v)`` (:func:`lif_step`).
+
+    No parameters: its graph is the same for every layer and every window length, so it is what
+    ``compile: true`` compiles.
+    """
+
+    def __init__(self, params: LIFParams) -> None:
+        super().__init__()
+        self.params = params
+
+    def forward(self, x: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        return lif_step(x, v, self.params)
 
 
 class DecayInputLIF(nn.Module):
     """Module wrapper of :func:`lif_multistep`; ``forward(x_seq, v0) -> (spikes, v_last)``.
 
     It holds no state between calls: each call is one window starting from ``v0`` (or zero).
-    Forward hooks see the ``(spikes, v_last)`` tuple, so spike counters read element 0.
+    Forward hooks see the ``(spikes, v_last)`` tuple, so spike counters read element 0. The time
+    loop runs here, in Python, around :attr:`cell` (the part ``compile: true`` compiles), so the
+    hooks of this module never run inside a compiled graph.
     """
 
     def __init__(self, params: LIFParams | None = None) -> None:
         super().__init__()
         self.params = params or LIFParams()
+        self.cell = DecayInputLIFCell(self.params)
 
     def forward(self, x_seq: Tensor, v0: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return lif_multistep(x_seq, v0, self.params)
+        return lif_multistep(x_seq, v0, self.params, self.cell)
 
     def extra_repr(self) -> str:
         p = self.params

@@ -3,8 +3,14 @@
 Every spiking layer is a bias-free conv -> BatchNorm -> LIF. The network is evaluated layer by
 layer over the whole window (``[T, B, ...]``): convolutions and resampling are stateless, so they
 run once on ``T * B`` images, and only the LIF keeps a time loop. That gives the same values as
-the reference's step-by-step loop. BatchNorm is applied per time step in training, so its batch
-statistics and running-average updates are those of the step-by-step reference (pitfall 13).
+the reference's step-by-step loop. BatchNorm uses per-time-step batch statistics in training, so
+its normalisation and running-average updates are those of the step-by-step reference (pitfall
+13), computed for all steps at once (:func:`batchnorm_per_step`).
+
+On the GPU: the LIF input currents and potentials are float32 under autocast (only the
+convolutions run in bf16/fp16), the output layer runs in float32 (its maps are decoded by
+argmax), and ``compile: true`` compiles the LIF step cell (:meth:`SpikingPoseUNet.compile_targets`),
+whose graph does not depend on the window length.
 
 Shapes for ``base_channels = c`` and ``H x W`` input (H, W divisible by 8)::
 
@@ -24,6 +30,7 @@ Shapes for ``base_channels = c`` and ``H x W`` input (H, W divisible by 8)::
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import torch
@@ -31,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from event_lightning.nn.pose.lif import DecayInputLIF, LIFParams, leaky_integrate
+from event_lightning.nn.pose.precision import at_least_float32, in_float32
 
 __all__ = ["SNN_LIF_LAYERS", "SNNOutput", "SpikingConvBN", "SpikingPoseUNet", "batchnorm_per_step"]
 
@@ -39,10 +47,59 @@ SNN_LIF_LAYERS = ("static_conv", "down1", "down2", "down3", "res1", "res2", "up1
 
 
 def batchnorm_per_step(bn: nn.BatchNorm2d, x_seq: Tensor) -> Tensor:
-    """BatchNorm of ``[T, B, C, H, W]`` with per-step batch statistics in training."""
+    """BatchNorm of ``[T, B, C, H, W]`` with per-step batch statistics in training, in float32.
+
+    In training every step is normalised with its own batch statistics and the running averages
+    take one momentum update per step, as ``T`` calls of ``bn`` would; in evaluation the running
+    statistics normalise every step. A plain ``BatchNorm2d`` does this for all steps at once
+    (:func:`_batchnorm_steps_at_once`); anything else (e.g. the ``SyncBatchNorm`` that
+    ``sync_batchnorm`` puts in its place under DDP) is called step by step.
+    """
+    x_seq = x_seq.to(at_least_float32(x_seq.dtype))  # LIF input currents: float32 under autocast too
+    if type(bn) is nn.BatchNorm2d and bn.track_running_stats and bn.momentum is not None:
+        return _batchnorm_steps_at_once(bn, x_seq)
     if bn.training:
         return torch.stack([bn(x) for x in x_seq])
     return bn(x_seq.flatten(0, 1)).view_as(x_seq)
+
+
+def _batchnorm_steps_at_once(bn: nn.BatchNorm2d, x_seq: Tensor) -> Tensor:
+    """``bn`` applied to each step of ``[T, B, C, H, W]``: one scale and shift per step and channel.
+
+    In training the statistics of step ``t`` are reductions over its (B, H, W), and the running
+    averages get the ``T`` sequential momentum updates in closed form:
+    ``r_T = (1 - m)^T r_0 + sum_t m (1 - m)^(T-1-t) s_t``, with the unbiased variance as ``s_t``
+    for the running variance, as ``F.batch_norm`` does. The result is always a new ``[T, ...]``
+    tensor (never a view of a ``[T * B, ...]`` one), so the compiled LIF cell that reads its steps
+    sees one memory layout in training and evaluation.
+    """
+    if bn.training:
+        var, mean = torch.var_mean(x_seq, dim=(1, 3, 4), correction=0)  # [T, C]
+        _update_running_stats(bn, mean.detach(), var.detach(), x_seq[0].numel() // x_seq.shape[2])
+    else:
+        var, mean = bn.running_var[None], bn.running_mean[None]  # [1, C]
+    scale = torch.rsqrt(var + bn.eps)
+    if bn.affine:
+        shift = bn.bias - mean * scale * bn.weight
+        scale = scale * bn.weight
+    else:
+        shift = -mean * scale
+    return x_seq * scale[:, None, :, None, None] + shift[:, None, :, None, None]
+
+
+def _update_running_stats(bn: nn.BatchNorm2d, mean: Tensor, var: Tensor, count: int) -> None:
+    """The ``T`` momentum updates of ``bn``'s running averages by per-step statistics ``[T, C]``.
+
+    ``count`` is the number of values per channel and step (the unbiased variance uses it).
+    """
+    steps = mean.shape[0]
+    keep = 1.0 - bn.momentum
+    weights = bn.momentum * torch.pow(keep, torch.arange(steps - 1, -1, -1, device=mean.device, dtype=mean.dtype))
+    with torch.no_grad():
+        bn.running_mean.mul_(keep**steps).add_((weights[:, None] * mean).sum(0).to(bn.running_mean.dtype))
+        unbiased = var * (count / max(count - 1, 1))
+        bn.running_var.mul_(keep**steps).add_((weights[:, None] * unbiased).sum(0).to(bn.running_var.dtype))
+        bn.num_batches_tracked.add_(steps)
 
 
 def _per_image(fn, x_seq: Tensor) -> Tensor:
@@ -138,6 +195,14 @@ class SpikingPoseUNet(nn.Module):
         """The 9 spiking blocks by name (their ``conv`` and ``lif``), for monitors."""
         return {name: getattr(self, name) for name in SNN_LIF_LAYERS}
 
+    def compile_targets(self) -> list[nn.Module]:
+        """What ``compile: true`` compiles: the LIF step cell of every layer (one shared graph).
+
+        The convolutions already run once per window on ``T * B`` images; compiling the whole
+        window would unroll the time loops of 9 layers into the graph instead.
+        """
+        return [block.lif.cell for block in self.spiking_layers().values()]
+
     def forward(self, x_seq: Tensor, v0: dict[str, Tensor] | None = None) -> SNNOutput:
         """Run one window from reset state (or from the initial potentials ``v0``).
 
@@ -162,7 +227,7 @@ class SpikingPoseUNet(nn.Module):
         u1 = run("up1", self.up1.currents(_per_image(_upsample, torch.cat([r2, s3], 2))))
         u2 = run("up2", self.up2.currents(_per_image(_upsample, torch.cat([u1, s2], 2))))
         u3 = run("up3", self.up3.currents(_per_image(_upsample, torch.cat([u2, s1], 2))))
-        out = _per_image(self.tail, torch.cat([u3, s_in], 2))
+        out = _per_image(functools.partial(in_float32, self.tail), torch.cat([u3, s_in], 2))
         if self.tail_bn is not None:
             out = leaky_integrate(batchnorm_per_step(self.tail_bn, out), self.lif_params.tau)
         return SNNOutput(out, v_last)

@@ -16,7 +16,8 @@ Shapes for ``base_channels = c`` and an ``H x W`` input (H, W divisible by 32)::
     head   conv3 c -> n_joints (linear)
 
 Every conv has a bias and is followed by LeakyReLU(0.1), except the head. No normalisation.
-With c = 32, 20 input channels and 256 x 256 this is about 22.6 GMAC per inference.
+With c = 32, 20 input channels and 256 x 256 this is about 22.6 GMAC per inference. Under
+autocast the head runs in float32 (its maps are decoded by argmax), the rest in bf16/fp16.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from event_lightning.nn.pose.precision import in_float32
 
 __all__ = ["CNN_FEATURES", "PoseUNetCNN"]
 
@@ -85,6 +88,10 @@ class PoseUNetCNN(nn.Module):
         self.up5 = _Up(2 * c, c)
         self.head = nn.Conv2d(c, n_joints, 3, padding=1)
 
+    def compile_targets(self) -> list[nn.Module]:
+        """What ``compile: true`` compiles: the whole network (it has no time loop)."""
+        return [self]
+
     def feature_channels(self) -> dict[str, int]:
         """Channels of every entry of :data:`CNN_FEATURES`."""
         c = self.base_channels
@@ -104,7 +111,7 @@ class PoseUNetCNN(nn.Module):
         u3 = self.up3(u2, d2)
         u4 = self.up4(u3, d1)
         u5 = self.up5(u4, stem)
-        out = self.head(u5)
+        out = in_float32(self.head, u5)  # heatmaps: float32 under autocast
         if not return_features:
             return out
         features = dict(zip(CNN_FEATURES, (stem, d1, d2, d3, d4, d5, u1, u2, u3, u4, u5), strict=True))
