@@ -87,9 +87,8 @@ def pose_overlay_figures(batch: dict[str, Any], predictions: dict[str, Any], n_s
 class PoseOverlayLogger(_PeriodicFigureCallback):
     """Log predicted and labelled skeletons of the first validation batch (``add_image`` under ``tag``).
 
-    On the first validation batch of a logging epoch the model predicts on the device and what
-    the overlays need is kept there; the figures are drawn and written at the end of the
-    validation epoch, so the batch hook never waits for the GPU.
+    The first validation batch of a logging epoch is kept; at the end of the validation epoch the
+    model predicts on it and the figures are drawn and written, so no step waits for the GPU.
 
     Args:
         every_n_epochs: log on validation epochs ``0, n, 2n, ...``.
@@ -102,7 +101,6 @@ class PoseOverlayLogger(_PeriodicFigureCallback):
         if n_samples < 1:
             raise ValueError(f"PoseOverlayLogger: n_samples must be >= 1, found {n_samples}")
         self.n_samples, self.tag = n_samples, tag
-        self._pending: tuple[Any, int, dict[str, Tensor]] | None = None
 
     def _log_first_batch(self, writer: Any, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any) -> None:
         if not isinstance(batch, dict) or not ({"cnn_input", "events"} & set(batch)):
@@ -113,12 +111,5 @@ class PoseOverlayLogger(_PeriodicFigureCallback):
         # in the validation step's precision: the same compiled graph, the same numbers
         with torch.no_grad(), trainer.precision_plugin.forward_context():
             predictions = pl_module.predict_step(batch, 0)
-        self._pending = (writer, trainer.global_step, overlay_inputs(batch, predictions, self.n_samples))
-
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if self._pending is None:
-            return
-        writer, step, inputs = self._pending
-        self._pending = None
-        for i, fig in enumerate(draw_overlays(inputs)):
-            self._log(writer, f"{self.tag}/sample_{i}", fig, step)
+        for i, fig in enumerate(draw_overlays(overlay_inputs(batch, predictions, self.n_samples))):
+            self._log(writer, f"{self.tag}/sample_{i}", fig, trainer.global_step)
