@@ -43,7 +43,7 @@ OPTIMISER, TRAINING, FIXED = "optimiser", "training", "fixed"
 _F, _O, _T = FIXED, OPTIMISER, TRAINING
 #: class (``module.QualName``) -> {init argument: kind}; a class also follows the tables of its bases.
 RESUME_RULES: dict[str, dict[str, str]] = {
-    "event_lightning.models.base.CompilableModule": {"compile": _T},
+    "event_lightning.models.base.CompilableModule": {"compile": _T, "compile_mode": _T},
     "event_lightning.models.lif_classifier.LIFClassifier": {
         "sensor_size": _F, "num_classes": _F, "hidden_features": _F,
         "tau_syn_inv": _F, "tau_mem_inv": _F, "v_th": _F, "alpha": _F,

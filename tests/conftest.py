@@ -9,12 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
-from event_lightning.callbacks.host_sync import forbid_host_syncs
+# pytorch_lightning is imported inside the fixtures: imported here, before pytest's log capture is
+# installed, it would find the root logger without handlers and stop propagating its records, so
+# `caplog` would miss every rank_zero_info of the run.
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = str(REPO / "config" / "quickstart.yaml")
@@ -91,6 +95,8 @@ def aot_eager_compile(monkeypatch):
 def quiet_cpu_trainer():
     """``make(**overrides)``: a CPU Trainer without logger, checkpoints, progress bar or summary."""
 
+    import pytorch_lightning as pl
+
     def make(**overrides) -> pl.Trainer:
         settings = {
             "max_epochs": 1,
@@ -109,6 +115,7 @@ def quiet_cpu_trainer():
 def host_sync_checked_transfer():
     """``wrap(datamodule)``: its ``on_after_batch_transfer`` runs under ``forbid_host_syncs`` from
     then on; returns the list of the ``dataloader_idx`` of every batch it checked."""
+    from event_lightning.callbacks.host_sync import forbid_host_syncs
 
     def wrap(data: pl.LightningDataModule) -> list[int]:
         transfer, calls = data.on_after_batch_transfer, []

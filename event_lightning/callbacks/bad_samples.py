@@ -54,7 +54,10 @@ class BadSampleReporter(Callback):
         new = [r for r in ledger.setup_records() if r.file not in self._reported_setup]
         if new:
             self._reported_setup.update(r.file for r in new)
-            _warn(f"on_bad_sample=skip: {len(new)} bad file(s) were left out at setup: " + _listing(new))
+            # files can be left out whatever the policy (e.g. DHP19 recordings without labels)
+            policy = getattr(trainer.datamodule, "on_bad_sample", None)
+            prefix = "on_bad_sample=skip: " if policy == "skip" else ""
+            _warn(f"{prefix}{len(new)} file(s) were left out at setup: " + _listing(new))
 
     def _end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         ledger = self._ledger(trainer)

@@ -154,7 +154,7 @@ def test_dvsgesture_datamodule_on_the_synthetic_stand_in(tmp_path) -> None:
     data.setup("fit")
     train = data.split(True)
     assert len(train) == 6  # 1 user x 2 lightings x 3 classes, "Other" (label 10) dropped
-    assert len(list(dvsgesture_split_dir(tmp_path, True).glob("*/10.npy"))) == 2
+    assert len(list(dvsgesture_split_dir(data.data_root, True).glob("*/10.npy"))) == 2
     batch = next(iter(data.train_dataloader()))
     assert batch["frames"].shape == (20, 4, 2, 32, 32) and batch["frames"].dtype == torch.uint8
     assert set(batch) == {"frames", "target", "label", "light", "user"}

@@ -190,8 +190,11 @@ def test_all_nan_poses_are_a_counted_skip_reported_every_epoch(dhp19_root, tmp_p
     quiet = {"enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False}
     limits = {"max_epochs": 2, "limit_train_batches": 2, "limit_val_batches": 1, "num_sanity_val_steps": 0}
     trainer = pl.Trainer(callbacks=[BadSampleReporter()], logger=metrics, accelerator="cpu", **limits, **quiet)
-    with pytest.warns(BadSampleWarning, match=rf"left out at setup: {re.escape(str(path))}"):
+    with pytest.warns(BadSampleWarning, match=rf"left out at setup: {re.escape(str(path))}") as caught:
         trainer.fit(_NoModel(), datamodule=data)
+    # the report names the skip policy only when the policy was skip
+    setup_reports = [str(w.message) for w in caught if "left out at setup" in str(w.message)]
+    assert all(message.startswith("on_bad_sample=skip: ") == (policy == "skip") for message in setup_reports)
     reported = {m["epoch"]: m["data/skipped_files_setup"] for m in metrics.history if "data/skipped_files_setup" in m}
     assert reported == {0: 1.0, 1: 1.0}
     stems = {data.split("train").sources[i].recording.stem for i, _, _ in data.split("train").index}
