@@ -334,7 +334,8 @@ class HybridGuidedVAE(CompilableModule):
         optimizers = self.optimizers()
         return list(optimizers) if isinstance(optimizers, list | tuple) else [optimizers]
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor] | None:
+        """The three phases; returns phase A's loss and its sampled ``z`` (for the figures), detached."""
         frames, target = batch["frames"], batch["target"]
         if frames.shape[1] <= 1:
             return None  # the guides' BatchNorm cannot train on one sample (the reference skips these too)
@@ -372,7 +373,7 @@ class HybridGuidedVAE(CompilableModule):
         log.update({"train/inhibit": inhibit_loss.detach(), "train/adversarial": adversarial_loss.detach()})
         self.log_dict(log, on_step=True, on_epoch=True, batch_size=batch_size)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
-        return losses["loss"].detach()
+        return {"loss": losses["loss"].detach(), "z": out.z.detach()}
 
     def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
         """Logs the stage's losses and accuracies; returns ``z``, ``recon`` and the target ``x_star``."""
