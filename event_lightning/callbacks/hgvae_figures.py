@@ -131,6 +131,14 @@ def _polarity_image(x: torch.Tensor) -> np.ndarray:
     return (x[..., 1, :, :] - x[..., 0, :, :] if x.shape[-3] == 2 else x[..., 0, :, :]).numpy()
 
 
+def _mosaic(images: np.ndarray, gap: int = 1) -> np.ndarray:
+    """``[rows, cols, H, W]`` -> one ``[rows (H + gap) - gap, cols (W + gap) - gap]`` image, NaN between tiles."""
+    rows, cols, height, width = images.shape
+    padded = np.pad(images.astype(np.float32), ((0, 0), (0, 0), (0, gap), (0, gap)), constant_values=np.nan)
+    tiled = padded.transpose(0, 2, 1, 3).reshape(rows * (height + gap), cols * (width + gap))
+    return tiled[:-gap, :-gap]
+
+
 class HGVAEFigures(pl.Callback):
     """Write HG-VAE latent figures to TensorBoard every ``every_n_epochs`` epochs.
 
@@ -306,11 +314,3 @@ class HGVAEFigures(pl.Callback):
         ax.set_xticks([])
         ax.set_yticks((height + 1) * np.arange(rows) + height / 2, labels, fontsize=7)
         return fig
-
-
-def _mosaic(images: np.ndarray, gap: int = 1) -> np.ndarray:
-    """``[rows, cols, H, W]`` -> one ``[rows (H + gap) - gap, cols (W + gap) - gap]`` image, NaN between tiles."""
-    rows, cols, height, width = images.shape
-    padded = np.pad(images.astype(np.float32), ((0, 0), (0, 0), (0, gap), (0, gap)), constant_values=np.nan)
-    tiled = padded.transpose(0, 2, 1, 3).reshape(rows * (height + gap), cols * (width + gap))
-    return tiled[:-gap, :-gap]

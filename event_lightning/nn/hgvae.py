@@ -238,7 +238,7 @@ def lsuv_init(
       ``process_output``) and use the population variance (``np.var``).
     * ``"recheck"`` (this project's): every pass after the first re-measures before updating and
       stops once every mean meets the criterion, so the last rescale is checked and may move the
-      biases (2-4 passes); the statistics come from the encoder's own forward (frame 0 twice with
+      biases (2-6 passes seen); the statistics come from the encoder's own forward (frame 0 twice with
       the warm-up step) with the sample variance.
 
     Both stop after ``max_iterations`` passes at most (the reference loops until the means meet).
