@@ -60,9 +60,9 @@ RESUME_RULES: dict[str, dict[str, str]] = {
     "event_lightning.models.hgvae.HybridGuidedVAE": {
         "sensor_size": _F, "num_classes": _F, "n_time_steps": _F, "conv_channels": _F, "pool_sizes": _F,
         "kernel_size": _F, "out_features": _F, "alpha": _F, "beta": _F, "surrogate_slope": _F,
-        "warmup_first_step": _F, "dimz": _F, "classifier_hidden": _F, "ngf": _F, "lsuv": _F,
+        "warmup_first_step": _F, "dimz": _F, "classifier_hidden": _F, "ngf": _F, "lsuv": _F, "lsuv_rule": _F,
         "vae_beta": _T, "kl_per_batch_count": _T, "class_weight": _T, "target_scale": _T,
-        "freeze_guide_in_adversarial": _T,
+        "freeze_guide_in_adversarial": _T, "legacy_zero_grad_steps": _T,
         "learning_rates": _O, "adamax_betas": _O, "adamax_eps": _O, "lr_drop_interval": _O, "lr_drop_factor": _O,
     },
     "event_lightning.models.tvae.TopographicVAE": {

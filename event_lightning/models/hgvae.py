@@ -1,7 +1,8 @@
 """The Hybrid Guided VAE as a LightningModule: three training phases, four optimisers.
 
 One training step (manual optimisation), each phase followed by a step of every optimiser that
-received gradients:
+received gradients (with ``legacy_zero_grad_steps``, of all four, as under the torch 1.10 the
+reference ran on; see :meth:`HybridGuidedVAE._phase_step`):
 
 A. VAE + excitation: ``L_A = MSE(x_hat, x*) + vae_beta * KL / N_batches + w * MLSM_sum(exc(z[:, :K]), onehot(y))``.
 B. Inhibition net on a fresh, DETACHED sample: ``L_B = w * MLSM_sum(inh(z'[:, K:]), onehot(y))``.
@@ -48,6 +49,7 @@ from event_lightning.events.represent.trace import exponential_filter_taps
 from event_lightning.models.base import CompilableModule
 from event_lightning.nn.decolle import DecolleEncoderConfig
 from event_lightning.nn.hgvae import (
+    LSUV_RULES,
     GuideClassifier,
     HybridGuidedVAENet,
     kl_divergence,
@@ -133,6 +135,14 @@ class HybridGuidedVAE(CompilableModule):
         freeze_guide_in_adversarial: False = the reference (phase C also trains the inhibition net
             toward 0.5); True = Guided-VAE proper.
         lsuv: LSUV-initialise the encoder on the first training batch.
+        lsuv_rule: when LSUV stops (:data:`~event_lightning.nn.hgvae.LSUV_RULES`): ``"reference"``
+            (the reference's rule: the pass whose means meet the target also rescales and ends; the
+            reference configs) or ``"recheck"`` (re-measure after every rescale).
+        legacy_zero_grad_steps: reproduce torch 1.10's zero-filled gradients, with which the
+            reference's "step all four optimisers" after each phase also moved (by momentum) the
+            parts that phase did not train, plus its extra excitation step after phase C; on in the
+            configs that reproduce published numbers. False: an optimiser moves only what the
+            phase trained.
     """
 
     def __init__(
@@ -162,6 +172,8 @@ class HybridGuidedVAE(CompilableModule):
         target_scale: float = 50.0,
         freeze_guide_in_adversarial: bool = False,
         lsuv: bool = True,
+        lsuv_rule: str = "recheck",
+        legacy_zero_grad_steps: bool = False,
         compile: bool = False,
     ) -> None:
         super().__init__(compile=compile)
@@ -176,6 +188,8 @@ class HybridGuidedVAE(CompilableModule):
             )
         if len(sensor_size) != 3:
             raise ValueError(f"model.sensor_size is [W, H, P]; found {sensor_size}")
+        if lsuv_rule not in LSUV_RULES:
+            raise ValueError(f"model.lsuv_rule must be one of {LSUV_RULES}; found {lsuv_rule!r}")
         self.save_hyperparameters()
         # hparams keep what the caller passed (None for defaults); the resolved lists live here.
         self.learning_rates, self.adamax_betas = learning_rates, adamax_betas
@@ -255,20 +269,25 @@ class HybridGuidedVAE(CompilableModule):
     def _phase_step(
         self, loss: torch.Tensor, optimizers: list[Any], idle: list[nn.Module], skip: tuple[int, ...] = ()
     ) -> None:
-        """Backward ``loss``, then step every optimiser not in ``skip`` (one whose parameters got
-        no gradient does nothing).
+        """Backward ``loss``, then step every optimiser not in ``skip``.
 
         ``idle`` are the modules this phase does not use. DDP's reducer waits for a gradient of
-        every parameter in each backward, so they join the loss with weight zero; their zero
-        gradients are then dropped, so that no optimiser moves them (Adam would, by momentum) and
-        the step equals one without them.
+        every parameter in each backward, so they join the loss with weight zero. By default their
+        zero gradients are then dropped, so that no optimiser moves them (Adam would, by momentum)
+        and the step equals one without them. With ``legacy_zero_grad_steps`` gradients are zeroed
+        in place instead of dropped, as ``zero_grad()`` did under torch 1.10 where the reference
+        ran: a parameter that has had a gradient keeps a zero one and every step moves it by
+        momentum (and advances its optimiser state); one that never had a gradient stays ``None``.
         """
+        legacy = self.hparams.legacy_zero_grad_steps
         idle_parameters = [p for module in idle for p in module.parameters()]
         for opt in optimizers:
-            opt.zero_grad()
+            opt.zero_grad(set_to_none=not legacy)
+        never_had_gradient = [p.grad is None for p in idle_parameters]
         self.manual_backward(loss + 0.0 * sum(p.sum() for p in idle_parameters))
-        for p in idle_parameters:
-            p.grad = None
+        for p, drop in zip(idle_parameters, never_had_gradient, strict=True):
+            if drop or not legacy:
+                p.grad = None
         for i, opt in enumerate(optimizers):
             if i not in skip:
                 opt.step()
@@ -296,7 +315,7 @@ class HybridGuidedVAE(CompilableModule):
         A one-time initialisation that reads values on the host; the steps after it do not.
         """
         if self.global_rank == 0:
-            report = lsuv_init(self.net.encoder, frames)
+            report = lsuv_init(self.net.encoder, frames, rule=self.hparams.lsuv_rule)
             self.print(
                 f"LSUV: {report.iterations} passes, converged={report.converged}, "
                 f"means={[round(m, 3) for m in report.means]}, silent layers={list(report.silent)}"
@@ -315,7 +334,8 @@ class HybridGuidedVAE(CompilableModule):
         optimizers = self.optimizers()
         return list(optimizers) if isinstance(optimizers, list | tuple) else [optimizers]
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor] | None:
+        """The three phases; returns phase A's loss and its sampled ``z`` (for the figures), detached."""
         frames, target = batch["frames"], batch["target"]
         if frames.shape[1] <= 1:
             return None  # the guides' BatchNorm cannot train on one sample (the reference skips these too)
@@ -342,6 +362,8 @@ class HybridGuidedVAE(CompilableModule):
         adversarial_loss = weight * multilabel_soft_margin_sum(self.inhibit(z_c[:, k:]), torch.full_like(onehot, 0.5))
         skip = (3,) if self.hparams.freeze_guide_in_adversarial else ()
         self._phase_step(adversarial_loss, opts, idle=[net.decoder, net.excite], skip=skip)
+        if self.hparams.legacy_zero_grad_steps:
+            opts[2].step()  # the reference steps the excitation optimiser once more (zero gradient)
         # each rank updated the guides' BatchNorm statistics with its own batch
         _average_over_ranks(self._batchnorm_statistics())
 
@@ -351,7 +373,7 @@ class HybridGuidedVAE(CompilableModule):
         log.update({"train/inhibit": inhibit_loss.detach(), "train/adversarial": adversarial_loss.detach()})
         self.log_dict(log, on_step=True, on_epoch=True, batch_size=batch_size)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=batch_size)
-        return losses["loss"].detach()
+        return {"loss": losses["loss"].detach(), "z": out.z.detach()}
 
     def _evaluate(self, batch: dict[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
         """Logs the stage's losses and accuracies; returns ``z``, ``recon`` and the target ``x_star``."""

@@ -31,6 +31,7 @@ __all__ = [
     "GuideClassifier",
     "HGVAEOutput",
     "HybridGuidedVAENet",
+    "LSUV_RULES",
     "LSUVReport",
     "encoder_preset",
     "guided_split",
@@ -182,10 +183,15 @@ class HybridGuidedVAENet(nn.Module):
         return HGVAEOutput(mu, logvar, z, self.decoder(z), self.excite(z[:, : self.num_guided]))
 
 
+LSUV_RULES = ("reference", "recheck")
+"""Stopping rules of :func:`lsuv_init`: the reference's, or this project's re-checking one."""
+
+
 @dataclass(frozen=True)
 class LSUVReport:
     """What :func:`lsuv_init` did: passes run, whether every layer met the mean criterion, and the
-    final per-layer variance and mean of ``U`` at the last step; ``silent`` lists layers whose ``U``
+    per-layer variance and mean of ``U`` at the last step measured in the last pass (under the
+    ``reference`` rule, before that pass's variance rescale); ``silent`` lists layers whose ``U``
     had (near) zero variance, whose weights were left unscaled instead of divided by zero."""
 
     iterations: int
@@ -195,11 +201,20 @@ class LSUVReport:
     silent: tuple[int, ...]
 
 
+def _reference_statistics_input(encoder: DecolleEncoder, x: torch.Tensor) -> torch.Tensor:
+    """``x [T, B, ...]`` with frame 0 repeated so that the encoder sees it three times, as in the
+    reference's statistics pass (its state-allocating step, one extra step on frame 0, then steps
+    ``0..T-1``): ``[T + 1, B, ...]`` with the warm-up step, ``[T + 2, B, ...]`` without."""
+    repeats = 2 - int(encoder.config.warmup_first_step)
+    return torch.cat([x[:1].expand(repeats, *x.shape[1:]), x])
+
+
 @torch.no_grad()
 def lsuv_init(
     encoder: DecolleEncoder,
     x: torch.Tensor,
     *,
+    rule: str = "recheck",
     target_variance: float = 1.0,
     variance_tolerance: float = 0.1,
     target_mean: float = -0.1,
@@ -208,30 +223,46 @@ def lsuv_init(
     max_iterations: int = 30,
     min_variance: float = 1e-8,
 ) -> LSUVReport:
-    """Layer-sequential unit-variance initialisation (Mishkin & Matas) as the reference does it.
+    """Layer-sequential unit-variance initialisation (Mishkin & Matas) of ``encoder`` on ``x`` ``[T, B, C, H, W]``.
 
-    Biases are zeroed and weights made orthogonal; then, repeatedly, the encoder runs on ``x``
-    ``[T, B, C, H, W]`` and for each layer with ``v``, ``m`` the variance and mean of its pooled ``U``
-    at the last step: if ``|v - target_variance| > variance_tolerance`` the weights are divided by
-    ``sqrt(v)``; if ``|m - target_mean| > mean_tolerance`` ``bias_step * m`` is subtracted from the
-    bias. It stops when every layer meets the mean criterion (the reference's rule) or after
-    ``max_iterations`` passes. A layer with ``v < min_variance`` (it sees no input spikes) keeps its
-    weights: the reference divided by zero there.
+    Biases are zeroed and weights made orthogonal; then each pass runs the encoder and, for each
+    layer with ``v``, ``m`` the variance and mean of its pooled ``U`` at the last step (all layers
+    measured in the same run): if ``|v - target_variance| > variance_tolerance`` the weights are
+    divided by ``sqrt(v)``; if ``|m - target_mean| > mean_tolerance`` ``bias_step * m`` is subtracted
+    from the bias. The rules differ in when they stop:
+
+    * ``"reference"`` (decolle's ``init_LSUV`` as vendored by the reference): a pass applies its
+      updates and then stops if every layer's mean met the criterion, so the variance rescale of the
+      last pass is never re-checked (with means near the target from the start: one pass, zero
+      biases). The statistics come from a run that sees frame 0 three times (the reference's
+      ``process_output``) and use the population variance (``np.var``).
+    * ``"recheck"`` (this project's): every pass after the first re-measures before updating and
+      stops once every mean meets the criterion, so the last rescale is checked and may move the
+      biases (2-6 passes seen); the statistics come from the encoder's own forward (frame 0 twice with
+      the warm-up step) with the sample variance.
+
+    Both stop after ``max_iterations`` passes at most (the reference loops until the means meet).
+    A layer with ``v < min_variance`` (it sees no input spikes) keeps its weights: the reference
+    divided by zero there.
     """
+    if rule not in LSUV_RULES:
+        raise ValueError(f"lsuv_init: rule must be one of {LSUV_RULES}, found {rule!r}")
+    reference = rule == "reference"
     for layer in encoder.layers:
         nn.init.orthogonal_(layer.base_layer.weight)
         nn.init.zeros_(layer.base_layer.bias)
+    statistics_input = _reference_statistics_input(encoder, x) if reference else x
     variances: list[float] = []
     means: list[float] = []
     silent: set[int] = set()
     converged = False
     iteration = 0
     for iteration in range(1, max_iterations + 1):
-        readouts = encoder.membrane_at_last_step(x, all_layers=True)
-        variances = [float(u.var()) for u in readouts]
+        readouts = encoder.membrane_at_last_step(statistics_input, all_layers=True)
+        variances = [float(u.var(unbiased=not reference)) for u in readouts]
         means = [float(u.mean()) for u in readouts]
         converged = all(abs(m - target_mean) <= mean_tolerance for m in means)
-        if converged and iteration > 1:
+        if converged and not reference and iteration > 1:
             break
         for i, (layer, v, m) in enumerate(zip(encoder.layers, variances, means, strict=True)):
             if not math.isfinite(v) or v < min_variance:
@@ -240,6 +271,8 @@ def lsuv_init(
                 layer.base_layer.weight.div_(math.sqrt(v))
             if abs(m - target_mean) > mean_tolerance:
                 layer.base_layer.bias.sub_(bias_step * m)
+        if converged and reference:
+            break
     if not converged:
         log.warning("LSUV did not meet the mean criterion in %d passes (means %s)", max_iterations, means)
     if silent:

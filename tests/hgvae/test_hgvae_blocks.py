@@ -3,6 +3,7 @@ losses and the learning-rate schedule."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -112,6 +113,52 @@ def test_lsuv_reaches_unit_variance_and_survives_a_silent_layer() -> None:
     silent = lsuv_init(encoder, torch.zeros(20, 4, 2, 16, 16), max_iterations=5)
     assert silent.silent == (0, 1, 2)
     assert all(torch.isfinite(p).all() for p in encoder.parameters())
+
+
+def _stepped_last_membranes(encoder: DecolleEncoder, frames: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Each layer's pooled U after stepping ``frames`` one by one from zero state (the reference's loop)."""
+    states: list = [None] * len(encoder.layers)
+    last: list[torch.Tensor] = []
+    for frame in frames:
+        spikes, last = frame, []
+        for i, layer in enumerate(encoder.layers):
+            if isinstance(layer.base_layer, torch.nn.Linear):
+                spikes = spikes.flatten(1)
+            spikes, u, states[i] = layer.step(spikes, states[i])
+            last.append(u)
+    return last
+
+
+def test_lsuv_reference_rule_stops_in_the_pass_whose_means_meet_the_target() -> None:
+    """decolle's init_LSUV as the reference ran it: one pass on statistics of a run that sees frame 0
+    three times, population variance, the rescale of that pass kept, biases still zero."""
+    torch.manual_seed(0)
+    encoder = DecolleEncoder(DecolleEncoderConfig((2, 16, 16), (8, 8), (2, 1), 5, 32, 0.97, 0.92))
+    x = (torch.rand(20, 16, 2, 16, 16) < 0.1).float()
+    expected = copy.deepcopy(encoder)
+    torch.manual_seed(1)
+    for layer in expected.layers:
+        torch.nn.init.orthogonal_(layer.base_layer.weight)
+        torch.nn.init.zeros_(layer.base_layer.bias)
+    with torch.no_grad():
+        membranes = _stepped_last_membranes(expected, [x[0], x[0], *x])
+    for layer, u in zip(expected.layers, membranes, strict=True):
+        variance = float(np.var(u.numpy()))
+        assert abs(float(u.mean()) + 0.1) <= 0.2  # every mean meets the target in the first pass
+        if abs(variance - 1.0) > 0.1:
+            layer.base_layer.weight.data /= math.sqrt(variance)
+
+    torch.manual_seed(1)
+    report = lsuv_init(encoder, x, rule="reference")
+    assert report.iterations == 1 and report.converged
+    assert all(torch.equal(layer.base_layer.bias, torch.zeros_like(layer.base_layer.bias)) for layer in encoder.layers)
+    for ours, theirs in zip(encoder.layers, expected.layers, strict=True):
+        torch.testing.assert_close(ours.base_layer.weight, theirs.base_layer.weight, rtol=1e-5, atol=1e-7)
+    # the project's rule re-measures after the rescale and goes on
+    recheck = lsuv_init(copy.deepcopy(encoder), x, rule="recheck")
+    assert recheck.iterations > 1
+    with pytest.raises(ValueError, match="rule"):
+        lsuv_init(encoder, x, rule="mishkin")
 
 
 def test_losses_and_schedule() -> None:

@@ -65,7 +65,12 @@ def test_dvsgesture_round_trip_and_tonic_reads_our_files(tmp_path, monkeypatch) 
         for field in ("x", "y", "t"):
             assert np.array_equal(theirs[field], events[field])
         assert np.array_equal(theirs["p"].astype(np.int8), events["p"])
-    assert lighting_index("fluorescent_led") == lighting_index("fluorescent") == 0
+
+
+def test_lighting_classes_follow_the_reference_order() -> None:
+    # the reference's light_map: led 0, lab 1, natural 2, fluorescent 3 (fluorescent_led included)
+    assert [lighting_index(token) for token in ("led", "lab", "natural", "fluorescent")] == [0, 1, 2, 3]
+    assert lighting_index("fluorescent_led") == lighting_index("fluorescent") == 3
 
 
 def test_dvsgesture_bad_files_give_clear_errors(tmp_path) -> None:
@@ -158,7 +163,7 @@ def test_dvsgesture_datamodule_on_the_synthetic_stand_in(tmp_path) -> None:
     batch = next(iter(data.train_dataloader()))
     assert batch["frames"].shape == (20, 4, 2, 32, 32) and batch["frames"].dtype == torch.uint8
     assert set(batch) == {"frames", "target", "label", "light", "user"}
-    assert torch.equal(batch["target"], batch["label"]) and set(batch["light"].tolist()) <= {2, 3}
+    assert torch.equal(batch["target"], batch["label"]) and set(batch["light"].tolist()) <= {0, 2}  # led, natural
     assert len(list((tmp_path / "cache").glob("dvsgesture-train-*/*.npy"))) >= 4
     lights = DVSGestureDataModule(
         root=str(tmp_path), synthetic=True, synthetic_config=TINY, target="light", n_time_steps=20, dt_us=2000
