@@ -236,24 +236,10 @@ def test_self_supervised_steps_never_wait_on_the_host(tmp_path, quiet_cpu_traine
 
 
 @pytest.mark.slow
-def test_synthetic_pretrain_then_finetune_starts_from_the_pretrained_weights(tmp_path, monkeypatch):
+def test_synthetic_pretrain_then_finetune_starts_from_the_pretrained_weights(tmp_path, monkeypatch, tiny_stand_in_args):
     runs = tmp_path / "runs"
-    common = [
-        "--data.init_args.root", str(tmp_path / "asl"),
-        "--data.init_args.synthetic.num_classes", "3",
-        "--data.init_args.synthetic.samples_per_class", "10",
-        "--data.init_args.synthetic.events_per_sample", "300",
-        "--data.init_args.num_workers", "0",
-        "--data.init_args.batch_size", "8",
-        "--model.init_args.d_model", "32",
-        "--model.init_args.n_head", "4",
-        "--model.init_args.d_feedforward", "32",
-        "--trainer.logger.init_args.save_dir", str(runs),
-        "--trainer.enable_progress_bar", "false",
-        "--trainer.max_epochs", "1",
-        "--trainer.limit_train_batches", "2",
-        "--trainer.limit_val_batches", "1",
-    ]  # fmt: skip
+    common = [*tiny_stand_in_args(tmp_path), "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
+              "--trainer.limit_val_batches", "1"]  # fmt: skip
     pretrain = main(["fit", "--config", str(CONFIG / "event2vec_pretrain_synthetic.yaml"), *common])
     assert isinstance(pretrain.model.net, MaskedEventNet)
     checkpoint = runs / "event2vec_pretrain_synthetic" / "version_0" / "checkpoints" / "last.ckpt"

@@ -293,7 +293,7 @@ class MaskedEventNet(nn.Module):
         self.classifier = TokenEncoder(config)
 
     @property
-    def table(self) -> NaiveEmbedding:
+    def word_embedding(self) -> NaiveEmbedding:
         """The word table the logits are taken against."""
         return self.embedding.embed
 
@@ -304,4 +304,4 @@ class MaskedEventNet(nn.Module):
         the table rows (row 0 is padding) and the target rows ``[B, L]`` (-1: not scored)."""
         tokens, target = self.embedding.masked(x, y, t, p, valid)
         encoded = self.classifier(tokens, valid)[:, 1:]
-        return encoded @ self.table.table.weight.T, target
+        return encoded @ self.word_embedding.table.weight.T, target
