@@ -44,7 +44,8 @@ class ConfigCase:
         standin: folder of the work directory holding this dataset's stand-in files.
         data: ``data.init_args`` overrides (stand-in on, few recordings; shapes untouched).
         data_class: a replacement DataModule class (the real DHP19 configs take the stand-in's class).
-        model: ``model.init_args`` overrides (a hybrid's pre-trained CNN checkpoint is left out).
+        model: ``model.init_args`` overrides (a hybrid's pre-trained CNN checkpoint and an Event2Vec
+            fine-tuning's pre-trained checkpoint are left out).
         precisions: mixed precisions to check (Event2Vec's reference trains in fp16).
     """
 
@@ -82,10 +83,13 @@ def _hgvae_gestures(config: str, graph: str) -> ConfigCase:
     return ConfigCase(config, "hgvae", graph, "dvsgesture", data)
 
 
-def _event2vec(config: str, graph: str, classes: int) -> ConfigCase:
+def _event2vec(config: str, graph: str, classes: int, finetune: bool = False) -> ConfigCase:
     data = {"synthetic": {**_ASL, "num_classes": classes}, "num_workers": 0, "persistent_workers": False}
+    model = {"pretrained": None} if finetune else {}
     # one folder per class count: the stand-in rewrites its folder when its settings change
-    return ConfigCase(config, "event2vec", graph, f"asl_dvs_{classes}", data, precisions=("bf16-mixed", "16-mixed"))
+    return ConfigCase(
+        config, "event2vec", graph, f"asl_dvs_{classes}", data, model=model, precisions=("bf16-mixed", "16-mixed")
+    )
 
 
 def _pose(config: str, graph: str, hybrid: bool = False, real: bool = False) -> ConfigCase:
@@ -113,6 +117,10 @@ CASES: tuple[ConfigCase, ...] = (
     _hgvae_gestures("config/hgvae_dvsgesture_lighting_synthetic.yaml", "hgvae-light-8-16-16-32-T60"),
     _event2vec("config/event2vec_asl_dvs.yaml", "e2v-256x16-24cls", 24),
     _event2vec("config/event2vec_synthetic.yaml", "e2v-64x4-6cls", 6),
+    _event2vec("config/event2vec_pretrain_asl_dvs.yaml", "e2v-masked-256x16-naive", 24),
+    _event2vec("config/event2vec_pretrain_synthetic.yaml", "e2v-masked-64x4-naive", 6),
+    _event2vec("config/event2vec_finetune_asl_dvs.yaml", "e2v-naive-256x16-24cls", 24, finetune=True),
+    _event2vec("config/event2vec_finetune_synthetic.yaml", "e2v-naive-64x4-6cls", 6, finetune=True),
     _pose("config/pose_cnn_dhp19.yaml", "pose-cnn-32-256px", real=True),
     _pose("config/pose_cnn_synthetic.yaml", "pose-cnn-8-32px"),
     _pose("config/pose_snn_dhp19.yaml", "pose-snn-32-256px", real=True),

@@ -54,6 +54,8 @@ RESUME_RULES: dict[str, dict[str, str]] = {
         "num_classes": _F, "sensor_size": _F, "h": _F, "w": _F, "embed": _F, "tpe": _F, "d_model": _F,
         "n_head": _F, "d_feedforward": _F, "n_layers": _F, "t_heads": _F, "offset_coordinate": _F,
         "offset_t": _F, "classify_head_zero_init": _F, "lr_schedule": _F,
+        # the pre-trained weights are read at setup, before the resumed weights replace them
+        "self_supervised": _F, "embed_pretrained": _F, "pretrained": _F, "learn_head_only": _F,
         "dropout": _T, "dropout_sequence": _T, "coordinate_noise_std": _T, "label_smoothing": _T,
         "lr": _O, "weight_decay": _O,
     },

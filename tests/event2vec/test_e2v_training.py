@@ -59,21 +59,8 @@ def test_short_fit_well_above_chance(tmp_path, one_thread):
     assert float(trainer.callback_metrics["train/loss_epoch"]) < 1.0  # started at about ln 4 = 1.39
 
 
-def test_cli_fit_then_validate_and_test_from_checkpoint(tmp_path, one_thread):
-    common = [
-        "--config", str(CONFIG),
-        "--data.init_args.root", str(tmp_path / "asl"),
-        "--data.init_args.synthetic.num_classes", "3",
-        "--data.init_args.synthetic.samples_per_class", "10",
-        "--data.init_args.synthetic.events_per_sample", "300",
-        "--data.init_args.num_workers", "0",
-        "--data.init_args.batch_size", "8",
-        "--model.init_args.d_model", "32",
-        "--model.init_args.n_head", "4",
-        "--model.init_args.d_feedforward", "32",
-        "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-        "--trainer.enable_progress_bar", "false",
-    ]  # fmt: skip
+def test_cli_fit_then_validate_and_test_from_checkpoint(tmp_path, one_thread, tiny_stand_in_args):
+    common = ["--config", str(CONFIG), *tiny_stand_in_args(tmp_path)]
     cli = main(["fit", *common, "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
                 "--trainer.limit_val_batches", "2"])  # fmt: skip
     assert cli.model.config.num_classes == 3 and cli.model.config.width == 240  # linked from the DataModule

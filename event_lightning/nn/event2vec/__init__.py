@@ -1,7 +1,8 @@
 """Event2Vec (Fang & Panda, arXiv 2504.15371 v1): events embedded as tokens for a transformer.
 
 ``embedding``: the lookup tables and neighbour embeddings; ``stages``: temporal encodings and the
-optional steps around the embedding; ``network``: :class:`Event2VecNet` and its config.
+optional steps around the embedding; ``network``: :class:`Event2VecNet` (classifier),
+:class:`MaskedEventNet` (self-supervised pre-training) and their config.
 """
 
 from event_lightning.nn.event2vec.embedding import (
@@ -22,14 +23,17 @@ from event_lightning.nn.event2vec.network import (
     Event2VecConfig,
     Event2VecEmbedding,
     Event2VecNet,
+    MaskedEventNet,
     PostNormEncoderLayer,
     TokenClassifier,
+    TokenEncoder,
 )
 from event_lightning.nn.event2vec.stages import (
     TEMPORAL_ENCODINGS,
     AdditiveTime,
     CoordinateNoise,
     DropSequence,
+    MaskTokens,
     MergeTimeHeads,
     OffsetCoordinate,
     Time2Vec,
@@ -48,6 +52,8 @@ __all__ = [
     "Event2VecConfig",
     "Event2VecEmbedding",
     "Event2VecNet",
+    "MaskTokens",
+    "MaskedEventNet",
     "MergeTimeHeads",
     "Naive2dEmbedding",
     "NaiveEmbedding",
@@ -59,6 +65,7 @@ __all__ = [
     "SpatialDownsample",
     "Time2Vec",
     "TokenClassifier",
+    "TokenEncoder",
     "build_embedding",
     "build_temporal_encoding",
     "gaussian_neighbour_weights",

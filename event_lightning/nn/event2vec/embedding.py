@@ -124,9 +124,13 @@ class NaiveEmbedding(nn.Module):
         self.polarities, self.h, self.w, self.d = polarities, h, w, d
         self.table = _table(polarities * h * w, d)
 
+    def word(self, p: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The word of each event, ``p h w + y w + x`` (its table row is one more): int64 ``[B, L]``."""
+        return p * (self.h * self.w) + y * self.w + x
+
     def forward(self, p: torch.Tensor, y: torch.Tensor, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """``[B, L]`` int64 inputs, ``valid`` bool ``[B, L]`` -> tokens ``[B, L, d]``."""
-        return self.table(_rows(p * (self.h * self.w) + y * self.w + x, valid))
+        return self.table(_rows(self.word(p, y, x), valid))
 
 
 class Naive2dEmbedding(nn.Module):

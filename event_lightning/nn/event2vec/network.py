@@ -1,10 +1,14 @@
-"""The Event2Vec classifier network (arXiv 2504.15371 v1): event tokens into a small transformer.
+"""The Event2Vec networks (arXiv 2504.15371 v1): event tokens into a small transformer.
 
 Forward order, as in the reference:
 spatial downsample -> coordinate noise -> coordinate offset -> time offset -> embed (p, y, x)
 -> merge ``t_heads`` -> drop tokens -> add the temporal encoding -> prepend the CLS token ->
 post-LN ``nn.TransformerEncoder`` with a final LayerNorm and the key-padding mask -> Linear head
-on the CLS output.
+on the CLS output (:class:`Event2VecNet`).
+
+Self-supervised pre-training (:class:`MaskedEventNet`, the reference's ``self_supervised`` mode)
+masks a share of the tokens instead of dropping them and predicts each masked event's word of the
+``naive`` table from the encoder output at its position: logits = output . E^T over all table rows.
 
 Under autocast (``bf16-mixed``, ``16-mixed``) everything up to the temporal encoding runs in
 float32: the timestamps and the tokens they are added to keep their precision (in bf16 the 510
@@ -23,10 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from event_lightning.nn.event2vec.embedding import SpatialDownsample, build_embedding
+from event_lightning.nn.event2vec.embedding import NaiveEmbedding, SpatialDownsample, build_embedding
 from event_lightning.nn.event2vec.stages import (
     CoordinateNoise,
     DropSequence,
+    MaskTokens,
     MergeTimeHeads,
     OffsetCoordinate,
     build_temporal_encoding,
@@ -38,8 +43,10 @@ __all__ = [
     "Event2VecConfig",
     "Event2VecEmbedding",
     "Event2VecNet",
+    "MaskedEventNet",
     "PostNormEncoderLayer",
     "TokenClassifier",
+    "TokenEncoder",
 ]
 
 OFFSET_COORDINATE_MODES = ("none", "sample", "batch")
@@ -59,12 +66,15 @@ class Event2VecConfig:
         num_classes: classifier outputs.
         dropout: transformer dropout.
         t_heads: merge the sequence into ``t_heads`` groups (1: off).
-        dropout_sequence: probability of zeroing a whole token in training.
+        dropout_sequence: probability of zeroing a whole token in training; with
+            ``self_supervised`` the share of tokens masked (in training and evaluation).
         coordinate_noise_std: std (grid cells) of a random per-batch coordinate shift in training.
         offset_coordinate: ``none``, ``sample`` (subtract each sample's min y, x) or ``batch``
             (the reference's batch-wide min).
         offset_t: subtract each sample's first timestamp.
         classify_head_zero_init: start the head at zero.
+        self_supervised: build the masked-token network (``naive`` embedding, ``t_heads`` 1,
+            ``dropout_sequence`` > 0); it has no classifier head.
     """
 
     polarities: int = 2
@@ -86,6 +96,7 @@ class Event2VecConfig:
     offset_coordinate: str = "none"
     offset_t: bool = False
     classify_head_zero_init: bool = False
+    self_supervised: bool = False
 
     def __post_init__(self) -> None:
         if self.offset_coordinate not in OFFSET_COORDINATE_MODES:
@@ -94,6 +105,13 @@ class Event2VecConfig:
             )
         if self.d_model % self.n_head:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_head={self.n_head}")
+        if self.self_supervised:
+            # the targets are words of the one naive table, one per event position
+            if self.embed != "naive" or self.t_heads != 1 or not 0 < self.dropout_sequence < 1:
+                raise ValueError(
+                    "self_supervised needs embed 'naive', t_heads 1 and the mask ratio dropout_sequence in (0, 1); "
+                    f"found embed {self.embed!r}, t_heads {self.t_heads}, dropout_sequence {self.dropout_sequence}"
+                )
 
 
 class Event2VecEmbedding(nn.Module):
@@ -110,6 +128,7 @@ class Event2VecEmbedding(nn.Module):
         self.embed = build_embedding(config.embed, config.polarities, config.h, config.w, config.d_model)
         self.merge = MergeTimeHeads(config.t_heads) if config.t_heads > 1 else None
         self.drop_sequence = DropSequence(config.dropout_sequence)
+        self.mask = MaskTokens(config.dropout_sequence) if config.self_supervised else None
         self.temporal = build_temporal_encoding(config.tpe, config.d_model)
 
     def forward(
@@ -121,16 +140,36 @@ class Event2VecEmbedding(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             return self._embed(x, y, t, p, valid)
 
-    def _embed(
+    def masked(
         self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, p: torch.Tensor, valid: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Self-supervised: inputs as :meth:`forward` -> tokens ``[B, L, d]`` with a random share masked
+        (float32 also under autocast), and the target ``[B, L]``: the table row (word + 1) of each
+        masked real event, -1 at unmasked and padded positions."""
+        if self.mask is None:
+            raise RuntimeError("masked() needs an embedding built with Event2VecConfig(self_supervised=True)")
+        with torch.autocast(x.device.type, enabled=False):
+            p, y, x, t = self._grid(x, y, t, p, valid)
+            tokens, masked = self.mask(self.embed(p, y, x, valid))
+            target = torch.where(masked & valid, self.embed.word(p, y, x) + 1, -1)
+            return self.temporal(t, tokens), target
+
+    def _grid(
+        self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, p: torch.Tensor, valid: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Events as the tables read them: ``p, y, x`` int64 on the grid, ``t`` offset if asked."""
         y, x = self.downsample(y.long(), x.long())
         y, x = self.coordinate_noise(y, x)
         if self.offset_coordinate is not None:
             y, x = self.offset_coordinate(y, x, valid)
         if self.config.offset_t:
             t = offset_time(t)
-        p = p.long().clamp(0, self.config.polarities - 1)
+        return p.long().clamp(0, self.config.polarities - 1), y, x, t
+
+    def _embed(
+        self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, p: torch.Tensor, valid: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        p, y, x, t = self._grid(x, y, t, p, valid)
         tokens = self.embed(p, y, x, valid)
         if self.merge is not None:
             t = self.merge.merge_time(t, valid)
@@ -178,8 +217,8 @@ class PostNormEncoderLayer(nn.TransformerEncoderLayer):
         return self.dropout1(attention.out_proj(out.transpose(1, 2).reshape(batch, length, width)))
 
 
-class TokenClassifier(nn.Module):
-    """CLS token (zero init) + post-LN transformer encoder + final LayerNorm + Linear head."""
+class TokenEncoder(nn.Module):
+    """CLS token (zero init) + post-LN transformer encoder + final LayerNorm."""
 
     def __init__(self, config: Event2VecConfig) -> None:
         super().__init__()
@@ -195,6 +234,21 @@ class TokenClassifier(nn.Module):
         self.encoder = nn.TransformerEncoder(
             layer, num_layers=config.n_layers, norm=nn.LayerNorm(config.d_model), enable_nested_tensor=False
         )
+
+    def forward(self, tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """tokens ``[B, L, d]``, ``valid`` bool ``[B, L]`` -> encoded ``[B, 1 + L, d]``, the CLS output first."""
+        batch = tokens.shape[0]
+        tokens = torch.cat((self.class_token.expand(batch, -1, -1).to(tokens.dtype), tokens), dim=1)
+        # True marks keys to ignore; the CLS key is always attended, so a sample without events is safe.
+        ignore = torch.cat((torch.zeros_like(valid[:, :1]), ~valid), dim=1)
+        return self.encoder(tokens, src_key_padding_mask=ignore)
+
+
+class TokenClassifier(TokenEncoder):
+    """:class:`TokenEncoder` + Linear head on the CLS output."""
+
+    def __init__(self, config: Event2VecConfig) -> None:
+        super().__init__(config)
         self.head = nn.Linear(config.d_model, config.num_classes)
         if config.classify_head_zero_init:
             nn.init.zeros_(self.head.weight)
@@ -202,12 +256,7 @@ class TokenClassifier(nn.Module):
 
     def forward(self, tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """tokens ``[B, L, d]``, ``valid`` bool ``[B, L]`` -> logits ``[B, num_classes]``."""
-        batch = tokens.shape[0]
-        tokens = torch.cat((self.class_token.expand(batch, -1, -1).to(tokens.dtype), tokens), dim=1)
-        # True marks keys to ignore; the CLS key is always attended, so a sample without events is safe.
-        ignore = torch.cat((torch.zeros_like(valid[:, :1]), ~valid), dim=1)
-        encoded = self.encoder(tokens, src_key_padding_mask=ignore)
-        return self.head(encoded[:, 0])
+        return self.head(super().forward(tokens, valid)[:, 0])
 
 
 class Event2VecNet(nn.Module):
@@ -225,3 +274,34 @@ class Event2VecNet(nn.Module):
         """Padded events ``[B, L]`` (see :class:`Event2VecEmbedding`) -> logits ``[B, num_classes]``."""
         tokens, valid = self.embedding(x, y, t, p, valid)
         return self.classifier(tokens, valid)
+
+
+class MaskedEventNet(nn.Module):
+    """Self-supervised pre-training: predict the ``naive`` word of every masked event.
+
+    The same :class:`Event2VecEmbedding` and encoder as :class:`Event2VecNet` under the same names
+    (``embedding``, ``classifier``), so a pre-trained checkpoint loads into the classifier key for
+    key; there is no head.
+    """
+
+    def __init__(self, config: Event2VecConfig) -> None:
+        super().__init__()
+        if not config.self_supervised:
+            raise ValueError("MaskedEventNet needs Event2VecConfig(self_supervised=True)")
+        self.config = config
+        self.embedding = Event2VecEmbedding(config)
+        self.classifier = TokenEncoder(config)
+
+    @property
+    def word_embedding(self) -> NaiveEmbedding:
+        """The word table the logits are taken against."""
+        return self.embedding.embed
+
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor, p: torch.Tensor, valid: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded events ``[B, L]`` (see :class:`Event2VecEmbedding`) -> logits ``[B, L, P h w + 1]`` over
+        the table rows (row 0 is padding) and the target rows ``[B, L]`` (-1: not scored)."""
+        tokens, target = self.embedding.masked(x, y, t, p, valid)
+        encoded = self.classifier(tokens, valid)[:, 1:]
+        return encoded @ self.word_embedding.table.weight.T, target

@@ -1,5 +1,6 @@
 """The optional steps around Event2Vec's embedding: temporal encodings, coordinate noise and
-offsets, merging the sequence into ``t_heads`` groups, dropping whole tokens.
+offsets, merging the sequence into ``t_heads`` groups, dropping whole tokens, masking tokens for
+self-supervised training.
 
 All tensors are batch-first: coordinates and times ``[B, L]``, ``valid`` bool ``[B, L]``, tokens
 ``[B, L, d]``.  Every step is out-of-place (the reference edits batch tensors in place).
@@ -15,6 +16,7 @@ __all__ = [
     "AdditiveTime",
     "CoordinateNoise",
     "DropSequence",
+    "MaskTokens",
     "MergeTimeHeads",
     "OffsetCoordinate",
     "Time2Vec",
@@ -162,3 +164,26 @@ class DropSequence(nn.Module):
             return tokens
         keep = torch.rand(tokens.shape[0], tokens.shape[1], 1, device=tokens.device) > self.p
         return tokens * keep.to(tokens.dtype)
+
+
+class MaskTokens(nn.Module):
+    """Self-supervised masking (BERT-style): zero whole tokens with probability ``p`` and say which.
+
+    Active in training and evaluation alike, as in the reference, so that the evaluation loss is
+    the same task.  A masked token is zeroed before the temporal encoding, so it still carries
+    its event's time.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0 < p < 1:
+            raise ValueError(f"the mask ratio (dropout_sequence) must be in (0, 1), found {p}")
+        self.p = p
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens ``[B, L, d]`` -> tokens with the masked rows zeroed, and ``masked`` bool ``[B, L]``."""
+        masked = torch.rand(tokens.shape[0], tokens.shape[1], device=tokens.device) < self.p
+        return tokens * (~masked)[..., None].to(tokens.dtype), masked
