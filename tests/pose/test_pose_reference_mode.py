@@ -3,9 +3,11 @@ behaviour differs from the project's default, the option that reproduces it."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from event_lightning.data.datasets.dhp19 import DHP19Crop
 from event_lightning.models.pose import PoseCNN, PoseHybridCNNRNN, PoseHybridCNNSNN
 
 
@@ -36,3 +38,16 @@ def test_hybrid_cnn_snn_tail_is_not_divided():
     torch.manual_seed(0)
     tail = PoseHybridCNNSNN(base_channels=32, cnn_base_channels=4).net.snn.tail
     assert tail.weight.std().item() == pytest.approx(_xavier_std(tail), rel=0.2)
+
+
+@pytest.mark.parametrize("downsample", [1, 8])
+def test_joints_left_of_or_above_the_crop_are_dropped_before_truncation(downsample):
+    """The reference masks u < 34 or v < 2 (sensor pixels) before its int cast: crop x = -0.5
+    must be NaN, not truncated onto pixel 0."""
+    projection = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1.0]])  # u = X, v = 260 - Y
+    crop_xy = np.array([[-0.5, 10.0], [10.0, -0.3], [0.2, 5.0], [255.9, 255.9], [256.0, 3.0], [-1.0, 3.0]])
+    points = np.stack([crop_xy[:, 0] + 34, 260 - (crop_xy[:, 1] + 2), np.zeros(len(crop_xy))], -1)
+    out = DHP19Crop(downsample=downsample).landmarks(points, projection)
+    inside = np.isfinite(out).all(-1)
+    assert inside.tolist() == [False, False, True, True, False, False]
+    np.testing.assert_allclose(out[inside], crop_xy[inside] / downsample, rtol=1e-5)
