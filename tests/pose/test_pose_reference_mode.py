@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from event_lightning.data.datasets.dhp19 import DHP19Crop
+from event_lightning.data.datasets.dhp19 import DHP19Crop, DHP19DataModule
+from event_lightning.events.core import make_events
+from event_lightning.events.formats.dhp19_h5 import (
+    DHP19EventFile,
+    write_dhp19_events,
+    write_dhp19_labels,
+    write_projection_matrices,
+)
 from event_lightning.models.pose import PoseCNN, PoseHybridCNNRNN, PoseHybridCNNSNN
 
 
@@ -51,3 +58,106 @@ def test_joints_left_of_or_above_the_crop_are_dropped_before_truncation(downsamp
     inside = np.isfinite(out).all(-1)
     assert inside.tolist() == [False, False, True, True, False, False]
     np.testing.assert_allclose(out[inside], crop_xy[inside] / downsample, rtol=1e-5)
+
+
+# A recording whose edges are known: 1000 ms of events (ms_to_idx has 1000 entries), 100 labels
+# (so L = min(1000, 10 * 100 + 10) = 1000), t[1500] at ~75 ms (first constant-count start 100 ms),
+# every event and joint inside the crop.
+_N_EVENTS, _N_LABELS, _COUNT = 20_000, 100, 1500
+
+
+@pytest.fixture(scope="module")
+def edge_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dhp19_edges")
+    rng = np.random.default_rng(0)
+    t = np.sort(rng.integers(0, 1_000_000, _N_EVENTS))
+    events = make_events(
+        rng.integers(34, 290, _N_EVENTS), rng.integers(2, 258, _N_EVENTS), t, rng.integers(0, 2, _N_EVENTS)
+    )
+    write_dhp19_events(root / "S1_session1_mov1_events.h5", {3: events}, n_ms=1000)
+    poses = np.zeros((_N_LABELS, 3, 13))
+    poses[:, 0], poses[:, 1] = 150.0, 130.0  # u = 150, v = 260 - 130: inside the crop
+    write_dhp19_labels(root / "S1_session1_mov1_label.h5", poses, (np.arange(_N_LABELS) + 1) * 10_000)
+    projection = np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1.0]])
+    write_projection_matrices(root, {k: projection for k in (1, 2, 3, 4)}, np.zeros((4, 3)))
+    return root
+
+
+def _starts(root, split: str = "train", **kwargs) -> list[int]:
+    dm = DHP19DataModule(
+        root=str(root), camera_views=[3], cnn_event_count=_COUNT, train_subjects=[1], test_subjects=[1], **kwargs
+    )
+    return [ms for _, _, ms in dm.split(split).index]
+
+
+def test_reference_windows_of_the_hybrid_loader_step_by_step_size_whatever_the_window(edge_root):
+    """snn_dataloader with constant_count: floor((L - first - step) / step) windows, also for the
+    200 ms test windows (the common rule keeps one fewer: floor((L - first - 200) / 100))."""
+    with DHP19EventFile(edge_root / "S1_session1_mov1_events.h5") as f:
+        first = 100 * int(np.ceil(f.events(3)["t"][_COUNT] / 100_000))
+    assert first == 100
+    reference = [first + 100 * k for k in range((1000 - first - 100) // 100)]
+    for window in (100, 200):
+        kwargs = dict(mode="hybrid", window_ms=100, test_window_ms=window)
+        assert _starts(edge_root, "test", window_rule="reference", **kwargs) == reference
+        common = _starts(edge_root, "test", **kwargs)
+        assert common == reference[: (1000 - first - window) // 100]
+    assert len(reference) - len(_starts(edge_root, "test", mode="hybrid", test_window_ms=200)) == 1
+
+
+@pytest.mark.parametrize("mode", ["sequence", "hybrid"])
+def test_reference_windows_without_constant_count_frames_start_at_0ms(edge_root, mode):
+    """The SNN and RNN loaders (no constant_count) and the constant-duration CNN-RNN hybrid:
+    ms_start = idx * step from 0, floor((L - T) / step) + 1 windows."""
+    kwargs = dict(mode=mode, window_rule="reference", cnn_frame="duration" if mode == "hybrid" else "count")
+    for window in (100, 200):
+        expected = [100 * k for k in range((1000 - window) // 100 + 1)]
+        assert _starts(edge_root, "test", test_window_ms=window, **kwargs) == expected
+
+
+def test_reference_cnn_frames_start_at_the_100ms_grid_and_run_to_the_end(edge_root):
+    """cnn_dataloader: floor((L - first) / step) frames from ceil(t[7500] / 100 ms) * 100 ms, also
+    at 100 Hz (step 10 ms); held labels past the label file are NaN, not a reason to drop a frame."""
+    assert _starts(edge_root, mode="cnn", window_rule="reference") == list(range(100, 1000, 100))
+    dm = DHP19DataModule(
+        root=str(edge_root),
+        camera_views=[3],
+        cnn_event_count=_COUNT,
+        train_subjects=[1],
+        test_subjects=[1],
+        mode="cnn",
+        window_rule="reference",
+        test_step_ms=10,
+    )
+    test = dm.split("test")
+    assert [ms for _, _, ms in test.index] == list(range(100, 1000, 10))
+    last = test.dense_sample(len(test) - 1)
+    assert torch.isfinite(last["cnn_landmarks"]).all()
+    assert torch.isfinite(last["landmarks"][:1]).all() and torch.isnan(last["landmarks"][1:]).all()
+
+
+def test_reference_window_at_the_end_of_ms_to_idx_takes_the_events_but_the_last(edge_root):
+    """A window ending at len(ms_to_idx) reads events[idx_start:-1] (the reference's idx_end = -1)."""
+    dm = DHP19DataModule(
+        root=str(edge_root), camera_views=[3], train_subjects=[1], mode="sequence", window_rule="reference"
+    )
+    train = dm.split("train")
+    assert train.index[-1][2] == 900
+    with DHP19EventFile(edge_root / "S1_session1_mov1_events.h5") as f:
+        start = int(f.ms_to_idx(3)[900])
+    assert train.dense_sample(len(train) - 1)["events"].sum().item() == _N_EVENTS - 1 - start
+
+
+def test_reference_constant_duration_frame_before_the_recording_is_zero_with_label_0(edge_root):
+    dm = DHP19DataModule(
+        root=str(edge_root),
+        camera_views=[3],
+        train_subjects=[1],
+        mode="hybrid",
+        cnn_frame="duration",
+        window_rule="reference",
+        next_cnn_frame=False,
+    )
+    sample = dm.split("train").dense_sample(0)
+    assert sample["ms_start"] == 0 and sample["cnn_input"].abs().sum().item() == 0
+    torch.testing.assert_close(sample["cnn_landmarks"], torch.tensor([[150.0 - 34, 130.0 - 2]] * 13))

@@ -31,6 +31,10 @@ class DHP19Sampling:
         cnn_frame: ``"count"`` (constant count) or ``"duration"`` (the window before ms_start).
         bin_alignment: ``"window"`` (edges at ms_start + k * bin_ms) or ``"events"`` (reference).
         next_cnn_frame: also return the CNN frame ending at ``ms_start + window_ms``.
+        window_rule: which windows a recording gives: ``"common"`` (every mode starts at the
+            constant-count start and keeps whole windows, so all models are scored on the same
+            windows) or ``"reference"`` (each reference loader's own rule; see
+            :mod:`event_lightning.data.datasets.dhp19.windows`).
     """
 
     mode: str = "cnn"
@@ -42,10 +46,12 @@ class DHP19Sampling:
     cnn_frame: str = "count"
     bin_alignment: str = "window"
     next_cnn_frame: bool = False
+    window_rule: str = "common"
 
     def __post_init__(self) -> None:
         choices = {"mode": ("cnn", "sequence", "hybrid"), "cnn_frame": ("count", "duration")}
         choices["bin_alignment"] = ("window", "events")
+        choices["window_rule"] = ("common", "reference")
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"DHP19 data.{name} must be one of {allowed}; found {getattr(self, name)!r}")
