@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 
 from event_lightning.data.datasets.dhp19 import DHP19Crop, DHP19DataModule
+from event_lightning.data.datasets.dhp19.voxel import pose_voxel_grid
 from event_lightning.events.core import make_events
 from event_lightning.events.formats.dhp19_h5 import (
+    DHP19_SENSOR_SIZE,
     DHP19EventFile,
     write_dhp19_events,
     write_dhp19_labels,
     write_projection_matrices,
 )
-from event_lightning.models.pose import PoseCNN, PoseHybridCNNRNN, PoseHybridCNNSNN
+from event_lightning.models.pose import PoseCNN, PoseHybridCNNRNN, PoseHybridCNNSNN, PoseRNN, PoseSNN
 
 
 def _xavier_std(conv: torch.nn.Conv2d) -> float:
@@ -161,3 +164,122 @@ def test_reference_constant_duration_frame_before_the_recording_is_zero_with_lab
     sample = dm.split("train").dense_sample(0)
     assert sample["ms_start"] == 0 and sample["cnn_input"].abs().sum().item() == 0
     torch.testing.assert_close(sample["cnn_landmarks"], torch.tensor([[150.0 - 34, 130.0 - 2]] * 13))
+
+
+def _voxel_by_hand(events: np.ndarray, n_bins: int, height: int, width: int) -> np.ndarray:
+    """The reference's voxel grid, event by event: bilinear in time over t_norm = (C - 1)(t - t_0) /
+    (t_last - t_0), value 2p - 1, then the non-zero cells standardised (unbiased std)."""
+    grid = np.zeros((n_bins, height, width))
+    t = events["t"].astype(np.float64)
+    for e, t_e in zip(events, t, strict=True):
+        t_norm = (n_bins - 1) * (t_e - t[0]) / (t[-1] - t[0])
+        for b in (int(np.floor(t_norm)), int(np.floor(t_norm)) + 1):
+            if 0 <= b < n_bins:
+                grid[b, e["y"], e["x"]] += (2.0 * e["p"] - 1) * (1 - abs(b - t_norm))
+    cells = grid[grid != 0]
+    grid[grid != 0] = (cells - cells.mean()) / cells.std(ddof=1)
+    return grid
+
+
+def test_pose_voxel_grid_is_the_reference_voxel_grid():
+    rng = np.random.default_rng(4)
+    n = 300
+    t = np.sort(rng.integers(0, 100_000, n))
+    events = make_events(rng.integers(0, 346, n), rng.integers(0, 260, n), t, rng.integers(0, 2, n))
+    ours = pose_voxel_grid(events, DHP19_SENSOR_SIZE, 10)
+    assert ours.dtype == np.float32 and ours.shape == (10, 260, 346)
+    np.testing.assert_allclose(ours, _voxel_by_hand(events, 10, 260, 346), rtol=1e-4, atol=1e-5)
+    assert not pose_voxel_grid(events[:0], DHP19_SENSOR_SIZE, 10).any()
+
+
+@pytest.mark.parametrize("mode", ["cnn", "sequence", "hybrid"])
+def test_voxel_grid_samples_are_the_full_sensor_grid_cropped(edge_root, mode):
+    """events: [T, 1, H, W] (one signed channel a bin); CNN frames: [cnn_bins, H, W]; both the
+    reference grid of the full sensor, cropped (its standardisation sees the whole sensor)."""
+    dm = DHP19DataModule(
+        root=str(edge_root),
+        camera_views=[3],
+        cnn_event_count=_COUNT,
+        train_subjects=[1],
+        mode=mode,
+        representation="voxel_grid",
+        bin_alignment="events",
+    )
+    train = dm.split("train")
+    sample = train.dense_sample(2)
+    ms = sample["ms_start"]
+    with DHP19EventFile(edge_root / "S1_session1_mov1_events.h5") as f:
+        table, all_events = f.ms_to_idx(3), f.events(3)
+    crop = (slice(None), slice(2, 258), slice(34, 290))
+    if mode != "cnn":
+        window = all_events[table[ms] : table[ms + 100]]
+        expected = pose_voxel_grid(window, DHP19_SENSOR_SIZE, 10)[crop]
+        assert sample["events"].shape == (10, 1, 256, 256)
+        np.testing.assert_allclose(sample["events"][:, 0].numpy(), expected, rtol=1e-6)
+    if mode != "sequence":
+        frame = all_events[table[ms] - _COUNT : table[ms]]
+        assert sample["cnn_input"].shape == (10, 256, 256)
+        np.testing.assert_allclose(sample["cnn_input"].numpy(), pose_voxel_grid(frame, DHP19_SENSOR_SIZE, 10)[crop])
+
+
+def test_the_representation_is_part_of_the_cache_key(edge_root, tmp_path):
+    keys = {}
+    for representation in ("histogram", "voxel_grid"):
+        dm = DHP19DataModule(
+            root=str(edge_root),
+            camera_views=[3],
+            cnn_event_count=_COUNT,
+            train_subjects=[1],
+            mode="hybrid",
+            representation=representation,
+            cache_dir=str(tmp_path),
+        )
+        train = dm.split("train")
+        keys[representation] = train.cache.key
+        assert train.cache.params["sampling"]["representation"] == representation
+    assert keys["histogram"] != keys["voxel_grid"]
+
+
+_VOXEL_MODELS = {
+    "cnn": (PoseCNN, dict(in_channels=10)),
+    "sequence-snn": (PoseSNN, dict(in_channels=1)),
+    "sequence-rnn": (PoseRNN, dict(in_channels=1)),
+    "hybrid-snn": (PoseHybridCNNSNN, dict(in_channels=1, cnn_in_channels=10)),
+    "hybrid-rnn": (PoseHybridCNNRNN, dict(in_channels=1, cnn_in_channels=10)),
+}
+
+
+@pytest.mark.parametrize("name", list(_VOXEL_MODELS))
+def test_every_pose_model_trains_on_voxel_grids(edge_root, name, single_thread):
+    model_class, channels = _VOXEL_MODELS[name]
+    torch.manual_seed(0)
+    widths = dict(base_channels=4) | (dict(cnn_base_channels=4) if name.startswith("hybrid") else {})
+    model = model_class(**channels, **widths)
+    dm = DHP19DataModule(
+        root=str(edge_root),
+        camera_views=[3],
+        cnn_event_count=_COUNT,
+        train_subjects=[1],
+        test_subjects=[1],
+        mode=name.split("-")[0],
+        representation="voxel_grid",
+        downsample=8,
+        batch_size=2,
+        num_workers=0,
+    )
+    trainer = pl.Trainer(
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        accelerator="cpu",
+    )
+    before = [p.detach().clone() for p in model.parameters() if p.requires_grad]
+    trainer.fit(model, datamodule=dm)
+    after = [p for p in model.parameters() if p.requires_grad]
+    assert trainer.global_step == 1
+    assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))
+    assert all(torch.isfinite(p).all() for p in after)

@@ -82,6 +82,15 @@ class DHP19Crop:
         """``[..., H / f, W / f + 1]`` counts on :attr:`binning_sensor` -> ``[..., H / f, W / f]``."""
         return np.ascontiguousarray(frames[..., :-1])
 
+    def crop_pool(self, frames: np.ndarray) -> np.ndarray:
+        """``[..., 260, 346]`` full-sensor frames -> ``[..., H / f, W / f]``: the crop, sum-pooled."""
+        crop = frames[..., self.top : self.top + self.height, self.left : self.left + self.width]
+        f = self.downsample
+        if f == 1:
+            return np.ascontiguousarray(crop)
+        pooled = crop.reshape(*crop.shape[:-2], self.height // f, f, self.width // f, f)
+        return pooled.sum(axis=(-3, -1), dtype=crop.dtype)
+
     def landmarks(self, points_mm: np.ndarray, projection: np.ndarray) -> np.ndarray:
         """Project ``[..., 13, 3]`` mm joints to ``[..., 13, 2]`` grid pixels; NaN outside the crop
         (``0 <= x < 256``, ``0 <= y < 256`` in crop pixels, before any truncation)."""

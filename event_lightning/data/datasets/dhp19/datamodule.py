@@ -51,6 +51,9 @@ class DHP19DataModule(pl.LightningDataModule):
         bin_alignment: ``"window"`` (bins on the label grid) or ``"events"`` (reference).
         window_rule: ``"common"`` (every model scored on the same windows) or ``"reference"``
             (each reference loader's windows: see :mod:`.windows`).
+        representation: ``"histogram"`` (per-polarity counts, the reference's ``stacked_hist``) or
+            ``"voxel_grid"`` (the reference's normalised voxel grid, one signed channel a bin: set the
+            models' ``in_channels`` to 1 and ``cnn_in_channels`` / PoseCNN ``in_channels`` to ``cnn_bins``).
         downsample: sum-pooling factor after the 256x256 crop (1 = reference).
         train_subjects, test_subjects: subject numbers (1-12 and 13-17).
         val_subjects: validation subjects; None = the test subjects (the reference has no
@@ -84,6 +87,7 @@ class DHP19DataModule(pl.LightningDataModule):
         cnn_frame: str = "count",
         bin_alignment: str = "window",
         window_rule: str = "common",
+        representation: str = "histogram",
         downsample: int = 1,
         train_subjects: list[int] | None = None,
         test_subjects: list[int] | None = None,
@@ -115,6 +119,7 @@ class DHP19DataModule(pl.LightningDataModule):
             cnn_frame=cnn_frame,
             bin_alignment=bin_alignment,
             window_rule=window_rule,
+            representation=representation,
         )
         self.train_sampling = DHP19Sampling(
             window_ms=window_ms,

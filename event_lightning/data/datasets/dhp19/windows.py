@@ -63,6 +63,7 @@ from event_lightning.data.datasets.dhp19.batches import densify_counts
 from event_lightning.data.datasets.dhp19.crop import DHP19Crop
 from event_lightning.data.datasets.dhp19.recordings import DHP19Recording
 from event_lightning.data.datasets.dhp19.sampling import LABEL_PERIOD_MS, DHP19Sampling
+from event_lightning.data.datasets.dhp19.voxel import pose_voxel_grid
 from event_lightning.data.loading.bad_samples import (
     BAD_SAMPLE_ERRORS,
     BadSampleLedger,
@@ -75,6 +76,7 @@ from event_lightning.data.loading.sparse_counts import from_records, to_records
 from event_lightning.events.core import EventFormatError
 from event_lightning.events.formats.dhp19_h5 import (
     DHP19_LABEL_PERIOD_US,
+    DHP19_SENSOR_SIZE,
     DHP19EventFile,
     read_dhp19_labels,
     read_projection_matrices,
@@ -333,62 +335,79 @@ class DHP19Windows(Dataset):
     # ------------------------------------------------------------------ representations
 
     def _cnn_frame(self, events: DHP19EventFile, cam: int, end_ms: int) -> np.ndarray:
+        """``[channels_per_bin * cnn_bins, H / f, W / f]``: the CNN frame ending at ``end_ms``,
+        channels polarity-major (``p * cnn_bins + b``) for histograms."""
         s = self.sampling
-        table = events.ms_to_idx(cam)
-        if s.cnn_frame == "duration" and end_ms < s.window_ms:  # before the recording: no events (reference)
-            size = self.crop.sensor_size
-            return np.zeros((2 * s.cnn_bins, size.height, size.width), dtype=np.int64)
-        if s.cnn_frame == "count":
-            end = int(table[end_ms])
-            chunk = events.events(cam, max(end - s.cnn_event_count, 0), end)
-            sensor = self.crop.binning_sensor
-            hist = stacked_histogram(self.crop.remap(chunk), sensor, s.cnn_bins, channel_order="polarity_major")
-        else:
-            bins = self._bins(events, cam, end_ms - s.window_ms, end_ms, s.cnn_bins)
-            hist = bins.transpose(1, 0, 2, 3).reshape(-1, *bins.shape[2:])
+        if s.cnn_frame == "duration":
+            if end_ms < s.window_ms:  # before the recording: no events (the reference's zero frame)
+                size = self.crop.sensor_size
+                return np.zeros((s.channels_per_bin * s.cnn_bins, size.height, size.width), dtype=self._dtype)
+            frames = self._frames(events, cam, end_ms - s.window_ms, end_ms, s.cnn_bins)
+            return np.ascontiguousarray(frames.transpose(1, 0, 2, 3)).reshape(-1, *frames.shape[2:])
+        end = int(events.ms_to_idx(cam)[end_ms])
+        chunk = events.events(cam, max(end - s.cnn_event_count, 0), end)
+        if s.representation == "voxel_grid":
+            return self.crop.crop_pool(pose_voxel_grid(chunk, DHP19_SENSOR_SIZE, s.cnn_bins))
+        sensor = self.crop.binning_sensor
+        hist = stacked_histogram(self.crop.remap(chunk), sensor, s.cnn_bins, channel_order="polarity_major")
         return self.crop.drop_spare(hist)
 
-    def _bins(self, events: DHP19EventFile, cam: int, start_ms: int, end_ms: int, n_bins: int) -> np.ndarray:
-        """``[n_bins, 2, H / f, W / f + 1]`` counts of ``[start_ms, end_ms)`` on the binning sensor."""
+    @property
+    def _dtype(self) -> type:
+        return np.int64 if self.sampling.representation == "histogram" else np.float32
+
+    def _frames(self, events: DHP19EventFile, cam: int, start_ms: int, end_ms: int, n_bins: int) -> np.ndarray:
+        """``[n_bins, channels_per_bin, H / f, W / f]``: the representation of ``[start_ms, end_ms)``."""
+        s = self.sampling
+        chunk = events.events(cam, *_event_range(events, cam, start_ms, end_ms))
+        if s.representation == "voxel_grid":
+            # on the full sensor, whose non-zero cells the reference standardises, then cropped
+            t_range = None if s.bin_alignment == "events" else (start_ms * 1000, end_ms * 1000)
+            return self.crop.crop_pool(pose_voxel_grid(chunk, DHP19_SENSOR_SIZE, n_bins, t_range))[:, None]
         sensor = self.crop.binning_sensor
-        chunk = self.crop.remap(events.events(cam, *_event_range(events, cam, start_ms, end_ms)))
+        chunk = self.crop.remap(chunk)
         if len(chunk) == 0:
-            return np.zeros((n_bins, *sensor.frame_shape), dtype=np.int64)
-        if self.sampling.bin_alignment == "events":
-            return stacked_histogram(chunk, sensor, n_bins, dtype=np.int64)
-        bin_us = (end_ms - start_ms) * 1000 // n_bins
-        return to_frame(chunk, sensor, time_window=bin_us, start_time=start_ms * 1000, end_time=end_ms * 1000)
+            counts = np.zeros((n_bins, *sensor.frame_shape), dtype=np.int64)
+        elif s.bin_alignment == "events":
+            counts = stacked_histogram(chunk, sensor, n_bins, dtype=np.int64)
+        else:
+            bin_us = (end_ms - start_ms) * 1000 // n_bins
+            counts = to_frame(chunk, sensor, time_window=bin_us, start_time=start_ms * 1000, end_time=end_ms * 1000)
+        return self.crop.drop_spare(counts)
 
     def _counts(self, source: _Source, cam: int, ms_start: int) -> np.ndarray:
-        """Every count tensor of one view, stacked on the channel axis ``[C_total, H, W]``."""
+        """Every input tensor of one view, stacked on the channel axis ``[C_total, H, W]`` (int64
+        counts, or float32 voxel grids)."""
         s, parts = self.sampling, []
         if s.uses_cnn:
             parts.append(self._cnn_frame(source.events, cam, ms_start))
         if s.uses_sequence:
-            bins = self._bins(source.events, cam, ms_start, ms_start + s.window_ms, s.n_steps)
-            parts.append(self.crop.drop_spare(bins).reshape(-1, *self.crop.sensor_size.frame_shape[1:]))
+            frames = self._frames(source.events, cam, ms_start, ms_start + s.window_ms, s.n_steps)
+            parts.append(frames.reshape(-1, *frames.shape[2:]))
         if s.next_cnn_frame:
             parts.append(self._cnn_frame(source.events, cam, ms_start + s.window_ms))
-        return np.concatenate(parts).astype(np.int64, copy=False)
+        return np.concatenate(parts).astype(self._dtype, copy=False)
 
     @property
-    def count_parts(self) -> tuple[tuple[str, int], ...]:
-        """``(key, channels)`` of each count tensor in the channel stack of :meth:`_counts`, in order."""
+    def count_parts(self) -> tuple[tuple[str, int, int], ...]:
+        """``(key, channels, channels of one time step)`` of each tensor in the channel stack of
+        :meth:`_counts`, in order (``events`` is ``[T, channels_per_bin]``; CNN frames have no step
+        axis: 0)."""
         s = self.sampling
-        parts = []
+        per_bin, parts = s.channels_per_bin, []
         if s.uses_cnn:
-            parts.append(("cnn_input", 2 * s.cnn_bins))
+            parts.append(("cnn_input", per_bin * s.cnn_bins, 0))
         if s.uses_sequence:
-            parts.append(("events", 2 * s.n_steps))
+            parts.append(("events", per_bin * s.n_steps, per_bin))
         if s.next_cnn_frame:
-            parts.append(("cnn_input_next", 2 * s.cnn_bins))
+            parts.append(("cnn_input_next", per_bin * s.cnn_bins, 0))
         return tuple(parts)
 
     @property
     def count_shape(self) -> tuple[int, int, int]:
         """``(C_total, H, W)``: the channel stack of one view (the :attr:`count_parts` in order)."""
         size = self.crop.sensor_size
-        return (sum(channels for _, channels in self.count_parts), size.height, size.width)
+        return (sum(channels for _, channels, _ in self.count_parts), size.height, size.width)
 
     def _view(self, source: _Source, cam: int, ms_start: int) -> dict[str, Any]:
         """The labels and geometry of one view (its counts travel apart, sparse)."""
@@ -439,4 +458,5 @@ class DHP19Windows(Dataset):
         and tests; loaders keep samples sparse until ``DHP19DataModule.on_after_batch_transfer``."""
         sample = self[index]
         dense = densify_counts(sample)
-        return {key: value[0] if key in dict(sample["count_parts"]) else value for key, value in dense.items()}
+        parts = {key for key, _, _ in sample["count_parts"]}
+        return {key: value[0] if key in parts else value for key, value in dense.items()}
