@@ -18,6 +18,8 @@ from event_lightning.events.formats.dhp19_h5 import (
     write_dhp19_labels,
     write_projection_matrices,
 )
+from event_lightning.metrics.mpjpe import MPJPE
+from event_lightning.metrics.triangulation import project_to_crop
 from event_lightning.models.pose import PoseCNN, PoseHybridCNNRNN, PoseHybridCNNSNN, PoseRNN, PoseSNN
 
 
@@ -283,3 +285,32 @@ def test_every_pose_model_trains_on_voxel_grids(edge_root, name, single_thread):
     assert trainer.global_step == 1
     assert any(not torch.equal(a, b) for a, b in zip(after, before, strict=True))
     assert all(torch.isfinite(p).all() for p in after)
+
+
+def _camera(centre: list[float], yaw: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """A 3x4 P = K [R | -R c] looking along +y rotated by ``yaw`` about z, and its centre c (mm)."""
+    c, s = np.cos(yaw), np.sin(yaw)
+    look = np.array([[c, -s, 0.0], [0.0, 0.0, -1.0], [s, c, 0.0]])  # rows: image x, image y, optical axis
+    k = np.array([[300.0, 0, 173], [0, 300.0, 130], [0, 0, 1]])
+    centre_mm = np.array(centre)
+    p = k @ np.concatenate([look, -(look @ centre_mm)[:, None]], 1)
+    return torch.from_numpy(p), torch.from_numpy(centre_mm)
+
+
+def test_3d_mpjpe_scores_every_step_against_its_own_label():
+    """The published 57.75 mm protocol (geometric_triangulation.py): step k against label k, not
+    every step against the window's first label (inference/triangulation.py's bug)."""
+    (p_a, c_a), (p_b, c_b) = _camera([0.0, -3000.0, 1000.0], 0.3), _camera([1500.0, -2500.0, 1000.0], -0.2)
+    steps, joints = 4, 13
+    rng = np.random.default_rng(5)
+    labels = torch.from_numpy(rng.normal(0, 300, (1, steps, joints, 3)) + np.array([0.0, 0.0, 1000.0]))
+    labels[:, :, :, 0] += torch.arange(steps)[None, :, None] * 50.0  # the figure moves 50 mm a step
+
+    pred = torch.cat([project_to_crop(labels, p) for p in (p_a, p_b)])  # [B * V, L, J, 2], exact pixels
+    batch = {"projection": torch.stack([p_a, p_b]), "camera_centre": torch.stack([c_a, c_b])}
+    model = PoseSNN(base_channels=4)
+    per_step, first_label = MPJPE(), MPJPE()
+    model._score_3d(per_step, pred, batch, 2, labels.float(), 1.0)
+    model._score_3d(first_label, pred, batch, 2, labels[:, :1].expand_as(labels).float(), 1.0)
+    assert per_step.compute().abs().max().item() < 1e-3  # mm
+    assert first_label.compute()[1:].min().item() > 40.0
