@@ -88,11 +88,14 @@ def edge_root(tmp_path_factory):
     return root
 
 
+def _edge_module(root, **kwargs) -> DHP19DataModule:
+    """A DataModule on the edge recording (train and test: subject 1, camera 3)."""
+    defaults = dict(camera_views=[3], cnn_event_count=_COUNT, train_subjects=[1], test_subjects=[1])
+    return DHP19DataModule(root=str(root), **{**defaults, **kwargs})
+
+
 def _starts(root, split: str = "train", **kwargs) -> list[int]:
-    dm = DHP19DataModule(
-        root=str(root), camera_views=[3], cnn_event_count=_COUNT, train_subjects=[1], test_subjects=[1], **kwargs
-    )
-    return [ms for _, _, ms in dm.split(split).index]
+    return [ms for _, _, ms in _edge_module(root, **kwargs).split(split).index]
 
 
 def test_reference_windows_of_the_hybrid_loader_step_by_step_size_whatever_the_window(edge_root):
@@ -124,16 +127,7 @@ def test_reference_cnn_frames_start_at_the_100ms_grid_and_run_to_the_end(edge_ro
     """cnn_dataloader: floor((L - first) / step) frames from ceil(t[7500] / 100 ms) * 100 ms, also
     at 100 Hz (step 10 ms); held labels past the label file are NaN, not a reason to drop a frame."""
     assert _starts(edge_root, mode="cnn", window_rule="reference") == list(range(100, 1000, 100))
-    dm = DHP19DataModule(
-        root=str(edge_root),
-        camera_views=[3],
-        cnn_event_count=_COUNT,
-        train_subjects=[1],
-        test_subjects=[1],
-        mode="cnn",
-        window_rule="reference",
-        test_step_ms=10,
-    )
+    dm = _edge_module(edge_root, mode="cnn", window_rule="reference", test_step_ms=10)
     test = dm.split("test")
     assert [ms for _, _, ms in test.index] == list(range(100, 1000, 10))
     last = test.dense_sample(len(test) - 1)
@@ -143,10 +137,7 @@ def test_reference_cnn_frames_start_at_the_100ms_grid_and_run_to_the_end(edge_ro
 
 def test_reference_window_at_the_end_of_ms_to_idx_takes_the_events_but_the_last(edge_root):
     """A window ending at len(ms_to_idx) reads events[idx_start:-1] (the reference's idx_end = -1)."""
-    dm = DHP19DataModule(
-        root=str(edge_root), camera_views=[3], train_subjects=[1], mode="sequence", window_rule="reference"
-    )
-    train = dm.split("train")
+    train = _edge_module(edge_root, mode="sequence", window_rule="reference").split("train")
     assert train.index[-1][2] == 900
     with DHP19EventFile(edge_root / "S1_session1_mov1_events.h5") as f:
         start = int(f.ms_to_idx(3)[900])
@@ -154,15 +145,7 @@ def test_reference_window_at_the_end_of_ms_to_idx_takes_the_events_but_the_last(
 
 
 def test_reference_constant_duration_frame_before_the_recording_is_zero_with_label_0(edge_root):
-    dm = DHP19DataModule(
-        root=str(edge_root),
-        camera_views=[3],
-        train_subjects=[1],
-        mode="hybrid",
-        cnn_frame="duration",
-        window_rule="reference",
-        next_cnn_frame=False,
-    )
+    dm = _edge_module(edge_root, mode="hybrid", cnn_frame="duration", window_rule="reference", next_cnn_frame=False)
     sample = dm.split("train").dense_sample(0)
     assert sample["ms_start"] == 0 and sample["cnn_input"].abs().sum().item() == 0
     torch.testing.assert_close(sample["cnn_landmarks"], torch.tensor([[150.0 - 34, 130.0 - 2]] * 13))
@@ -198,15 +181,7 @@ def test_pose_voxel_grid_is_the_reference_voxel_grid():
 def test_voxel_grid_samples_are_the_full_sensor_grid_cropped(edge_root, mode):
     """events: [T, 1, H, W] (one signed channel a bin); CNN frames: [cnn_bins, H, W]; both the
     reference grid of the full sensor, cropped (its standardisation sees the whole sensor)."""
-    dm = DHP19DataModule(
-        root=str(edge_root),
-        camera_views=[3],
-        cnn_event_count=_COUNT,
-        train_subjects=[1],
-        mode=mode,
-        representation="voxel_grid",
-        bin_alignment="events",
-    )
+    dm = _edge_module(edge_root, mode=mode, representation="voxel_grid", bin_alignment="events")
     train = dm.split("train")
     sample = train.dense_sample(2)
     ms = sample["ms_start"]
@@ -227,15 +202,7 @@ def test_voxel_grid_samples_are_the_full_sensor_grid_cropped(edge_root, mode):
 def test_the_representation_is_part_of_the_cache_key(edge_root, tmp_path):
     keys = {}
     for representation in ("histogram", "voxel_grid"):
-        dm = DHP19DataModule(
-            root=str(edge_root),
-            camera_views=[3],
-            cnn_event_count=_COUNT,
-            train_subjects=[1],
-            mode="hybrid",
-            representation=representation,
-            cache_dir=str(tmp_path),
-        )
+        dm = _edge_module(edge_root, mode="hybrid", representation=representation, cache_dir=str(tmp_path))
         train = dm.split("train")
         keys[representation] = train.cache.key
         assert train.cache.params["sampling"]["representation"] == representation
@@ -257,28 +224,10 @@ def test_every_pose_model_trains_on_voxel_grids(edge_root, name, single_thread):
     torch.manual_seed(0)
     widths = dict(base_channels=4) | (dict(cnn_base_channels=4) if name.startswith("hybrid") else {})
     model = model_class(**channels, **widths)
-    dm = DHP19DataModule(
-        root=str(edge_root),
-        camera_views=[3],
-        cnn_event_count=_COUNT,
-        train_subjects=[1],
-        test_subjects=[1],
-        mode=name.split("-")[0],
-        representation="voxel_grid",
-        downsample=8,
-        batch_size=2,
-        num_workers=0,
+    dm = _edge_module(
+        edge_root, mode=name.split("-")[0], representation="voxel_grid", downsample=8, batch_size=2, num_workers=0
     )
-    trainer = pl.Trainer(
-        max_steps=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        accelerator="cpu",
-    )
+    trainer = pl.Trainer(fast_dev_run=1, accelerator="cpu", enable_progress_bar=False, enable_model_summary=False)
     before = [p.detach().clone() for p in model.parameters() if p.requires_grad]
     trainer.fit(model, datamodule=dm)
     after = [p for p in model.parameters() if p.requires_grad]
