@@ -49,7 +49,7 @@ def pose_voxel_grid(
     for bin_index in (lower, lower + 1):
         weight = value * (1 - np.abs(bin_index - t_norm))
         valid = (bin_index >= 0) & (bin_index < n_bins)
-        np.add.at(grid, bin_index[valid] * height * width + pixel[valid], weight[valid])
+        grid += np.bincount(bin_index[valid] * height * width + pixel[valid], weight[valid], minlength=grid.size)
     nonzero = grid != 0
     if nonzero.any():
         cells = grid[nonzero]

@@ -27,9 +27,11 @@ Sample timing (hybrid_pose spec §6), per recording and camera, all in ms:
   Its label is label index ``ms_start / 10 - 1`` (time ``ms_start``; label 0 for a window at 0 ms,
   as in the reference).
 * event window ``[ms_start, ms_start + window_ms)``: ``window_ms / bin_ms`` bins of 2 polarity
-  counts. ``bin_alignment="window"`` puts the bin edges at ``ms_start + k * bin_ms`` so bins line
-  up with the 10 ms labels; ``"events"`` reproduces the reference, whose bin edges run from the
-  first to the last event of the window (spec §9 pitfall 3).
+  counts (or, with ``representation="voxel_grid"``, one channel of the reference's voxel grid:
+  :mod:`event_lightning.data.datasets.dhp19.voxel`). ``bin_alignment="window"`` puts the bin
+  edges at ``ms_start + k * bin_ms`` so bins line up with the 10 ms labels; ``"events"``
+  reproduces the reference, whose bin edges run from the first to the last event of the window
+  (spec §9 pitfall 3).
 * labels every 10 ms: label ``k`` of the window is at ``ms_start + 10 (k + 1)`` and belongs to
   time step ``label_steps[k] = (k + 1) * 10 / bin_ms - 1`` (every step at 10 ms bins, every
   second step at 5 ms bins).
@@ -354,6 +356,7 @@ class DHP19Windows(Dataset):
 
     @property
     def _dtype(self) -> type:
+        """Counts are integers until the device makes them float32; voxel grids are float32 already."""
         return np.int64 if self.sampling.representation == "histogram" else np.float32
 
     def _frames(self, events: DHP19EventFile, cam: int, start_ms: int, end_ms: int, n_bins: int) -> np.ndarray:
