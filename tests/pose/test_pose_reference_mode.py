@@ -206,6 +206,11 @@ def test_the_representation_is_part_of_the_cache_key(edge_root, tmp_path):
         train = dm.split("train")
         keys[representation] = train.cache.key
         assert train.cache.params["sampling"]["representation"] == representation
+        built = train.dense_sample(1)
+        assert 1 in train.cache  # written on first use, read back from the cache below
+        for key, value in train.dense_sample(1).items():
+            if isinstance(value, torch.Tensor):
+                torch.testing.assert_close(value, built[key], equal_nan=True)
     assert keys["histogram"] != keys["voxel_grid"]
 
 
