@@ -99,7 +99,7 @@ RESUME_RULES: dict[str, dict[str, str]] = {
     "event_lightning.models.pose.hybrids.PoseHybridCNNRNN": {
         "cnn_checkpoint": _F, "rnn_checkpoint": _F, "cnn_in_channels": _F, "cnn_base_channels": _F,
         "in_channels": _F, "n_joints": _F, "base_channels": _F, "num_encoders": _F, "num_residual_blocks": _F,
-        "output_decay": _F, "state_init": _F,
+        "output_decay": _F, "state_init": _F, "head_weight_div": _F,
     },
 }  # fmt: skip
 

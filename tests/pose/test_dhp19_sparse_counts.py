@@ -102,10 +102,21 @@ def test_negative_and_overflowing_counts_and_floats_are_refused_with_the_name():
         to_sparse(np.array([[0, 3], [-1, 2]]), "window 7")
     with pytest.raises(ValueError, match=r"count of 32768 .*at most 32767"):
         to_sparse(np.array([5, 32768, 0]))
-    with pytest.raises(TypeError, match="integer count array; found dtype float32"):
-        to_sparse(np.zeros(3, np.float32))
+    with pytest.raises(TypeError, match="integer count or float32 array; found dtype float64"):
+        to_sparse(np.zeros(3, np.float64))
     index, values = to_sparse(np.zeros((2, 3), np.int64))
     assert index.shape == values.shape == (0,) and values.dtype == np.uint8
+
+
+def test_float32_stacks_keep_their_values_of_any_sign():
+    """Voxel grids (representation: voxel_grid) are signed floats: kept as float32 entries."""
+    stack = np.array([[0.0, -1.25, 0.0], [3.5e-3, 0.0, 7.0]], np.float32)
+    index, values = to_sparse(stack)
+    assert index.tolist() == [1, 3, 5] and values.dtype == np.float32
+    counts = from_records(to_records(stack), stack.shape)
+    mixed = collate_sparse([counts, sparse_counts(np.array([[0, 2, 0], [0, 0, 1]]))])
+    assert mixed.values.dtype == torch.float32
+    torch.testing.assert_close(densify(mixed)[0], torch.from_numpy(stack))
 
 
 def test_a_batch_collates_offsets_widens_dtypes_and_densifies_each_stack():

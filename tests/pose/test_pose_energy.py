@@ -3,10 +3,12 @@
 import pytest
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.loggers import TensorBoardLogger
 from torch._dynamo.utils import counters
 from torch.utils.data import DataLoader
 
 from event_lightning.callbacks.energy import EnergyModel, SpikeEnergyMonitor, energy_report
+from event_lightning.callbacks.pose_figures import PoseOverlayLogger
 from event_lightning.models.pose import PoseCNN, PoseSNN
 from event_lightning.nn.pose.lif import DecayInputLIF
 
@@ -145,3 +147,31 @@ def test_monitor_rejects_models_without_the_protocol():
 
     with pytest.raises(TypeError, match="spiking_layers"):
         SpikeEnergyMonitor().setup(None, Plain(), "validate")
+
+
+@pytest.mark.parametrize("model_class", [PoseCNN, PoseSNN])
+def test_figure_passes_are_not_counted(model_class, tmp_path):
+    """PoseOverlayLogger re-runs predict_step on the first validation batch at the end of the
+    epoch; its spikes and MACs must not be charged to the epoch's samples."""
+    samples = _samples(3, 4, 32, seed=3)
+    if model_class is PoseCNN:  # CNN batches carry no event window
+        samples = [{k: v for k, v in s.items() if k not in ("events", "landmarks")} for s in samples]
+
+    def measure(with_figures: bool) -> dict:
+        torch.manual_seed(0)
+        model = model_class(base_channels=4).eval()
+        monitor = SpikeEnergyMonitor()
+        callbacks = [PoseOverlayLogger(n_samples=1), monitor] if with_figures else [monitor]
+        trainer = pl.Trainer(
+            logger=TensorBoardLogger(str(tmp_path), name="figures" if with_figures else "plain"),
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=callbacks,
+            accelerator="cpu",
+        )
+        trainer.validate(model, dataloaders=DataLoader(samples, batch_size=2), verbose=False)
+        return monitor.last["val"]
+
+    plain, with_figures = measure(False), measure(True)
+    assert plain["dense_macs_per_sample"] + plain["synops_per_sample"] > 0
+    assert with_figures == pytest.approx(plain, rel=1e-9)

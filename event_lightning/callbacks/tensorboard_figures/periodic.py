@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 from matplotlib.figure import Figure
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from event_lightning.callbacks.energy import not_measured
 from event_lightning.viz.spikes import figure_to_image
 
 
@@ -78,7 +79,8 @@ class _PeriodicFigureCallback(pl.Callback, ABC):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._pending is not None:
             (writer, batch), self._pending = self._pending, None
-            self._log_first_batch(writer, trainer, pl_module, batch)
+            with not_measured():  # a figure's model pass is no sample of the stage's energy figures
+                self._log_first_batch(writer, trainer, pl_module, batch)
 
     @abstractmethod
     def _log_first_batch(self, writer: Any, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any) -> None:

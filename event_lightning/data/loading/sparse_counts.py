@@ -43,27 +43,31 @@ _NUMPY_FLOATS = {torch.float32: np.float32, torch.float64: np.float64, torch.flo
 
 
 def to_sparse(counts: np.ndarray, name: str = "counts") -> tuple[np.ndarray, np.ndarray]:
-    """The non-zero cells of an integer count array.
+    """The non-zero cells of an integer count array (or of a float32 array, e.g. a voxel grid).
 
     Args:
-        counts: integer counts of any shape (e.g. ``[V, C, H, W]``), >= 0 and <= 32767.
+        counts: integer counts of any shape (e.g. ``[V, C, H, W]``), >= 0 and <= 32767; or
+            float32 values of any sign.
         name: what the counts are, for error messages.
 
     Returns:
         ``(flat_index, values)``: ``int32 [nnz]`` positions in ``counts.ravel()`` (C order,
-        increasing) and ``[nnz]`` counts, ``uint8`` when every count is <= 255, else ``int16``.
+        increasing) and ``[nnz]`` counts, ``uint8`` when every count is <= 255, else ``int16``
+        (float32 values stay float32).
 
     Raises:
-        TypeError: ``counts`` is not an integer array.
+        TypeError: ``counts`` is neither an integer nor a float32 array.
         ValueError: a count is negative or above 32767, or the array has more cells than int32 indexes.
     """
-    if counts.dtype.kind not in "iub":
-        raise TypeError(f"to_sparse: {name} must be an integer count array; found dtype {counts.dtype}")
+    if counts.dtype.kind not in "iub" and counts.dtype != np.float32:
+        raise TypeError(f"to_sparse: {name} must be an integer count or float32 array; found dtype {counts.dtype}")
     if counts.size > _INT32_MAX:
         raise ValueError(f"to_sparse: {name} has {counts.size} cells; int32 indexes at most {_INT32_MAX}")
     flat = np.asarray(counts).reshape(-1)
     index = _flatnonzero(flat)
     values = flat[index]
+    if counts.dtype == np.float32:
+        return index.astype(np.int32), values
     if len(values):
         low, high = int(values.min()), int(values.max())
         if low < 0:
@@ -101,7 +105,7 @@ class SparseCounts(NamedTuple):
     Attributes:
         index: ``int32 [N]`` flat position of each entry inside ITS stack (C order of ``shape``);
             the entries of stack ``b`` follow those of stack ``b - 1``.
-        values: ``uint8`` or ``int16 [N]`` counts.
+        values: ``uint8`` or ``int16 [N]`` counts (float32 for float stacks such as voxel grids).
         nnz: ``int64 [B]`` entries per stack (``nnz.sum() == N``).
         shape: the shape of one stack, e.g. ``(C, H, W)`` or ``(V, C, H, W)``.
     """
@@ -135,7 +139,8 @@ def sparse_counts(counts: np.ndarray, name: str = "counts") -> SparseCounts:
 
 def to_records(counts: np.ndarray, name: str = "counts") -> np.ndarray:
     """The non-zero cells of ``counts`` (see :func:`to_sparse`) as one structured array ``[nnz]``
-    with fields ``index`` (int32) and ``count`` (uint8 or int16), packed: 5 or 6 bytes an entry."""
+    with fields ``index`` (int32) and ``count`` (uint8 or int16; float32 for a float stack), packed:
+    5, 6 or 8 bytes an entry."""
     index, values = to_sparse(counts, name)
     records = np.empty(len(index), dtype=[("index", np.int32), ("count", values.dtype)])
     records["index"], records["count"] = index, values
@@ -166,7 +171,7 @@ def from_records(records: np.ndarray, shape: Sequence[int]) -> SparseCounts:
 def collate_sparse(items: Sequence[SparseCounts]) -> SparseCounts:
     """Concatenate the entries of ``items`` (stacks of one shape) in order: ``B = sum of their B``.
 
-    Values are widened to int16 when the items mix uint8 and int16.
+    Values are widened to int16 when the items mix uint8 and int16 (to float32 when any is float32).
     """
     if not items:
         raise ValueError("collate_sparse: no items to collate")
@@ -176,7 +181,8 @@ def collate_sparse(items: Sequence[SparseCounts]) -> SparseCounts:
             raise ValueError(
                 f"collate_sparse: count stacks of one batch must share a shape; found {shape} and {item.shape}"
             )
-    dtype = torch.int16 if any(item.values.dtype == torch.int16 for item in items) else torch.uint8
+    dtypes = {item.values.dtype for item in items}
+    dtype = next((d for d in (torch.float32, torch.int16) if d in dtypes), torch.uint8)
     return SparseCounts(
         torch.cat([item.index for item in items]),
         torch.cat([item.values.to(dtype) for item in items]),

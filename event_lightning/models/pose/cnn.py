@@ -22,7 +22,9 @@ class PoseCNN(_PoseModule):
         lr: Adam learning rate (1e-4; batch 8 in the data config).
         sigma: heatmap Gaussian sigma in grid pixels (2).
         heatmap_border: ``"reflect"`` (reference) or ``"zeros"`` (see ``render_heatmaps``).
-        head_weight_div: the head's Xavier weights are divided by this (2500).
+        head_weight_div: the head's Xavier weights are divided by this (1: the reference's CNN trainer
+            uses plain Xavier; its /2500 rule only reaches the CNN inside the hybrids, whose CNN
+            weights are then replaced by the pretrained ones).
         eval_steps: labels of a window scored by the held baseline (None = all).
         compile: compile the network in place.
         sensor_size, n_time_steps: linked from the DataModule by the CLI; checked (the frame size
@@ -38,7 +40,7 @@ class PoseCNN(_PoseModule):
         lr: float = 1e-4,
         sigma: float = 2.0,
         heatmap_border: str = "reflect",
-        head_weight_div: float = 2500.0,
+        head_weight_div: float = 1.0,
         eval_steps: int | None = None,
         compile: bool = False,
         sensor_size: list[int] | None = None,

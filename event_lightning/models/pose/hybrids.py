@@ -66,10 +66,11 @@ class _HybridModule(_SequencePoseModule):
     def recurrent(self) -> nn.Module:
         """The recurrent network whose state the CNN sets."""
 
-    def _attach(self, net: HybridCNNSNN | HybridCNNRNN) -> None:
-        """Use ``net``; Xavier-initialise what is not pretrained (the recurrent network, the heads)."""
+    def _attach(self, net: HybridCNNSNN | HybridCNNRNN, head: nn.Conv2d | None = None, head_div: float = 1.0) -> None:
+        """Use ``net``; Xavier-initialise what is not pretrained (the recurrent network, the heads),
+        dividing ``head``'s weights by ``head_div``."""
         self.net = net
-        xavier_init(self.recurrent)
+        xavier_init(self.recurrent, head=head, head_div=head_div)
         xavier_init(net.heads)
         self._pretrained_loaded = False
 
@@ -189,6 +190,9 @@ class PoseHybridCNNRNN(_HybridModule):
         in_channels, n_joints, base_channels, num_encoders, num_residual_blocks: the RNN's layout.
         output_decay: ``d`` of the residual accumulation (0.8).
         state_init: hidden states from the CNN (False: zero states, residual output only).
+        head_weight_div: division of the RNN's 32->13 prediction conv's initial weights (2500: the
+            reference's ``init_weights_div_last_layer`` hits that conv in this hybrid; an
+            ``rnn_checkpoint`` replaces them).
         lr: Adam learning rate (1e-4; batch 2).
     """
 
@@ -207,6 +211,7 @@ class PoseHybridCNNRNN(_HybridModule):
         num_residual_blocks: int = 2,
         output_decay: float = 0.8,
         state_init: bool = True,
+        head_weight_div: float = 2500.0,
         lr: float = 1e-4,
         sigma: float = 2.0,
         heatmap_border: str = "reflect",
@@ -219,7 +224,7 @@ class PoseHybridCNNRNN(_HybridModule):
         self.save_hyperparameters()
         cnn = PoseUNetCNN(cnn_in_channels, n_joints, cnn_base_channels)
         rnn = RecurrentPoseUNet(in_channels, n_joints, base_channels, num_encoders, num_residual_blocks)
-        self._attach(HybridCNNRNN(cnn, rnn, output_decay, state_init))
+        self._attach(HybridCNNRNN(cnn, rnn, output_decay, state_init), head=rnn.pred[0], head_div=head_weight_div)
 
     @property
     def recurrent(self) -> RecurrentPoseUNet:

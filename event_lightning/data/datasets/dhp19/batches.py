@@ -2,8 +2,8 @@
 
 Samples and loader batches carry the count tensors sparse (``counts``: a
 :class:`~event_lightning.data.loading.sparse_counts.SparseCounts` of the per-view channel stack
-``cnn_input | events | cnn_input_next``, and ``count_parts``: the names and channel counts of that
-stack); ``DHP19DataModule.on_after_batch_transfer``
+``cnn_input | events | cnn_input_next``, and ``count_parts``: the names, channel counts and
+channels per time step of that stack); ``DHP19DataModule.on_after_batch_transfer``
 (:mod:`event_lightning.data.datasets.dhp19.datamodule`) turns them into the dense float32 tensors
 below on the batch's device (:func:`densify_counts`), so the dense frames never pass through the
 DataLoader workers, their queues or the host-to-device copy. What the models get, after the
@@ -12,10 +12,10 @@ transfer, is a dict of batch-first tensors (models transpose ``events`` to time-
 ==================  ====================  ==============================================
 key                 shape                 content
 ==================  ====================  ==============================================
-cnn_input           [B, 2*cnn_bins, H, W] float32 counts (modes cnn, hybrid)
+cnn_input           [B, P*cnn_bins, H, W] float32 counts (modes cnn, hybrid)
 cnn_landmarks       [B, 13, 2]            grid pixels at ``ms_start``
-events              [B, T, 2, H, W]       float32 counts (modes sequence, hybrid)
-cnn_input_next      [B, 2*cnn_bins, H, W] next window's CNN frame (hybrid training)
+events              [B, T, P, H, W]       float32 counts (modes sequence, hybrid)
+cnn_input_next      [B, P*cnn_bins, H, W] next window's CNN frame (hybrid training)
 landmarks           [B, L, 13, 2]         grid pixels at the L labelled steps
 label_steps         [B, L]                time step of each label
 label_3d            [B, L, 13, 3]         Vicon mm (NaN where missing); cnn_label_3d [B, 13, 3]
@@ -23,6 +23,9 @@ pixel_scale         [B]                   sensor pixels per grid pixel (= downsa
 projection          [B, 3, 4]             the camera's P; camera_centre [B, 3] mm
 camera, ms_start    [B]                   int64
 ==================  ====================  ==============================================
+
+``P`` is 2 (per-polarity counts) or 1 (``representation: voxel_grid``: the reference's signed,
+normalised voxel grid, float32 values rather than counts).
 """
 
 from __future__ import annotations
@@ -58,10 +61,10 @@ def densify_counts(batch: dict[str, Any]) -> dict[str, Any]:
         return batch
     rest = {key: value for key, value in batch.items() if key not in _COUNT_KEYS}
     counts, parts = batch["counts"], batch["count_parts"]
-    dense = densify_split(counts, [channels for _, channels in parts], axis=-3)
+    dense = densify_split(counts, [channels for _, channels, _ in parts], axis=-3)
     out = {}
-    for (key, channels), block in zip(parts, dense, strict=True):
-        if key == "events":  # channels are (step, polarity) pairs
-            block = block.view(*block.shape[:-3], channels // 2, 2, *block.shape[-2:])
+    for (key, channels, per_step), block in zip(parts, dense, strict=True):
+        if per_step:  # channels are (step, channel of the step) pairs
+            block = block.view(*block.shape[:-3], channels // per_step, per_step, *block.shape[-2:])
         out[key] = block
     return out | rest

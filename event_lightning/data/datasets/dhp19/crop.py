@@ -82,8 +82,18 @@ class DHP19Crop:
         """``[..., H / f, W / f + 1]`` counts on :attr:`binning_sensor` -> ``[..., H / f, W / f]``."""
         return np.ascontiguousarray(frames[..., :-1])
 
+    def crop_pool(self, frames: np.ndarray) -> np.ndarray:
+        """``[..., 260, 346]`` full-sensor frames -> ``[..., H / f, W / f]``: the crop, sum-pooled."""
+        crop = frames[..., self.top : self.top + self.height, self.left : self.left + self.width]
+        f = self.downsample
+        if f == 1:
+            return np.ascontiguousarray(crop)
+        pooled = crop.reshape(*crop.shape[:-2], self.height // f, f, self.width // f, f)
+        return pooled.sum(axis=(-3, -1), dtype=crop.dtype)
+
     def landmarks(self, points_mm: np.ndarray, projection: np.ndarray) -> np.ndarray:
-        """Project ``[..., 13, 3]`` mm joints to ``[..., 13, 2]`` grid pixels; NaN outside the crop."""
+        """Project ``[..., 13, 3]`` mm joints to ``[..., 13, 2]`` grid pixels; NaN outside the crop
+        (``0 <= x < 256``, ``0 <= y < 256`` in crop pixels, before any truncation)."""
         crop_xy = project_to_crop(
             torch.from_numpy(np.ascontiguousarray(points_mm, dtype=np.float64)),
             torch.from_numpy(projection),
@@ -91,7 +101,8 @@ class DHP19Crop:
             (self.left, self.top),
         ).numpy()
         grid = crop_xy / self.downsample
-        pixel = np.trunc(grid)
         size = np.array([self.width // self.downsample, self.height // self.downsample])
-        inside = np.isfinite(grid).all(-1) & ((pixel >= 0) & (pixel < size)).all(-1)
+        # Tested before truncating, as the reference masks u < 34, v < 2 before its int cast: a
+        # joint at crop x = -0.5 is outside, not truncated onto pixel 0.
+        inside = np.isfinite(grid).all(-1) & ((grid >= 0) & (grid < size)).all(-1)
         return np.where(inside[..., None], grid, np.nan).astype(np.float32)

@@ -49,6 +49,11 @@ class DHP19DataModule(pl.LightningDataModule):
             the reference tests 200 ms windows and scores their first 10 bins).
         cnn_event_count, cnn_bins, cnn_frame: the CNN frame (7500 events, 10 bins, "count").
         bin_alignment: ``"window"`` (bins on the label grid) or ``"events"`` (reference).
+        window_rule: ``"common"`` (every model scored on the same windows) or ``"reference"``
+            (each reference loader's windows: see :mod:`.windows`).
+        representation: ``"histogram"`` (per-polarity counts, the reference's ``stacked_hist``) or
+            ``"voxel_grid"`` (the reference's normalised voxel grid, one signed channel a bin: set the
+            models' ``in_channels`` to 1 and ``cnn_in_channels`` / PoseCNN ``in_channels`` to ``cnn_bins``).
         downsample: sum-pooling factor after the 256x256 crop (1 = reference).
         train_subjects, test_subjects: subject numbers (1-12 and 13-17).
         val_subjects: validation subjects; None = the test subjects (the reference has no
@@ -81,6 +86,8 @@ class DHP19DataModule(pl.LightningDataModule):
         cnn_bins: int = 10,
         cnn_frame: str = "count",
         bin_alignment: str = "window",
+        window_rule: str = "common",
+        representation: str = "histogram",
         downsample: int = 1,
         train_subjects: list[int] | None = None,
         test_subjects: list[int] | None = None,
@@ -111,6 +118,8 @@ class DHP19DataModule(pl.LightningDataModule):
             cnn_bins=cnn_bins,
             cnn_frame=cnn_frame,
             bin_alignment=bin_alignment,
+            window_rule=window_rule,
+            representation=representation,
         )
         self.train_sampling = DHP19Sampling(
             window_ms=window_ms,

@@ -31,6 +31,13 @@ class DHP19Sampling:
         cnn_frame: ``"count"`` (constant count) or ``"duration"`` (the window before ms_start).
         bin_alignment: ``"window"`` (edges at ms_start + k * bin_ms) or ``"events"`` (reference).
         next_cnn_frame: also return the CNN frame ending at ``ms_start + window_ms``.
+        representation: ``"histogram"`` (per-polarity counts, 2 channels a bin; the reference's
+            ``stacked_hist``) or ``"voxel_grid"`` (the reference's normalised voxel grid, 1 signed
+            channel a bin: :mod:`event_lightning.data.datasets.dhp19.voxel`).
+        window_rule: which windows a recording gives: ``"common"`` (every mode starts at the
+            constant-count start and keeps whole windows, so all models are scored on the same
+            windows) or ``"reference"`` (each reference loader's own rule; see
+            :mod:`event_lightning.data.datasets.dhp19.windows`).
     """
 
     mode: str = "cnn"
@@ -42,10 +49,14 @@ class DHP19Sampling:
     cnn_frame: str = "count"
     bin_alignment: str = "window"
     next_cnn_frame: bool = False
+    window_rule: str = "common"
+    representation: str = "histogram"
 
     def __post_init__(self) -> None:
         choices = {"mode": ("cnn", "sequence", "hybrid"), "cnn_frame": ("count", "duration")}
         choices["bin_alignment"] = ("window", "events")
+        choices["window_rule"] = ("common", "reference")
+        choices["representation"] = ("histogram", "voxel_grid")
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"DHP19 data.{name} must be one of {allowed}; found {getattr(self, name)!r}")
@@ -57,6 +68,11 @@ class DHP19Sampling:
             raise ValueError(f"DHP19 data.bin_ms must divide the 10 ms label period; found {self.bin_ms}")
         if self.cnn_event_count <= 0 or self.cnn_bins <= 0:
             raise ValueError("DHP19 data.cnn_event_count and data.cnn_bins must be > 0")
+
+    @property
+    def channels_per_bin(self) -> int:
+        """Input channels of one time bin: 2 polarities of counts, or 1 signed voxel channel."""
+        return 2 if self.representation == "histogram" else 1
 
     @property
     def n_steps(self) -> int:

@@ -5,19 +5,33 @@ the reference code consumes), the projection matrices ``P1..P4.npy`` and ``camer
 
 Sample timing (hybrid_pose spec §6), per recording and camera, all in ms:
 
-* first window start ``= step * ceil(t[cnn_event_count] / step)`` (constant-count CNN frames
-  need that many events before it; the rule holds in every mode, so all models are scored on the
-  same windows); windows start every ``step_ms``; a file gives
+* ``window_rule="common"`` (default): first window start ``= step * ceil(t[cnn_event_count] / step)``
+  (constant-count CNN frames need that many events before it; the rule holds in every mode, so
+  all models are scored on the same windows); windows start every ``step_ms``; a file gives
   ``floor((L - first - window_ms) / step_ms)`` windows with ``L = min(len(ms_to_idx), 10 N + 10)``
   (N labels).
+* ``window_rule="reference"``: each reference loader's rule. Constant-count CNN frames start as
+  above, but the hybrid's loader gives ``floor((L - first - step_ms) / step_ms)`` windows whatever
+  their length (so one more 200 ms test window per recording) and the CNN's loader
+  ``floor((L - first) / step_ms)`` frames; without constant-count frames (the SNN, the RNN, the
+  constant-duration hybrid CNN-RNN) windows start at 0 ms and a file gives
+  ``floor((L - window_ms) / step_ms) + 1`` (a constant-duration CNN frame before 0 ms is all
+  zeros; constant-duration CNN frames alone start at ``window_ms``). A window ending at
+  ``len(ms_to_idx)`` takes the events up to the file's last one, which it leaves out (the
+  reference's ``idx_end = -1``). Windows whose labels would run past the label file are left out
+  (the reference's assertion fails on them). The reference rounds the constant-count start up to
+  a multiple of 100 ms whatever the step (its CNN at 100 Hz steps 10 ms from there).
 * CNN frame: the ``cnn_event_count`` events before ``ms_start`` in ``cnn_bins`` bins (bin edges
   from the first/last of those events, as in the reference), channels polarity-major
   (``p * cnn_bins + b``); or with ``cnn_frame="duration"`` the ``window_ms`` before ``ms_start``.
-  Its label is label index ``ms_start / 10 - 1`` (time ``ms_start``).
+  Its label is label index ``ms_start / 10 - 1`` (time ``ms_start``; label 0 for a window at 0 ms,
+  as in the reference).
 * event window ``[ms_start, ms_start + window_ms)``: ``window_ms / bin_ms`` bins of 2 polarity
-  counts. ``bin_alignment="window"`` puts the bin edges at ``ms_start + k * bin_ms`` so bins line
-  up with the 10 ms labels; ``"events"`` reproduces the reference, whose bin edges run from the
-  first to the last event of the window (spec §9 pitfall 3).
+  counts (or, with ``representation="voxel_grid"``, one channel of the reference's voxel grid:
+  :mod:`event_lightning.data.datasets.dhp19.voxel`). ``bin_alignment="window"`` puts the bin
+  edges at ``ms_start + k * bin_ms`` so bins line up with the 10 ms labels; ``"events"``
+  reproduces the reference, whose bin edges run from the first to the last event of the window
+  (spec §9 pitfall 3).
 * labels every 10 ms: label ``k`` of the window is at ``ms_start + 10 (k + 1)`` and belongs to
   time step ``label_steps[k] = (k + 1) * 10 / bin_ms - 1`` (every step at 10 ms bins, every
   second step at 5 ms bins).
@@ -51,6 +65,7 @@ from event_lightning.data.datasets.dhp19.batches import densify_counts
 from event_lightning.data.datasets.dhp19.crop import DHP19Crop
 from event_lightning.data.datasets.dhp19.recordings import DHP19Recording
 from event_lightning.data.datasets.dhp19.sampling import LABEL_PERIOD_MS, DHP19Sampling
+from event_lightning.data.datasets.dhp19.voxel import pose_voxel_grid
 from event_lightning.data.loading.bad_samples import (
     BAD_SAMPLE_ERRORS,
     BadSampleLedger,
@@ -63,6 +78,7 @@ from event_lightning.data.loading.sparse_counts import from_records, to_records
 from event_lightning.events.core import EventFormatError
 from event_lightning.events.formats.dhp19_h5 import (
     DHP19_LABEL_PERIOD_US,
+    DHP19_SENSOR_SIZE,
     DHP19EventFile,
     read_dhp19_labels,
     read_projection_matrices,
@@ -76,6 +92,32 @@ __all__ = ["DHP19Windows"]
 log = logging.getLogger(__name__)
 
 REPRESENTATION_CODE_VERSION = "dhp19-pose-2"  # 2: the cache holds sparse entries
+# The reference's constant-count start: ceil(t[7500] / 100 ms) * 100 ms, whatever its step.
+_REFERENCE_START_GRID_MS = 100
+
+
+def _cnn_label(first_label: np.ndarray | int) -> np.ndarray | int:
+    """Label index of the CNN frame ending at a window start: the label at that time, and label 0
+    for a window at 0 ms (there is none at 0 ms; the reference takes label 0)."""
+    return np.maximum(first_label - 1, 0)
+
+
+def _labels(per_label: np.ndarray, first: int, count: int) -> np.ndarray:
+    """``per_label[first : first + count]``, padded with NaN (unlabelled, ignored by the metrics) where
+    the label file ends first: only the held labels of the last CNN frames of a recording can."""
+    out = per_label[first : first + count]
+    if len(out) == count:
+        return out
+    return np.concatenate([out, np.full((count - len(out), *per_label.shape[1:]), np.nan, per_label.dtype)])
+
+
+def _event_range(events: DHP19EventFile, cam: int, start_ms: int, end_ms: int) -> tuple[int, int]:
+    """Event indices ``[a, b)`` of ``[start_ms, end_ms)``. A window ending at ``len(ms_to_idx)``
+    (possible with ``window_rule="reference"``) runs to the file's last event and leaves that one
+    out, as the reference's ``idx_end = -1`` does."""
+    table = events.ms_to_idx(cam)
+    end = int(table[end_ms]) if end_ms < len(table) else events.num_events(cam) - 1
+    return int(table[start_ms]), end
 
 
 @dataclass
@@ -241,27 +283,39 @@ class DHP19Windows(Dataset):
         first = starts_ms // LABEL_PERIOD_MS
         labelled = np.zeros(len(starts_ms), dtype=bool)
         if s.uses_cnn:
-            labelled |= finite[first - 1]
+            labelled |= finite[_cnn_label(first)]
         if s.uses_sequence:
             seen = np.concatenate([[0], np.cumsum(finite)])
             labelled |= seen[np.minimum(first + s.n_labels, len(finite))] > seen[first]
         return labelled
 
     def _window_starts(self, events: DHP19EventFile, cam: int, n_labels: int) -> np.ndarray:
+        """Start (ms) of every window of camera ``cam`` (see the module docstring)."""
         s = self.sampling
         table = events.ms_to_idx(cam)
         length = min(len(table), n_labels * LABEL_PERIOD_MS + LABEL_PERIOD_MS)
-        # The constant-count rule applies to every mode, so that CNN, SNN, RNN and hybrids are
-        # scored on the same windows.
-        if s.cnn_frame == "count":
+        count_frames = s.cnn_frame == "count" and (s.uses_cnn or s.window_rule == "common")
+        if count_frames:
             if events.num_events(cam) <= s.cnn_event_count:
                 return np.zeros(0, dtype=np.int64)
             t_ref = int(events.file[f"cam{cam}_events/t"][s.cnn_event_count])
-            first = max(s.step_ms * math.ceil(t_ref / (1000 * s.step_ms)), s.step_ms)
-        else:
-            first = s.step_ms * math.ceil(s.window_ms / s.step_ms)
-        count = max((length - first - s.window_ms) // s.step_ms, 0)
-        return first + s.step_ms * np.arange(count, dtype=np.int64)
+            grid = s.step_ms if s.window_rule == "common" else _REFERENCE_START_GRID_MS
+            first = max(grid * math.ceil(t_ref / (1000 * grid)), grid)
+        if s.window_rule == "common":
+            # One rule in every mode, so that CNN, SNN, RNN and hybrids are scored on the same windows.
+            if not count_frames:
+                first = s.step_ms * math.ceil(s.window_ms / s.step_ms)
+            count = (length - first - s.window_ms) // s.step_ms
+        elif count_frames:  # the reference's length: floor((L - first - step) / step), any window
+            count = (length - first - (s.step_ms if s.mode == "hybrid" else 0)) // s.step_ms
+        else:  # the reference's loaders without constant-count frames start at 0 ms
+            first = s.window_ms if s.mode == "cnn" else 0
+            count = (length - s.window_ms) // s.step_ms + 1
+        starts = first + s.step_ms * np.arange(max(count, 0), dtype=np.int64)
+        if not s.uses_sequence:  # CNN frames need only their own label; the held labels are padded
+            return starts
+        # a window's labels must exist (the reference asserts it; only its edge windows can lack them)
+        return starts[starts // LABEL_PERIOD_MS + s.n_labels <= n_labels]
 
     def _build_index(self) -> list[tuple[int, int, int]]:
         """Entries ``(source, camera or -1 for stacked views, ms_start)``."""
@@ -283,71 +337,90 @@ class DHP19Windows(Dataset):
     # ------------------------------------------------------------------ representations
 
     def _cnn_frame(self, events: DHP19EventFile, cam: int, end_ms: int) -> np.ndarray:
+        """``[channels_per_bin * cnn_bins, H / f, W / f]``: the CNN frame ending at ``end_ms``,
+        channels polarity-major (``p * cnn_bins + b``) for histograms."""
         s = self.sampling
-        table = events.ms_to_idx(cam)
-        if s.cnn_frame == "count":
-            end = int(table[end_ms])
-            chunk = events.events(cam, max(end - s.cnn_event_count, 0), end)
-            sensor = self.crop.binning_sensor
-            hist = stacked_histogram(self.crop.remap(chunk), sensor, s.cnn_bins, channel_order="polarity_major")
-        else:
-            bins = self._bins(events, cam, end_ms - s.window_ms, end_ms, s.cnn_bins)
-            hist = bins.transpose(1, 0, 2, 3).reshape(-1, *bins.shape[2:])
+        if s.cnn_frame == "duration":
+            if end_ms < s.window_ms:  # before the recording: no events (the reference's zero frame)
+                size = self.crop.sensor_size
+                return np.zeros((s.channels_per_bin * s.cnn_bins, size.height, size.width), dtype=self._dtype)
+            frames = self._frames(events, cam, end_ms - s.window_ms, end_ms, s.cnn_bins)
+            return np.ascontiguousarray(frames.transpose(1, 0, 2, 3)).reshape(-1, *frames.shape[2:])
+        end = int(events.ms_to_idx(cam)[end_ms])
+        chunk = events.events(cam, max(end - s.cnn_event_count, 0), end)
+        if s.representation == "voxel_grid":
+            return self.crop.crop_pool(pose_voxel_grid(chunk, DHP19_SENSOR_SIZE, s.cnn_bins))
+        sensor = self.crop.binning_sensor
+        hist = stacked_histogram(self.crop.remap(chunk), sensor, s.cnn_bins, channel_order="polarity_major")
         return self.crop.drop_spare(hist)
 
-    def _bins(self, events: DHP19EventFile, cam: int, start_ms: int, end_ms: int, n_bins: int) -> np.ndarray:
-        """``[n_bins, 2, H / f, W / f + 1]`` counts of ``[start_ms, end_ms)`` on the binning sensor."""
-        table = events.ms_to_idx(cam)
+    @property
+    def _dtype(self) -> type:
+        """Counts are integers until the device makes them float32; voxel grids are float32 already."""
+        return np.int64 if self.sampling.representation == "histogram" else np.float32
+
+    def _frames(self, events: DHP19EventFile, cam: int, start_ms: int, end_ms: int, n_bins: int) -> np.ndarray:
+        """``[n_bins, channels_per_bin, H / f, W / f]``: the representation of ``[start_ms, end_ms)``."""
+        s = self.sampling
+        chunk = events.events(cam, *_event_range(events, cam, start_ms, end_ms))
+        if s.representation == "voxel_grid":
+            # on the full sensor, whose non-zero cells the reference standardises, then cropped
+            t_range = None if s.bin_alignment == "events" else (start_ms * 1000, end_ms * 1000)
+            return self.crop.crop_pool(pose_voxel_grid(chunk, DHP19_SENSOR_SIZE, n_bins, t_range))[:, None]
         sensor = self.crop.binning_sensor
-        chunk = self.crop.remap(events.events(cam, int(table[start_ms]), int(table[end_ms])))
+        chunk = self.crop.remap(chunk)
         if len(chunk) == 0:
-            return np.zeros((n_bins, *sensor.frame_shape), dtype=np.int64)
-        if self.sampling.bin_alignment == "events":
-            return stacked_histogram(chunk, sensor, n_bins, dtype=np.int64)
-        bin_us = (end_ms - start_ms) * 1000 // n_bins
-        return to_frame(chunk, sensor, time_window=bin_us, start_time=start_ms * 1000, end_time=end_ms * 1000)
+            counts = np.zeros((n_bins, *sensor.frame_shape), dtype=np.int64)
+        elif s.bin_alignment == "events":
+            counts = stacked_histogram(chunk, sensor, n_bins, dtype=np.int64)
+        else:
+            bin_us = (end_ms - start_ms) * 1000 // n_bins
+            counts = to_frame(chunk, sensor, time_window=bin_us, start_time=start_ms * 1000, end_time=end_ms * 1000)
+        return self.crop.drop_spare(counts)
 
     def _counts(self, source: _Source, cam: int, ms_start: int) -> np.ndarray:
-        """Every count tensor of one view, stacked on the channel axis ``[C_total, H, W]``."""
+        """Every input tensor of one view, stacked on the channel axis ``[C_total, H, W]`` (int64
+        counts, or float32 voxel grids)."""
         s, parts = self.sampling, []
         if s.uses_cnn:
             parts.append(self._cnn_frame(source.events, cam, ms_start))
         if s.uses_sequence:
-            bins = self._bins(source.events, cam, ms_start, ms_start + s.window_ms, s.n_steps)
-            parts.append(self.crop.drop_spare(bins).reshape(-1, *self.crop.sensor_size.frame_shape[1:]))
+            frames = self._frames(source.events, cam, ms_start, ms_start + s.window_ms, s.n_steps)
+            parts.append(frames.reshape(-1, *frames.shape[2:]))
         if s.next_cnn_frame:
             parts.append(self._cnn_frame(source.events, cam, ms_start + s.window_ms))
-        return np.concatenate(parts).astype(np.int64, copy=False)
+        return np.concatenate(parts).astype(self._dtype, copy=False)
 
     @property
-    def count_parts(self) -> tuple[tuple[str, int], ...]:
-        """``(key, channels)`` of each count tensor in the channel stack of :meth:`_counts`, in order."""
+    def count_parts(self) -> tuple[tuple[str, int, int], ...]:
+        """``(key, channels, channels of one time step)`` of each tensor in the channel stack of
+        :meth:`_counts`, in order (``events`` is ``[T, channels_per_bin]``; CNN frames have no step
+        axis: 0)."""
         s = self.sampling
-        parts = []
+        per_bin, parts = s.channels_per_bin, []
         if s.uses_cnn:
-            parts.append(("cnn_input", 2 * s.cnn_bins))
+            parts.append(("cnn_input", per_bin * s.cnn_bins, 0))
         if s.uses_sequence:
-            parts.append(("events", 2 * s.n_steps))
+            parts.append(("events", per_bin * s.n_steps, per_bin))
         if s.next_cnn_frame:
-            parts.append(("cnn_input_next", 2 * s.cnn_bins))
+            parts.append(("cnn_input_next", per_bin * s.cnn_bins, 0))
         return tuple(parts)
 
     @property
     def count_shape(self) -> tuple[int, int, int]:
         """``(C_total, H, W)``: the channel stack of one view (the :attr:`count_parts` in order)."""
         size = self.crop.sensor_size
-        return (sum(channels for _, channels in self.count_parts), size.height, size.width)
+        return (sum(channels for _, channels, _ in self.count_parts), size.height, size.width)
 
     def _view(self, source: _Source, cam: int, ms_start: int) -> dict[str, Any]:
         """The labels and geometry of one view (its counts travel apart, sparse)."""
         s = self.sampling
         out: dict[str, Any] = {}
         first_label = ms_start // LABEL_PERIOD_MS
-        labels = slice(first_label, first_label + s.n_labels)
-        out["cnn_landmarks"] = torch.from_numpy(source.landmarks[cam][first_label - 1])
-        out["landmarks"] = torch.from_numpy(source.landmarks[cam][labels])
-        out["label_3d"] = torch.from_numpy(source.poses[labels].astype(np.float32))
-        out["cnn_label_3d"] = torch.from_numpy(source.poses[first_label - 1].astype(np.float32))
+        out["cnn_landmarks"] = torch.from_numpy(source.landmarks[cam][_cnn_label(first_label)])
+        out["landmarks"] = torch.from_numpy(_labels(source.landmarks[cam], first_label, s.n_labels))
+        out["label_3d"] = torch.from_numpy(_labels(source.poses, first_label, s.n_labels).astype(np.float32))
+        out["cnn_label_3d"] = torch.from_numpy(source.poses[_cnn_label(first_label)].astype(np.float32))
         out["pixel_scale"] = float(self.crop.downsample)
         out["label_steps"] = torch.from_numpy(s.label_steps)
         out["projection"] = torch.from_numpy(self.projection[cam])
@@ -388,4 +461,5 @@ class DHP19Windows(Dataset):
         and tests; loaders keep samples sparse until ``DHP19DataModule.on_after_batch_transfer``."""
         sample = self[index]
         dense = densify_counts(sample)
-        return {key: value[0] if key in dict(sample["count_parts"]) else value for key, value in dense.items()}
+        parts = {key for key, _, _ in sample["count_parts"]}
+        return {key: value[0] if key in parts else value for key, value in dense.items()}
