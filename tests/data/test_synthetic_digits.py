@@ -56,6 +56,41 @@ def test_layout_labels_and_events_are_nmnist_like(small_root: Path) -> None:
     assert indices == list(range(20))
 
 
+def test_recordings_have_real_nmnist_statistics(small_root: Path) -> None:
+    # N-MNIST (Orchard et al. 2015): three ~100 ms saccades, recordings of ~300-336 ms on 34x34
+    # pixels, ~1.5k-7k events each, ON and OFF about equally.
+    recordings = [read_nmnist_bin(path) for path, _ in read_synthetic_nmnist_split(small_root, True)]
+    spans = np.array([np.ptp(events["t"]) for events in recordings])
+    counts = np.array([len(events) for events in recordings])
+    on_share = np.array([events["p"].mean() for events in recordings])
+    assert SMALL.duration_us == 300_000 and (spans > 290_000).all() and (spans <= 336_000).all()
+    assert (counts >= 1_500).all() and (counts <= 7_000).all() and 2_500 <= counts.mean() <= 5_000
+    assert (np.abs(on_share - 0.5) < 0.1).all()
+
+
+def test_digits_are_drawn_like_mnist() -> None:
+    from sklearn.datasets import load_digits
+
+    # MNIST: ink scaled into a 20x20 box, centred by centre of mass in 28x28, mean 0.1307 and
+    # standard deviation 0.3081 over the canvas (the normalisation constants everyone uses).
+    ink, centre = sd.mnist_style_digits(load_digits().images / 16.0, box=20)
+    assert ink.shape[1:] == (20, 20) and 0.0 <= ink.min() and ink.max() <= 1.0
+    canvas = np.zeros((len(ink), 28, 28))
+    canvas[:, 4:24, 4:24] = ink
+    assert abs(canvas.mean() - 0.1307) < 0.01 and abs(canvas.std() - 0.3081) < 0.015
+    inked = ink[0] / ink[0].sum()
+    np.testing.assert_allclose(centre[0], [inked.sum(0) @ np.arange(20), inked.sum(1) @ np.arange(20)])
+    # Height fills the box (MNIST scales the longer side, usually the height, to 20 pixels).
+    heights = (ink > 0.5).any(axis=2).sum(axis=1)
+    assert np.median(heights) >= 18
+
+
+def test_generation_shows_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    generate_synthetic_nmnist(tmp_path, SyntheticDigitsConfig(n_train=3, n_test=2))
+    err = capsys.readouterr().err
+    assert "N-MNIST stand-in" in err and "5/5" in err
+
+
 def test_files_read_identically_by_tonic(small_root: Path) -> None:
     for path, _ in read_synthetic_nmnist_split(small_root, False)[:4]:
         theirs = read_mnist_file(str(path), dtype=tonic.datasets.NMNIST.dtype)
