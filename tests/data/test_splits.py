@@ -10,7 +10,9 @@ import torch
 
 from event_lightning.data.datasets.nmnist import NMNISTFramesDataModule
 from event_lightning.data.datasets.pokerdvs import PokerDVSDataModule
+from event_lightning.data.loading.loaders import LoaderSettings
 from event_lightning.data.loading.splits import class_mixed_order, stratified_holdout
+from event_lightning.data.loading.windows import window_loader
 
 
 def test_stratified_holdout_takes_the_same_share_of_every_class() -> None:
@@ -78,3 +80,16 @@ def test_pokerdvs_validates_on_the_test_split_like_the_tutorial_in_mixed_order(t
     labels = _labels(data.val_dataloader())
     assert sorted(labels[:4]) == [0, 1, 2, 3] and sorted(labels) == sorted(data.sample_labels(False))
     assert len(data.train_dataloader().dataset) == 12
+
+
+def test_hgvae_window_loaders_evaluate_in_class_mixed_order() -> None:
+    # The HG-VAE DataModules validate on the test split, as the reference; files list class by class.
+    labels = np.repeat(np.arange(4), 3)
+    samples = [{"frames": np.full((2, 2, 4, 4), i, np.uint8), "label": np.int64(c)} for i, c in enumerate(labels)]
+    settings = LoaderSettings(batch_size=4, num_workers=0, pin_memory=False)
+    evaluation = window_loader(samples, settings, None, train=False, shuffle=False, labels=labels.tolist())
+    batches = [batch["label"].tolist() for batch in evaluation]
+    assert [sorted(b) for b in batches] == [[0, 1, 2, 3]] * 3
+    # the frames travel with their labels
+    for batch in evaluation:
+        np.testing.assert_array_equal(labels[batch["frames"][0, :, 0, 0, 0].long().numpy()], batch["label"].numpy())

@@ -112,7 +112,8 @@ class NMNISTFrameDataset(Dataset):
 
 
 class NMNISTDataModule(pl.LightningDataModule):
-    """N-MNIST (or the synthetic digits) as HG-VAE inputs; validation = test split.
+    """N-MNIST (or the synthetic digits) as HG-VAE inputs; validation = test split (as the reference),
+    served in a fixed digit-mixed order.
 
     The Hybrid Guided VAE's data (``config/hgvae_nmnist.yaml``, ``config/hgvae_nmnist_synthetic.yaml``):
     one fixed window per recording -- ``n_time_steps`` bins of ``dt_us`` from ``t = 0``, cropped to
@@ -231,9 +232,10 @@ class NMNISTDataModule(pl.LightningDataModule):
     def _loader(self, train: bool, stage: str) -> DataLoader:
         split = self.split(train)
         files = [str(path) for path, _ in split.samples]
+        labels = [label for _, label in split.samples]
         guard = {"on_bad_sample": self.hparams.on_bad_sample, "bad_samples": self.bad_samples, "stage": stage}
         return window_loader(
-            split, self.loader_settings, self.trainer, train=train, shuffle=train, files=files, **guard
+            split, self.loader_settings, self.trainer, train=train, shuffle=train, files=files, labels=labels, **guard
         )
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
