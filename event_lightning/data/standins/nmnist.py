@@ -11,8 +11,9 @@ sensor pixel per MNIST pixel.
 Each sample here is a real handwritten digit from :func:`sklearn.datasets.load_digits` (8x8
 pixels, 17 grey levels, 1797 images shipped with scikit-learn, so nothing downloads), upscaled to
 MNIST's 20x20 box with cubic splines and given MNIST's stroke width and sharpness by a contrast
-ramp (:data:`STROKE_RAMP`: mean ink 0.13 and standard deviation 0.31 over the 28x28 canvas, as
-MNIST's 0.1307 / 0.3081), centred by centre of mass in a 28x28 canvas, drawn bright on a dark
+ramp (:func:`~event_lightning.data.standins.digits.mnist_style_digits`: mean ink 0.13 and
+standard deviation 0.31 over the 28x28 canvas, MNIST's are 0.1307 / 0.3081), centred by centre of
+mass in a 28x28 canvas, drawn bright on a dark
 background on the 34x34 sensor and moved along the saccades at N-MNIST's speed (one saccade per
 ``saccade_duration_us``, 100 ms), rendered with bilinear sub-pixel shifts at ``frame_interval_us``
 and turned into events by :func:`event_lightning.events.simulate.simulate_events` (which places
@@ -44,9 +45,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import zoom
 from tqdm import tqdm
 
+from event_lightning.data.standins.digits import MNIST_CANVAS_PX, mnist_style_digits
 from event_lightning.data.standins.folders import ensure_standin, standin_folder
 from event_lightning.events.core import SensorSize
 from event_lightning.events.formats.nmnist import NMNIST_SENSOR_SIZE, write_nmnist_bin
@@ -60,7 +61,6 @@ __all__ = [
     "config_hash",
     "ensure_synthetic_nmnist",
     "generate_synthetic_nmnist",
-    "mnist_style_digits",
     "read_synthetic_nmnist_split",
     "split_pool_indices",
     "synthetic_nmnist_complete",
@@ -79,12 +79,6 @@ SPLIT_SEED = 20_150_437
 TEST_FRACTION = 0.25
 # N-MNIST's saccade triangle, (dx, dy) in pixels at the start of saccades 1, 2, 3 and the end.
 SACCADE_VERTICES_PX = np.array([[0.0, 0.0], [3.5, 7.0], [7.0, 0.0], [0.0, 0.0]])
-# MNIST's canvas: the digit's 20x20 box is centred by centre of mass in 28x28 pixels.
-MNIST_CANVAS_PX = 28
-# Ink below the first value becomes background, above the second full stroke, linear between: turns
-# the cubic upscale's soft 2.5-pixel blur into MNIST's anti-aliased pen (mean ink 0.13 and standard
-# deviation 0.31 over the 28x28 canvas, MNIST: 0.1307 and 0.3081).
-STROKE_RAMP = (0.45, 0.8)
 # Samples simulated side by side as one wide sensor (pixels are independent); part of the
 # output's definition, since the random draws are made per batch.
 _BATCH = 64
@@ -213,23 +207,6 @@ def _load_digit_pool(train: bool) -> tuple[np.ndarray, np.ndarray]:
     labels = digits.target.astype(np.int64)
     pool = split_pool_indices(labels)[0 if train else 1]
     return digits.images[pool] / 16.0, labels[pool]
-
-
-def mnist_style_digits(images: np.ndarray, box: int) -> tuple[np.ndarray, np.ndarray]:
-    """8x8 digits drawn like MNIST's: ``(ink [M, box, box] in [0, 1], centre of mass [M, 2] (x, y))``.
-
-    Cubic-spline upscale of ``images`` ``[M, 8, 8]`` (ink in [0, 1]) to ``box x box`` pixels,
-    then :data:`STROKE_RAMP`, MNIST's stroke width and sharpness. The centre of mass is in the
-    box's pixel-index coordinates; MNIST puts it at the centre of its 28x28 canvas.
-    """
-    factor = box / images.shape[-1]
-    smooth = zoom(images, (1.0, factor, factor), order=3, grid_mode=True, mode="nearest")
-    low, high = STROKE_RAMP
-    ink = np.clip((smooth - low) / (high - low), 0.0, 1.0)
-    index = np.arange(box, dtype=np.float64)
-    mass = ink.sum(axis=(1, 2))
-    centre = np.stack([(ink.sum(axis=1) @ index) / mass, (ink.sum(axis=2) @ index) / mass], axis=1)
-    return ink, centre
 
 
 def _saccade_path(config: SyntheticDigitsConfig) -> tuple[np.ndarray, np.ndarray]:
