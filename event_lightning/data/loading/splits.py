@@ -37,11 +37,16 @@ def _rank_within_class(labels: np.ndarray, rng: np.random.Generator) -> np.ndarr
 def stratified_holdout(
     labels: Sequence[int], fraction: float, seed: int = SPLIT_SEED
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(kept, held_out)`` sorted sample indices: ``round(fraction * n_c)`` of each class ``c`` held out.
+    """``(kept, held_out)`` sorted sample indices: ``round(fraction * N)`` held out (at least one
+    when ``fraction > 0``), each class in proportion to its size.
+
+    Every sample gets its quantile within its own class (in a random order of that class); the
+    lowest quantiles are held out, so a class of ``n_c`` samples gives ``fraction * n_c`` of them,
+    rounded either way, even when that is below one for every class (a small stand-in).
 
     Args:
         labels: ``[N]`` class index of every sample.
-        fraction: share of each class to hold out, in ``[0, 1)``; a class of one sample keeps it.
+        fraction: share to hold out, in ``[0, 1)``.
         seed: picks which samples of a class are held out.
 
     Raises:
@@ -50,9 +55,14 @@ def stratified_holdout(
     if not 0.0 <= fraction < 1.0:
         raise ValueError(f"the validation fraction must lie in [0, 1); found {fraction}")
     labels = np.asarray(labels, dtype=np.int64)
-    counts = np.bincount(labels)
-    held_per_class = np.minimum(np.round(fraction * counts), np.maximum(counts - 1, 0)).astype(np.int64)
-    held = _rank_within_class(labels, np.random.default_rng(seed)) < held_per_class[labels]
+    if fraction == 0.0 or labels.size < 2:
+        return np.arange(labels.size), np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    quantile = (_rank_within_class(labels, rng) + 0.5) / np.bincount(labels)[labels]
+    tie_break = rng.permutation(labels.size)  # equal quantiles (equal class sizes): a random class first
+    count = min(max(1, round(fraction * labels.size)), labels.size - 1)
+    held = np.zeros(labels.size, dtype=bool)
+    held[np.lexsort((tie_break, quantile))[:count]] = True
     return np.flatnonzero(~held), np.flatnonzero(held)
 
 
