@@ -205,7 +205,7 @@ def test_nmnist_loader_with_workers_gives_the_main_process_batches(tmp_path):
     for data in (main, workers):
         data.prepare_data()
         data.setup("fit")
-    dataset = main.split(True)
+    dataset = main.train_dataloader().dataset  # the training recordings less the held-out validation ones
     for (a, la, ya), (b, lb, yb) in zip(main.train_dataloader(), workers.train_dataloader(), strict=True):
         assert a.dtype == b.dtype == torch.uint8 and torch.equal(a, b)
         assert torch.equal(la, lb) and torch.equal(ya, yb)

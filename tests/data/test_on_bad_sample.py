@@ -172,7 +172,9 @@ def _broken_digits(digits: Path, tmp_path: Path) -> tuple[Path, list[Path], list
 
 
 def _frames_module(root: Path, **kwargs) -> NMNISTFramesDataModule:
+    # every training file in the training loader (no validation hold-out): the broken ones are trained on
     settings = {"n_train": DIGITS.n_train, "n_test": DIGITS.n_test, "seed": DIGITS.seed, "batch_size": 4}
+    settings["val_fraction"] = 0.0
     return NMNISTFramesDataModule(root=str(root), **{**settings, **kwargs})
 
 
@@ -314,6 +316,8 @@ def test_option_and_reporter_through_the_command_line(digits, tmp_path):
         str(DIGITS.seed),
         "--data.batch_size",
         "3",
+        "--data.val_fraction",
+        "0",  # validate on the test split, where the broken files are
         "--trainer.logger.init_args.save_dir",
         str(tmp_path / "runs"),
         "--trainer.enable_progress_bar",

@@ -12,6 +12,7 @@ from scipy.ndimage import map_coordinates
 from tonic.io import read_mnist_file
 
 from event_lightning.data.standins import nmnist as sd
+from event_lightning.data.standins.digits import mnist_canvas, mnist_style_digits
 from event_lightning.data.standins.nmnist import (
     SyntheticDigitsConfig,
     generate_synthetic_nmnist,
@@ -54,6 +55,44 @@ def test_layout_labels_and_events_are_nmnist_like(small_root: Path) -> None:
         assert labels <= set(range(10)) and len(labels) >= 5
     indices = sorted(int(p.stem) for p, _ in read_synthetic_nmnist_split(small_root, True))
     assert indices == list(range(20))
+
+
+def test_recordings_have_real_nmnist_statistics(small_root: Path) -> None:
+    # N-MNIST (Orchard et al. 2015): three ~100 ms saccades, recordings of ~300-336 ms on 34x34
+    # pixels, ~1.5k-7k events each, ON and OFF about equally.
+    recordings = [read_nmnist_bin(path) for path, _ in read_synthetic_nmnist_split(small_root, True)]
+    spans = np.array([np.ptp(events["t"]) for events in recordings])
+    counts = np.array([len(events) for events in recordings])
+    on_share = np.array([events["p"].mean() for events in recordings])
+    assert SMALL.duration_us == 300_000 and (spans > 290_000).all() and (spans <= 336_000).all()
+    assert (counts >= 1_500).all() and (counts <= 7_000).all() and 2_500 <= counts.mean() <= 5_000
+    assert (np.abs(on_share - 0.5) < 0.1).all()
+
+
+def test_digits_are_drawn_like_mnist() -> None:
+    from sklearn.datasets import load_digits
+
+    # MNIST: ink scaled into a 20x20 box, centred by centre of mass in 28x28, mean 0.1307 and
+    # standard deviation 0.3081 over the canvas (the normalisation constants everyone uses).
+    ink, centre = mnist_style_digits(load_digits().images / 16.0, box=20)
+    assert ink.shape[1:] == (20, 20) and 0.0 <= ink.min() and ink.max() <= 1.0
+    canvas = mnist_canvas(ink, centre)
+    assert canvas.shape == (len(ink), 28, 28) and np.allclose(canvas.sum(axis=(1, 2)), ink.sum(axis=(1, 2)))
+    assert abs(canvas.mean() - 0.1307) < 0.01 and abs(canvas.std() - 0.3081) < 0.015
+    mass = canvas / canvas.sum(axis=(1, 2), keepdims=True)
+    centred = np.stack([mass.sum(axis=1) @ np.arange(28), mass.sum(axis=2) @ np.arange(28)], axis=1)
+    assert np.abs(centred - 13.5).max() <= 0.5 + 1e-9
+    inked = ink[0] / ink[0].sum()
+    np.testing.assert_allclose(centre[0], [inked.sum(0) @ np.arange(20), inked.sum(1) @ np.arange(20)])
+    # Height fills the box (MNIST scales the longer side, usually the height, to 20 pixels).
+    heights = (ink > 0.5).any(axis=2).sum(axis=1)
+    assert np.median(heights) >= 18
+
+
+def test_generation_shows_progress(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    generate_synthetic_nmnist(tmp_path, SyntheticDigitsConfig(n_train=3, n_test=2))
+    err = capsys.readouterr().err
+    assert "N-MNIST stand-in" in err and "5/5" in err
 
 
 def test_files_read_identically_by_tonic(small_root: Path) -> None:
@@ -192,3 +231,14 @@ def test_classes_are_separable_by_a_linear_readout(tmp_path: Path) -> None:
     x_test, y_test = features(False)
     accuracy = LogisticRegression(max_iter=300).fit(x_train, y_train).score(x_test, y_test)
     assert accuracy >= 0.8
+
+
+def test_mnist_standin_images_have_mnist_statistics() -> None:
+    from event_lightning.data.standins.mnist import synthetic_digits
+
+    images, labels = synthetic_digits()
+    ink = images / 255.0
+    assert images.shape == (1797, 28, 28) and images.dtype == np.uint8 and set(labels.tolist()) == set(range(10))
+    assert abs(ink.mean() - 0.1307) < 0.01 and abs(ink.std() - 0.3081) < 0.015
+    # the ink stays inside MNIST's 20x20 box
+    assert ink.any(axis=1).sum(axis=1).max() <= 20 and ink.any(axis=2).sum(axis=1).max() <= 20

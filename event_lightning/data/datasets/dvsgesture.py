@@ -145,7 +145,8 @@ class GestureWindowDataset(Dataset):
 
 
 class DVSGestureDataModule(pl.LightningDataModule):
-    """tonic's DVSGesture (or its synthetic stand-in) as HG-VAE windows; validation = test split.
+    """tonic's DVSGesture (or its synthetic stand-in) as HG-VAE windows; validation = test split (as the
+    reference), served in a fixed gesture-mixed order.
 
     Args:
         root: holds ``DVSGesture/ibmGestureTrain`` and ``.../ibmGestureTest`` (tonic's ``save_to``).
@@ -283,9 +284,10 @@ class DVSGestureDataModule(pl.LightningDataModule):
     def _loader(self, train: bool, shuffle: bool, stage: str) -> DataLoader:
         split = self.split(train)
         files = [str(r.path) for r in split.records]
+        labels = [r.label for r in split.records]
         guard = {"on_bad_sample": self.hparams.on_bad_sample, "bad_samples": self.bad_samples, "stage": stage}
         return window_loader(
-            split, self.loader_settings, self.trainer, train=train, shuffle=shuffle, files=files, **guard
+            split, self.loader_settings, self.trainer, train=train, shuffle=shuffle, files=files, labels=labels, **guard
         )
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:

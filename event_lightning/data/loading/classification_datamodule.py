@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
 from event_lightning.data.loading.bad_samples import (
     BadSampleLedger,
@@ -27,6 +27,7 @@ from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.data.loading.frames_collate import pad_time_collate
 from event_lightning.data.loading.frames_dataset import FRAMES_CODE_VERSION, EventFramesDataset
 from event_lightning.data.loading.loaders import LoaderSettings, build_loader
+from event_lightning.data.loading.splits import class_mixed_order, stratified_holdout
 from event_lightning.events.core import SensorSize
 from event_lightning.events.represent.slicing import FrameSlicing
 
@@ -71,8 +72,12 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
     """Train/test splits of labelled event streams framed on access.
 
     Subclasses set ``sensor_size`` and ``num_classes`` in ``__init__`` (the CLI links them into the
-    model) and implement :meth:`build_split`. The dataset has no separate validation split: as in
-    the norse tutorial, validation runs on the test split (``val`` and ``test`` are the same data).
+    model) and implement :meth:`build_split`. ``val_fraction > 0`` holds that share of every
+    class of the training recordings out for validation (:func:`stratified_holdout`; the same
+    recordings in every run), so ``test`` stays unseen; ``val_fraction: 0`` validates on the test
+    split, as the norse POKER-DVS tutorial does. Validation, test and predict serve their
+    recordings in a fixed class-mixed order (:func:`class_mixed_order`), so a few batches see
+    every class.
 
     Batches are ``(frames [T_max, B, P, H, W], lengths [B], labels [B])``: integer counts with
     tonic ToFrame's values, uint8 when every count of the batch lies in [0, 255] (a quarter of the
@@ -110,8 +115,12 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
         on_bad_sample: BadSamplePolicy = "raise",
         cache: bool = False,
         cache_dir: str | None = None,
+        val_fraction: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"data.val_fraction must lie in [0, 1), found {val_fraction}")
+        self.val_fraction = val_fraction
         self.on_bad_sample = check_bad_sample_policy(on_bad_sample)
         self.bad_samples = BadSampleLedger()
         self.loader_settings = LoaderSettings(batch_size, num_workers, pin_memory)
@@ -138,8 +147,29 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
     def sample_labels(self, train: bool) -> Sequence[int] | None:
         """The label of each sample of a split, when known without reading it (None: not known).
 
-        With ``cache`` it lets a cached sample be served without opening its recording."""
+        With ``cache`` it lets a cached sample be served without opening its recording; the
+        validation hold-out and the evaluation order are drawn per class from it (without it: a
+        plain random hold-out, and evaluation in file order)."""
         return None
+
+    def stage_indices(self, stage: str) -> tuple[bool, np.ndarray]:
+        """``(train split?, indices into it in serving order)`` of the samples a stage reads.
+
+        ``train``: the training recordings less the held-out ones (the sampler shuffles them);
+        ``val``: the held-out ones, or the test split when ``val_fraction`` is 0; ``test`` and
+        ``predict``: the test split. Evaluation stages come in :func:`class_mixed_order`.
+        """
+        train = stage in ("train", "val") and (stage == "train" or self.val_fraction > 0)
+        size = len(self.split(train))
+        labels = self.sample_labels(train)
+        indices = np.arange(size)
+        if train and self.val_fraction > 0:
+            # without labels every sample counts as one class: a plain random hold-out
+            kept, held = stratified_holdout(np.zeros(size, np.int64) if labels is None else labels, self.val_fraction)
+            indices = kept if stage == "train" else held
+        if stage != "train" and labels is not None:
+            indices = indices[class_mixed_order(np.asarray(labels)[indices])]
+        return train, indices
 
     def split(self, train: bool) -> Dataset:
         if train not in self._splits:
@@ -182,8 +212,11 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
             if first is not None:
                 check_slicing_fits(first[0], self.frame_spec, first[1])
 
-    def _loader(self, train: bool, shuffle: bool, stage: str) -> DataLoader:
+    def _loader(self, stage: str) -> DataLoader:
+        train, indices = self.stage_indices(stage)
         split = self.split(train)
+        if len(indices) != len(split) or (indices != np.arange(len(split))).any():
+            split = Subset(split, indices.tolist())
         files = self.sample_files(train)
         dataset, collate = guard_loader(
             split,
@@ -191,8 +224,9 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
             self.on_bad_sample,
             self.bad_samples,
             stage,
-            IndexedFiles(files) if files else None,
+            IndexedFiles([files[i] for i in indices]) if files else None,
         )
+        shuffle = stage == "train"
         return build_loader(
             dataset,
             self.loader_settings,
@@ -203,13 +237,13 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(True, shuffle=True, stage="train")
+        return self._loader("train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(False, shuffle=False, stage="val")
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(False, shuffle=False, stage="test")
+        return self._loader("test")
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(False, shuffle=False, stage="predict")
+        return self._loader("predict")

@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from event_lightning.data.loading.bad_samples import BadSampleLedger, BadSamplePolicy, IndexedFiles, guard_loader
 from event_lightning.data.loading.frame_cache import compact_integer_dtype
 from event_lightning.data.loading.loaders import LoaderSettings, build_loader
+from event_lightning.data.loading.splits import class_mixed_order
 
 __all__ = ["crop_window", "frames_to_float", "time_first_collate", "window_loader", "window_start"]
 
@@ -60,6 +61,7 @@ def window_loader(
     bad_samples: BadSampleLedger | None = None,
     stage: str | None = None,
     files: list[str] | None = None,
+    labels: Sequence[int] | None = None,
 ) -> DataLoader:
     """The HG-VAE DataModules' loader (``settings`` resolved for ``trainer``, see
     :mod:`event_lightning.data.loading.loaders`): time-first dict batches; the last partial
@@ -68,8 +70,16 @@ def window_loader(
     With ``on_bad_sample == "skip"`` (and a ``bad_samples`` ledger) bad samples are dropped from
     their batch and recorded under ``stage``; ``files`` names each sample's file. A training
     batch that loses samples this way is kept even when it ends up with a single sample.
+
+    ``labels`` (each sample's class) make an unshuffled loader serve the samples in a fixed
+    class-mixed order (:func:`~event_lightning.data.loading.splits.class_mixed_order`) instead of
+    the file order, which lists one class after the other.
     """
     collate = time_first_collate
+    if not shuffle and labels is not None:
+        order = class_mixed_order(labels).tolist()
+        dataset = Subset(dataset, order)
+        files = [files[i] for i in order] if files else files
     if bad_samples is not None:
         origin = IndexedFiles(files) if files else None
         dataset, collate = guard_loader(dataset, collate, on_bad_sample, bad_samples, stage or "train", origin)

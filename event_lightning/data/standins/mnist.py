@@ -1,6 +1,7 @@
 """An offline MNIST stand-in: scikit-learn's 1797 8x8 handwritten digits as the four MNIST IDX files.
 
-The digits are upscaled (bilinear) to 20x20 and centred in 28x28, like MNIST's, and written with
+The digits are drawn like MNIST's (cubic upscale into a 20x20 box, MNIST's stroke ink, centred by
+mass in 28x28: :mod:`~event_lightning.data.standins.digits`) and written with
 :func:`~event_lightning.data.loading.mnist_idx.write_idx` where the real files go, so
 :mod:`event_lightning.data.datasets.mnist` reads them with the real reader (``synthetic: true``).
 """
@@ -10,10 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from event_lightning.data.loading.mnist_idx import MNIST_FILES, write_idx
+from event_lightning.data.standins.digits import MNIST_BOX_PX, mnist_canvas, mnist_style_digits
 from event_lightning.data.standins.folders import ensure_standin, standin_folder
 
 __all__ = [
@@ -24,19 +24,17 @@ __all__ = [
     "write_synthetic_mnist",
 ]
 
-_STANDIN = {"images": "sklearn load_digits, 20x20 in 28x28", "n_test": 297}
+_STANDIN = {"images": "sklearn load_digits, MNIST-style 20x20 box centred by mass in 28x28", "n_test": 297}
 
 
-def synthetic_digits(size: int = 28, box: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 1797 8x8 digits, upscaled (bilinear) to box x box and centred in size x size, uint8."""
+def synthetic_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1797 8x8 digits drawn like MNIST's (:mod:`~event_lightning.data.standins.digits`): the ink
+    in a 20x20 box centred by mass in 28x28, MNIST's stroke; ``(images [1797, 28, 28] uint8, labels uint8)``."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    small = torch.from_numpy(digits.images.astype(np.float32) / 16.0)[:, None]
-    large = F.interpolate(small, size=(box, box), mode="bilinear", align_corners=False).clamp(0, 1)
-    margin = (size - box) // 2
-    large = F.pad(large, (margin, size - box - margin, margin, size - box - margin))
-    return (large[:, 0] * 255).round().to(torch.uint8).numpy(), digits.target.astype(np.uint8)
+    canvas = mnist_canvas(*mnist_style_digits(digits.images / 16.0, MNIST_BOX_PX))
+    return np.rint(canvas * 255).astype(np.uint8), digits.target.astype(np.uint8)
 
 
 def write_synthetic_mnist(root: str | Path, n_test: int = 297) -> Path:

@@ -1,24 +1,33 @@
-"""Synthetic N-MNIST stand-in: scikit-learn's handwritten digits, moved by saccades, seen by a DVS.
+"""Synthetic N-MNIST stand-in: scikit-learn's handwritten digits, drawn like MNIST, moved by saccades, seen by a DVS.
 
-Each sample is a real handwritten digit from :func:`sklearn.datasets.load_digits` (8x8 pixels,
-17 grey levels, 1797 images shipped with scikit-learn, so nothing downloads), upscaled to 28x28
-with cubic spline interpolation, drawn bright on a dark background on the 34x34 N-MNIST sensor and
-moved along N-MNIST's three saccades -- the isosceles triangle ``(0,0) -> (3.5,7) -> (7,0) ->
-(0,0)`` pixels (x, y), the path tonic's ``stabilize`` undoes -- rendered with bilinear sub-pixel
-shifts at ``frame_interval_us`` and turned into events by
-:func:`event_lightning.events.simulate.simulate_events`.  Files are written in the real N-MNIST
-``.bin`` format and folder layout (``Train/<digit>/<index>.bin``, ``Test/<digit>/<index>.bin``) and
-read back by the real reader, :func:`event_lightning.events.formats.read_nmnist_bin`.
+What the real N-MNIST is (Orchard et al. 2015) and what this stand-in copies: an ATIS (34x34
+pixels after cropping, two polarities) watched MNIST digits on a monitor while a pan-tilt unit
+moved it through three ~100 ms saccades -- the isosceles triangle ``(0,0) -> (3.5,7) -> (7,0) ->
+(0,0)`` pixels (x, y), the path tonic's ``stabilize`` undoes -- so a recording lasts ~300-336 ms
+and holds ~1.5k-7k events, ON and OFF about equally. MNIST digits are 28x28 images whose ink is
+scaled into a 20x20 box and centred by its centre of mass; the monitor showed them at about one
+sensor pixel per MNIST pixel.
+
+Each sample here is a real handwritten digit from :func:`sklearn.datasets.load_digits` (8x8
+pixels, 17 grey levels, 1797 images shipped with scikit-learn, so nothing downloads), upscaled to
+MNIST's 20x20 box with cubic splines and given MNIST's stroke width and sharpness by a contrast
+ramp (:func:`~event_lightning.data.standins.digits.mnist_style_digits`: mean ink 0.13 and
+standard deviation 0.31 over the 28x28 canvas, MNIST's are 0.1307 / 0.3081), centred by centre of
+mass in a 28x28 canvas, drawn bright on a dark
+background on the 34x34 sensor and moved along the saccades at N-MNIST's speed (one saccade per
+``saccade_duration_us``, 100 ms), rendered with bilinear sub-pixel shifts at ``frame_interval_us``
+and turned into events by :func:`event_lightning.events.simulate.simulate_events` (which places
+each event at the time its ramp crosses the threshold, so events are not quantised to frames).
+Files are written in the real N-MNIST ``.bin`` format and folder layout
+(``Train/<digit>/<index>.bin``, ``Test/<digit>/<index>.bin``) and read back by the real reader,
+:func:`event_lightning.events.formats.read_nmnist_bin`. A model trained here sees digits of the
+size, stroke width, motion and event count of real N-MNIST (``docs/datasets.md`` lists both).
 
 Split: fixed, whatever the seed -- per class, a fixed random quarter of ``load_digits`` (450
 images) is the test pool and the rest (1347) the training pool, so no handwritten image is in
 both splits (:func:`split_pool_indices`).  The seed picks which pool images are used and in what
 order, the per-sample start offset, the sensor's threshold mismatch and the background noise.
-Same config, same bytes.
-
-Recording length: N-MNIST saccades last ~100 ms each (~300 ms per sample).  The default here is
-``saccade_duration_us = 33_000`` (~100 ms per sample): the same displacement, so about the same
-number of events, but ~100 frames of 1 ms instead of ~300 for a CPU-trained recurrent network.
+Same config, same bytes. Generation shows a progress bar (tqdm, on stderr).
 
 Completion marker: ``root/.complete`` holds the config and its hash; :func:`generate_synthetic_nmnist`
 returns at once when it matches (and the files are all there) and regenerates when the config
@@ -36,8 +45,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import zoom
+from tqdm import tqdm
 
+from event_lightning.data.standins.digits import MNIST_CANVAS_PX, mnist_style_digits
 from event_lightning.data.standins.folders import ensure_standin, standin_folder
 from event_lightning.events.core import SensorSize
 from event_lightning.events.formats.nmnist import NMNIST_SENSOR_SIZE, write_nmnist_bin
@@ -62,7 +72,7 @@ SYNTHETIC_NMNIST_CLASSES = 10
 TRAIN_FOLDER, TEST_FOLDER = "Train", "Test"
 COMPLETE_MARKER, IN_PROGRESS_MARKER = ".complete", ".generating"
 # Bump when the generator's output changes for an unchanged config, so old copies regenerate.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 # The fixed split of load_digits: per class, a fixed random quarter of the images is the test pool.
 # The seed is a constant (not the config's), so the split never changes.
 SPLIT_SEED = 20_150_437
@@ -85,7 +95,8 @@ class SyntheticDigitsConfig:
         seed: selects images, offsets, threshold mismatch and noise.
         saccade_duration_us: duration of each of the three saccades, µs.
         frame_interval_us: time between rendered intensity frames, µs.
-        digit_size_px: side of the upscaled digit, pixels (N-MNIST: 28).
+        digit_box_px: side of the box the digit is scaled into, pixels (MNIST: 20, in a 28x28 canvas
+            shown at one sensor pixel per MNIST pixel).
         background: intensity of the screen, in [0, 1).
         foreground: intensity of a full-ink stroke, in (background, 1].
         position_jitter_px: the start offset is uniform in +-this, per sample and axis.
@@ -96,20 +107,20 @@ class SyntheticDigitsConfig:
     n_train: int = 1000
     n_test: int = 300
     seed: int = 0
-    saccade_duration_us: int = 33_000
-    frame_interval_us: int = 1_000
-    digit_size_px: int = 28
+    saccade_duration_us: int = 100_000
+    frame_interval_us: int = 4_000
+    digit_box_px: int = 20
     background: float = 0.2
     foreground: float = 0.8
     position_jitter_px: float = 0.5
-    pos_threshold: float = 0.35
-    neg_threshold: float = 0.35
+    pos_threshold: float = 0.3
+    neg_threshold: float = 0.3
     threshold_sigma: float = 0.03
     refractory_us: int = 0
     noise_rate_hz: float = 0.5
 
     def __post_init__(self) -> None:
-        for name in ("n_train", "n_test", "saccade_duration_us", "frame_interval_us", "digit_size_px"):
+        for name in ("n_train", "n_test", "saccade_duration_us", "frame_interval_us", "digit_box_px"):
             value = getattr(self, name)
             if not isinstance(value, int | np.integer) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"SyntheticDigitsConfig.{name} must be a positive integer, found {value!r}")
@@ -198,12 +209,6 @@ def _load_digit_pool(train: bool) -> tuple[np.ndarray, np.ndarray]:
     return digits.images[pool] / 16.0, labels[pool]
 
 
-def _upscale(images: np.ndarray, size: int) -> np.ndarray:
-    """``[M, 8, 8]`` -> ``[M, size, size]`` with cubic splines, clipped to [0, 1]."""
-    factor = size / images.shape[-1]
-    return np.clip(zoom(images, (1.0, factor, factor), order=3, grid_mode=True, mode="nearest"), 0.0, 1.0)
-
-
 def _saccade_path(config: SyntheticDigitsConfig) -> tuple[np.ndarray, np.ndarray]:
     """Frame times ``[N]`` (µs) and the digit's displacement ``[N, 2]`` (dx, dy pixels)."""
     times = np.arange(0, config.duration_us + 1, config.frame_interval_us, dtype=np.int64)
@@ -246,17 +251,17 @@ def _render(images: np.ndarray, offsets: np.ndarray, sensor: SensorSize) -> np.n
 
 
 def _simulate_batch(
-    images: np.ndarray, config: SyntheticDigitsConfig, rng: np.random.Generator
+    images: np.ndarray, centres: np.ndarray, config: SyntheticDigitsConfig, rng: np.random.Generator
 ) -> list[np.ndarray]:
-    """Events of ``images`` ``[B, S, S]`` moved along the saccades: one event array per image."""
+    """Events of ``images`` ``[B, S, S]`` (centres of mass ``[B, 2]``, x, y) moved along the saccades."""
     sensor = SYNTHETIC_NMNIST_SENSOR_SIZE
     batch = images.shape[0]
     times, shift = _saccade_path(config)
-    # Centre the triangle's bounding box on the sensor, then jitter the start per sample.
-    centre = (
-        np.array([sensor.width, sensor.height]) - SACCADE_VERTICES_PX.max(axis=0) - images.shape[-1]
-    ) / 2
-    start = centre + rng.uniform(-config.position_jitter_px, config.position_jitter_px, size=(batch, 2))
+    # The 28x28 canvas centred on the sensor with the triangle's bounding box, the digit's centre of
+    # mass at the canvas centre (as MNIST), then a per-sample jitter of the start.
+    canvas = (np.array([sensor.width, sensor.height]) - SACCADE_VERTICES_PX.max(axis=0) - MNIST_CANVAS_PX) / 2
+    centred = canvas + (MNIST_CANVAS_PX - 1) / 2 - centres
+    start = centred + rng.uniform(-config.position_jitter_px, config.position_jitter_px, size=(batch, 2))
     ink = _render(images, start[None, :, :] + shift[:, None, :], sensor)
     contrast = np.float32(config.foreground - config.background)
     intensity = np.float32(config.background) + contrast * ink  # [N, B, H, W], float32
@@ -277,25 +282,27 @@ def _select(n: int, pool_size: int, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([rng.permutation(pool_size) for _ in range(rounds)])[:n]
 
 
-def _generate_split(root: Path, config: SyntheticDigitsConfig, train: bool) -> list[int]:
+def _generate_split(root: Path, config: SyntheticDigitsConfig, train: bool, progress: tqdm) -> list[int]:
     images, labels = _load_digit_pool(train)
     n = config.n_train if train else config.n_test
     split_code = 0 if train else 1
     n_batches = -(-n // _BATCH)
     streams = np.random.SeedSequence([config.seed, split_code]).spawn(n_batches + 1)
     chosen = _select(n, len(images), np.random.default_rng(streams[0]))
-    upscaled = _upscale(images[np.unique(chosen)], config.digit_size_px)
-    lookup = {int(k): i for i, k in enumerate(np.unique(chosen))}
+    used = np.unique(chosen)
+    ink, centres = mnist_style_digits(images[used], config.digit_box_px)
+    rows = np.searchsorted(used, chosen)  # row of each chosen image in ink / centres
     folder = root / (TRAIN_FOLDER if train else TEST_FOLDER)
     counts = []
     for b in range(n_batches):
-        indices = chosen[b * _BATCH : (b + 1) * _BATCH]
-        batch_images = upscaled[[lookup[int(k)] for k in indices]]
-        per_sample = _simulate_batch(batch_images, config, np.random.default_rng(streams[b + 1]))
-        for j, (pool_index, events) in enumerate(zip(indices, per_sample, strict=True)):
-            index = b * _BATCH + j
+        batch = slice(b * _BATCH, (b + 1) * _BATCH)
+        per_sample = _simulate_batch(
+            ink[rows[batch]], centres[rows[batch]], config, np.random.default_rng(streams[b + 1])
+        )
+        for index, pool_index, events in zip(range(n)[batch], chosen[batch], per_sample, strict=True):
             write_nmnist_bin(folder / str(int(labels[pool_index])) / f"{index:05d}.bin", events)
             counts.append(len(events))
+        progress.update(len(per_sample))
     return counts
 
 
@@ -383,7 +390,9 @@ def generate_synthetic_nmnist(
     complete.unlink(missing_ok=True)
     for name in existing:
         shutil.rmtree(root / name)
-    counts = _generate_split(root, config, train=True) + _generate_split(root, config, train=False)
+    # on stderr, like Lightning's own bars: the first run writes for a few seconds before training starts
+    with tqdm(total=config.n_train + config.n_test, desc="N-MNIST stand-in", unit="recording") as progress:
+        counts = _generate_split(root, config, True, progress) + _generate_split(root, config, False, progress)
     summary = SyntheticDigitsSummary(
         root=str(root),
         config_hash=digest,

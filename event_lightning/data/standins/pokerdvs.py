@@ -33,7 +33,8 @@ class SyntheticPokerConfig:
     seed: int = 0
     train_per_class: int = 12  # 48 train recordings, as tonic's split
     test_per_class: int = 5  # 20 test recordings
-    duration_us: int = 60_000
+    # a card crossed the real DVS's view in about 20-30 ms (Serrano-Gotarredona & Linares-Barranco 2015)
+    duration_us: int = 25_000
     frame_interval_us: int = 1_000
     pip_radius: float = 9.0
 
