@@ -1,11 +1,13 @@
-"""Visualisation: event grids and GIFs, frame and voxel panels, spike rasters, pose overlays."""
+"""Visualisation: event grids and GIFs, frame and voxel panels, spike rasters, pose overlays, confusion matrices."""
 
+from event_lightning.viz.confusion import plot_confusion_matrix
 from event_lightning.viz.events import (
     EventColours,
     animate_events,
     events_to_rgb,
     plot_event_grid,
     plot_event_voxels,
+    plot_frame_rows,
     plot_frames,
     plot_voxel_grid,
 )
@@ -18,8 +20,10 @@ __all__ = [
     "animate_events",
     "events_to_rgb",
     "figure_to_image",
+    "plot_confusion_matrix",
     "plot_event_grid",
     "plot_event_voxels",
+    "plot_frame_rows",
     "plot_frames",
     "plot_pose_overlay",
     "plot_spike_raster",

@@ -28,6 +28,7 @@ __all__ = [
     "events_to_rgb",
     "plot_event_grid",
     "plot_event_voxels",
+    "plot_frame_rows",
     "plot_frames",
     "plot_voxel_grid",
 ]
@@ -118,6 +119,63 @@ def plot_frames(
             ax.set_title(titles[k], fontsize=8)
     if suptitle:
         fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def plot_frame_rows(
+    rows: list[Any],
+    *,
+    row_labels: list[str],
+    panel_labels: list[list[str]] | None = None,
+    panel_inches: float = 1.2,
+    colours: EventColours | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Rows of event count frames ``[N_r, P, H, W]`` (one row per sample) tiled into one image.
+
+    One axes holds the whole mosaic, so a row's label sits beside it as a tick label and a
+    panel's label is written in a blank band above that panel only: no text can run into a
+    neighbouring panel or cover events, however many panels a row has. Each panel is coloured on its own scale
+    (the busiest pixel of that panel). Shorter rows are padded with blank panels.
+
+    Args:
+        rows: per sample, its panels ``[N_r, P, H, W]`` (numpy or torch), all of one ``(P, H, W)``.
+        row_labels: one label per row (e.g. ``"#0 label 3, pred 3"``).
+        panel_labels: per row, one label per panel (e.g. ``"steps 0-12"``), or None.
+        panel_inches: width of one panel in inches.
+        title: the figure's title.
+    """
+    panels = [as_numpy(row, "plot_frame_rows") for row in rows]
+    if not panels or len(row_labels) != len(panels):
+        raise ValueError(f"plot_frame_rows: {len(row_labels)} row labels for {len(panels)} rows")
+    shapes = {row.shape[1:] for row in panels}
+    if len(shapes) != 1 or any(row.ndim != 4 or row.shape[1] not in (1, 2) for row in panels):
+        raise ValueError(
+            f"plot_frame_rows: expected rows [N, P, H, W] of one (P, H, W), found {[r.shape for r in panels]}"
+        )
+    _, height, width = panels[0].shape[1:]
+    n_cols = max(len(row) for row in panels)
+    gap = max(1, min(height, width) // 16)  # white lines between panels
+    band = math.ceil(0.2 * height) if panel_labels else 0  # blank strip above each panel for its label
+    cell_h, cell_w = band + height + gap, width + gap
+    mosaic = np.ones((len(panels) * cell_h + gap, n_cols * cell_w + gap, 3))
+    for r, row in enumerate(panels):
+        for c, frame in enumerate(row):
+            top, left = gap + r * cell_h + band, gap + c * cell_w
+            mosaic[top : top + height, left : left + width] = events_to_rgb(frame, colours=colours)
+    rows_inches = panel_inches * (band + height) / width * len(panels)
+    fig = Figure(figsize=(panel_inches * n_cols + 1.0, rows_inches + 0.4))
+    ax = fig.add_subplot()
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks(gap + np.arange(len(panels)) * cell_h + band + height / 2, row_labels, fontsize=8)
+    ax.tick_params(length=0)
+    for r, labels in enumerate(panel_labels or []):
+        for c, label in enumerate(labels):
+            ax.text(gap + c * cell_w, gap + r * cell_h + band / 2, label, fontsize=6, va="center", ha="left")
+    if title:
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -49,7 +49,9 @@ def plot_spike_raster(
     raster.set_ylim(-0.5, n_neurons - 0.5)
     raster.set_xlim(-0.5 * scale, (n_steps - 0.5) * scale)
     raster.set_ylabel("neuron")
-    rate.bar(np.arange(n_steps) * scale, (spikes != 0).sum(axis=1), width=scale, color="0.3")
+    # one step patch, not a bar per time step: hundreds of bars cost more than the rest of the figure
+    edges = (np.arange(n_steps + 1) - 0.5) * scale
+    rate.stairs((spikes != 0).sum(axis=1), edges, fill=True, color="0.3")
     rate.set_ylabel("spikes")
     rate.set_xlabel("time (ms)" if dt_ms is not None else "time step")
     if title:

@@ -1,0 +1,61 @@
+"""Confusion matrix of a classifier: rows are labels, columns predictions, cells normalised per label."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from event_lightning.viz.events import as_numpy
+
+__all__ = ["plot_confusion_matrix"]
+
+# Above this many classes the cells are too small for their counts to be read.
+_MAX_ANNOTATED_CLASSES = 12
+
+
+def plot_confusion_matrix(
+    counts: Any,
+    *,
+    class_names: Sequence[str] | None = None,
+    title: str | None = None,
+    inches: float = 4.5,
+) -> Figure:
+    """Draw a confusion matrix ``counts[label, prediction]`` ``[C, C]`` (numpy or torch).
+
+    Each row is coloured by its share of that label's samples (recall on the diagonal), so rare
+    classes read as clearly as common ones; with up to 12 classes the cells also show the counts.
+    The title ends with the overall accuracy and the number of samples.
+    """
+    counts = as_numpy(counts, "plot_confusion_matrix").astype(np.int64)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
+        raise ValueError(f"plot_confusion_matrix: expected counts [C, C], found shape {counts.shape}")
+    n_classes = len(counts)
+    if class_names is not None and len(class_names) != n_classes:
+        raise ValueError(f"plot_confusion_matrix: {len(class_names)} class names for {n_classes} classes")
+    per_label = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, per_label, out=np.zeros(counts.shape), where=per_label > 0)
+    total = int(counts.sum())
+    accuracy = np.trace(counts) / total if total else 0.0
+    fig = Figure(figsize=(inches + 0.8, inches))
+    ax = fig.add_subplot()
+    image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    names = [str(k) for k in range(n_classes)] if class_names is None else [str(n) for n in class_names]
+    ticks = np.arange(n_classes)
+    fontsize = 8 if n_classes <= _MAX_ANNOTATED_CLASSES else 6
+    ax.set_xticks(ticks, names, fontsize=fontsize, rotation=90 if n_classes > _MAX_ANNOTATED_CLASSES else 0)
+    ax.set_yticks(ticks, names, fontsize=fontsize)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("label")
+    if n_classes <= _MAX_ANNOTATED_CLASSES:
+        for (row, column), count in np.ndenumerate(counts):
+            if count:
+                colour = "white" if shares[row, column] > 0.5 else "black"
+                ax.text(column, row, str(count), ha="center", va="center", fontsize=7, color=colour)
+    heading = f"accuracy {accuracy:.3f} on {total} samples"
+    ax.set_title(f"{title}: {heading}" if title else heading, fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the label's samples")
+    fig.tight_layout()
+    return fig
