@@ -271,7 +271,8 @@ def test_event_token_batches_are_drawn_from_their_events():
     titles = [text.get_text() for text in ax.texts]
     assert titles[:4] == ["events 0-99", "events 100-199", "events 200-299", "events 300-399"]
     assert titles[4:] == ["events 0-74", "events 75-149", "events 150-224", "events 225-299"]
-    assert [label.get_text() for label in ax.get_yticklabels()] == ["#0\nlabel 0\npred 0", "#1\nlabel 0\npred 1 (wrong)"]
+    rows = [label.get_text() for label in ax.get_yticklabels()]
+    assert rows == ["#0\nlabel 0\npred 0", "#1\nlabel 0\npred 1 (wrong)"]
     on, off = _red_and_blue_pixels(np.asarray(Image.fromarray(_render(fig))))
     assert on > 20 and off > 20
 
