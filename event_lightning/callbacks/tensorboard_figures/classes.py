@@ -69,3 +69,17 @@ class ForwardOutput:
 
     def _keep(self, module: nn.Module, args: tuple, output: Any) -> None:
         self.output = output.detach() if isinstance(output, torch.Tensor) else output
+
+
+def sample_label(b: int, label: int | None, prediction: int | None, class_names: Sequence[str] | None) -> str:
+    """``#b``, ``label L`` and ``pred P`` on three lines (what is known of them); class names when given."""
+
+    def name(k: int) -> str:
+        return str(class_names[k]) if class_names is not None and 0 <= k < len(class_names) else str(k)
+
+    parts = [f"#{b}"]
+    if label is not None:
+        parts.append(f"label {name(label)}")
+    if prediction is not None:
+        parts.append(f"pred {name(prediction)}" + ("" if label is None or label == prediction else " (wrong)"))
+    return "\n".join(parts)

@@ -10,7 +10,12 @@ import pytorch_lightning as pl
 import torch
 from matplotlib.figure import Figure
 
-from event_lightning.callbacks.tensorboard_figures.classes import ForwardOutput, batch_labels, class_predictions
+from event_lightning.callbacks.tensorboard_figures.classes import (
+    ForwardOutput,
+    batch_labels,
+    class_predictions,
+    sample_label,
+)
 from event_lightning.callbacks.tensorboard_figures.periodic import _PeriodicFigureCallback
 from event_lightning.events.core import SensorSize, make_events
 from event_lightning.events.represent.frames import to_frame
@@ -139,18 +144,6 @@ def _token_frames(batch: Any, sensor_size: SensorSize | None, n_samples: int, ma
     return out
 
 
-def _row_label(b: int, label: int | None, prediction: int | None, class_names: Sequence[str] | None) -> str:
-    def name(k: int) -> str:
-        return str(class_names[k]) if class_names is not None and 0 <= k < len(class_names) else str(k)
-
-    parts = [f"#{b}"]
-    if label is not None:
-        parts.append(f"label {name(label)}")
-    if prediction is not None:
-        parts.append(f"pred {name(prediction)}" + ("" if label is None or label == prediction else " (wrong)"))
-    return "\n".join(parts)
-
-
 def input_figure(
     batch: Any,
     *,
@@ -195,7 +188,7 @@ def input_figure(
     label_list = None if labels is None else np.asarray(as_numpy_labels(labels)).tolist()
     prediction_list = None if predictions is None else np.asarray(as_numpy_labels(predictions)).tolist()
     row_labels = [
-        _row_label(
+        sample_label(
             b,
             None if label_list is None else int(label_list[b]),
             None if prediction_list is None else int(prediction_list[b]),
