@@ -55,8 +55,9 @@ def plot_spike_raster(
     rate.set_ylabel("spikes")
     rate.set_xlabel("time (ms)" if dt_ms is not None else "time step")
     if title:
-        raster.set_title(title)
-    fig.tight_layout()
+        raster.set_title(title, fontsize=9)
+    # fixed margins: tight_layout renders the figure once more only to measure its labels
+    fig.subplots_adjust(left=0.12, right=0.98, bottom=0.14, top=0.9 if title else 0.96, hspace=0.08)
     return fig
 
 
