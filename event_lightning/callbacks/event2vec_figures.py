@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 from torch import Tensor
 
@@ -27,6 +28,7 @@ from event_lightning.callbacks.tensorboard_figures.classes import sample_label
 from event_lightning.callbacks.tensorboard_figures.periodic import _PeriodicFigureCallback
 from event_lightning.data.loading.event_samplers import EventBatch
 from event_lightning.nn.event2vec import Event2VecNet
+from event_lightning.viz.events import plot_image_rows
 
 __all__ = ["Event2VecAttentionLogger", "attention_maps", "cls_attention", "plot_attention_maps"]
 
@@ -84,28 +86,22 @@ def attention_maps(found: dict[str, Tensor], height: int, width: int) -> tuple[T
 
 
 def plot_attention_maps(
-    counts: Any, attention: Any, row_labels: list[str], *, title: str | None = None, panel_inches: float = 2.2
+    counts: Any, attention: Any, row_labels: list[str], *, title: str | None = None, panel_inches: float = 2.0
 ) -> Figure:
-    """Per sample (a row): events per grid cell, and the class token's attention per cell."""
-    counts, attention = np.asarray(counts), np.asarray(attention)
-    n, height, width = counts.shape
-    fig = Figure(figsize=(2 * panel_inches + 1.0, panel_inches * height / width * n + 0.6))
-    axes = fig.subplots(n, 2, squeeze=False)
-    for i in range(n):
-        for ax, image, cmap, heading in (
-            (axes[i, 0], counts[i], "Greys", "events per cell"),
-            (axes[i, 1], attention[i], "magma", "class-token attention"),
-        ):
-            ax.imshow(image, cmap=cmap, vmin=0.0, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(heading, fontsize=8)
-        axes[i, 0].set_ylabel(row_labels[i], fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+    """Per sample (a row): events per grid cell (white to black) and the class token's attention per
+    cell (magma), each panel on its own scale, drawn as one mosaic (:func:`~event_lightning.viz.plot_image_rows`)."""
+    counts, attention = np.asarray(counts, dtype=np.float64), np.asarray(attention, dtype=np.float64)
+
+    def coloured(maps: np.ndarray, cmap: str) -> np.ndarray:
+        peak = maps.reshape(len(maps), -1).max(axis=1)[:, None, None]
+        scaled = np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)
+        return colormaps[cmap](scaled)[..., :3]
+
+    rows = np.stack([coloured(counts, "Greys"), coloured(attention, "magma")], axis=1)  # [B, 2, h, w, 3]
+    labels = [["events per cell", "class-token attention"]] * len(rows)
+    return plot_image_rows(
+        list(rows), row_labels=row_labels, panel_labels=labels, panel_inches=panel_inches, title=title
+    )
 
 
 def _first(batch: EventBatch, n: int) -> EventBatch:

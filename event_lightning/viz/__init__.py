@@ -9,6 +9,7 @@ from event_lightning.viz.events import (
     plot_event_voxels,
     plot_frame_rows,
     plot_frames,
+    plot_image_rows,
     plot_voxel_grid,
 )
 from event_lightning.viz.pose import DHP19_EDGES, plot_pose_overlay
@@ -25,6 +26,7 @@ __all__ = [
     "plot_event_voxels",
     "plot_frame_rows",
     "plot_frames",
+    "plot_image_rows",
     "plot_pose_overlay",
     "plot_spike_raster",
     "plot_voxel_grid",

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from event_lightning.viz.events import as_numpy
 
@@ -54,6 +55,10 @@ def plot_spike_raster(
     rate.stairs((spikes != 0).sum(axis=1), edges, fill=True, color="0.3")
     rate.set_ylabel("spikes")
     rate.set_xlabel("time (ms)" if dt_ms is not None else "time step")
+    # Few ticks: building tick artists is most of the drawing time of a small figure.
+    rate.xaxis.set_major_locator(MaxNLocator(5))
+    raster.yaxis.set_major_locator(MaxNLocator(4, integer=True))
+    rate.yaxis.set_major_locator(MaxNLocator(2, integer=True))
     if title:
         raster.set_title(title, fontsize=9)
     # fixed margins: tight_layout renders the figure once more only to measure its labels
