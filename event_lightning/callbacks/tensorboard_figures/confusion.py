@@ -51,15 +51,7 @@ class ConfusionMatrixLogger(_PeriodicFigureCallback):
         if self._writer(trainer) is not None:
             self._scores.start(pl_module)
 
-    def on_validation_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
+    def _after_step(self, batch: Any, dataloader_idx: int) -> None:
         if not self._scores.active or dataloader_idx != 0:
             return
         scores, self._scores.output = self._scores.output, None
@@ -70,7 +62,6 @@ class ConfusionMatrixLogger(_PeriodicFigureCallback):
                 n_classes = scores.shape[-1]
                 self._counts = torch.zeros(n_classes * n_classes, dtype=torch.long, device=labels.device)
             add_to_confusion(self._counts, labels, predictions)
-        super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._scores.stop()

@@ -251,18 +251,9 @@ class InputFigureLogger(_PeriodicFigureCallback):
         if batch_idx == 0 and dataloader_idx == 0 and self._writer(trainer) is not None:
             self._scores.start(pl_module)
 
-    def on_validation_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
+    def _after_step(self, batch: Any, dataloader_idx: int) -> None:
         if self._scores.active:
             self._scores.stop()  # the scores of this batch stay in self._scores.output
-        super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._scores.stop()
