@@ -27,6 +27,7 @@ from bench import (  # noqa: E402
     gpu_preflight,
     rows_data,
     rows_e2v_data,
+    rows_figures,
     rows_lif,
     rows_memory,
     rows_methods,
@@ -48,6 +49,7 @@ def _groups() -> dict[str, Callable[[BenchConfig, Results], None]]:
         "methods": rows_methods.run_method_rows,
         "e2v_data": rows_e2v_data.run_event2vec_datapath_rows,
         "dhp19_mem": rows_memory.run_dhp19_memory_rows,
+        "figures": rows_figures.run_figure_rows,
     }
 
 

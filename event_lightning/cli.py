@@ -62,6 +62,7 @@ from event_lightning.checkpoint_reading import (
     check_trusted_class_path,
     read_checkpoint,
 )
+from event_lightning.console import quiet_known_noise
 from event_lightning.resume_rules import OPTIMISER
 from event_lightning.run_checks import (
     check_checkpoint_matches_data,
@@ -346,6 +347,7 @@ def main(args: list[str] | None = None) -> EventLightningCLI:
     Raises ``SystemExit(143)`` when SIGTERM (``130`` when Ctrl-C) stopped ``fit`` after
     ``last.ckpt`` was written.
     """
+    quiet_known_noise()
     try:
         argv = _inject_saved_config(sys.argv[1:] if args is None else list(args))
     except CheckpointError as error:

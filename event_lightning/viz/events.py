@@ -28,7 +28,9 @@ __all__ = [
     "events_to_rgb",
     "plot_event_grid",
     "plot_event_voxels",
+    "plot_frame_rows",
     "plot_frames",
+    "plot_image_rows",
     "plot_voxel_grid",
 ]
 
@@ -119,6 +121,111 @@ def plot_frames(
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
+    return fig
+
+
+def plot_frame_rows(
+    rows: list[Any],
+    *,
+    row_labels: list[str],
+    panel_labels: list[list[str]] | None = None,
+    panel_inches: float = 1.2,
+    colours: EventColours | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Rows of event count frames ``[N_r, P, H, W]`` (one row per sample) tiled into one image.
+
+    Each panel is coloured on its own scale (the busiest pixel of that panel), then drawn with
+    :func:`plot_image_rows`.
+
+    Args:
+        rows: per sample, its panels ``[N_r, P, H, W]`` (numpy or torch), all of one ``(P, H, W)``.
+        row_labels: one label per row (e.g. ``"#0 label 3, pred 3"``).
+        panel_labels: per row, one label per panel (e.g. ``"steps 0-12"``), or None.
+        panel_inches: width of one panel in inches.
+        title: the figure's title.
+    """
+    panels = [as_numpy(row, "plot_frame_rows") for row in rows]
+    if len({row.shape[1:] for row in panels}) > 1 or any(row.ndim != 4 or row.shape[1] not in (1, 2) for row in panels):
+        raise ValueError(
+            f"plot_frame_rows: expected rows [N, P, H, W] of one (P, H, W), found {[r.shape for r in panels]}"
+        )
+    # Counts are summed over k x k pixel blocks when a panel has k times more pixels than its
+    # place on the figure: colouring then works on the pixels shown, and no event is dropped.
+    k = _shrink_factor(panels[0].shape[3], panel_inches)
+    if k >= 2:
+        panels = [_block_reduce(row, k, np.sum) for row in panels]
+    images = [np.stack([events_to_rgb(frame, colours=colours) for frame in row]) for row in panels]
+    return plot_image_rows(
+        images, row_labels=row_labels, panel_labels=panel_labels, panel_inches=panel_inches, title=title
+    )
+
+
+def _shrink_factor(width: int, panel_inches: float) -> int:
+    """How many pixels of a panel ``width`` pixels wide fall on one pixel of the figure."""
+    return int(width // (panel_inches * Figure().dpi))
+
+
+def _block_reduce(images: np.ndarray, k: int, reduce: Any) -> np.ndarray:
+    """``[N, C, H, W]`` -> ``[N, C, H // k, W // k]``, ``reduce`` over each ``k x k`` block."""
+    n, channels, height, width = images.shape
+    trimmed = images[..., : height - height % k, : width - width % k]
+    return reduce(trimmed.reshape(n, channels, height // k, k, width // k, k), axis=(3, 5))
+
+
+def plot_image_rows(
+    rows: list[np.ndarray],
+    *,
+    row_labels: list[str],
+    panel_labels: list[list[str]] | None = None,
+    panel_inches: float = 1.2,
+    title: str | None = None,
+) -> Figure:
+    """Rows of RGB images ``[N_r, H, W, 3]`` in ``[0, 1]`` tiled into one mosaic on one axes.
+
+    A row's label sits beside it as a tick label and a panel's label is written in a blank band
+    above that panel only: no text can run into a neighbouring panel or cover the image, however
+    many panels a row has. Shorter rows are padded with blank panels. One axes and one image
+    (uint8) keep the drawing cheap enough for a figure logged every few epochs.
+    """
+    if not rows or len(row_labels) != len(rows):
+        raise ValueError(f"plot_image_rows: {len(row_labels)} row labels for {len(rows)} rows")
+    if len({row.shape[1:] for row in rows}) != 1 or rows[0].ndim != 4 or rows[0].shape[-1] != 3:
+        raise ValueError(f"plot_image_rows: expected rows [N, H, W, 3] of one (H, W), found {[r.shape for r in rows]}")
+    # Panels much wider than their place on the figure are shrunk here by the darkest pixel of each
+    # k x k block (events stay visible on the white background); left to matplotlib's resampling,
+    # a 240 x 180 sensor costs more than all the rest of the figure.
+    k = _shrink_factor(rows[0].shape[2], panel_inches)
+    if k >= 2:
+        rows = [_block_reduce(row.transpose(0, 3, 1, 2), k, np.min).transpose(0, 2, 3, 1) for row in rows]
+    height, width = rows[0].shape[1:3]
+    n_cols = max(len(row) for row in rows)
+    gap = max(1, min(height, width) // 16)  # white lines between panels
+    band = math.ceil(0.2 * height) if panel_labels else 0  # blank strip above each panel for its label
+    cell_h, cell_w = band + height + gap, width + gap
+    mosaic = np.full((len(rows) * cell_h + gap, n_cols * cell_w + gap, 3), 255, dtype=np.uint8)
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            top, left = gap + r * cell_h + band, gap + c * cell_w
+            mosaic[top : top + height, left : left + width] = np.round(np.clip(image, 0.0, 1.0) * 255)
+    rows_inches = panel_inches * (band + height) / width * len(rows)
+    fig_width, fig_height = panel_inches * n_cols + 1.0, rows_inches + 0.4
+    fig = Figure(figsize=(fig_width, fig_height))
+    # Fixed margins (row labels left, title on top) instead of tight_layout, which renders the
+    # figure once more to measure its text: half the cost of a figure logged every epoch.
+    fig.subplots_adjust(
+        left=0.9 / fig_width, right=1 - 0.1 / fig_width, bottom=0.05 / fig_height, top=1 - 0.3 / fig_height
+    )
+    ax = fig.add_subplot()
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks(gap + np.arange(len(rows)) * cell_h + band + height / 2, row_labels, fontsize=8)
+    ax.tick_params(length=0)
+    for r, labels in enumerate(panel_labels or []):
+        for c, label in enumerate(labels):
+            ax.text(gap + c * cell_w, gap + r * cell_h + band / 2, label, fontsize=6, va="center", ha="left")
+    if title:
+        ax.set_title(title, fontsize=9)
     return fig
 
 

@@ -66,10 +66,10 @@ def test_figures_config_logs_input_and_spike_images_through_the_cli(tmp_path):
     args += ["--trainer.limit_train_batches", "0.5", *QUIET]
     cli = main(["fit", *args])
     images = _images(Path(cli.trainer.log_dir))
-    expected = {"val/input", "val/spikes/net.lif/sample_0", "val/spikes/net.lif/sample_1"}
+    expected = {"val/input", "val/spikes/net.lif/sample_0", "val/spikes/net.lif/sample_1", "val/confusion_matrix"}
     assert expected <= set(images)
     for tag in expected:
-        assert len(images[tag]) == 2  # every_n_epochs 1, two epochs, no sanity-check image
+        assert len(images[tag]) == 1  # every_n_epochs 5: epoch 0 of the two, no sanity-check image
         for image in images[tag]:
             _assert_not_blank(image)
     on, off = _red_and_blue_pixels(images["val/input"][0])
@@ -87,12 +87,14 @@ def test_callbacks_can_be_appended_on_the_command_line(tmp_path, quick, tiny_dig
         "--trainer.callbacks+=event_lightning.callbacks.tensorboard_figures.SpikeRasterLogger",
         "--trainer.callbacks.module=net.lif",
         "--trainer.callbacks.n_samples=1",
+        "--trainer.callbacks.tag=val/appended",
         "--trainer.callbacks+=event_lightning.callbacks.tensorboard_figures.InputFigureLogger",
         "--trainer.callbacks.tag=val/digits",
     ]
     cli = main(["fit", *quick.args(tmp_path / "runs", tiny_digits, *extra)])
     images = _images(Path(cli.trainer.log_dir))
-    assert set(images) == {"val/digits", "val/spikes/net.lif/sample_0"}
+    defaults = {"val/input", "val/spikes/net.lif/sample_0", "val/confusion_matrix"}  # listed in quickstart.yaml
+    assert set(images) == {"val/digits", "val/appended/sample_0", *defaults}
     for tag in images:
         _assert_not_blank(images[tag][0])
 
@@ -264,10 +266,13 @@ def test_event_token_batches_are_drawn_from_their_events():
     valid = np.ones((2, n), dtype=bool)
     valid[1, 300:] = False
     batch = EventBatch(*(torch.from_numpy(a) for a in (x, y, t, p, valid)), label=torch.zeros(2, dtype=torch.long))
-    fig = input_figure(batch, max_panels=4, sensor_size=[20, 20, 2])
-    titles = [ax.get_title() for ax in fig.axes]
-    assert titles[:4] == ["#0 events 0-99", "#0 events 100-199", "#0 events 200-299", "#0 events 300-399"]
-    assert titles[4:] == ["#1 events 0-74", "#1 events 75-149", "#1 events 150-224", "#1 events 225-299"]
+    fig = input_figure(batch, max_panels=4, sensor_size=[20, 20, 2], labels=batch.label, predictions=[0, 1])
+    (ax,) = fig.axes  # one mosaic: row labels are tick labels, panel labels sit above their panels
+    titles = [text.get_text() for text in ax.texts]
+    assert titles[:4] == ["events 0-99", "events 100-199", "events 200-299", "events 300-399"]
+    assert titles[4:] == ["events 0-74", "events 75-149", "events 150-224", "events 225-299"]
+    rows = [label.get_text() for label in ax.get_yticklabels()]
+    assert rows == ["#0\nlabel 0\npred 0", "#1\nlabel 0\npred 1 (wrong)"]
     on, off = _red_and_blue_pixels(np.asarray(Image.fromarray(_render(fig))))
     assert on > 20 and off > 20
 

@@ -10,10 +10,16 @@ import pytorch_lightning as pl
 import torch
 from matplotlib.figure import Figure
 
+from event_lightning.callbacks.tensorboard_figures.classes import (
+    ForwardOutput,
+    batch_labels,
+    class_predictions,
+    sample_label,
+)
 from event_lightning.callbacks.tensorboard_figures.periodic import _PeriodicFigureCallback
 from event_lightning.events.core import SensorSize, make_events
 from event_lightning.events.represent.frames import to_frame
-from event_lightning.viz.events import plot_frames
+from event_lightning.viz.events import plot_frame_rows
 
 # Axis orders an input tensor may have. T time, B batch, P polarity (1 or 2), C channels shown one
 # panel each, H and W pixels.
@@ -147,8 +153,11 @@ def input_figure(
     max_panels: int = 8,
     sensor_size: SensorSize | Sequence[int] | None = None,
     title: str | None = None,
+    labels: Any = None,
+    predictions: Any = None,
+    class_names: Sequence[str] | None = None,
 ) -> Figure:
-    """Draw a batch's input as ON/OFF event panels, one row per sample.
+    """Draw a batch's input as ON/OFF event panels, one row per sample, labelled with class and prediction.
 
     Args:
         batch: a tensor, a dict (the tensor at ``batch_key``; default the first of
@@ -160,9 +169,12 @@ def input_figure(
         max_panels: panels per sample; consecutive time steps are summed into at most this many.
             Token batches are split into panels of equal event counts.
         sensor_size: ``[W, H, P]`` for token batches (default: the largest x, y in the batch + 1, P = 2).
+        labels, predictions: class indices ``[B]`` (tensor or sequence) shown beside each row, or None.
+        class_names: names of the class indices, shown instead of the numbers.
 
     Returns:
-        A :class:`~matplotlib.figure.Figure` with ``n_samples`` rows of panels.
+        A :class:`~matplotlib.figure.Figure`: one image of ``n_samples`` rows of panels, each row
+        labelled on the left, each panel with its step (or event) range in its corner.
     """
     if n_samples < 1 or max_panels < 1:
         raise ValueError(f"input_figure: n_samples and max_panels must be >= 1, found {n_samples}, {max_panels}")
@@ -173,18 +185,34 @@ def input_figure(
     else:
         samples = _sample_frames(tensor, layout)
         rows = [_to_panels(samples[b], max_panels) for b in range(min(n_samples, len(samples)))]
-    width = max(len(panels) for panels, _ in rows)
-    frames, titles = [], []
-    for b, (panels, panel_titles) in enumerate(rows):
-        # Rows are padded with empty panels to one width so each row is one sample.
-        pad = np.zeros((width - len(panels), *panels.shape[1:]), dtype=panels.dtype)
-        frames.append(np.concatenate([panels, pad]))
-        titles += [f"#{b} {t}" for t in panel_titles] + [""] * len(pad)
-    return plot_frames(np.concatenate(frames), titles=titles, n_cols=width, shared_scale=False, suptitle=title)
+    label_list = None if labels is None else np.asarray(as_numpy_labels(labels)).tolist()
+    prediction_list = None if predictions is None else np.asarray(as_numpy_labels(predictions)).tolist()
+    row_labels = [
+        sample_label(
+            b,
+            None if label_list is None else int(label_list[b]),
+            None if prediction_list is None else int(prediction_list[b]),
+            class_names,
+        )
+        for b in range(len(rows))
+    ]
+    return plot_frame_rows(
+        [panels for panels, _ in rows], row_labels=row_labels, panel_labels=[titles for _, titles in rows], title=title
+    )
+
+
+def as_numpy_labels(values: Any) -> np.ndarray:
+    """Class indices from a tensor (any device) or a sequence, as numpy."""
+    return values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
 
 
 class InputFigureLogger(_PeriodicFigureCallback):
     """Log the first validation batch's input as event panels (``add_image`` under ``tag``).
+
+    Each row is one sample, labelled with its class and, for classifiers, the model's prediction
+    on that batch (a forward hook on the LightningModule during the first validation batch keeps
+    its scores ``[B, num_classes]``; no second forward pass). Class names come from the
+    DataModule's ``class_names`` when it has them.
 
     Args:
         every_n_epochs: log on validation epochs ``0, n, 2n, ...``.
@@ -215,11 +243,29 @@ class InputFigureLogger(_PeriodicFigureCallback):
             )
         self.batch_key, self.layout, self.tag = batch_key, layout, tag
         self.n_samples, self.max_panels, self.sensor_size = n_samples, max_panels, sensor_size
+        self._scores = ForwardOutput()
+
+    def on_validation_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if batch_idx == 0 and dataloader_idx == 0 and self._writer(trainer) is not None:
+            self._scores.start(pl_module)
+
+    def _after_step(self, batch: Any, dataloader_idx: int) -> None:
+        if self._scores.active:
+            self._scores.stop()  # the scores of this batch stay in self._scores.output
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._scores.stop()
 
     def _log_first_batch(self, writer: Any, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any) -> None:
+        datamodule = getattr(trainer, "datamodule", None)
         sensor = self.sensor_size
-        if sensor is None and getattr(trainer, "datamodule", None) is not None:
-            sensor = getattr(trainer.datamodule, "sensor_size", None)
+        if sensor is None and datamodule is not None:
+            sensor = getattr(datamodule, "sensor_size", None)
+        labels = batch_labels(batch)
+        predictions = class_predictions(self._scores.output, labels)
+        self._scores.output = None
         fig = input_figure(
             batch,
             batch_key=self.batch_key,
@@ -228,5 +274,8 @@ class InputFigureLogger(_PeriodicFigureCallback):
             max_panels=self.max_panels,
             sensor_size=sensor,
             title=f"epoch {trainer.current_epoch}",
+            labels=labels,
+            predictions=predictions,
+            class_names=getattr(datamodule, "class_names", None),
         )
         self._log(writer, self.tag, fig, trainer.global_step)

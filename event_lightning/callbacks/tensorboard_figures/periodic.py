@@ -29,7 +29,8 @@ class _PeriodicFigureCallback(pl.Callback, ABC):
     loader of a logging epoch. It is called at the end of that validation epoch, not in the batch's
     step: drawing reads the tensors on the host, and inside a step that would make the step wait for
     the device. Until then the callback holds a reference to the batch (and whatever a subclass
-    captured during its forward pass).
+    captured during its forward pass). Work a subclass needs after every validation step (device
+    operations only) goes in :meth:`_after_step`.
     """
 
     def __init__(self, every_n_epochs: int, name: str) -> None:
@@ -72,9 +73,13 @@ class _PeriodicFigureCallback(pl.Callback, ABC):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
+        self._after_step(batch, dataloader_idx)
         writer = self._first_batch_writer(trainer, batch_idx, dataloader_idx)
         if writer is not None:
             self._pending = (writer, batch)
+
+    def _after_step(self, batch: Any, dataloader_idx: int) -> None:
+        """What a subclass does after every validation step (on the device only: no host reads)."""
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._pending is not None:

@@ -60,7 +60,7 @@ class PoseCNN(_PoseModule):
         heatmaps = self(batch["cnn_input"])
         loss = self.heatmap_loss(heatmaps, batch["cnn_landmarks"])
         pred = self.decode(heatmaps)
-        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/loss", loss, prog_bar=True, on_epoch=True, batch_size=len(batch["cnn_landmarks"]))
         self.log("train/mpjpe", _batch_error(pred, batch["cnn_landmarks"], self._scale(batch)), prog_bar=True)
         return loss
 

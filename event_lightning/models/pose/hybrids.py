@@ -166,14 +166,14 @@ class PoseHybridCNNSNN(_HybridModule):
         self.log("train/out_loss", out_loss)
         weight = self.hparams.mp_loss_weight
         if not self.net.state_init or weight == 0 or "cnn_input_next" not in batch:
-            self.log("train/loss", out_loss, prog_bar=True)
+            self.log("train/loss", out_loss, prog_bar=True, on_epoch=True, batch_size=len(batch["landmarks"]))
             return out_loss
         target = self.net.cnn_states(batch["cnn_input_next"])
         final, self._final_state = self._final_state, None
         mp_loss = torch.stack([F.mse_loss(final[name], target[name]) for name in target]).mean()
         loss = (1 - weight) * out_loss + weight * mp_loss
         self.log("train/mp_loss", mp_loss)
-        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/loss", loss, prog_bar=True, on_epoch=True, batch_size=len(batch["landmarks"]))
         return loss
 
     def spiking_layers(self) -> dict[str, SpikingConvBN]:

@@ -44,7 +44,7 @@ class _SequencePoseModule(_PoseModule):
 
     def training_loss(self, heatmaps: Tensor, batch: dict[str, Any], labelled: LabelledSteps) -> Tensor:
         loss = self._window_loss(heatmaps, batch, labelled)
-        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/loss", loss, prog_bar=True, on_epoch=True, batch_size=len(batch["landmarks"]))
         return loss
 
     def _eval_step(self, batch: dict[str, Any], stage: str) -> Tensor:
