@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from event_lightning.cli import drop_unaccepted_init_args, main
+from event_lightning.cli import drop_unaccepted_init_args, import_project_classes, main
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = str(REPO / "config" / "quickstart.yaml")
@@ -133,3 +134,52 @@ def test_bf16_mixed_precision_trains_on_cpu(tmp_path, quick, tiny_digits):
     )
     losses = [value for _, value in _scalars(Path(cli.trainer.log_dir), "train/loss_epoch")]
     assert len(losses) == 3 and all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize(
+    ("option", "name", "expected"),
+    [
+        ("--model.help", "LIFClassifier", "--model.hidden_features"),
+        ("--data.help", "NMNISTFramesDataModule", "--data.time_window"),
+    ],
+)
+def test_help_of_a_class_named_by_its_short_name(capsys, option, name, expected):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", option, name])
+    assert exit_info.value.code == 0
+    assert expected in capsys.readouterr().out
+
+
+def test_short_class_names_in_the_command_line_and_in_a_config(tmp_path, capsys):
+    config = tmp_path / "short.yaml"
+    config.write_text(
+        "model:\n  class_path: LIFClassifier\n  init_args: {hidden_features: 7}\n"
+        "data:\n  class_path: NMNISTFramesDataModule\n  init_args: {synthetic: true, time_window: 1000}\n"
+    )
+    for args in (["--config", str(config)], ["--model", "LIFClassifier", "--data", "NMNISTFramesDataModule"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fit", *args, "--print_config"])
+        assert exit_info.value.code == 0
+        printed = capsys.readouterr().out
+        assert "class_path: event_lightning.models.lif_classifier.LIFClassifier" in printed
+        assert "class_path: event_lightning.data.datasets.nmnist.NMNISTFramesDataModule" in printed
+
+
+@pytest.mark.parametrize(
+    ("base", "some"),
+    [
+        (pl.LightningModule, {"LIFClassifier", "HybridGuidedVAE", "Event2VecClassifier", "TopographicVAE", "PoseSNN"}),
+        (pl.LightningDataModule, {"NMNISTFramesDataModule", "ASLDVSDataModule", "DHP19DataModule"}),
+    ],
+)
+def test_every_project_model_and_datamodule_has_a_unique_short_name(base, some):
+    import_project_classes()
+    found, stack = [], list(base.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if cls.__module__.startswith("event_lightning.") and not cls.__name__.startswith("_"):
+            found.append(cls)
+    names = [cls.__name__ for cls in set(found)]
+    assert len(names) == len(set(names)), sorted(names)  # jsonargparse refuses an ambiguous short name
+    assert some <= set(names)
