@@ -1,5 +1,8 @@
 """The command line: ``python train_script.py {fit,validate,test,predict} --config config/X.yaml``.
 
+``event-lightning fit --config quickstart`` is the same command installed as a console script
+(:mod:`event_lightning.__main__`); ``--config NAME`` finds a config that comes with the package.
+
 A LightningCLI in subclass mode (configs choose the model and data by ``class_path``) with:
 
 * ``--resume PATH|last`` (``fit --ckpt_path PATH`` is the same): continue a run from a checkpoint
@@ -63,6 +66,8 @@ from event_lightning.checkpoint_reading import (
     check_trusted_class_path,
     read_checkpoint,
 )
+from event_lightning.config_files import resolve_config_arguments
+from event_lightning.data.loading.missing_data import DatasetNotFoundError
 from event_lightning.resume_rules import OPTIMISER
 from event_lightning.run_checks import (
     check_checkpoint_matches_data,
@@ -177,9 +182,14 @@ class EventLightningCLI(LightningCLI):
         try:
             yield
         except (ValueError, MisconfigurationException) as error:
-            if os.environ.get("JSONARGPARSE_DEBUG"):
-                raise
-            self.parser.error(f"invalid configuration: {error}\n(set JSONARGPARSE_DEBUG=1 for the traceback)")
+            self._usage_error(error, f"invalid configuration: {error}")
+
+    def _usage_error(self, error: BaseException, message: str) -> None:
+        """Exit with status 2 and ``message`` after the usage, without a traceback (``error`` is raised
+        instead when JSONARGPARSE_DEBUG is set)."""
+        if os.environ.get("JSONARGPARSE_DEBUG"):
+            raise error
+        self.parser.error(f"{message}\n(set JSONARGPARSE_DEBUG=1 for the traceback)")
 
     def _parse_ckpt_path(self) -> None:
         # Replaces LightningCLI's: that one imports whatever class the checkpoint names, and for
@@ -283,6 +293,11 @@ class EventLightningCLI(LightningCLI):
     def _run_subcommand(self, subcommand: str) -> None:
         try:
             super()._run_subcommand(subcommand)
+        except DatasetNotFoundError as error:
+            # raised by the DataModule's prepare_data / setup, inside the Trainer: a setting to fix
+            # (data.root, data.synthetic), so a usage error naming what is missing, not a traceback
+            self._remove_failed_start_folder()
+            self._usage_error(error, str(error))
         except BaseException:
             self._remove_failed_start_folder()
             raise
@@ -360,13 +375,16 @@ def _inject_saved_config(argv: list[str]) -> list[str]:
 
 
 def main(args: list[str] | None = None) -> EventLightningCLI:
-    """Entry point of ``train_script.py``; ``args`` defaults to ``sys.argv[1:]``.
+    """Entry point of ``train_script.py`` and ``event-lightning``; ``args`` defaults to ``sys.argv[1:]``.
+
+    ``--config NAME`` (``quickstart``, ``lif_pokerdvs``, ...) is a config that comes with the package
+    (:mod:`event_lightning.config_files`), found from any working directory; a file path works as usual.
 
     Raises ``SystemExit(143)`` when SIGTERM (``130`` when Ctrl-C) stopped ``fit`` after
     ``last.ckpt`` was written.
     """
     try:
-        argv = _inject_saved_config(sys.argv[1:] if args is None else list(args))
+        argv = _inject_saved_config(resolve_config_arguments(sys.argv[1:] if args is None else list(args)))
     except CheckpointError as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from error

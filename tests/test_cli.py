@@ -183,3 +183,15 @@ def test_every_project_model_and_datamodule_has_a_unique_short_name(base, some):
     names = [cls.__name__ for cls in set(found)]
     assert len(names) == len(set(names)), sorted(names)  # jsonargparse refuses an ambiguous short name
     assert some <= set(names)
+
+
+def test_a_missing_real_dataset_is_a_usage_error_without_a_traceback(tmp_path, capsys):
+    args = ["--config", str(REPO / "config" / "lif_pokerdvs.yaml"), "--data.init_args.synthetic", "false"]
+    args += ["--data.init_args.root", str(tmp_path / "empty"), "--trainer.logger.init_args.save_dir", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *args, "--trainer.enable_progress_bar", "false"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: POKER-DVS: pips_train.tar.gz" in err and "offline stand-in:" in err
+    assert "Traceback" not in err
+    assert not list(tmp_path.glob("*/version_*"))  # the failed start left no run folder
