@@ -69,7 +69,13 @@ def test_resume_from_a_checkpoint_path_and_evaluate_from_checkpoint(tmp_path, qu
     cli = main(["predict", *quick.args(tmp_path / "runs", tiny_digits, "--ckpt_path", str(checkpoint))])
     assert (Path(cli.trainer.log_dir) / "config_predict.yaml").is_file()
     written = np.load(cli.trainer.log_dir + "/predictions.npz")
-    assert sorted(written.files) == ["label", "prediction", "probabilities"]
+    assert sorted(written.files) == [
+        "label", "prediction", "probabilities", "sample_file", "sample_index", "sample_split"
+    ]  # fmt: skip
+    np.testing.assert_array_equal(written["sample_index"], np.arange(20))
+    assert set(written["sample_split"]) == {"test"}
+    labels_from_folders = [int(Path(file).parent.name) for file in written["sample_file"]]  # NMNIST/Test/<digit>/
+    np.testing.assert_array_equal(written["label"], labels_from_folders)
     assert written["probabilities"].shape == (20, 10) and written["label"].shape == (20,)
     np.testing.assert_allclose(written["probabilities"].sum(-1), np.ones(20), rtol=1e-5)
     np.testing.assert_array_equal(written["prediction"], written["probabilities"].argmax(-1))

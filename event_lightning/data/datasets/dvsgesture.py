@@ -35,6 +35,7 @@ from event_lightning.data.loading.config_checks import check_window_fits, first_
 from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.data.loading.loaders import LoaderSettings
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found, downloading
+from event_lightning.data.loading.predict_samples import PredictSamples
 from event_lightning.data.loading.windows import crop_window, frames_to_float, window_loader, window_start
 from event_lightning.data.standins.dvsgesture import (
     SyntheticGesturesConfig,
@@ -298,3 +299,10 @@ class DVSGestureDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(False, shuffle=False, stage="test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(False, shuffle=False, stage="predict")
+
+    def predict_samples(self) -> PredictSamples:
+        """Predict serves the test split, one window of one recording per sample."""
+        return PredictSamples("test", [str(record.path) for record in self.split(False).records])

@@ -46,6 +46,7 @@ from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.data.loading.frames_dataset import EventBatch, EventFramesDataset, file_source
 from event_lightning.data.loading.loaders import LoaderSettings
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found, downloading
+from event_lightning.data.loading.predict_samples import PredictSamples
 from event_lightning.data.loading.windows import crop_window, frames_to_float, window_loader
 from event_lightning.data.standins.nmnist import (
     TEST_FOLDER,
@@ -247,6 +248,13 @@ class NMNISTDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(False, "test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(False, "predict")
+
+    def predict_samples(self) -> PredictSamples:
+        """Predict serves the test split, one ``.bin`` recording per sample."""
+        return PredictSamples("test", [str(path) for path, _ in self.split(False).samples])
 
 
 class NMNISTBatchReader:

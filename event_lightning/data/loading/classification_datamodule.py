@@ -27,6 +27,7 @@ from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.data.loading.frames_collate import pad_time_collate
 from event_lightning.data.loading.frames_dataset import FRAMES_CODE_VERSION, EventFramesDataset
 from event_lightning.data.loading.loaders import LoaderSettings, build_loader
+from event_lightning.data.loading.predict_samples import PredictSamples
 from event_lightning.events.core import SensorSize
 from event_lightning.events.represent.slicing import FrameSlicing
 
@@ -213,3 +214,7 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(False, shuffle=False, stage="predict")
+
+    def predict_samples(self) -> PredictSamples:
+        """Predict serves the test split; each sample's file where the subclass knows it."""
+        return PredictSamples("test", self.sample_files(False))
