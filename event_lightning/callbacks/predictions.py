@@ -79,10 +79,9 @@ class PredictionFileWriter(BasePredictionWriter):
         per_loader = predictions if isinstance(predictions[0], list) else [predictions]  # one list per loader
         columns = stack_predictions([batch for loader in per_loader for batch in loader])
         ids = self._sample_columns(trainer, batch_indices, len(per_loader), len(next(iter(columns.values()))))
-        if set(ids) & set(columns):
-            raise ValueError(
-                f"predict_step returned {sorted(set(ids) & set(columns))}, names the predictions file uses"
-            )
+        clash = sorted(set(ids) & set(columns))
+        if clash:
+            raise ValueError(f"predict_step returned {clash}: names the predictions file gives the sample ids")
         columns.update(ids)
         suffix = f"_rank{trainer.global_rank}" if trainer.world_size > 1 else ""
         target = Path(self.path) if self.path else Path(trainer.log_dir or ".") / "predictions.npz"

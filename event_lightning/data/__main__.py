@@ -2,7 +2,7 @@
 
 The datasets are those of :mod:`event_lightning.data.registry`; ``prepare`` is
 :mod:`event_lightning.data.preparation`, ``inspect`` :mod:`event_lightning.data.inspection`.
-Options are spelt as in the LightningCLI (``--max_samples``, ``--ckpt_path``); the old
+Options are spelt as in the LightningCLI (``--max_samples``, like ``--ckpt_path``); the old
 ``--max-samples`` still works, with a deprecation message, until 0.3.
 """
 
