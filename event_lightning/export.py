@@ -1,6 +1,6 @@
 """Write a model's spiking network as a NIR file.
 
-``python -m event_lightning.export --ckpt_path X --output Y``.
+``python -m event_lightning.export --ckpt_path X --output Y`` (also ``event-lightning export``).
 
 The LightningModule class comes from the checkpoint (``_class_path`` saved by the CLI) or from the
 run's ``config.yaml``; see docs/nir.md for what each model exports.
@@ -15,9 +15,11 @@ from collections.abc import Sequence
 from event_lightning.nir.checkpoint import export_checkpoint
 from event_lightning.nir.pose import EXPORTABLE_POSE_LAYERS, POSE_DEFAULT_OUTPUTS
 
+PROG = "python -m event_lightning.export"
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m event_lightning.export", description=__doc__.splitlines()[0])
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--ckpt_path", required=True, help="Lightning checkpoint (.ckpt) of a spiking model")
     parser.add_argument("--output", required=True, help="the .nir file to write")
     parser.add_argument("--dt", type=float, default=None, help="seconds per step (default: the model's, else 1e-3)")
@@ -40,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """Run the export; returns the exit code (1 when the checkpoint cannot be exported)."""
+    args = build_parser(prog).parse_args(argv)
     try:
         graph = export_checkpoint(
             args.ckpt_path, args.output, args.dt, args.input_shape, args.pose_outputs, args.model_class

@@ -34,3 +34,7 @@ for package in torchvision torchaudio; do
 done
 
 "$PYTHON" -c "import pytorch_lightning, torchmetrics, spikingjelly.activation_based.neuron, tonic, event_lightning; print('event_lightning installed')"
+# the console command (pyproject.toml [project.scripts]) lands in the interpreter's scripts folder
+scripts_dir=$("$PYTHON" -c "import sysconfig; print(sysconfig.get_path('scripts'))")
+"$scripts_dir/event-lightning" --help >/dev/null
+echo "event-lightning installed in $scripts_dir (event-lightning fit --config quickstart)"

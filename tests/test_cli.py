@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from event_lightning.cli import drop_unaccepted_init_args, main
+from event_lightning.cli import drop_unaccepted_init_args, import_project_classes, main
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = str(REPO / "config" / "quickstart.yaml")
@@ -68,7 +69,13 @@ def test_resume_from_a_checkpoint_path_and_evaluate_from_checkpoint(tmp_path, qu
     cli = main(["predict", *quick.args(tmp_path / "runs", tiny_digits, "--ckpt_path", str(checkpoint))])
     assert (Path(cli.trainer.log_dir) / "config_predict.yaml").is_file()
     written = np.load(cli.trainer.log_dir + "/predictions.npz")
-    assert sorted(written.files) == ["label", "prediction", "probabilities"]
+    assert sorted(written.files) == [
+        "label", "prediction", "probabilities", "sample_file", "sample_index", "sample_split"
+    ]  # fmt: skip
+    np.testing.assert_array_equal(written["sample_index"], np.arange(20))
+    assert set(written["sample_split"]) == {"test"}
+    labels_from_folders = [int(Path(file).parent.name) for file in written["sample_file"]]  # NMNIST/Test/<digit>/
+    np.testing.assert_array_equal(written["label"], labels_from_folders)
     assert written["probabilities"].shape == (20, 10) and written["label"].shape == (20,)
     np.testing.assert_allclose(written["probabilities"].sum(-1), np.ones(20), rtol=1e-5)
     np.testing.assert_array_equal(written["prediction"], written["probabilities"].argmax(-1))
@@ -133,3 +140,64 @@ def test_bf16_mixed_precision_trains_on_cpu(tmp_path, quick, tiny_digits):
     )
     losses = [value for _, value in _scalars(Path(cli.trainer.log_dir), "train/loss_epoch")]
     assert len(losses) == 3 and all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize(
+    ("option", "name", "expected"),
+    [
+        ("--model.help", "LIFClassifier", "--model.hidden_features"),
+        ("--data.help", "NMNISTFramesDataModule", "--data.time_window"),
+    ],
+)
+def test_help_of_a_class_named_by_its_short_name(capsys, option, name, expected):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", option, name])
+    assert exit_info.value.code == 0
+    assert expected in capsys.readouterr().out
+
+
+def test_short_class_names_in_the_command_line_and_in_a_config(tmp_path, capsys):
+    config = tmp_path / "short.yaml"
+    config.write_text(
+        "model:\n  class_path: LIFClassifier\n  init_args: {hidden_features: 7}\n"
+        "data:\n  class_path: NMNISTFramesDataModule\n  init_args: {synthetic: true, time_window: 1000}\n"
+    )
+    for args in (["--config", str(config)], ["--model", "LIFClassifier", "--data", "NMNISTFramesDataModule"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fit", *args, "--print_config"])
+        assert exit_info.value.code == 0
+        printed = capsys.readouterr().out
+        assert "class_path: event_lightning.models.lif_classifier.LIFClassifier" in printed
+        assert "class_path: event_lightning.data.datasets.nmnist.NMNISTFramesDataModule" in printed
+
+
+@pytest.mark.parametrize(
+    ("base", "some"),
+    [
+        (pl.LightningModule, {"LIFClassifier", "HybridGuidedVAE", "Event2VecClassifier", "TopographicVAE", "PoseSNN"}),
+        (pl.LightningDataModule, {"NMNISTFramesDataModule", "ASLDVSDataModule", "DHP19DataModule"}),
+    ],
+)
+def test_every_project_model_and_datamodule_has_a_unique_short_name(base, some):
+    import_project_classes()
+    found, stack = [], list(base.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if cls.__module__.startswith("event_lightning.") and not cls.__name__.startswith("_"):
+            found.append(cls)
+    names = [cls.__name__ for cls in set(found)]
+    assert len(names) == len(set(names)), sorted(names)  # jsonargparse refuses an ambiguous short name
+    assert some <= set(names)
+
+
+def test_a_missing_real_dataset_is_a_usage_error_without_a_traceback(tmp_path, capsys):
+    args = ["--config", str(REPO / "config" / "lif_pokerdvs.yaml"), "--data.init_args.synthetic", "false"]
+    args += ["--data.init_args.root", str(tmp_path / "empty"), "--trainer.logger.init_args.save_dir", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *args, "--trainer.enable_progress_bar", "false"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: POKER-DVS: pips_train.tar.gz" in err and "offline stand-in:" in err
+    assert "Traceback" not in err
+    assert not list(tmp_path.glob("*/version_*"))  # the failed start left no run folder

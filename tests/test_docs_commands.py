@@ -37,6 +37,9 @@ LAUNCHERS = ("srun", "mpirun", "nohup", "time")
 # Linked into the working directory of commands run for real, so relative paths in the docs resolve
 # while datasets/ and runs/ are created in the temporary directory.
 LINKED = ("config", "bench", "scripts", "train_script.py", "pyproject.toml")
+CONSOLE_COMMAND = "event-lightning"  # pyproject.toml [project.scripts]
+CONSOLE_MODULES = {"data": "event_lightning.data", "export": "event_lightning.export"}
+LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 PLACEHOLDERS = (
     (re.compile(r"^\[(--|[A-Za-z])"), "an [optional part]"),
     (re.compile(r"\{[^{}]*,[^{}]*\}"), "a {choice,list}"),
@@ -190,6 +193,8 @@ def classify(line: DocLine) -> list[Check]:
         script = next((i for i, w in enumerate(words) if Path(w).name == "train_script.py"), None)
         if script is not None:
             checks.append(Check(line.source, "cli", tuple(words[script + 1 :])))
+        elif words[0] == CONSOLE_COMMAND:
+            checks.append(console_check(line.source, words[1:]))
         elif words[0] in ("python", "python3") and len(words) > 2 and words[1] == "-m":
             checks.append(Check(line.source, "module", tuple(words[2:])))
         elif words[0] in ("python", "python3") and len(words) > 2 and words[1] == "-c":
@@ -201,6 +206,16 @@ def classify(line: DocLine) -> list[Check]:
         else:
             checks.append(Check(line.source, "program", tuple(words)))
     return checks
+
+
+def console_check(source: str, words: list[str]) -> Check:
+    """``event-lightning ...``: its LightningCLI subcommands are checked as ``train_script.py``'s, ``data`` and
+    ``export`` as ``python -m event_lightning.data`` / ``.export``, anything else as ``python -m event_lightning``."""
+    if words and words[0] in CONSOLE_MODULES:
+        return Check(source, "module", (CONSOLE_MODULES[words[0]], *words[1:]))
+    if words and words[0] in LIGHTNING_SUBCOMMANDS:
+        return Check(source, "cli", tuple(words))
+    return Check(source, "module", ("event_lightning", *words))
 
 
 def _unique(checks: list[Check], key) -> list[Check]:
@@ -282,6 +297,15 @@ A=1 python -c "print('x')" || pip uninstall -y torchvision
     ]
     synopsis = classify(DocLine("x", "python -m event_lightning.data prepare <dataset> --root DIR [--synthetic]", ""))
     assert synopsis[0].kind == "skip" and "<placeholder>" in synopsis[0].reason
+    # the console command: LightningCLI subcommands, data / export, the rest as python -m event_lightning
+    console = [classify(DocLine("x", f"event-lightning {rest}", ""))[0] for rest in ("fit --config quickstart",
+               "data inspect nmnist --root d", "export --ckpt_path a --output b", "--help")]  # fmt: skip
+    assert [(c.kind, c.words[:2]) for c in console] == [
+        ("cli", ("fit", "--config")),
+        ("module", ("event_lightning.data", "inspect")),
+        ("module", ("event_lightning.export", "--ckpt_path")),
+        ("module", ("event_lightning", "--help")),
+    ]
     # a list value is not an optional part
     assert (
         classify(DocLine("x", "python train_script.py test --data.init_args.camera_views [2,3]", ""))[0].kind == "cli"
@@ -328,11 +352,14 @@ def _workdir(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("check", CLI_CHECKS, ids=lambda c: c.id)
 def test_train_script_command_parses(check, cli_parser, tmp_path, monkeypatch, capsys):
     from event_lightning.cli import _inject_saved_config
+    from event_lightning.config_files import find_config, resolve_config_arguments
 
     args = list(check.words)
     for index, word in enumerate(args[:-1]):
         if word == "--config":
-            assert (REPO / args[index + 1]).is_file(), f"{check.source}: config {args[index + 1]} does not exist"
+            config = args[index + 1]
+            found = (REPO / config).is_file() or Path(find_config(config)).is_file()
+            assert found, f"{check.source}: config {config} does not exist (neither a file nor a packaged config)"
     monkeypatch.chdir(_workdir(tmp_path))
     if "--resume" in args and "--config" not in args:
         # `fit --resume PATH` reads PATH's run's saved config.yaml: give it the run's config, as `fit` saves it.
@@ -341,14 +368,18 @@ def test_train_script_command_parses(check, cli_parser, tmp_path, monkeypatch, c
         assert config.is_file(), f"{check.source}: the run {run} needs config/{run.parent.name}.yaml"
         run.mkdir(parents=True)
         shutil.copy(config, run / "config.yaml")
-    args = _inject_saved_config(args)
-    if "--print_config" not in args:
+    args = _inject_saved_config(resolve_config_arguments(args))
+    class_help = any(word.endswith(".help") for word in args)  # --model.help NAME prints the class's options
+    if "--print_config" not in args and not class_help:
         args.append("--print_config")
     with pytest.raises(SystemExit) as exit_info:
         cli_parser.parse_args(args)
     captured = capsys.readouterr()
     assert exit_info.value.code == 0, f"{check.source}: {shlex.join(check.words)}\n{captured.err[-3000:]}"
-    assert "class_path" in captured.out  # the resolved config was printed
+    if class_help:
+        assert "usage:" in captured.out
+    else:
+        assert "class_path" in captured.out  # the resolved config was printed
 
 
 # --------------------------------------------------------------------------- python -m

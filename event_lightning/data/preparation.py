@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from tqdm import tqdm
 
+from event_lightning.data.loading.missing_data import DatasetNotFoundError
 from event_lightning.data.registry import get_entry
 from event_lightning.data.standins.folders import StandInMissingError, read_only_standins
 
@@ -45,6 +46,9 @@ def setup_datamodule(name: str, root: Path, synthetic: bool, prepare: bool = Tru
                 dm.setup("fit")
     except StandInMissingError as error:
         raise DatasetMissingError(f"{name}: {error}") from error
+    except DatasetNotFoundError as error:
+        # the module's own message already says where to get the files and how to use the stand-in
+        raise DatasetMissingError(str(error)) from error
     except FileNotFoundError as error:
         how = entry.manual or f"tonic downloads {name}; check the network and that {root} is writable."
         raise DatasetMissingError(f"{error}\n\n{name}: {how}".replace("<root>", str(root))) from error

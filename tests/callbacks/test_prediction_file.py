@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from event_lightning.callbacks.predictions import stack_predictions
+from event_lightning.callbacks.predictions import predicted_indices, stack_predictions
+from event_lightning.data.loading.predict_samples import PredictSamples, sample_columns
 
 
 def test_dict_outputs_are_concatenated_per_key_in_order():
@@ -27,3 +28,15 @@ def test_tensor_outputs_are_saved_as_prediction():
 def test_batches_with_different_keys_are_an_error():
     with pytest.raises(ValueError, match=r"predict batch 1 returned keys \['b'\], earlier batches \['a'\]"):
         stack_predictions([{"a": torch.zeros(1)}, {"b": torch.zeros(1)}])
+
+
+def test_rows_are_the_loader_indices_without_skipped_samples():
+    assert predicted_indices([[4, 5, 6], [7, 8]], skipped={5, 8}) == [4, 6, 7]
+
+
+def test_sample_columns_name_split_and_file_per_row():
+    columns = sample_columns([0, 3, 1], PredictSamples("test", ["a.bin", "b.bin"]))  # a file list passed twice
+    np.testing.assert_array_equal(columns["sample_index"], [0, 3, 1])
+    assert columns["sample_split"].tolist() == ["test"] * 3
+    assert columns["sample_file"].tolist() == ["a.bin", "b.bin", "b.bin"]
+    assert set(sample_columns([2], PredictSamples("val"))) == {"sample_index", "sample_split"}

@@ -62,6 +62,8 @@ def test_prepare_without_archives_names_the_file(tmp_path: Path, capsys) -> None
     assert code == 2
     assert "pips_train.tar.gz" in error
     assert str(tmp_path / "POKERDVS") in error
+    # the DataModule's message says how to get the archives; the registry's text is not repeated
+    assert error.count("cannot download POKER-DVS") == 1
 
 
 def test_unknown_dataset_lists_known_names(tmp_path: Path, capsys) -> None:

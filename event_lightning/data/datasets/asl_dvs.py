@@ -69,6 +69,7 @@ from event_lightning.data.loading.packed_events import (
     packed_cache_key,
     scan_spans,
 )
+from event_lightning.data.loading.predict_samples import PredictSamples
 from event_lightning.data.standins.asl_dvs import (
     SyntheticASLConfig,
     ensure_synthetic_asl_dvs,
@@ -402,6 +403,10 @@ class ASLDVSDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, train=False, stage="predict")
+
+    def predict_samples(self) -> PredictSamples:
+        """Predict serves the held-out (test) files, ``val_repeats`` passes over them."""
+        return PredictSamples("test", [str(path) for path in self.val_files])
 
     def on_after_batch_transfer(self, batch: EventBatch, dataloader_idx: int) -> EventBatch:
         """Normalise the batch's times on the device (``norm_t``); coordinates and polarity stay the

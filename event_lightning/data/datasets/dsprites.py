@@ -35,6 +35,7 @@ from event_lightning.data.loading.dsprites_npz import (
 )
 from event_lightning.data.loading.loaders import LoaderSettings, build_loader
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found
+from event_lightning.data.loading.predict_samples import PredictSamples
 from event_lightning.data.standins.dsprites import ensure_synthetic_dsprites, synthetic_dsprites_folder
 
 __all__ = ["DSpritesSequenceDataModule", "DSpritesSequenceDataset"]
@@ -183,6 +184,10 @@ class DSpritesSequenceDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader | list:
         return self.val_dataloader()
+
+    def predict_samples(self) -> PredictSamples:
+        """Predict serves the validation sequences (generated from ``eval_seed``)."""
+        return PredictSamples("val")
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
         images, factors = batch

@@ -35,7 +35,14 @@ from event_lightning.data.loading.config_checks import check_window_fits, first_
 from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.data.loading.loaders import LoaderSettings
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found, downloading
-from event_lightning.data.loading.windows import crop_window, frames_to_float, window_loader, window_start
+from event_lightning.data.loading.predict_samples import PredictSamples
+from event_lightning.data.loading.windows import (
+    crop_window,
+    evaluation_order_files,
+    frames_to_float,
+    window_loader,
+    window_start,
+)
 from event_lightning.data.standins.dvsgesture import (
     SyntheticGesturesConfig,
     ensure_synthetic_gestures,
@@ -301,3 +308,13 @@ class DVSGestureDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(False, shuffle=False, stage="test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(False, shuffle=False, stage="predict")
+
+    def predict_samples(self) -> PredictSamples:
+        """Predict serves the test split in class-mixed order, one window of one recording per sample."""
+        records = self.split(False).records
+        return PredictSamples(
+            "test", evaluation_order_files([str(r.path) for r in records], [r.label for r in records])
+        )

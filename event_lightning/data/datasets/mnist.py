@@ -48,6 +48,7 @@ from event_lightning.data.loading.image_transforms import (
 from event_lightning.data.loading.loaders import LoaderSettings, build_loader
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found
 from event_lightning.data.loading.mnist_idx import MNIST_FILES, IDXFormatError, read_idx
+from event_lightning.data.loading.predict_samples import PredictSamples
 from event_lightning.data.standins.mnist import ensure_synthetic_mnist, synthetic_mnist_folder
 
 log = logging.getLogger(__name__)
@@ -341,6 +342,10 @@ class MNISTSequenceDataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
+
+    def predict_samples(self) -> PredictSamples:
+        """Predict serves the test split: ``sample_index`` is the digit's row in the t10k IDX files."""
+        return PredictSamples("test")
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, ...], dataloader_idx: int) -> tuple[Tensor, Tensor]:
         digits, labels, params, kind = batch

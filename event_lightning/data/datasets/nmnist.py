@@ -46,7 +46,8 @@ from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.data.loading.frames_dataset import EventBatch, EventFramesDataset, file_source
 from event_lightning.data.loading.loaders import LoaderSettings
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found, downloading
-from event_lightning.data.loading.windows import crop_window, frames_to_float, window_loader
+from event_lightning.data.loading.predict_samples import PredictSamples
+from event_lightning.data.loading.windows import crop_window, evaluation_order_files, frames_to_float, window_loader
 from event_lightning.data.standins.nmnist import (
     TEST_FOLDER,
     TRAIN_FOLDER,
@@ -249,6 +250,14 @@ class NMNISTDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(False, "test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(False, "predict")
+
+    def predict_samples(self) -> PredictSamples:
+        """Predict serves the test split in class-mixed order, one ``.bin`` recording per sample."""
+        samples = self.split(False).samples
+        return PredictSamples("test", evaluation_order_files([str(p) for p, _ in samples], [y for _, y in samples]))
 
 
 class NMNISTBatchReader:

@@ -27,6 +27,7 @@ from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.data.loading.frames_collate import pad_time_collate
 from event_lightning.data.loading.frames_dataset import FRAMES_CODE_VERSION, EventFramesDataset
 from event_lightning.data.loading.loaders import LoaderSettings, build_loader
+from event_lightning.data.loading.predict_samples import PredictSamples
 from event_lightning.data.loading.splits import class_mixed_order, stratified_holdout
 from event_lightning.events.core import SensorSize
 from event_lightning.events.represent.slicing import FrameSlicing
@@ -247,3 +248,10 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("predict")
+
+    def predict_samples(self) -> PredictSamples:
+        """Predict serves the test split in class-mixed order; each served sample's file where the
+        subclass knows it (the loader's dataset index is the position in that order)."""
+        train, indices = self.stage_indices("predict")
+        files = self.sample_files(train)
+        return PredictSamples("test", [files[i] for i in indices] if files else None)

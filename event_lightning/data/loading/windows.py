@@ -24,7 +24,14 @@ from event_lightning.data.loading.frame_cache import compact_integer_dtype
 from event_lightning.data.loading.loaders import LoaderSettings, build_loader
 from event_lightning.data.loading.splits import class_mixed_order
 
-__all__ = ["crop_window", "frames_to_float", "time_first_collate", "window_loader", "window_start"]
+__all__ = [
+    "crop_window",
+    "evaluation_order_files",
+    "frames_to_float",
+    "time_first_collate",
+    "window_loader",
+    "window_start",
+]
 
 
 def window_start(n_frames: int, length: int, *, random: bool, start_limit: float = 1.0, generator=None) -> int:
@@ -77,13 +84,18 @@ def window_loader(
     """
     collate = time_first_collate
     if not shuffle and labels is not None:
-        order = class_mixed_order(labels).tolist()
-        dataset = Subset(dataset, order)
-        files = [files[i] for i in order] if files else files
+        dataset = Subset(dataset, class_mixed_order(labels).tolist())
+        files = evaluation_order_files(files, labels) if files else files
     if bad_samples is not None:
         origin = IndexedFiles(files) if files else None
         dataset, collate = guard_loader(dataset, collate, on_bad_sample, bad_samples, stage or "train", origin)
     return build_loader(dataset, settings, trainer, shuffle=shuffle, collate_fn=collate, drop_last=train)
+
+
+def evaluation_order_files(files: Sequence[str], labels: Sequence[int]) -> list[str]:
+    """``files`` in the order an unshuffled :func:`window_loader` given ``labels`` serves them (what
+    a predict loader's dataset index refers to)."""
+    return [files[i] for i in class_mixed_order(labels).tolist()]
 
 
 def time_first_collate(samples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:

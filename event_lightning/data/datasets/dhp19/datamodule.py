@@ -29,6 +29,7 @@ from event_lightning.data.loading.bad_samples import (
 )
 from event_lightning.data.loading.loaders import LoaderSettings, build_loader
 from event_lightning.data.loading.missing_data import DatasetNotFoundError, dataset_not_found
+from event_lightning.data.loading.predict_samples import PredictSamples
 from event_lightning.data.standins.dhp19 import SyntheticDHP19Config, ensure_synthetic_dhp19
 
 __all__ = ["DHP19DataModule", "SyntheticDHP19DataModule"]
@@ -182,9 +183,14 @@ class DHP19DataModule(pl.LightningDataModule):
         elif stage in ("test", "predict"):
             self.split("test")
 
+    def _sample_files(self, name: str) -> list[str]:
+        """The events file of the recording behind each sample of split ``name``."""
+        split = self.split(name)
+        return [str(split.sources[i].recording.events_path) for i, _, _ in split.index]
+
     def _loader(self, name: str, shuffle: bool, batch_size: int, stage: str) -> DataLoader:
         split = self.split(name)
-        files = [split.sources[i].recording.events_path for i, _, _ in split.index]
+        files = self._sample_files(name)
         origin = IndexedFiles(files) if files else None
         policy, ledger = self.on_bad_sample, self.bad_samples
         dataset, collate = guard_loader(split, collate_dhp19, policy, ledger, stage, origin)
@@ -206,6 +212,11 @@ class DHP19DataModule(pl.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test", False, self.eval_batch_size, "predict")
+
+    def predict_samples(self) -> PredictSamples:
+        """Predict serves the test subjects' windows (``camera`` and ``ms_start`` in the predictions
+        say which window of the recording)."""
+        return PredictSamples("test", self._sample_files("test"))
 
 
 class SyntheticDHP19DataModule(DHP19DataModule):
