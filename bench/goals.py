@@ -66,6 +66,16 @@ GOALS = (
         issue=20,
     ),
     Goal("compiled downsample >= 5x tonic Downsample, identical", "represent", "downsample", 5.0, issue=20),
+    *(
+        Goal(
+            f"{method} training step >= 1.5x its reference on CPU, same losses to 1e-5",
+            "reference",
+            f"train step: {method}",
+            1.5,
+            issue=20,
+        )
+        for method in ("HG-VAE", "Event2Vec", "pose SNN", "TVAE")
+    ),
     GrowthGoal("every kernel linear in events: time exponent <= 1.1 (10k-10M events)", "growth", "s", 1.1),
     GrowthGoal("no super-linear memory: peak memory exponent <= 1.1 (10k-10M events)", "growth", "B", 1.1),
 )

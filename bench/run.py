@@ -30,6 +30,7 @@ from bench import (  # noqa: E402
     rows_lif,
     rows_memory,
     rows_methods,
+    rows_reference,
     rows_represent,
 )
 from bench.measure import BenchConfig, machine_description  # noqa: E402
@@ -48,6 +49,7 @@ def _groups() -> dict[str, Callable[[BenchConfig, Results], None]]:
         "methods": rows_methods.run_method_rows,
         "e2v_data": rows_e2v_data.run_event2vec_datapath_rows,
         "dhp19_mem": rows_memory.run_dhp19_memory_rows,
+        "reference": rows_reference.run_reference_rows,
     }
 
 

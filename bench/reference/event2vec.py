@@ -107,15 +107,18 @@ def event2vec_batches(batch: int, events: int = 255, n: int = 2, seed: int = 0) 
     return out
 
 
-def event2vec_case(batch: int, events: int = 255) -> ReferenceCase:
-    """The Event2Vec comparison in the paper setting (``neighbor1d-naive2d-2-1``, ``add``, 36x48, d 256)."""
+def event2vec_case(batch: int, events: int = 255, d_model: int = 256) -> ReferenceCase:
+    """The Event2Vec comparison in the paper setting (``neighbor1d-naive2d-2-1``, ``add``, 36x48,
+    d 256, FFN 2d; a narrower ``d_model`` for tests)."""
     from event_lightning.models.event2vec import Event2VecClassifier
 
     torch.manual_seed(0)
-    model = Event2VecClassifier(sensor_size=[240, 180, 2], offset_t=True, lr_schedule="none")
+    model = Event2VecClassifier(
+        sensor_size=[240, 180, 2], offset_t=True, lr_schedule="none", d_model=d_model, d_feedforward=2 * d_model
+    )
     return ReferenceCase(
         name="Event2Vec ASL-DVS",
-        size=f"B={batch} L={events} d=256, 2 layers",
+        size=f"B={batch} L={events} d={d_model}, 2 layers",
         peer="reference embedding + stock nn.TransformerEncoder",
         model=model,
         batches=event2vec_batches(batch, events),

@@ -110,36 +110,41 @@ def build_reference_step(model: Any) -> ReferenceStep:
     return step
 
 
-def tvae_batches(batch: int, seq_len: int, n: int = 2, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``n`` batches of colour sequences ``[B, S, 3, 28, 28]`` in [0, 1] (a red stroke-like digit
+def tvae_batches(
+    batch: int, seq_len: int, size: int = 28, n: int = 2, seed: int = 0
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``n`` batches of colour sequences ``[B, S, 3, size, size]`` in [0, 1] (a red stroke-like digit
     channel, as the reference's colour MNIST) and their labels ``[B, S]``."""
     generator = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(n):
-        x = torch.zeros(batch, seq_len, 3, 28, 28)
-        x[:, :, 0] = (torch.rand(batch, seq_len, 28, 28, generator=generator) < 0.2).float() * torch.rand(
-            batch, seq_len, 28, 28, generator=generator
+        x = torch.zeros(batch, seq_len, 3, size, size)
+        x[:, :, 0] = (torch.rand(batch, seq_len, size, size, generator=generator) < 0.2).float() * torch.rand(
+            batch, seq_len, size, size, generator=generator
         )
         out.append((x, torch.randint(0, 10, (batch, 1), generator=generator).expand(batch, seq_len)))
     return out
 
 
-def tvae_model(seq_len: int = 18) -> Any:
-    """The project's TVAE in the ``tvae_Lpartial_mnist`` setting (shifting 13x13 band, K = 3)."""
+def tvae_model(seq_len: int = 18, n_caps: int = 18, image_size: int = 28) -> Any:
+    """The project's TVAE in the ``tvae_Lpartial_mnist`` setting (shifting 13x13 band, K = 3;
+    ``n_caps`` capsules of 18 units, colour images of ``image_size``)."""
     from event_lightning.models.tvae import TopographicVAE
 
     torch.manual_seed(0)
-    return TopographicVAE(n_time_steps=seq_len, group_kernel=[13, 13], n_off_diag=1)
+    return TopographicVAE(
+        n_time_steps=seq_len, n_caps=n_caps, group_kernel=[13, 13], n_off_diag=1, image_size=image_size
+    )
 
 
-def tvae_case(batch: int, seq_len: int = 18) -> ReferenceCase:
-    """The TVAE comparison: ``batch`` sequences of ``seq_len`` frames."""
+def tvae_case(batch: int, seq_len: int = 18, n_caps: int = 18, image_size: int = 28) -> ReferenceCase:
+    """The TVAE comparison: ``batch`` sequences of ``seq_len`` frames (smaller networks for tests)."""
     return ReferenceCase(
         name="TVAE Lpartial MNIST",
-        size=f"B={batch} S={seq_len} 3x28x28, D=18x18",
+        size=f"B={batch} S={seq_len} 3x{image_size}x{image_size}, D={n_caps}x18",
         peer="reference convs + ConvTranspose3d grouper",
-        model=tvae_model(seq_len),
-        batches=tvae_batches(batch, seq_len),
+        model=tvae_model(seq_len, n_caps, image_size),
+        batches=tvae_batches(batch, seq_len, image_size),
         build_reference=build_reference_step,
         ours_losses=logged_step_losses({"loss": "train/loss"}),
         note="SGD with momentum",
