@@ -81,3 +81,23 @@ def test_reference_goals_report_each_method():
     assert "NOT met" in lines["TVAE"]
     assert "outputs DIFFER" in lines["pose SNN"]
     assert "not measured" in lines["Event2Vec"]
+
+
+def test_step_growth_rows_fit_each_series():
+    from bench.measure import BenchConfig
+    from bench.rows_step_growth import growth_cases, run_step_growth_rows
+
+    case = next(c for c in growth_cases(quick=True) if c.name.startswith("LIF classifier"))
+    results = Results()
+    run_step_growth_rows(BenchConfig(quick=True, warmup=0, repeats=1), results, [case])
+    assert not results.skipped
+    times = [row for row in results.rows if row.unit == "s"]
+    assert [row.operation for row in times] == [f"train step over {axis}: {case.name}" for axis in ("batch",) * 2] + [
+        f"train step over bins: {case.name}"
+    ] * 2
+    assert [int(row.size.split()[0]) for row in times] == [*case.batches, *case.lengths]
+    assert "fitted exponent: time" in times[1].note and "fitted exponent" not in times[0].note
+    lines = [
+        line for line in goal_lines(results, issue=20) if "training steps" in line or "training step linear" in line
+    ]
+    assert len(lines) == 2 and all("largest exponent" in line for line in lines)
