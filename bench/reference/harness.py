@@ -11,10 +11,8 @@ the first batch both sides hold the same weights and draw the same noise: their 
 
 from __future__ import annotations
 
-import logging
 import statistics
 import time
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +22,7 @@ import torch
 from torch import nn
 
 from bench.results import Row
+from bench.training import fit_on_batches
 
 ReferenceStep = Callable[[Any], Mapping[str, torch.Tensor]]
 """One reference training step on a batch -> its named losses (detached)."""
@@ -121,43 +120,6 @@ class PairedReferenceClock(pl.Callback):
             self.reference_s.append(reference_s)
 
 
-_LIGHTNING_LOGGERS = ("pytorch_lightning", "pytorch_lightning.utilities.rank_zero", "lightning_fabric")
-
-
-def _as_is(batch: Any) -> Any:
-    return batch
-
-
-def fit_on_batches(model: pl.LightningModule, batches: list[Any], callbacks: list[pl.Callback]) -> None:
-    """Train ``model`` on the CPU for one step per held batch: no logger, checkpoints or validation."""
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_epochs=1,
-        limit_train_batches=len(batches),
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=callbacks,
-    )
-    # A DataLoader over the held batches (a plain list would read as a list of loaders).
-    loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, collate_fn=_as_is)
-    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
-    levels = [log.level for log in loggers]
-    for log in loggers:
-        log.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*(val_dataloader|num_workers|LeafSpec|log_every_n_steps).*")
-            trainer.fit(model, train_dataloaders=loader)
-    finally:
-        for log, level in zip(loggers, levels, strict=True):
-            log.setLevel(level)
-
-
 @dataclass
 class ReferenceCase:
     """One method's comparison.
@@ -184,7 +146,7 @@ def run_case(case: ReferenceCase, group: str, steps: int, warmup: int = 1) -> Ro
     """Both steps on ``warmup + steps`` batches (``case.batches`` cycled): median times and agreement."""
     feed = [case.batches[k % len(case.batches)] for k in range(warmup + steps)]
     clock = PairedReferenceClock(case.build_reference, case.ours_losses, warmup)
-    fit_on_batches(case.model, feed, [clock])
+    fit_on_batches(case.model, feed, [clock], accelerator="cpu")
     if len(clock.ours_s) != steps:
         raise RuntimeError(f"bench: timed {len(clock.ours_s)} steps of {case.name}, expected {steps}")
     return Row(
