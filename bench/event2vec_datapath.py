@@ -119,12 +119,16 @@ def training_throughput(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--root", default="/tmp/event2vec_bench", help="where the stand-in recordings go")
     parser.add_argument("--classes", type=int, default=24)
     parser.add_argument("--per-class", type=int, default=60, help="recordings per class")
     parser.add_argument("--events", type=int, default=28_000, help="mean events per recording (ASL-DVS: 28k)")
-    parser.add_argument("--uncompressed", action="store_true", help="plain np.savez instead of spikingjelly's default")
+    parser.add_argument(
+        "--uncompressed", action="store_true", help="plain np.savez instead of spikingjelly's default"
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batches", type=int, default=30, help="batches timed for the data-only throughput")
@@ -165,7 +169,9 @@ def main() -> None:
         **loader_settings,
     )
     if len(train_ids) < args.batch_size:
-        raise SystemExit(f"{len(train_ids)} training recordings for batches of {args.batch_size}; raise --per-class")
+        raise SystemExit(
+            f"{len(train_ids)} training recordings for batches of {args.batch_size}; raise --per-class"
+        )
 
     results = {
         "recordings": len(paths),
@@ -184,11 +190,15 @@ def main() -> None:
         config = Event2VecConfig(d_model=args.d_model, n_head=max(1, args.d_model // 16),
                                  d_feedforward=2 * args.d_model, num_classes=args.classes)  # fmt: skip
         results["train_d_model"] = args.d_model
-        results["reference_train_samples_per_s"] = training_throughput(reference_loader, args.train_steps, config, 0)
+        results["reference_train_samples_per_s"] = training_throughput(
+            reference_loader, args.train_steps, config, 0
+        )
         results["ours_train_samples_per_s"] = training_throughput(
             ours.train_dataloader(), args.train_steps, config, 0, ours
         )
-        results["train_ratio"] = results["ours_train_samples_per_s"] / results["reference_train_samples_per_s"]
+        results["train_ratio"] = (
+            results["ours_train_samples_per_s"] / results["reference_train_samples_per_s"]
+        )
     text = json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()}, indent=1)
     print(text)
     if args.json:

@@ -171,7 +171,9 @@ def run_pose_lif_rows(cfg: BenchConfig, results: Results) -> None:
     try:
         from spikingjelly.activation_based import neuron, surrogate
     except ImportError as error:  # pragma: no cover - spikingjelly is a benchmark-only peer
-        results.skipped.append(Skipped("pose_lif", "decay-input LIF", f"spikingjelly not importable: {error}"))
+        results.skipped.append(
+            Skipped("pose_lif", "decay-input LIF", f"spikingjelly not importable: {error}")
+        )
         return
     params = LIFParams(tau=2.0, v_threshold=1.0, alpha=2.0, detach_reset=False)
     node = neuron.LIFNode(
