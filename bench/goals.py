@@ -26,8 +26,9 @@ class Goal:
 @dataclass(frozen=True)
 class GrowthGoal:
     """A growth goal: for every operation of ``group`` measured in ``unit`` (``"s"`` times, ``"B"``
-    peak bytes), the least-squares slope of log(value) against log(events) is at most
-    ``max_exponent``. The event count is the leading number of the size column ("10,000 events")."""
+    peak bytes), the least-squares slope of log(value) against log(size) is at most
+    ``max_exponent``. The size is the leading number of the size column ("10,000 events",
+    "16 samples, 50 bins", "100 bins, batch 8")."""
 
     text: str
     group: str
@@ -66,6 +67,22 @@ GOALS = (
         issue=20,
     ),
     Goal("compiled downsample >= 5x tonic Downsample, identical", "represent", "downsample", 5.0, issue=20),
+    *(
+        Goal(
+            f"{method} training step >= 1.5x its reference on CPU, same losses to 1e-5",
+            "reference",
+            f"train step: {method}",
+            1.5,
+            issue=20,
+        )
+        for method in ("HG-VAE", "Event2Vec", "pose SNN", "TVAE")
+    ),
+    GrowthGoal(
+        "every method's training step linear in batch size and in T: time power <= 1.1", "step_growth", "s", 1.1
+    ),
+    GrowthGoal(
+        "training steps: no super-linear peak memory in batch size or T (power <= 1.1)", "step_growth", "B", 1.1
+    ),
     GrowthGoal("every kernel linear in events: time exponent <= 1.1 (10k-10M events)", "growth", "s", 1.1),
     GrowthGoal("no super-linear memory: peak memory exponent <= 1.1 (10k-10M events)", "growth", "B", 1.1),
 )

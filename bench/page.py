@@ -125,6 +125,27 @@ PAGE_NOTES = """
   synthetic stand-in at that configuration (the count stack as sparse entries, int32 index + uint8
   count per non-zero cell, made dense float32 on the device after the transfer; coordinates
   instead of dense maps), and with the size of its cache file (the same sparse entries).
+- **reference**: every method's training step against its reference implementation, rebuilt in
+  `bench/reference/` from the method specs (facts, not the reference's code) and run in the same
+  process on the same initial weights and the same batches: HG-VAE (the DECOLLE layers called once
+  per time bin with their trace state, bin 0 run once more without gradient first, the
+  time-surface target as two causal conv1d filters, three phases stepping four optimisers) on the
+  reference's N-MNIST encoder and window and on its DVSGesture encoder (60 of its 200 bins);
+  Event2Vec (one table lookup per neighbour offset, stock `nn.TransformerEncoder`, fused AdamW);
+  the pose SNN (the whole UNet called once per bin, spikingjelly `LIFNode` in single-step mode,
+  per-bin BatchNorm, blurred one-hot targets); the TVAE (full-image convs, a frozen
+  `ConvTranspose3d` grouper after a circular pad, `torch.distributions`). Our step runs in a
+  `pl.Trainer` (hooks and logging included); after each of its steps the reference takes one on
+  the same batch, starting from the random-number state ours started from, so both draw the same
+  noise. *outputs agree*: the first step's losses (HG-VAE: all three phases) equal to 1e-5
+  relative; that step is a warm-up and is not timed. The ratio is the median reference step over
+  ours, steps alternating. The LIF classifier's reference comparison is the **lif** row (norse).
+- **step_growth**: each method's training step (our side only, the shapes of **reference**, the
+  LIF classifier on POKER-DVS-sized frames) at three batch sizes with the sequence length fixed,
+  then three sequence lengths (time bins; TVAE frames; Event2Vec events per sample) with the batch
+  fixed: median step time and peak step memory as in **methods**. The exponent is the slope of
+  log(value) against log(swept size) (1.0 = linear; below 1 while fixed per-step costs, such as
+  optimiser steps and weight gradients, still dominate).
 - Threads: both sides run with the same torch intra-op thread count (`--threads`, default 1).
   On this shared 2-core box, 2 threads made every LIF step wait on busy cores (a single training
   step took 10-20 s instead of ~0.2-0.5 s, for norse and for us alike), so 1 thread is the

@@ -31,7 +31,9 @@ from bench import (  # noqa: E402
     rows_lif,
     rows_memory,
     rows_methods,
+    rows_reference,
     rows_represent,
+    rows_step_growth,
 )
 from bench.measure import BenchConfig, machine_description  # noqa: E402
 from bench.page import write_markdown  # noqa: E402
@@ -50,6 +52,8 @@ def _groups() -> dict[str, Callable[[BenchConfig, Results], None]]:
         "e2v_data": rows_e2v_data.run_event2vec_datapath_rows,
         "dhp19_mem": rows_memory.run_dhp19_memory_rows,
         "figures": rows_figures.run_figure_rows,
+        "reference": rows_reference.run_reference_rows,
+        "step_growth": rows_step_growth.run_step_growth_rows,
     }
 
 

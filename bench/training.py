@@ -148,6 +148,41 @@ def _as_is(batch: Any) -> Any:
     return batch
 
 
+def fit_on_batches(
+    model: pl.LightningModule, batches: list[Any], callbacks: list[pl.Callback], accelerator: str = "auto"
+) -> pl.Trainer:
+    """Train ``model`` for one step per held batch: no logger, checkpoints, validation or chatter."""
+    trainer = pl.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        max_epochs=1,
+        limit_train_batches=len(batches),
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+    )
+    # A DataLoader over the held batches (a plain list would read as a list of loaders).
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, collate_fn=_as_is)
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.WARNING)  # no "GPU available" chatter per method
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=".*(val_dataloader|num_workers|LeafSpec|Memory block|log_every_n_steps).*"
+            )
+            trainer.fit(model, train_dataloaders=loader)
+    finally:
+        for log, level in zip(loggers, levels, strict=True):
+            log.setLevel(level)
+    return trainer
+
+
 def measure_training(
     model: pl.LightningModule, batches: list[Any], count: Callable[[Any], int], warmup: int, steps: int
 ) -> TrainMeasurement:
@@ -155,32 +190,7 @@ def measure_training(
     total = warmup + steps + 1
     feed = [batches[k % len(batches)] for k in range(total)]
     timer = StepTimer(warmup, steps)
-    trainer = pl.Trainer(
-        accelerator="auto",
-        devices=1,
-        max_epochs=1,
-        limit_train_batches=total,
-        limit_val_batches=0,
-        num_sanity_val_steps=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer],
-    )
-    # A DataLoader over the held batches (a plain list would read as a list of loaders).
-    loader = torch.utils.data.DataLoader(feed, batch_size=None, shuffle=False, collate_fn=_as_is)
-    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
-    levels = [log.level for log in loggers]
-    for log in loggers:
-        log.setLevel(logging.WARNING)  # no "GPU available" chatter per method
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*(val_dataloader|num_workers|LeafSpec|Memory block).*")
-            trainer.fit(model, train_dataloaders=loader)
-    finally:
-        for log, level in zip(loggers, levels, strict=True):
-            log.setLevel(level)
+    trainer = fit_on_batches(model, feed, [timer])
     if len(timer.times) != steps:
         raise RuntimeError(f"bench: timed {len(timer.times)} training steps, expected {steps}")
     optim_state = [opt.state_dict()["state"] for opt in trainer.optimizers]

@@ -1,0 +1,163 @@
+"""Runs a LightningModule's training step and a reference step side by side (same process, same
+weights, same batches, same random draws) and turns the result into a bench row.
+
+The project's step runs inside a real ``pl.Trainer`` (manual or automatic optimisation, hooks and
+logging included); :class:`PairedReferenceClock` times it and, right after it, runs the reference
+step on the same batch, with the random-number state the project's step started from, and times
+that. The reference is built at ``on_train_start`` from the model's weights at that moment, so on
+the first batch both sides hold the same weights and draw the same noise: their losses must agree
+(:func:`loss_agreement`). That first step is a warm-up step and is not timed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from bench.results import Row
+from bench.training import fit_on_batches
+
+ReferenceStep = Callable[[Any], Mapping[str, torch.Tensor]]
+"""One reference training step on a batch -> its named losses (detached)."""
+
+LOSS_TOLERANCE = 1e-5
+"""Largest relative loss difference (``|a - b| / max(1, |b|)``) that counts as the same loss."""
+
+
+def copy_weights(source: Iterable[nn.Module], target: Iterable[nn.Module]) -> None:
+    """Copy every parameter, then every buffer, of ``source`` into ``target``, matched by position.
+
+    The reference modules are built with their parameters in the project's order; a shape mismatch
+    means the two networks differ and raises.
+    """
+    source, target = list(source), list(target)
+    src = [t for m in source for t in m.parameters()] + [t for m in source for t in m.buffers()]
+    dst = [t for m in target for t in m.parameters()] + [t for m in target for t in m.buffers()]
+    if len(src) != len(dst):
+        raise ValueError(f"copy_weights: {len(src)} source tensors for {len(dst)} reference tensors")
+    with torch.no_grad():
+        for k, (a, b) in enumerate(zip(src, dst, strict=True)):
+            if a.shape != b.shape:
+                raise ValueError(f"copy_weights: tensor {k} has shape {tuple(a.shape)} here, {tuple(b.shape)} there")
+            b.copy_(a)
+
+
+def loss_agreement(ours: Mapping[str, float], reference: Mapping[str, float]) -> str:
+    """``"losses equal to 1e-5 (...)"``, or text starting with ``NO:`` naming the worst loss."""
+    missing = sorted(set(reference) - set(ours))
+    if missing:
+        return f"NO: the project's step did not report {missing}"
+    errors = {name: abs(ours[name] - value) / max(1.0, abs(value)) for name, value in reference.items()}
+    worst = max(errors, key=errors.get)
+    text = f"{len(errors)} loss(es) equal to {LOSS_TOLERANCE:.0e}, worst rel. diff {errors[worst]:.1e} ({worst})"
+    if errors[worst] > LOSS_TOLERANCE:
+        return f"NO: {worst} {ours[worst]:.6g} vs reference {reference[worst]:.6g} (rel. diff {errors[worst]:.1e})"
+    return text
+
+
+def logged_step_losses(names: Mapping[str, str]) -> Callable[[pl.Trainer, Any], dict[str, float]]:
+    """Read the project's losses of the step just run from what it logged with ``on_step=True``:
+    ``names`` maps a loss name to the logged key (``"train/loss"`` reads ``train/loss_step`` when the
+    value is also logged per epoch)."""
+
+    def read(trainer: pl.Trainer, outputs: Any) -> dict[str, float]:
+        metrics = trainer.callback_metrics
+        found = {}
+        for name, key in names.items():
+            value = metrics.get(f"{key}_step", metrics.get(key))
+            if value is not None:
+                found[name] = float(value)
+        return found
+
+    return read
+
+
+class PairedReferenceClock(pl.Callback):
+    """Times every training step of the project and of the reference, alternately (see the module
+    docstring); keeps both sides' losses of the first step."""
+
+    def __init__(
+        self,
+        build_reference: Callable[[pl.LightningModule], ReferenceStep],
+        ours_losses: Callable[[pl.Trainer, Any], dict[str, float]],
+        warmup: int,
+    ) -> None:
+        self.build_reference, self.ours_losses, self.warmup = build_reference, ours_losses, warmup
+        self.ours_s: list[float] = []
+        self.reference_s: list[float] = []
+        self.ours_first: dict[str, float] = {}
+        self.reference_first: dict[str, float] = {}
+        self._reference: ReferenceStep | None = None
+        self._rng: torch.Tensor | None = None
+        self._start = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._reference = self.build_reference(pl_module)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int):
+        self._rng = torch.get_rng_state()
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        ours_s = time.perf_counter() - self._start
+        if batch_idx == 0:
+            self.ours_first = self.ours_losses(trainer, outputs)
+        torch.set_rng_state(self._rng)  # the reference draws the same noise
+        start = time.perf_counter()
+        losses = self._reference(batch)
+        reference_s = time.perf_counter() - start
+        if batch_idx == 0:
+            self.reference_first = {name: float(value) for name, value in losses.items()}
+        if batch_idx >= self.warmup:
+            self.ours_s.append(ours_s)
+            self.reference_s.append(reference_s)
+
+
+@dataclass
+class ReferenceCase:
+    """One method's comparison.
+
+    Attributes:
+        name: the method in the table. size: the shapes, for the size column. peer: the reference.
+        model: the project's LightningModule, untrained. batches: what the DataModule would hand it.
+        build_reference: the model -> the reference step on a copy of its current weights.
+        ours_losses: the project's losses of the step just run (trainer, step outputs) -> by name.
+        note: extra text for the row.
+    """
+
+    name: str
+    size: str
+    peer: str
+    model: pl.LightningModule
+    batches: list[Any]
+    build_reference: Callable[[pl.LightningModule], ReferenceStep]
+    ours_losses: Callable[[pl.Trainer, Any], dict[str, float]]
+    note: str = ""
+
+
+def run_case(case: ReferenceCase, group: str, steps: int, warmup: int = 1) -> Row:
+    """Both steps on ``warmup + steps`` batches (``case.batches`` cycled): median times and agreement."""
+    feed = [case.batches[k % len(case.batches)] for k in range(warmup + steps)]
+    clock = PairedReferenceClock(case.build_reference, case.ours_losses, warmup)
+    fit_on_batches(case.model, feed, [clock], accelerator="cpu")
+    if len(clock.ours_s) != steps:
+        raise RuntimeError(f"bench: timed {len(clock.ours_s)} steps of {case.name}, expected {steps}")
+    return Row(
+        group,
+        f"train step: {case.name}",
+        case.size,
+        statistics.median(clock.ours_s),
+        case.peer,
+        statistics.median(clock.reference_s),
+        loss_agreement(clock.ours_first, clock.reference_first),
+        f"median of {steps} alternating step(s) after {warmup} warm-up (which checks the losses); {case.note}".rstrip(
+            "; "
+        ),
+    )
