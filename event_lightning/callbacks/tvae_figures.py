@@ -9,7 +9,6 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
-from event_lightning.callbacks.tensorboard_figures.periodic import _PeriodicFigureCallback
 from event_lightning.nn.tvae import TVAENet
 
 
@@ -69,13 +68,8 @@ def prior_sample_grid(net: TVAENet, n_sequences: int, seed: int = 0) -> Tensor:
     return make_grid(samples, columns)
 
 
-class TVAEFigures(_PeriodicFigureCallback):
+class TVAEFigures(pl.Callback):
     """Logs figures of a TopographicVAE to the TensorBoard logger after validation.
-
-    The rules of every figure callback here (:mod:`event_lightning.callbacks.tensorboard_figures`):
-    the first validation batch of a logging epoch is kept and drawn at the end of that epoch, the
-    sanity check is skipped, only global rank 0 draws, and without a TensorBoard logger the
-    callback warns once and does nothing.
 
     Args:
         every_n_epochs: log at validation ends of epochs divisible by this.
@@ -85,12 +79,35 @@ class TVAEFigures(_PeriodicFigureCallback):
     """
 
     def __init__(self, every_n_epochs: int = 1, n_sequences: int = 4, n_prior_samples: int = 64) -> None:
-        super().__init__(every_n_epochs, "TVAEFigures")
+        super().__init__()
+        self.every_n_epochs = every_n_epochs
         self.n_sequences = n_sequences
         self.n_prior_samples = n_prior_samples
+        self._sequences: Tensor | None = None
 
-    def _log_first_batch(self, writer: Any, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any) -> None:
-        sequences = batch[0][: self.n_sequences]
+    def on_validation_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if batch_idx == 0 and dataloader_idx == 0:
+            self._sequences = batch[0][: self.n_sequences].detach()
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        sequences, self._sequences = self._sequences, None
+        if (
+            trainer.sanity_checking
+            or trainer.current_epoch % self.every_n_epochs
+            or not trainer.is_global_zero
+        ):
+            return
+        experiment = getattr(trainer.logger, "experiment", None)
+        if not hasattr(experiment, "add_image"):
+            return
         net: TVAENet = pl_module.net
         was_training = net.training
         net.eval()
@@ -98,8 +115,8 @@ class TVAEFigures(_PeriodicFigureCallback):
         # Eager even when the network is compiled: a figure once per epoch is not worth graphs of
         # its own (other batch sizes, posterior means), and it must not cost recompiles.
         with torch.compiler.set_stance("force_eager"):
-            if sequences.shape[1] > 1:
-                writer.add_image("figures/capsule_traversal", capsule_traversal_grid(net, sequences), step)
+            if sequences is not None and sequences.shape[1] > 1:
+                experiment.add_image("figures/capsule_traversal", capsule_traversal_grid(net, sequences), step)
             if self.n_prior_samples > 0:
-                writer.add_image("figures/prior_samples", prior_sample_grid(net, self.n_prior_samples), step)
+                experiment.add_image("figures/prior_samples", prior_sample_grid(net, self.n_prior_samples), step)
         net.train(was_training)
