@@ -22,11 +22,15 @@ def _accuracy(version) -> list[float]:
     return [event.value for event in accumulator.Scalars("val/acc")]
 
 
+VAL_ON_TEST = ("--data.val_fraction", "0")
+
+
 def test_ddp_on_two_cpu_processes_writes_one_run(tmp_path, tiny_digits, quick):
     runs = tmp_path / "runs"
     ddp = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
     # 5 per rank: the same 10 samples per optimiser step as the single-process run below
-    per_rank = ["--trainer.max_epochs", EPOCHS, "--data.batch_size", "5", *ddp]
+    # validation on the 20 test recordings (not 4 held-out ones), so the two curves can be compared
+    per_rank = ["--trainer.max_epochs", EPOCHS, "--data.batch_size", "5", *VAL_ON_TEST, *ddp]
     command = [sys.executable, quick.train_script, "fit", *quick.args(runs, tiny_digits, *per_rank)]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -45,13 +49,14 @@ def test_ddp_on_two_cpu_processes_writes_one_run(tmp_path, tiny_digits, quick):
     # Metrics are synced across ranks: each rank validated half of the 20 test recordings, and
     # the logged accuracy equals one process validating all 20 with the same weights.
     checkpoint = str(version / "checkpoints" / "last.ckpt")
-    single_eval = main(["validate", *quick.args(tmp_path / "eval", tiny_digits, "--ckpt_path", checkpoint)])
+    evaluate = quick.args(tmp_path / "eval", tiny_digits, *VAL_ON_TEST, "--ckpt_path", checkpoint)
+    single_eval = main(["validate", *evaluate])
     assert single_eval.trainer.callback_metrics["val/acc"].item() == pytest.approx(accuracy[-1], abs=1e-6)
 
     # Within noise of one process training on batches of 10: the sample order differs (the
     # DistributedSampler permutes on its own), so the curves are not identical, but on 20 test
     # recordings they stay within 5 of them of each other and both learn.
-    main(["fit", *quick.args(tmp_path / "single", tiny_digits, "--trainer.max_epochs", EPOCHS)])
+    main(["fit", *quick.args(tmp_path / "single", tiny_digits, *VAL_ON_TEST, "--trainer.max_epochs", EPOCHS)])
     single = _accuracy(tmp_path / "single" / "quickstart" / "version_0")
     print(f"val/acc per epoch: ddp {accuracy}, single process {single}")
     assert abs(single[-1] - accuracy[-1]) <= 0.25
