@@ -29,7 +29,8 @@ _NMNIST_DIGITS = {"n_train": 24, "n_test": 12}
 _POKER = {"train_per_class": 2, "test_per_class": 2}
 _GESTURES = {"train_users": [1], "test_users": [24], "lightings": ["led", "natural"], "duration_us": 600_000}
 _ASL = {"samples_per_class": 3, "events_per_sample": 1500, "seed": 0}
-_DHP19 = {"subjects": [1, 13], "movements_per_subject": 1, "duration_ms": 400}
+# 600 ms: the hybrids (100 ms windows every 50 ms after the CNN's first frame) need 3 batches of 2 per DDP rank
+_DHP19 = {"subjects": [1, 13], "movements_per_subject": 1, "duration_ms": 600}
 _SYNTHETIC_DHP19 = "event_lightning.data.datasets.dhp19.SyntheticDHP19DataModule"
 
 
