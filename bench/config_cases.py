@@ -25,7 +25,8 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Stand-in sizes shared by every config of a dataset (so the files are written once per work folder).
-_NMNIST_DIGITS = {"n_train": 24, "n_test": 12}
+# 40: the quickstart holds 10 % out for validation, 2 batches of 2 for the checks that run 2 validation steps
+_NMNIST_DIGITS = {"n_train": 40, "n_test": 12}
 _POKER = {"train_per_class": 2, "test_per_class": 2}
 _GESTURES = {"train_users": [1], "test_users": [24], "lightings": ["led", "natural"], "duration_us": 600_000}
 _ASL = {"samples_per_class": 3, "events_per_sample": 1500, "seed": 0}

@@ -155,3 +155,17 @@ def ddp_replicas_equal(tmp_path):
         return ranks
 
     return check
+
+
+@pytest.fixture(scope="session")
+def dhp19_two_cameras(tmp_path_factory):
+    """``make(name)``: a new folder holding the two-camera DHP19 stand-in (subjects 1 and 13,
+    cameras 2 and 3, 600 ms recordings) that the pose data, prediction and figure tests share."""
+    from event_lightning.data.standins.dhp19 import SyntheticDHP19Config, write_synthetic_dhp19
+
+    def make(name: str) -> Path:
+        folder = tmp_path_factory.mktemp(name)
+        write_synthetic_dhp19(folder, SyntheticDHP19Config(subjects=(1, 13), duration_ms=600, cameras=(2, 3), seed=3))
+        return folder
+
+    return make

@@ -11,17 +11,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from event_lightning.callbacks.pose_figures import PoseOverlayLogger
 from event_lightning.data.datasets.dhp19 import DHP19DataModule
-from event_lightning.data.standins.dhp19 import SyntheticDHP19Config, write_synthetic_dhp19
 from event_lightning.models.pose import PoseCNN, PoseSNN
-
-CONFIG = SyntheticDHP19Config(subjects=(1, 13), duration_ms=600, cameras=(2, 3), seed=3)
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dhp19_overlay")
-    write_synthetic_dhp19(folder, CONFIG)
-    return folder
+def root(dhp19_two_cameras):
+    return dhp19_two_cameras("dhp19_overlay")
 
 
 def _images(log_dir) -> dict[str, list[np.ndarray]]:

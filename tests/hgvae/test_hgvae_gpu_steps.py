@@ -171,8 +171,10 @@ def test_compiled_bf16_fit_compiles_once_per_mode_and_equals_eager(digits: NMNIS
     compiled_grads = [p.grad.clone() for p in encoder.parameters()]
     encoder.zero_grad()
     eager.sum().backward()
+    # gradients sum bf16 products over the batch, time and pixels in an order each path picks:
+    # a few bf16 roundings (2^-6) apart
     for got, (name, p) in zip(compiled_grads, encoder.named_parameters(), strict=True):
-        assert relative_error(got, p.grad) < 2**-8, (name, relative_error(got, p.grad))
+        assert relative_error(got, p.grad) < 2**-6, (name, relative_error(got, p.grad))
     torch._dynamo.reset()
 
 

@@ -31,7 +31,7 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> NMNISTDataModule:
     return data
 
 
-def _optimiser_steps(data: NMNISTDataModule, legacy: bool) -> dict[str, set[int]]:
+def _optimiser_steps(data: NMNISTDataModule, legacy: bool, make_trainer) -> dict[str, set[int]]:
     """Per part of the network, the optimiser step counts of its parameters after ``BATCHES`` batches."""
     pl.seed_everything(0, verbose=False)
     model = HybridGuidedVAE(
@@ -41,15 +41,7 @@ def _optimiser_steps(data: NMNISTDataModule, legacy: bool) -> dict[str, set[int]
         legacy_zero_grad_steps=legacy,
         **TINY_MODEL,
     )
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    trainer = make_trainer(limit_val_batches=0)
     trainer.fit(model, train_dataloaders=data.train_dataloader())
     parts = {
         "encoder": model.net.encoder,
@@ -66,11 +58,11 @@ def _optimiser_steps(data: NMNISTDataModule, legacy: bool) -> dict[str, set[int]
     return steps
 
 
-def test_legacy_zero_grad_steps_step_every_optimiser_after_every_phase(digits: NMNISTDataModule) -> None:
+def test_legacy_zero_grad_steps_step_every_optimiser_after_every_phase(digits: NMNISTDataModule, quiet_cpu_trainer):
     """torch 1.10 (the reference): per batch the decoder gets 1 real + 2 momentum-only steps, the
     excitation net 1 + 3 (phase C's extra step), heads and encoder 2 + 1, the inhibition net 2 + 1
     (only 2 in the first batch: before phase B it never had a gradient)."""
-    legacy = _optimiser_steps(digits, legacy=True)
+    legacy = _optimiser_steps(digits, legacy=True, make_trainer=quiet_cpu_trainer)
     assert legacy == {
         "encoder": {3 * BATCHES},
         "heads": {3 * BATCHES},
@@ -79,7 +71,7 @@ def test_legacy_zero_grad_steps_step_every_optimiser_after_every_phase(digits: N
         "inhibit": {3 * BATCHES - 1},
     }
     # default: an optimiser steps only what the phase trained
-    assert _optimiser_steps(digits, legacy=False) == {
+    assert _optimiser_steps(digits, legacy=False, make_trainer=quiet_cpu_trainer) == {
         "encoder": {2 * BATCHES},
         "heads": {2 * BATCHES},
         "decoder": {BATCHES},

@@ -17,7 +17,6 @@ from event_lightning.data.datasets.dhp19 import (
     find_recordings,
     subject_of,
 )
-from event_lightning.data.standins.dhp19 import SyntheticDHP19Config, write_synthetic_dhp19
 from event_lightning.events.core import EventFormatError
 from event_lightning.events.formats.dhp19_h5 import (
     DHP19_SENSOR_SIZE,
@@ -30,14 +29,10 @@ from event_lightning.events.represent.histogram import stacked_histogram
 from event_lightning.metrics.triangulation import CAMERA_TO_P_INDEX, project_to_crop, triangulate
 from event_lightning.models.pose.base import LabelledSteps
 
-CONFIG = SyntheticDHP19Config(subjects=(1, 13), duration_ms=600, cameras=(2, 3), seed=3)
-
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dhp19")
-    write_synthetic_dhp19(folder, CONFIG)
-    return folder
+def root(dhp19_two_cameras):
+    return dhp19_two_cameras("dhp19")
 
 
 def _module(root, **kwargs) -> DHP19DataModule:

@@ -9,19 +9,14 @@ import torch
 
 from event_lightning.callbacks.predictions import stack_predictions
 from event_lightning.data.datasets.dhp19 import DHP19DataModule
-from event_lightning.data.standins.dhp19 import SyntheticDHP19Config, write_synthetic_dhp19
 from event_lightning.metrics.triangulation import triangulate
 from event_lightning.models.pose import PoseCNN, PoseSNN
 from event_lightning.nn.pose.heatmaps import render_heatmaps
 
-CONFIG = SyntheticDHP19Config(subjects=(1, 13), duration_ms=600, cameras=(2, 3), seed=3)
-
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dhp19_predict")
-    write_synthetic_dhp19(folder, CONFIG)
-    return folder
+def root(dhp19_two_cameras):
+    return dhp19_two_cameras("dhp19_predict")
 
 
 def _stacked_batch(root, mode: str) -> dict:
