@@ -1,6 +1,7 @@
 """Event2Vec on the GPU path, proven on the CPU proxies: no host syncs in a step, float32 time
 under autocast, the encoder layer without its fused inference kernel, compiled without
-recompiles, and DDP replicas that stay equal."""
+recompiles. Its 2-process DDP check (replicas equal) is tests/gpu/test_ddp_ranks.py's
+``event2vec_synthetic`` case."""
 
 from __future__ import annotations
 
@@ -204,15 +205,3 @@ def test_compiled_equals_eager_and_compiles_one_graph_per_mode(
     trainer.validate(compiled, data, verbose=False)
     assert trainer.num_val_batches == [2]  # 6 held-out recordings: batches of 5 and of 1
     assert len(dynamo_recompiles) == 1, dynamo_recompiles[1:]
-
-
-@pytest.mark.slow
-def test_two_process_ddp_keeps_the_replicas_equal(tmp_path, ddp_replicas_equal):
-    ddp_replicas_equal(
-        "event2vec_synthetic.yaml",
-        "--data.init_args.root", str(tmp_path / "asl"), "--data.init_args.num_workers", "0",
-        "--data.init_args.synthetic.num_classes", "3", "--data.init_args.synthetic.samples_per_class", "10",
-        "--data.init_args.synthetic.events_per_sample", "300", "--data.init_args.batch_size", "4",
-        "--model.init_args.d_model", "32", "--model.init_args.n_head", "4", "--model.init_args.d_feedforward", "32",
-        "--trainer.limit_val_batches", "2",
-    )  # fmt: skip
