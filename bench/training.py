@@ -149,12 +149,17 @@ def _as_is(batch: Any) -> Any:
 
 
 def fit_on_batches(
-    model: pl.LightningModule, batches: list[Any], callbacks: list[pl.Callback], accelerator: str = "auto"
+    model: pl.LightningModule,
+    batches: list[Any],
+    callbacks: list[pl.Callback],
+    accelerator: str = "auto",
+    precision: str = "32-true",
 ) -> pl.Trainer:
     """Train ``model`` for one step per held batch: no logger, checkpoints, validation or chatter."""
     trainer = pl.Trainer(
         accelerator=accelerator,
         devices=1,
+        precision=precision,
         max_epochs=1,
         limit_train_batches=len(batches),
         limit_val_batches=0,
