@@ -64,3 +64,31 @@ def test_asl_dvs_short_recordings_stay_within_the_real_minimum(short_fraction):
     counts = np.array([len(synthetic_hand_events(rng, i % 2, config)) for i in range(50)])
     assert counts.min() >= REAL_MIN_EVENTS
     assert (counts < 255).all() if short_fraction == 1.0 else (counts >= 255).all()
+
+
+def test_dhp19_recordings_last_ten_movements_with_a_cnn_frame_every_100_ms(tmp_path):
+    from event_lightning.data.datasets.dhp19 import SyntheticDHP19DataModule
+    from event_lightning.data.standins.dhp19 import (
+        CNN_FRAME_EVENTS,
+        DEFAULT_DURATION_MS,
+        SyntheticDHP19Config,
+        write_synthetic_dhp19,
+    )
+    from event_lightning.events.formats.dhp19_h5 import read_dhp19_events, read_dhp19_labels
+
+    # ten repetitions of a movement by default (the module and the DataModule agree)
+    assert SyntheticDHP19Config().duration_ms == DEFAULT_DURATION_MS >= 10_000
+    assert SyntheticDHP19DataModule(root=str(tmp_path)).synthetic.duration_ms == DEFAULT_DURATION_MS
+    # the statistics below hold at any length: 1 s of one camera keeps the test quick
+    duration_ms = 1000
+    write_synthetic_dhp19(tmp_path, SyntheticDHP19Config(subjects=(1,), cameras=(3,), duration_ms=duration_ms))
+    events, ms_to_idx = read_dhp19_events(tmp_path / "S1_session1_mov1_events.h5", 3)
+    poses, stamps = read_dhp19_labels(tmp_path / "S1_session1_mov1_label.h5")
+    assert events["t"][-1] - events["t"][0] > 0.99 * duration_ms * 1000
+    assert len(stamps) == duration_ms // 10 and np.all(np.diff(stamps) == 10_000)  # labels every 10 ms
+    assert poses.shape[1:] == (3, 13) and len(ms_to_idx) > duration_ms
+    # DHP19's constant-count frames (7500 events of one camera), read by the hybrid's CNN once per 100 ms,
+    # gather about 100 ms of a moving subject
+    spans_ms = np.diff(events["t"][::CNN_FRAME_EVENTS]) / 1e3
+    assert 50 < np.median(spans_ms) < 200
+    assert 0.45 < events["p"].astype(bool).mean() < 0.55
