@@ -105,8 +105,8 @@ def test_prepare_fills_the_frame_cache_and_inspect_reads_it(tmp_path: Path, caps
     from event_lightning.data.datasets import dvsgesture
     from event_lightning.data.standins.dvsgesture import SyntheticGesturesConfig
 
-    # the default stand-in has the real 6.5 s recordings (176 of them): 1 s ones show the same
-    monkeypatch.setattr(dvsgesture, "SyntheticGesturesConfig", partial(SyntheticGesturesConfig, duration_us=1_000_000))
+    # the default stand-in has the real 6.5 s recordings (176 of them): 0.5 s ones show the same
+    monkeypatch.setattr(dvsgesture, "SyntheticGesturesConfig", partial(SyntheticGesturesConfig, duration_us=500_000))
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         assert main(["prepare", "dvsgesture", "--root", str(tmp_path), "--synthetic"]) == 0
