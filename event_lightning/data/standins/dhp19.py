@@ -14,10 +14,10 @@ The figure is rendered and simulated in chunks of frames (memory stays bounded a
 length); each chunk starts its pixels' reference brightness afresh at its first frame, which drops
 at most one threshold of pending change per pixel at a chunk boundary (every ``chunk_frames`` frames).
 
-A recording lasts :data:`DEFAULT_DURATION_MS` by default: ten repetitions of a movement (DHP19's
-subjects repeat each movement; the figure's movements have periods of 0.7-1.7 s). The real
-recordings' durations and event rates are not in the sources this project used (docs/datasets.md
-says what is assumed); tests and CPU configs pass a shorter ``duration_ms``.
+A recording lasts :data:`DEFAULT_DURATION_MS` by default, an assumption: about ten repetitions of
+a movement (the figure's movements have periods of 0.7-1.7 s). The real recordings' durations and
+event rates are not in the sources this project used (docs/datasets.md says what is assumed); tests
+and CPU configs pass a shorter ``duration_ms``.
 """
 
 from __future__ import annotations
