@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from functools import partial
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -98,9 +99,14 @@ def test_as_frames_shapes_for_plotting() -> None:
 
 
 @pytest.mark.slow
-def test_prepare_fills_the_frame_cache_and_inspect_reads_it(tmp_path: Path, capsys) -> None:
+def test_prepare_fills_the_frame_cache_and_inspect_reads_it(tmp_path: Path, capsys, monkeypatch) -> None:
     """DVSGesture (HG-VAE) caches every recording's frames: prepare writes one file per training
     recording, and a second prepare reads them instead of re-framing."""
+    from event_lightning.data.datasets import dvsgesture
+    from event_lightning.data.standins.dvsgesture import SyntheticGesturesConfig
+
+    # the default stand-in has the real 6.5 s recordings (176 of them): 0.5 s ones show the same
+    monkeypatch.setattr(dvsgesture, "SyntheticGesturesConfig", partial(SyntheticGesturesConfig, duration_us=500_000))
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
         assert main(["prepare", "dvsgesture", "--root", str(tmp_path), "--synthetic"]) == 0

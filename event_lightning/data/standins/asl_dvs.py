@@ -5,7 +5,10 @@ by a class-specific pattern, like the finger spellings of ASL letters).  A recor
 hand near the centre of the sensor with random size, rotation and position, and moves it on a
 small random oscillation; events fire on its edges with the polarity of the local brightness
 change (the hand is brighter than the background: leading edges are ON, trailing edges OFF),
-plus uniform background noise.  The files are written in the real layouts
+plus uniform background noise.  Event counts and durations follow the real recordings' published
+statistics (:data:`REAL_MIN_EVENTS` .. :data:`REAL_MAX_EVENTS`, about :data:`REAL_MEAN_EVENTS` on
+average, heavy-tailed; at most :data:`REAL_MAX_DURATION_US` long; docs/datasets.md has them side by
+side with the stand-in's).  The files are written in the real layouts
 (:func:`write_synthetic_asl_dvs`) and read back by the real readers, so the whole data path is
 exercised without the 100,800 real recordings.
 """
@@ -25,6 +28,10 @@ from event_lightning.events.formats.asl_dvs_mat import ASL_DVS_CLASSES, ASL_DVS_
 from event_lightning.events.formats.spikingjelly_npz import write_spikingjelly_npz
 
 __all__ = [
+    "REAL_MAX_DURATION_US",
+    "REAL_MAX_EVENTS",
+    "REAL_MEAN_EVENTS",
+    "REAL_MIN_EVENTS",
     "SYNTHETIC_MARKER",
     "SyntheticASLConfig",
     "ensure_synthetic_asl_dvs",
@@ -36,6 +43,16 @@ __all__ = [
 ]
 
 SYNTHETIC_MARKER = "synthetic_asl_dvs.json"
+# The real training recordings (the Event2Vec reference's hard-coded statistics, 80 640 recordings):
+# 195 to 470 435 events, 2.268e9 in all (28 125 on average), the longest 521 217 µs.
+REAL_MIN_EVENTS = 195
+REAL_MAX_EVENTS = 470_435
+REAL_MEAN_EVENTS = 28_125
+REAL_MAX_DURATION_US = 521_217
+# Event rate of a recording (events/s): log-normal around this median. Not published; chosen so that
+# durations spread from a few ms to the real maximum (median about 140 ms).
+_MEDIAN_RATE_HZ = 1.0e5
+_RATE_SIGMA = 0.5
 # Finger directions (degrees from "up", clockwise positive): thumb, index, middle, ring, little.
 _FINGER_ANGLES = np.deg2rad([-75.0, -28.0, -8.0, 12.0, 32.0])
 # Patterns listed first are the most different from each other, so small class counts separate well.
@@ -61,6 +78,8 @@ class SyntheticASLConfig:
         num_classes: how many letters (the first ``num_classes`` of a, b, c, ... without j), <= 24.
         samples_per_class: recordings per letter.
         events_per_sample: mean number of events of a recording (real ASL-DVS: about 28k).
+        count_sigma: spread of the (log-normal) event count, in log units; the real counts span
+            195 - 470 435 around a mean of 28k (heavy-tailed: 1.0). Counts are clipped to that range.
         short_fraction: share of recordings with fewer than 255 events (real minimum: 195), so
             batches need padding as on the real data.
         noise_fraction: share of background-noise events.
@@ -70,7 +89,8 @@ class SyntheticASLConfig:
 
     num_classes: int = 6
     samples_per_class: int = 60
-    events_per_sample: int = 1500
+    events_per_sample: int = REAL_MEAN_EVENTS
+    count_sigma: float = 1.0
     short_fraction: float = 0.05
     noise_fraction: float = 0.05
     seed: int = 0
@@ -81,6 +101,8 @@ class SyntheticASLConfig:
             raise ValueError(f"num_classes must be in [1, {len(ASL_DVS_CLASSES)}], found {self.num_classes}")
         if self.samples_per_class < 1 or self.events_per_sample < 1:
             raise ValueError("samples_per_class and events_per_sample must be >= 1")
+        if not 0 <= self.count_sigma <= 3:
+            raise ValueError(f"count_sigma must be in [0, 3], found {self.count_sigma}")
         if not (0 <= self.short_fraction <= 1 and 0 <= self.noise_fraction < 1):
             raise ValueError("short_fraction must be in [0, 1] and noise_fraction in [0, 1)")
 
@@ -127,13 +149,17 @@ def synthetic_hand_events(
     pattern = finger_patterns(config.num_classes)[label]
     seg_start, seg_end, seg_normal = _hand_segments(pattern)
     if rng.random() < config.short_fraction:
-        n = int(rng.integers(60, 255))
+        n = int(rng.integers(REAL_MIN_EVENTS, 255))
     else:
-        n = max(255, int(config.events_per_sample * rng.lognormal(0.0, 0.25)))
+        # log-normal with mean events_per_sample (the -sigma^2/2 shift), clipped to the real range
+        sigma = config.count_sigma
+        n = int(np.clip(config.events_per_sample * rng.lognormal(-0.5 * sigma**2, sigma), 255, REAL_MAX_EVENTS))
     n_noise = int(round(n * config.noise_fraction))
     n_edge = n - n_noise
 
-    duration = rng.uniform(150e3, 450e3)
+    # Busier recordings last longer, as when a hand moves for longer; none exceeds the real maximum.
+    rate_hz = _MEDIAN_RATE_HZ * rng.lognormal(0.0, _RATE_SIGMA)
+    duration = float(np.clip(n / rate_hz * 1e6, 1e3, REAL_MAX_DURATION_US - 20e3))
     t0 = rng.uniform(0, 20e3)
     t = np.sort(rng.uniform(0, duration, size=n_edge))
 

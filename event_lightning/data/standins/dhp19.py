@@ -10,9 +10,14 @@ Everything is written in the real on-disk layout (``<stem>_events.h5``, ``<stem>
 ``P1..P4.npy``, ``camera_positions.npy``) and read back by the real reader
 (:class:`~event_lightning.data.datasets.dhp19.SyntheticDHP19DataModule` writes it and trains on it).
 
-The simulator runs on chunks of frames (memory stays bounded); each chunk starts its pixels'
-reference brightness afresh at its first frame, which drops at most one threshold of pending
-change per pixel at a chunk boundary (every ``chunk_frames`` frames).
+The figure is rendered and simulated in chunks of frames (memory stays bounded at any recording
+length); each chunk starts its pixels' reference brightness afresh at its first frame, which drops
+at most one threshold of pending change per pixel at a chunk boundary (every ``chunk_frames`` frames).
+
+A recording lasts :data:`DEFAULT_DURATION_MS` by default, an assumption: about ten repetitions of
+a movement (the figure's movements have periods of 0.7-1.7 s). The real recordings' durations and
+event rates are not in the sources this project used (docs/datasets.md says what is assumed); tests
+and CPU configs pass a shorter ``duration_ms``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from event_lightning.metrics.triangulation import CAMERA_TO_P_INDEX
 
 __all__ = [
     "BONES",
+    "CNN_FRAME_EVENTS",
+    "DEFAULT_DURATION_MS",
     "SyntheticDHP19Config",
     "dhp19_like_cameras",
     "ensure_synthetic_dhp19",
@@ -57,6 +64,10 @@ _BONE_BRIGHTNESS = np.array([0.9, 0.9, 0.8, 1.0, 0.9, 1.0, 0.9, 0.8, 0.8, 0.75, 
 _GENERATOR_VERSION = "1"
 MARKER = "synthetic_dhp19.json"
 SYNTHETIC_FOCAL_PX = 300.0
+DEFAULT_DURATION_MS = 10_000
+CNN_FRAME_EVENTS = 7500
+"""Events of one camera in a constant-count frame: DHP19's own frame generator calls it the average
+count per camera and frame, and the hybrid reference's CNN reads such a frame every 100 ms."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +77,8 @@ class SyntheticDHP19Config:
     Attributes:
         subjects: subject numbers (file names ``S<n>_session1_mov<m>``; 1-12 train, 13-17 test).
         movements_per_subject: recordings per subject.
-        duration_ms: length of each recording (labels every 10 ms).
+        duration_ms: length of each recording (labels every 10 ms); default
+            :data:`DEFAULT_DURATION_MS`.
         frame_interval_us: rendering period of the intensity frames.
         cameras: cameras that get events (all four get projection matrices).
         seed: seed of motions and simulator.
@@ -78,7 +90,7 @@ class SyntheticDHP19Config:
 
     subjects: tuple[int, ...] = (1, 2, 13)
     movements_per_subject: int = 1
-    duration_ms: int = 1000
+    duration_ms: int = DEFAULT_DURATION_MS
     frame_interval_us: int = 5000
     cameras: tuple[int, ...] = (2, 3)
     seed: int = 0
@@ -228,15 +240,26 @@ def render_stick_figure(
     return frames
 
 
-def _simulate(frames: np.ndarray, times_us: np.ndarray, config: SyntheticDHP19Config, seed: int) -> np.ndarray:
+def _camera_events(
+    poses_mm: np.ndarray, times_us: np.ndarray, projection: np.ndarray, config: SyntheticDHP19Config, seed: int
+) -> np.ndarray:
+    """Events of one camera watching the figure at ``poses_mm`` ``[F, 13, 3]`` (frame times ``times_us``)."""
     sim = SimulatorConfig(
         pos_threshold=config.contrast_threshold, neg_threshold=config.contrast_threshold, threshold_sigma=0.02
     )
     chunks = []
-    for start in range(0, len(frames) - 1, config.chunk_frames):
-        stop = min(start + config.chunk_frames + 1, len(frames))
+    for start in range(0, len(poses_mm) - 1, config.chunk_frames):
+        stop = min(start + config.chunk_frames + 1, len(poses_mm))
+        frames = render_stick_figure(
+            poses_mm[start:stop],
+            projection,
+            SYNTHETIC_FOCAL_PX,
+            config.limb_radius_mm,
+            config.background,
+            config.foreground,
+        )
         # The same seed in every chunk: each pixel keeps its threshold mismatch across chunks.
-        chunks.append(simulate_events(frames[start:stop], times_us[start:stop], sim, np.random.default_rng(seed)))
+        chunks.append(simulate_events(frames, times_us[start:stop], sim, np.random.default_rng(seed)))
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=EVENT_DTYPE)
 
 
@@ -271,17 +294,16 @@ def write_synthetic_dhp19(root: str | Path, config: SyntheticDHP19Config | None 
             stem = f"S{subject}_session1_mov{movement}"
             motion_seed = [config.seed, subject, movement]  # one motion: same rng for frames and labels
             frame_poses = stick_figure_poses(frame_times / 1e6, np.random.default_rng(motion_seed), scale)
-            cameras = {}
-            for cam in config.cameras:
-                frames = render_stick_figure(
+            cameras = {
+                cam: _camera_events(
                     frame_poses,
+                    frame_times,
                     projections[CAMERA_TO_P_INDEX[cam]],
-                    SYNTHETIC_FOCAL_PX,
-                    config.limb_radius_mm,
-                    config.background,
-                    config.foreground,
+                    config,
+                    config.seed * 1000 + subject * 10 + cam,
                 )
-                cameras[cam] = _simulate(frames, frame_times, config, config.seed * 1000 + subject * 10 + cam)
+                for cam in config.cameras
+            }
             write_dhp19_events(root / f"{stem}_events.h5", cameras, n_ms=config.duration_ms + 1)
             labels = stick_figure_poses(label_times / 1e6, np.random.default_rng(motion_seed), scale)
             write_dhp19_labels(root / f"{stem}_label.h5", labels.transpose(0, 2, 1), label_times)

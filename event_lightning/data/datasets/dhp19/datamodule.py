@@ -30,7 +30,7 @@ from event_lightning.data.loading.bad_samples import (
 from event_lightning.data.loading.loaders import LoaderSettings, build_loader
 from event_lightning.data.loading.missing_data import DatasetNotFoundError, dataset_not_found
 from event_lightning.data.loading.predict_samples import PredictSamples
-from event_lightning.data.standins.dhp19 import SyntheticDHP19Config, ensure_synthetic_dhp19
+from event_lightning.data.standins.dhp19 import DEFAULT_DURATION_MS, SyntheticDHP19Config, ensure_synthetic_dhp19
 
 __all__ = ["DHP19DataModule", "SyntheticDHP19DataModule"]
 
@@ -233,7 +233,7 @@ class SyntheticDHP19DataModule(DHP19DataModule):
         root: str = "datasets/synthetic_dhp19",
         subjects: list[int] | None = None,
         movements_per_subject: int = 1,
-        duration_ms: int = 1000,
+        duration_ms: int = DEFAULT_DURATION_MS,
         seed: int = 0,
         synthetic_cameras: list[int] | None = None,
         frame_interval_us: int = 5000,
