@@ -25,10 +25,13 @@ def add_voxel_weights(events, grid, n_bins, width, height, t_first, span):  # pr
 
     tonic adds all left parts, then all right parts, each in stream order, so a cell of bin ``b``
     sums the left parts of bin ``b``'s events, then the right parts of bin ``b − 1``'s. Times are
-    sorted, so each bin's events are one run: when bin ``b``'s run ends, the right parts of the
-    run before it (read again while still in cache, τ recomputed by the same operations) go into
-    bin ``b``. Every event is checked as :func:`~event_lightning.events.core.validate` checks it
-    (polarity in {0, 1}), in stream order, before it adds anything.
+    sorted, so each bin's events are one run: bin by bin, the run's left parts are added while its
+    events are checked (the run ends at the first event with ``τ >= b + 1``), then the right parts
+    of the run before it (read again while still in cache, τ recomputed by the same operations).
+    Each bin's loop is short and keeps one grid row in cache. Every event is checked as
+    :func:`~event_lightning.events.core.validate` checks it (polarity in {0, 1}), in stream order,
+    before it adds anything; τ is non-decreasing for checked events, so every index lies in the
+    grid.
 
     Returns:
         -1 when every event passed, else the index of the first event that failed.
@@ -36,40 +39,38 @@ def add_voxel_weights(events, grid, n_bins, width, height, t_first, span):  # pr
     n = len(events)
     plane = width * height
     scale = float(n_bins)
-    current = 0  # the bin whose left parts are being added
-    run_start = 0  # first event of the current bin's run
-    previous_run_start = 0  # first event of the run of bin current - 1
     previous_t = 0  # the first time must be >= 0
-    for i in range(n + 1):
-        if i < n:
+    i = 0  # the next event to check
+    previous_run = 0  # first event of bin b − 1's run
+    for b in range(n_bins):
+        run = i
+        row = grid[b * plane : (b + 1) * plane]
+        upper = b + 1.0
+        while i < n:
             e = events[i]
             # seen as unsigned, a negative value is out of range too: one test per field
             if np.uint16(e.x) >= width or np.uint16(e.y) >= height or np.uint8(e.p) > 1 or e.t < previous_t:
                 return i
-            previous_t = e.t
             tau = scale * (float(e.t) - t_first)
             if span != 0.0:
                 tau = tau / span
-            # τ >= 0 and non-decreasing for checked events; the bounds keep every index inside
-            # the grid regardless (no float-to-int overflow past the last bin)
-            b = int(tau) if tau < scale else n_bins
-            if b < current:
-                return i
-        else:
-            b = n_bins  # past the last event: close every remaining bin
-        while current < b and current < n_bins:
-            if current > 0:  # bin `current` has all its left parts: add the previous run's right parts
-                row = current * plane
-                for j in range(previous_run_start, run_start):
-                    r = events[j]
-                    tau_j = scale * (float(r.t) - t_first)
-                    if span != 0.0:
-                        tau_j = tau_j / span
-                    # float(2p - 1): a branch on random polarities would be mispredicted half the time
-                    grid[row + r.y * width + r.x] += float(2 * r.p - 1) * (tau_j - int(tau_j))
-            previous_run_start = run_start
-            run_start = i
-            current += 1
-        if i < n and b < n_bins:
-            grid[b * plane + e.y * width + e.x] += float(2 * e.p - 1) * (1.0 - (tau - b))
+            if tau >= upper:  # the first event of a later bin: checked again by that bin's loop
+                break
+            previous_t = e.t
+            # float(2p - 1): a branch on random polarities would be mispredicted half the time
+            row[e.y * width + e.x] += float(2 * e.p - 1) * (1.0 - (tau - b))
+            i += 1
+        if b > 0:  # bin b has all its left parts: add bin b − 1's right parts
+            for j in range(previous_run, run):
+                r = events[j]
+                tau = scale * (float(r.t) - t_first)
+                if span != 0.0:
+                    tau = tau / span
+                row[r.y * width + r.x] += float(2 * r.p - 1) * (tau - (b - 1))
+        previous_run = run
+    for j in range(i, n):  # events with τ >= n_bins (at t_last) add nothing, but are checked too
+        e = events[j]
+        if np.uint16(e.x) >= width or np.uint16(e.y) >= height or np.uint8(e.p) > 1 or e.t < previous_t:
+            return j
+        previous_t = e.t
     return -1
