@@ -13,22 +13,21 @@ from numba import types
 from event_lightning.events.kernels.compiler import EVENTS, jit
 
 _BOUNDS = types.Array(types.int64, 1, "C", readonly=True)
-_COUNTS = types.Array(types.int16, 1, "C")
 
 
-@jit(types.int64(EVENTS, _BOUNDS, _BOUNDS, _COUNTS, _COUNTS, types.int64, types.int64, types.int64))
-def count_frames(events, starts, ends, out, scratch, width, height, polarities):  # pragma: no cover - compiled
+@jit(types.int64(EVENTS, _BOUNDS, _BOUNDS, types.Array(types.int16, 1, "C"), types.int64, types.int64, types.int64))
+def count_frames(events, starts, ends, out, width, height, polarities):  # pragma: no cover - compiled
     """Count the events ``[starts[k], ends[k])`` into frame ``k`` of ``out`` while checking them.
 
-    ``out`` is int16 ``[T·P·H·W]`` (every cell is written: it needs no zeroing); counts wrap
-    modulo 2**16 like tonic's int16 ``np.add.at``. Each frame is counted into ``scratch`` (int16
-    ``[P·H·W]``, zeros, left as zeros), which stays in cache, then copied into ``out`` with
-    sequential writes: scattered increments straight into a large output miss the cache on
-    almost every event. The checks are :func:`~event_lightning.events.core.validate`'s
-    (``0 <= x < width``, ``0 <= y < height``, ``0 <= p < polarities``, ``t[0] >= 0``, times
-    non-decreasing); with ``polarities == 1`` the stream may hold one polarity value in {0, 1},
-    counted into channel 0, as tonic. Every event is checked once, in stream order, also those no
-    frame counts; the first that fails stops the pass before it is counted.
+    ``out`` is int16 ``[T·P·H·W]``, uninitialised: each frame is zeroed just before its events are
+    counted into it, so the frames are written in order, each once, and the scattered increments
+    land in the frame just zeroed, which is still in cache (P·H·W int16 cells: 64 KiB on a
+    128x128 sensor). Counts wrap modulo 2**16 like tonic's int16 ``np.add.at``. The checks are
+    :func:`~event_lightning.events.core.validate`'s (``0 <= x < width``, ``0 <= y < height``,
+    ``0 <= p < polarities``, ``t[0] >= 0``, times non-decreasing); with ``polarities == 1`` the
+    stream may hold one polarity value in {0, 1}, counted into channel 0, as tonic. Every event is
+    checked once, in stream order, also those no frame counts; the first that fails stops the
+    pass before it is counted.
 
     Returns:
         -1 when every event passed, else the index of the first event that failed (the caller
@@ -38,7 +37,7 @@ def count_frames(events, starts, ends, out, scratch, width, height, polarities):
     single = polarities == 1
     p_limit = 2 if single else polarities
     first_p = events[0].p if n else 0
-    frame_size = len(scratch)
+    frame_size = polarities * height * width
     checked = 0  # events [0, checked) passed; they are checked in order, one after the other
     previous_t = 0  # t of event checked - 1 (0 before the first: the first time must be >= 0)
     n_frames = len(starts)
@@ -56,6 +55,8 @@ def count_frames(events, starts, ends, out, scratch, width, height, polarities):
         checked = max(checked, start)
         if k == n_frames:
             break
+        frame = out[k * frame_size : (k + 1) * frame_size]
+        frame[:] = 0
         for i in range(start, min(max(ends[k], start), n)):
             e = events[i]
             if i >= checked:
@@ -65,9 +66,5 @@ def count_frames(events, starts, ends, out, scratch, width, height, polarities):
                     return i
                 previous_t = e.t
                 checked = i + 1
-            scratch[((0 if single else e.p) * height + e.y) * width + e.x] += 1
-        base = k * frame_size
-        for cell in range(frame_size):
-            out[base + cell] = scratch[cell]
-            scratch[cell] = 0
+            frame[((0 if single else e.p) * height + e.y) * width + e.x] += 1
     return -1
