@@ -19,9 +19,9 @@ from event_lightning.events.kernels.compiler import EVENTS, jit
 )
 def add_voxel_weights(events, grid, n_bins, width, height, t_first, span):  # pragma: no cover - compiled
     """Add every event's ``±(1 − frac(τ))`` to bin ``⌊τ⌋`` and ``±frac(τ)`` to the next bin of
-    ``grid`` (float64 ``[n_bins·H·W]``, zeroed by the caller; bins ``>= n_bins`` dropped), with
-    ``τ = n_bins·(float(t) − t_first) / span`` (no division when ``span == 0``) and polarity
-    1 -> +1, 0 -> −1.
+    ``grid`` (float64 ``[n_bins·H·W]``, uninitialised: each bin's row is zeroed just before its
+    first add; bins ``>= n_bins`` dropped), with ``τ = n_bins·(float(t) − t_first) / span`` (no
+    division when ``span == 0``) and polarity 1 -> +1, 0 -> −1.
 
     tonic adds all left parts, then all right parts, each in stream order, so a cell of bin ``b``
     sums the left parts of bin ``b``'s events, then the right parts of bin ``b − 1``'s. Times are
@@ -45,6 +45,7 @@ def add_voxel_weights(events, grid, n_bins, width, height, t_first, span):  # pr
     for b in range(n_bins):
         run = i
         row = grid[b * plane : (b + 1) * plane]
+        row[:] = 0.0  # zeroed here, not by the caller: the row is then in cache for the adds below
         upper = b + 1.0
         while i < n:
             e = events[i]

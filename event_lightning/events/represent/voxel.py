@@ -229,8 +229,8 @@ def voxel_grid(
     n = len(events)
     kernels = compiled_kernels("voxel")
     if kernels is not None:
-        grid = np.zeros(n_bins * plane)
-        if n:
+        grid = np.empty(n_bins * plane) if n else np.zeros(n_bins * plane)
+        if n:  # the kernel zeroes each bin's row before adding to it
             t_first, t_last = int(events["t"][0]), int(events["t"][-1])
             span = float(t_last - t_first)  # tonic's int64 difference, then as float
             if kernels.add_voxel_weights(events, grid, n_bins, sensor.width, sensor.height, float(t_first), span) >= 0:
