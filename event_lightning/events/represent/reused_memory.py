@@ -1,6 +1,6 @@
 """Output memory that a later call reuses once the caller has let go of it: :func:`empty_output`.
 
-A fresh output array costs its page faults on first touch: the kernel maps and zeroes every page
+A fresh output array costs its page faults on first touch: the operating system maps and zeroes every page
 (on the 2-core bench machine 39 MB of frames take ~3-5 ms to fault in, more than counting 500k
 events into them). glibc's malloc reuses freed memory for blocks up to its largest mmap threshold
 (32 MiB on 64-bit Linux); above it, every allocation is a fresh mapping. So the large outputs keep
@@ -18,10 +18,11 @@ import threading
 
 import numpy as np
 
-# Below: malloc's heap reuses freed blocks (no page faults on repeated calls). Above the cap the
-# memory kept between calls would outweigh the faults saved (they cost < 10 % of filling it then).
+# Below: malloc's heap reuses freed blocks (no page faults on repeated calls). The cap bounds the
+# memory that stays mapped after the last call (two buffers): 64 MiB hold 1,000 frames of 2x128x128
+# int16, 10 s of 10 ms windows; larger outputs get fresh mappings.
 MIN_REUSED_BYTES = 4 * 2**20
-MAX_REUSED_BYTES = 256 * 2**20
+MAX_REUSED_BYTES = 64 * 2**20
 # The outputs of the latest calls that are kept: two let a caller hold one output while the next
 # is computed (double buffering), at most 2 * MAX_REUSED_BYTES kept when both are dropped.
 _KEPT = 2
