@@ -42,29 +42,29 @@ def count_frames(events, starts, ends, out, width, height, polarities):  # pragm
     previous_t = 0  # t of event checked - 1 (0 before the first: the first time must be >= 0)
     n_frames = len(starts)
     for k in range(n_frames + 1):
-        # events before frame k (after the last frame: up to the end) that no earlier frame held
-        start = min(max(starts[k], 0), n) if k < n_frames else n
-        for i in range(checked, start):
+        # check the events up to the end of frame k (after the last frame: to the end of the
+        # stream) that no earlier frame reached, before any of frame k's is counted
+        stop = min(max(ends[k], starts[k], 0), n) if k < n_frames else n
+        for i in range(checked, stop):
             e = events[i]
-            # seen as unsigned, a negative value is out of range too: one test per field
-            if np.uint16(e.x) >= width or np.uint16(e.y) >= height or np.uint8(e.p) >= p_limit:
-                return i
-            if e.t < previous_t or (single and e.p != first_p):
+            # seen as unsigned, a negative value is out of range too; `|`, not `or`: one branch
+            if (
+                (np.uint16(e.x) >= width)
+                | (np.uint16(e.y) >= height)
+                | (np.uint8(e.p) >= p_limit)
+                | (e.t < previous_t)
+                | (single & (e.p != first_p))
+            ):
                 return i
             previous_t = e.t
-        checked = max(checked, start)
+        checked = max(checked, stop)
         if k == n_frames:
             break
         frame = out[k * frame_size : (k + 1) * frame_size]
         frame[:] = 0
-        for i in range(start, min(max(ends[k], start), n)):
+        # the counting loop on its own, checks done: unsigned cells (no negative-index wrap-around)
+        for i in range(min(max(starts[k], 0), n), stop):
             e = events[i]
-            if i >= checked:
-                if np.uint16(e.x) >= width or np.uint16(e.y) >= height or np.uint8(e.p) >= p_limit:
-                    return i
-                if e.t < previous_t or (single and e.p != first_p):
-                    return i
-                previous_t = e.t
-                checked = i + 1
-            frame[((0 if single else e.p) * height + e.y) * width + e.x] += 1
+            channel = np.uint64(0) if single else np.uint64(np.uint8(e.p))
+            frame[(channel * np.uint64(height) + np.uint64(np.uint16(e.y))) * np.uint64(width) + np.uint16(e.x)] += 1
     return -1
