@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import tracemalloc
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ GESTURE_SENSOR = SensorSize(128, 128, 2)
 GESTURE_DURATION_US = 6_000_000
 RECORD = EVENT_DTYPE.itemsize  # bytes per event record
 COPY_BYTES = 128 * 2**20  # large enough to leave every cache
+_PAGE_BYTES = 4096
 
 
 def gesture_like_events(n_events: int, seed: int = 0, duration_us: int = GESTURE_DURATION_US) -> np.ndarray:
@@ -207,18 +209,74 @@ def run_representation_rows(
         agree = _agree(kernel.same(ours_out, peer_out))
         note = "; ".join(n for n in notes if n)
         results.rows.append(Row("represent", kernel.label, size, ours_t, kernel.peer_name, peer_t, agree, note))
+    _fresh_memory_rows(events, tt.ToFrame(sensor_size=GESTURE_SENSOR.as_tonic(), time_window=10_000), cfg, results)
+    _voxel_adds_row(events, cfg, results)
     if first_calls:
         _first_call_rows(results)
 
 
-# Run in a fresh interpreter: the first and second call of every kernel on a small stream, so the
-# difference is what the first call adds (numba import, compile or cache load). The imports before
-# it (numpy, torch through event_lightning.events) are not counted.
+def _fresh_memory_rows(
+    events: np.ndarray, peer: Callable[[np.ndarray], np.ndarray], cfg: BenchConfig, results: Results
+) -> None:
+    """Two rows on the largest output (to_frame(time_window=10 ms), 599 frames, 39 MB): the cost of
+    faulting in a fresh mapping of that size, and to_frame against tonic when the caller keeps its
+    outputs, so that every call writes into fresh memory as tonic's does (the rows above drop each
+    output, whose memory the next call reuses: :mod:`event_lightning.events.represent.reused_memory`)."""
+    held: deque[np.ndarray] = deque(maxlen=2)  # as many as are kept for reuse: none is free
+
+    def ours() -> None:
+        held.append(to_frame(events, GESTURE_SENSOR, time_window=10_000))
+
+    ours()
+    agree = _agree(_same_array(held[-1], peer(events)))
+    ours_t, peer_t = paired_times(ours, lambda: peer(events), cfg)
+    n_bytes = held[-1].nbytes
+    size = f"{len(events) // 1000}k ev, {len(held[-1])} frames"
+    results.rows.append(
+        Row(
+            "represent",
+            "fresh output memory: to_frame(time_window=10 ms), the caller keeping its outputs",
+            size,
+            ours_t,
+            "tonic ToFrame",
+            peer_t,
+            agree,
+            "every output in a fresh mapping (page faults included, as tonic's np.zeros)",
+        )
+    )
+    held.clear()
+
+    def first_touch() -> None:
+        np.empty(n_bytes, dtype=np.uint8)[::_PAGE_BYTES] = 0
+
+    touch_t = median_time(first_touch, cfg)
+    results.rows.append(
+        Row(
+            "represent",
+            "page faults: np.empty + one write per 4 KiB page",
+            format_bytes(n_bytes),
+            touch_t,
+            note="what any fresh output of to_frame(time_window=10 ms)'s size costs before a count is written: "
+            f"{100 * touch_t / ours_t:.0f}% of to_frame with fresh memory, "
+            f"{100 * touch_t / peer_t:.0f}% of tonic's ToFrame",
+        )
+    )
+
+
+# Run in a fresh interpreter: numba's start first (what any first kernel of a process pays: importing
+# numba, setting up its compiler target, which imports scipy.linalg for BLAS unless already imported,
+# as Lightning does), then the first and second call of every kernel on a small stream, so the
+# difference is what that kernel's first call adds (compile or cache load). The imports before it
+# (numpy, torch through event_lightning.events) are not counted.
 _FIRST_CALL_SCRIPT = """
 import json, time
 from bench.rows_represent import GROWTH_KERNELS, gesture_like_events
 events = gesture_like_events(20_000)
 extra = {}
+start = time.perf_counter()
+import numba
+numba.njit("void()")(lambda: None)  # numba's one-time start: its import, target set-up, LLVM
+extra["numba start"] = time.perf_counter() - start
 for kernel in GROWTH_KERNELS:
     start = time.perf_counter(); kernel.ours(events); first = time.perf_counter() - start
     start = time.perf_counter(); kernel.ours(events); extra[kernel.label] = first - (time.perf_counter() - start)
@@ -237,6 +295,44 @@ def _first_calls(cache_dir: str) -> dict[str, float]:
     if done.returncode:
         raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _voxel_adds_row(events: np.ndarray, cfg: BenchConfig, results: Results, n_bins: int = 16) -> None:
+    """voxel_grid's scattered adds alone: each event's left part into its bin's row, then its right
+    part into the next row, cells and weights precomputed (no record decoding, division or checks).
+
+    tonic's order of additions (every left part of a cell before the right parts) forbids merging
+    an event's two adds, so every implementation that reproduces its sums bit for bit makes these
+    ``2·N`` read-modify-writes at random cells of a row (128 KiB at 128x128: in L2, not in L1).
+    """
+    import numba
+
+    @numba.njit(nogil=True)
+    def add_left_then_right(cells, rows, weights, grid, plane):  # pragma: no cover - compiled
+        for i in range(len(cells)):
+            grid[rows[i] * plane + cells[i]] += weights[i]
+        for i in range(len(cells)):
+            grid[(rows[i] + 1) * plane + cells[i]] += weights[i]
+
+    plane = GESTURE_SENSOR.width * GESTURE_SENSOR.height
+    t = events["t"].astype(np.float64)
+    tau = n_bins * (t - t[0]) / (t[-1] - t[0])
+    rows = np.minimum(tau, n_bins - 1).astype(np.int64)
+    cells = events["y"].astype(np.int64) * GESTURE_SENSOR.width + events["x"]
+    weights = tau - rows
+    grid = np.zeros((n_bins + 1) * plane)
+    adds_t = median_time(lambda: add_left_then_right(cells, rows, weights, grid, plane), cfg)
+    voxel = next(r for r in results.rows if r.group == "represent" and r.operation.startswith("voxel_grid"))
+    results.rows.append(
+        Row(
+            "represent",
+            "voxel_grid's scattered adds alone (left parts, then right parts)",
+            f"{2 * len(events) // 1000}k adds into {plane * 8 // 1024} KiB rows",
+            adds_t,
+            note=f"{100 * adds_t / voxel.ours_s:.0f}% of voxel_grid; tonic's ToVoxelGrid / these adds = "
+            f"{voxel.peer_s / adds_t:.1f}x: the ratio of a voxel grid that made these adds and nothing else",
+        )
+    )
 
 
 def _first_call_rows(results: Results) -> None:
@@ -260,8 +356,8 @@ def _first_call_rows(results: Results) -> None:
                 operation,
                 "new process, 20k ev",
                 sum(extra.values()),
-                note=f"first call minus second, per kernel: {parts} (the first also imports numba; "
-                "refractory_period's kernels come with denoise's module)",
+                note=f"numba's start, then first call minus second per kernel: {parts} (refractory_period's "
+                "kernels come with denoise's module)",
             )
         )
 

@@ -11,7 +11,7 @@ import pytest
 from event_lightning.events.kernels import loading
 
 # the test modules whose functions have a compiled and a numpy implementation
-BOTH_PATHS = {"test_represent", "test_voxel_grid_exact", "test_augment", "test_kernels"}
+BOTH_PATHS = {"test_represent", "test_voxel_grid_exact", "test_augment", "test_kernels", "test_reused_memory"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -10,6 +10,7 @@ import tonic.transforms as tt
 
 from event_lightning.events.augment import denoise, downsample, refractory_period
 from event_lightning.events.core import EVENT_DTYPE, SensorSize, make_events
+from event_lightning.events.represent import voxel as voxel_module
 from event_lightning.events.represent.frames import to_frame
 from event_lightning.events.represent.slicing import FRAME_MODES, _searchsorted
 from event_lightning.events.represent.voxel import voxel_grid
@@ -102,7 +103,12 @@ def test_to_frame_of_strided_and_read_only_records_equals_a_contiguous_copy(tmp_
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_voxel_grid_on_random_streams_equals_tonic_bit_for_bit(seed: int) -> None:
+@pytest.mark.parametrize("kept", [None, 0, 5])
+def test_voxel_grid_on_random_streams_equals_tonic_bit_for_bit(seed: int, kept: int | None, monkeypatch) -> None:
+    """``kept``: how many right parts per bin the compiled pass keeps (None: as shipped); with 0 or
+    5, the runs' other right parts take the recomputing path."""
+    if kept is not None:
+        monkeypatch.setattr(voxel_module, "_RUN_KEPT", kept)
     rng = np.random.default_rng(100 + seed)
     for _ in range(15):
         sensor = SENSORS[int(rng.integers(0, 2))]  # two polarities

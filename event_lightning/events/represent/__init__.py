@@ -15,7 +15,8 @@ One module per representation, and what they share in one place:
 - ``voxel``: :func:`voxel_grid` (tonic's ``ToVoxelGrid``);
 - ``histogram``: :func:`stacked_histogram` (RVT, the hybrid pose CNN's input);
 - ``time_surfaces``: :func:`time_surface` (tonic's ``ToTimesurface``);
-- ``trace``: :func:`double_exponential_trace`, the HG-VAE target, and its weights.
+- ``trace``: :func:`double_exponential_trace`, the HG-VAE target, and its weights;
+- ``reused_memory``: large outputs written into the memory of an earlier output the caller dropped.
 
 The package re-exports their public names, so ``from event_lightning.events.represent import
 to_frame`` keeps working; code in this project imports from the module itself.

@@ -17,6 +17,7 @@ import numpy as np
 from event_lightning.events.core import SensorSize
 from event_lightning.events.kernels.loading import compiled_kernels
 from event_lightning.events.represent.pixels import _as_events, _pixel_index
+from event_lightning.events.represent.reused_memory import empty_output
 from event_lightning.events.represent.slicing import FrameSlicing, _expand_ranges, _slice_bounds
 
 
@@ -137,30 +138,10 @@ def frame_events(
     if t[0] < 0 or t[-1] < t[0]:  # frame bounds from such times could ask for any number of frames
         _raise_invalid(events, sensor)
     starts, ends = (np.ascontiguousarray(b, dtype=np.int64) for b in _slice_bounds(t, slicing))
-    out, scratch = _output_and_scratch(len(starts), sensor.num_features)
-    if kernels.count_frames(events, starts, ends, out, scratch, sensor.width, sensor.height, sensor.polarities) >= 0:
+    out = empty_output(len(starts) * sensor.num_features, np.int16)
+    if kernels.count_frames(events, starts, ends, out, sensor.width, sensor.height, sensor.polarities) >= 0:
         _raise_invalid(events, sensor)
     return out.reshape(-1, *sensor.frame_shape)
-
-
-_PAGE_BYTES = 4096
-
-
-def _output_and_scratch(n_frames: int, frame_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The compiled pass's int16 output ``[T·P·H·W]`` (uninitialised: it writes every cell) and
-    the zeroed scratch frame ``[P·H·W]`` it counts each frame into before copying it out.
-
-    Where the scratch lies decides the copy's speed: allocated after the output (so often right
-    behind it), or with the same address bits below 4 KiB as the output (the CPU then takes loads
-    from the scratch for reloads of earlier stores to the output, "4K aliasing"), 100-frame
-    streams counted 1.7-2x slower in our measurements. So the scratch is allocated first, one page
-    longer than a frame, and cut half a page off the output's offset within its page.
-    """
-    page = _PAGE_BYTES // np.dtype(np.int16).itemsize  # in int16 elements
-    padded = np.zeros(frame_size + page, dtype=np.int16)
-    out = np.empty(n_frames * frame_size, dtype=np.int16)
-    shift = (out.ctypes.data + _PAGE_BYTES // 2 - padded.ctypes.data) % _PAGE_BYTES // padded.itemsize
-    return out, padded[shift : shift + frame_size]
 
 
 def _frame_events_numpy(events: np.ndarray, sensor: SensorSize, slicing: FrameSlicing, checked: bool) -> np.ndarray:
