@@ -57,6 +57,14 @@ GOALS = (
         needs_agreement=False,
     ),
     Goal("compiled to_frame >= 10x tonic ToFrame in every mode, identical", "represent", "to_frame", 10.0, issue=20),
+    Goal(
+        "compiled to_frame >= 10x tonic ToFrame when every call needs fresh output memory (the caller keeps "
+        "its outputs, so none can be reused; the main to_frame rows drop each output, as a loader does)",
+        "represent",
+        "fresh output memory: to_frame",
+        10.0,
+        issue=20,
+    ),
     Goal("compiled voxel_grid >= 10x tonic ToVoxelGrid, identical", "represent", "voxel_grid", 10.0, issue=20),
     Goal("compiled denoise >= 100x tonic Denoise, identical", "represent", "denoise", 100.0, issue=20),
     Goal(
