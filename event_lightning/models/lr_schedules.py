@@ -1,0 +1,26 @@
+"""The learning-rate schedules a model may name in its config (``lr_schedule``), built the same way for each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+LR_SCHEDULES = ("cosine", "none")
+
+
+def check_lr_schedule(name: str) -> None:
+    """Refuse a schedule name outside :data:`LR_SCHEDULES` (a usage error at construction)."""
+    if name not in LR_SCHEDULES:
+        raise ValueError(f"model.lr_schedule must be one of {LR_SCHEDULES}, found {name!r}")
+
+
+def with_lr_schedule(optimizer: torch.optim.Optimizer, name: str, trainer: pl.Trainer) -> Any:
+    """``configure_optimizers``'s return value: ``optimizer`` alone (``none``) or with a per-epoch cosine
+    decay from the optimiser's rate to 0 over ``trainer.max_epochs`` (``cosine``)."""
+    if name == "none":
+        return optimizer
+    epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
