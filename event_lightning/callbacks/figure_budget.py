@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytorch_lightning as pl
 from pytorch_lightning.trainer.states import TrainerFn
@@ -45,7 +45,6 @@ class FigureTimeBudget:
     drawn_s: float = 0.0
     last_draw_s: float = 0.0
     draws: int = 0
-    _drawing_since: float | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.share is not None and not 0 < self.share <= 1:

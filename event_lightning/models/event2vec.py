@@ -254,4 +254,4 @@ class Event2VecClassifier(CompilableModule):
     def configure_optimizers(self) -> Any:
         fused = all(p.device.type == "cuda" for p in self.parameters()) or None
         optimizer = torch.optim.AdamW(self.parameter_groups(), lr=self.hparams.lr, fused=fused)
-        return with_lr_schedule(optimizer, self.hparams.lr_schedule, self.trainer)
+        return with_lr_schedule(optimizer, self.hparams.lr_schedule, self)

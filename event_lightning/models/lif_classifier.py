@@ -137,4 +137,4 @@ class LIFClassifier(CompilableModule):
 
     def configure_optimizers(self) -> Any:
         optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
-        return with_lr_schedule(optimizer, self.hparams.lr_schedule, self.trainer)
+        return with_lr_schedule(optimizer, self.hparams.lr_schedule, self)

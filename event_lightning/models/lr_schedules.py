@@ -16,11 +16,12 @@ def check_lr_schedule(name: str) -> None:
         raise ValueError(f"model.lr_schedule must be one of {LR_SCHEDULES}, found {name!r}")
 
 
-def with_lr_schedule(optimizer: torch.optim.Optimizer, name: str, trainer: pl.Trainer) -> Any:
-    """``configure_optimizers``'s return value: ``optimizer`` alone (``none``) or with a per-epoch cosine
-    decay from the optimiser's rate to 0 over ``trainer.max_epochs`` (``cosine``)."""
+def with_lr_schedule(optimizer: torch.optim.Optimizer, name: str, module: pl.LightningModule) -> Any:
+    """``configure_optimizers``'s return value: ``optimizer`` alone (``none``; the module needs no trainer)
+    or with a per-epoch cosine decay from the optimiser's rate to 0 over the trainer's ``max_epochs``."""
     if name == "none":
         return optimizer
-    epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
+    max_epochs = module.trainer.max_epochs
+    epochs = max_epochs if max_epochs and max_epochs > 0 else 1
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
