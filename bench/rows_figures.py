@@ -1,13 +1,14 @@
 """What the figures a config logs by default cost: their share of the training time (goal: under 5 %).
 
 For each synthetic config that lists figure callbacks, :func:`figure_cost` fits it through the real
-entrypoint, on its own data, for one figure period: ``k`` epochs, ``k`` the least common multiple
-of the figure callbacks' ``every_n_epochs`` and the validation interval, capped at the config's
-``max_epochs``. Every figure is drawn at least once in those epochs, so the share is what the
-figures cost on average over a run. Lightning's ``SimpleProfiler`` times every callback hook; the
-share is the time inside the figure callbacks' hooks over the time of the training epochs
-(validation and the figures themselves included). The stand-ins are written before the first
-epoch and are not counted.
+entrypoint, on its own data, for its whole run (the config's ``max_epochs``): the figure callbacks
+keep to a time budget over the run (:mod:`event_lightning.callbacks.figure_budget`; the first and
+the last epoch always draw), so the share is what a user's run of the config pays. Lightning's
+``SimpleProfiler`` times every callback hook; the share is the time inside the figure callbacks'
+hooks over the time of the training epochs (validation and the figures themselves included). The
+stand-ins are written before the first epoch and are not counted. A config that starts from
+another run's checkpoint (the hybrid pose models' ``cnn_checkpoint``) gets it first, from a
+one-epoch fit of that config in the same folder, as the docs order them.
 
 Row: ours = figure seconds per epoch, peer = the epoch's seconds, agree = ``yes`` under 5 %; the
 note splits the figure time per callback.
@@ -15,12 +16,12 @@ note splits the figure time per callback.
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -79,32 +80,36 @@ def _is_figure_callback(callback: object) -> bool:
     return isinstance(callback, _PeriodicFigureCallback | TVAEFigures | HGVAEFigures)
 
 
-def figure_period(config: Path) -> int:
-    """Epochs in which every figure of ``config`` is drawn at least once (capped at its ``max_epochs``)."""
-    trainer = yaml.safe_load(config.read_text())["trainer"]
-    period = trainer.get("check_val_every_n_epoch") or 1
-    for callback in trainer.get("callbacks") or []:
-        every = (callback.get("init_args") or {}).get("every_n_epochs")
-        if every:
-            period = math.lcm(period, every)
-    return max(1, min(period, trainer.get("max_epochs") or period))
-
-
-def figure_cost(config: Path, workdir: Path, extra: Sequence[str] = ()) -> FigureCost:
-    """Fit ``config`` for one figure period in ``workdir`` (its data and runs go there) and time the figures."""
+def _fit_quietly(args: Sequence[str], workdir: Path) -> Any:
     from event_lightning.cli import main
 
-    epochs = figure_period(config)
-    args = ["fit", "--config", str(config), "--trainer.max_epochs", str(epochs)]
-    args += ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"]
-    args += ["--trainer.profiler", "pytorch_lightning.profilers.SimpleProfiler"]
-    args += ["--trainer.profiler.init_args.dirpath", str(workdir), "--trainer.profiler.init_args.filename", "profile"]
     cwd = Path.cwd()
     os.chdir(workdir)
     try:
-        cli = main([*args, *extra])
+        return main([*args, "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"])
     finally:
         os.chdir(cwd)
+
+
+def fit_prerequisite(config: Path, workdir: Path) -> None:
+    """Fit, for one epoch in ``workdir``, the config whose checkpoint ``config`` starts from (``model.init_args.
+    cnn_checkpoint: runs/<config>/...``), when ``config`` names one that is not there yet."""
+    checkpoint = ((yaml.safe_load(config.read_text()).get("model") or {}).get("init_args") or {}).get("cnn_checkpoint")
+    if not checkpoint or (workdir / checkpoint).exists():
+        return
+    parts = Path(checkpoint).parts
+    if len(parts) < 2 or parts[0] != "runs":
+        raise ValueError(f"{config.name}: cannot tell which config writes its cnn_checkpoint {checkpoint}")
+    _fit_quietly(["fit", "--config", str(config.parent / f"{parts[1]}.yaml"), "--trainer.max_epochs", "1"], workdir)
+
+
+def figure_cost(config: Path, workdir: Path, extra: Sequence[str] = ()) -> FigureCost:
+    """Fit ``config`` for its whole run in ``workdir`` (its data and runs go there) and time the figures."""
+    fit_prerequisite(config, workdir)
+    args = ["fit", "--config", str(config)]
+    args += ["--trainer.profiler", "pytorch_lightning.profilers.SimpleProfiler"]
+    args += ["--trainer.profiler.init_args.dirpath", str(workdir), "--trainer.profiler.init_args.filename", "profile"]
+    cli = _fit_quietly([*args, *extra], workdir)
     durations = cli.trainer.profiler.recorded_durations
     per_callback = {
         type(c).__name__: sum(
@@ -113,6 +118,7 @@ def figure_cost(config: Path, workdir: Path, extra: Sequence[str] = ()) -> Figur
         for c in cli.trainer.callbacks
         if _is_figure_callback(c)
     }
+    epochs = cli.trainer.current_epoch  # the epochs run (max_epochs unless ``extra`` stops it sooner)
     return FigureCost(config.stem, epochs, per_callback, sum(durations.get("run_training_epoch", [])))
 
 

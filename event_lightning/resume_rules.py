@@ -47,7 +47,7 @@ RESUME_RULES: dict[str, dict[str, str]] = {
     "event_lightning.models.lif_classifier.LIFClassifier": {
         "sensor_size": _F, "num_classes": _F, "hidden_features": _F,
         "tau_syn_inv": _F, "tau_mem_inv": _F, "v_th": _F, "alpha": _F,
-        "readout_tau_syn_inv": _F, "readout_tau_mem_inv": _F, "dt": _F, "mask_padding": _F,
+        "readout_tau_syn_inv": _F, "readout_tau_mem_inv": _F, "dt": _F, "mask_padding": _F, "lr_schedule": _F,
         "lr": _O,
     },
     "event_lightning.models.event2vec.Event2VecClassifier": {

@@ -257,6 +257,19 @@ def _quick_lines() -> list[DocLine]:
 
 QUICK_LINES = _quick_lines()
 
+# What the README promises of the quickstart ("Quickstart figures"), checked on the output of the
+# real `test` command of docs/quickstart.md, run after the documented `fit`.
+QUICKSTART_TEST = ("test", "--config", "config/quickstart.yaml")
+QUICKSTART_MIN_TEST_ACCURACY = 0.95
+
+
+def reported_metric(output: str, name: str) -> float:
+    """A metric from the table Lightning prints after ``validate`` / ``test`` (rich or plain)."""
+    match = re.search(rf"{re.escape(name)}[\s│┃|]+([0-9]*\.[0-9]+)", output)
+    if match is None:
+        raise AssertionError(f"{name} is not in the command's output:\n{output[-2000:]}")
+    return float(match.group(1))
+
 
 # --------------------------------------------------------------------------- extraction
 
@@ -437,6 +450,7 @@ def test_quick_commands_run_for_real(tmp_path):
     """The marked commands, in file order, each once, in one temporary working directory."""
     assert QUICK_LINES, f"no command is marked '{MARKER}'"
     workdir = _workdir(tmp_path)
+    tested_quickstart = False
     for line in QUICK_LINES:
         started = time.perf_counter()
         result = subprocess.run(
@@ -448,5 +462,10 @@ def test_quick_commands_run_for_real(tmp_path):
             f"{line.source}: {line.text} (exit {result.returncode} after {seconds:.0f} s)\n"
             f"{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
         )
+        if any(tuple(words[2:5]) == QUICKSTART_TEST for words in simple_commands(line.text)):
+            accuracy = reported_metric(result.stdout, "test/acc")
+            assert accuracy >= QUICKSTART_MIN_TEST_ACCURACY, f"{line.source}: quickstart test accuracy {accuracy}"
+            tested_quickstart = True
+    assert tested_quickstart, f"no '{shlex.join(QUICKSTART_TEST)}' command is marked '{MARKER}'"
     # relative data and log paths landed in the temporary directory, not in the repository
     assert (workdir / "runs").is_dir() or not any("train_script.py" in line.text for line in QUICK_LINES)

@@ -24,6 +24,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from event_lightning.callbacks.figure_budget import DEFAULT_SHARE
 from event_lightning.callbacks.tensorboard_figures.classes import sample_label
 from event_lightning.callbacks.tensorboard_figures.periodic import _PeriodicFigureCallback
 from event_lightning.data.loading.event_samplers import EventBatch
@@ -118,10 +119,18 @@ class Event2VecAttentionLogger(_PeriodicFigureCallback):
         every_n_epochs: log on validation epochs ``0, n, 2n, ...``.
         n_samples: samples drawn, one row each.
         tag: TensorBoard image tag.
+        time_budget: share of the training wall time all the run's figures may take (default 0.05;
+            null: every candidate epoch); see :mod:`event_lightning.callbacks.figure_budget`.
     """
 
-    def __init__(self, every_n_epochs: int = 1, n_samples: int = 3, tag: str = "val/attention") -> None:
-        super().__init__(every_n_epochs, "Event2VecAttentionLogger")
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        n_samples: int = 3,
+        tag: str = "val/attention",
+        time_budget: float | None = DEFAULT_SHARE,
+    ) -> None:
+        super().__init__(every_n_epochs, "Event2VecAttentionLogger", time_budget)
         if n_samples < 1:
             raise ValueError(f"Event2VecAttentionLogger: n_samples must be >= 1, found {n_samples}")
         self.n_samples, self.tag = n_samples, tag

@@ -46,6 +46,13 @@ import torch  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from event_lightning.callbacks.figure_budget import (  # noqa: E402
+    DEFAULT_SHARE,
+    FigureTimeBudget,
+    budgeted_callbacks,
+    draws_now,
+)
+
 __all__ = ["HGVAEFigures", "inhibit_traversal", "latent_traversal", "switch_traversal", "tsne_embedding"]
 
 
@@ -151,6 +158,9 @@ class HGVAEFigures(pl.Callback):
         switch_classes: ``[c1, c2]`` of the switch traversal.
         inhibit_class: class of the inhibit traversal's starting sample.
         tsne_threads: threads of each t-SNE (more only where cores are idle during training).
+        time_budget: share of the training wall time all the run's figures may take (default 0.05;
+            null: every ``every_n_epochs`` epochs); see :mod:`event_lightning.callbacks.figure_budget`.
+            The training-set and validation figures are decided and timed apart.
     """
 
     def __init__(
@@ -163,6 +173,7 @@ class HGVAEFigures(pl.Callback):
         switch_classes: list[int] | None = None,
         inhibit_class: int = 1,
         tsne_threads: int = 1,
+        time_budget: float | None = DEFAULT_SHARE,
     ) -> None:
         super().__init__()
         if every_n_epochs < 1:
@@ -176,27 +187,26 @@ class HGVAEFigures(pl.Callback):
         self.switch_classes: tuple[int, int] = (switch_classes[0], switch_classes[1])
         self.inhibit_class = inhibit_class
         self.tsne_threads = tsne_threads
+        self.figure_budget = FigureTimeBudget(time_budget)
+        self._train_active = self._val_active = False
         self._collected: dict[str, list[torch.Tensor]] = {}
         self._collected_train: dict[str, list[torch.Tensor]] = {}
 
-    def _active(self, trainer: pl.Trainer) -> bool:
-        return (
-            trainer.is_global_zero
-            and not trainer.sanity_checking
-            and trainer.current_epoch % self.every_n_epochs == 0
-        )
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.figure_budget.start(budgeted_callbacks(trainer))
 
     def _full(self, collected: list[torch.Tensor]) -> bool:
         return sum(len(t) for t in collected) >= self.max_samples
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._collected_train = {"z": [], "target": []}
+        self._train_active = self.train_figures and draws_now(trainer, self.every_n_epochs, self.figure_budget)
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         """Keeps the training step's ``z`` and the targets, on the device."""
-        if not (self.train_figures and self._active(trainer) and isinstance(outputs, Mapping) and "z" in outputs):
+        if not (self._train_active and isinstance(outputs, Mapping) and "z" in outputs):
             return
         if self._full(self._collected_train["z"]):
             return
@@ -205,8 +215,12 @@ class HGVAEFigures(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         experiment = getattr(trainer.logger, "experiment", None)
-        if not (self._active(trainer) and self._collected_train.get("z") and hasattr(experiment, "add_figure")):
+        if not (self._train_active and self._collected_train.get("z") and hasattr(experiment, "add_figure")):
             return
+        with self.figure_budget.drawing():
+            self._draw_train_figures(experiment, trainer, pl_module)
+
+    def _draw_train_figures(self, experiment: Any, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         z = torch.cat(self._collected_train["z"])[: self.max_samples].float().cpu()
         target = torch.cat(self._collected_train["target"])[: self.max_samples].cpu()
         k, step = pl_module.num_guided, trainer.current_epoch
@@ -233,6 +247,7 @@ class HGVAEFigures(pl.Callback):
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._collected = {"z": [], "target": [], "x_star": [], "recon": []}
+        self._val_active = draws_now(trainer, self.every_n_epochs, self.figure_budget)
 
     def on_validation_batch_end(
         self,
@@ -244,7 +259,7 @@ class HGVAEFigures(pl.Callback):
         dataloader_idx: int = 0,
     ) -> None:
         """Keeps ``outputs`` (``z``, ``recon``, ``x_star`` of the step) and the targets, on the device."""
-        if not self._active(trainer) or self._full(self._collected["z"]):
+        if not self._val_active or self._full(self._collected["z"]):
             return
         self._collected["z"].append(outputs["z"].detach())
         self._collected["target"].append(batch["target"])
@@ -253,11 +268,15 @@ class HGVAEFigures(pl.Callback):
             self._collected["recon"].append(outputs["recon"].detach())
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self._active(trainer) or not self._collected.get("z"):
+        if not self._val_active or not self._collected.get("z"):
             return
         experiment = getattr(trainer.logger, "experiment", None)
         if not hasattr(experiment, "add_figure"):
             return
+        with self.figure_budget.drawing():
+            self._draw_validation_figures(experiment, trainer, pl_module)
+
+    def _draw_validation_figures(self, experiment: Any, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         z = torch.cat(self._collected["z"])[: self.max_samples].float().cpu()
         target = torch.cat(self._collected["target"])[: self.max_samples].cpu().numpy()
         k = pl_module.num_guided

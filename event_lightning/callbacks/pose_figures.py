@@ -22,6 +22,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from event_lightning.callbacks.figure_budget import DEFAULT_SHARE
 from event_lightning.callbacks.tensorboard_figures.periodic import _PeriodicFigureCallback
 from event_lightning.viz.pose import plot_pose_overlay
 
@@ -94,10 +95,18 @@ class PoseOverlayLogger(_PeriodicFigureCallback):
         every_n_epochs: log on validation epochs ``0, n, 2n, ...``.
         n_samples: samples drawn, one image each (``<tag>/sample_<i>``).
         tag: TensorBoard image tag prefix.
+        time_budget: share of the training wall time all the run's figures may take (default 0.05;
+            null: every candidate epoch); see :mod:`event_lightning.callbacks.figure_budget`.
     """
 
-    def __init__(self, every_n_epochs: int = 1, n_samples: int = 2, tag: str = "val/pose") -> None:
-        super().__init__(every_n_epochs, "PoseOverlayLogger")
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        n_samples: int = 2,
+        tag: str = "val/pose",
+        time_budget: float | None = DEFAULT_SHARE,
+    ) -> None:
+        super().__init__(every_n_epochs, "PoseOverlayLogger", time_budget)
         if n_samples < 1:
             raise ValueError(f"PoseOverlayLogger: n_samples must be >= 1, found {n_samples}")
         self.n_samples, self.tag = n_samples, tag

@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor
 
+from event_lightning.callbacks.figure_budget import DEFAULT_SHARE, FigureTimeBudget, budgeted_callbacks, draws_now
 from event_lightning.nn.tvae import TVAENet
 
 
@@ -75,12 +76,21 @@ class TVAEFigures(pl.Callback):
         every_n_epochs: log at validation ends of epochs divisible by this.
         n_sequences: validation sequences in the traversal / reconstruction figure.
         n_prior_samples: sequences (or images for S == 1) drawn from the prior.
+        time_budget: share of the training wall time all the run's figures may take (default 0.05;
+            null: every ``every_n_epochs`` epochs); see :mod:`event_lightning.callbacks.figure_budget`.
     Tags: ``figures/capsule_traversal`` (capsule models with S > 1), ``figures/prior_samples``.
     """
 
-    def __init__(self, every_n_epochs: int = 1, n_sequences: int = 4, n_prior_samples: int = 64) -> None:
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        n_sequences: int = 4,
+        n_prior_samples: int = 64,
+        time_budget: float | None = DEFAULT_SHARE,
+    ) -> None:
         super().__init__()
         self.every_n_epochs = every_n_epochs
+        self.figure_budget = FigureTimeBudget(time_budget)
         self.n_sequences = n_sequences
         self.n_prior_samples = n_prior_samples
         self._sequences: Tensor | None = None
@@ -99,19 +109,20 @@ class TVAEFigures(pl.Callback):
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         sequences, self._sequences = self._sequences, None
-        if (
-            trainer.sanity_checking
-            or trainer.current_epoch % self.every_n_epochs
-            or not trainer.is_global_zero
-        ):
+        if not draws_now(trainer, self.every_n_epochs, self.figure_budget):
             return
         experiment = getattr(trainer.logger, "experiment", None)
         if not hasattr(experiment, "add_image"):
             return
-        net: TVAENet = pl_module.net
+        with self.figure_budget.drawing():
+            self._draw(experiment, pl_module.net, trainer.global_step, sequences)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.figure_budget.start(budgeted_callbacks(trainer))
+
+    def _draw(self, experiment: Any, net: TVAENet, step: int, sequences: Tensor | None) -> None:
         was_training = net.training
         net.eval()
-        step = trainer.global_step
         # Eager even when the network is compiled: a figure once per epoch is not worth graphs of
         # its own (other batch sizes, posterior means), and it must not cost recompiles.
         with torch.compiler.set_stance("force_eager"):

@@ -46,13 +46,13 @@ from event_lightning.models.event2vec_pretrained import (
     load_pretrained_network,
     network_state,
 )
+from event_lightning.models.lr_schedules import LR_SCHEDULES, check_lr_schedule, with_lr_schedule
 from event_lightning.nn.event2vec import Event2VecConfig, Event2VecNet, MaskedEventNet
 
 __all__ = ["LR_SCHEDULES", "Event2VecClassifier"]
 
 log = logging.getLogger(__name__)
 
-LR_SCHEDULES = ("cosine", "none")
 _NO_DECAY_MODULES = (nn.LayerNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.Embedding)
 
 
@@ -113,8 +113,7 @@ class Event2VecClassifier(CompilableModule):
     ) -> None:
         super().__init__(compile=compile)
         self.save_hyperparameters()
-        if lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, found {lr_schedule!r}")
+        check_lr_schedule(lr_schedule)
         width, height, polarities = sensor_size if sensor_size is not None else (240, 180, 2)
         self.config = Event2VecConfig(
             polarities=polarities,
@@ -255,8 +254,4 @@ class Event2VecClassifier(CompilableModule):
     def configure_optimizers(self) -> Any:
         fused = all(p.device.type == "cuda" for p in self.parameters()) or None
         optimizer = torch.optim.AdamW(self.parameter_groups(), lr=self.hparams.lr, fused=fused)
-        if self.hparams.lr_schedule == "none":
-            return optimizer
-        epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        return with_lr_schedule(optimizer, self.hparams.lr_schedule, self)

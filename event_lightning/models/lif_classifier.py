@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch.nn import functional as F
 from torchmetrics.classification import MulticlassAccuracy
@@ -9,6 +11,7 @@ from torchmetrics.classification import MulticlassAccuracy
 from event_lightning.data.loading.frames_collate import time_mask
 from event_lightning.events.core import SensorSize
 from event_lightning.models.base import CompilableModule
+from event_lightning.models.lr_schedules import check_lr_schedule, with_lr_schedule
 from event_lightning.nn.lif import LIFClassifierNet, LIFParameters, LIParameters
 from event_lightning.nn.lif.layers import CUDAGRAPH_MODES
 
@@ -30,6 +33,8 @@ class LIFClassifier(CompilableModule):
         readout_tau_syn_inv, readout_tau_mem_inv: leaky-integrator readout constants (1/s).
         dt: integration step in seconds (one frame per step).
         lr: Adam learning rate.
+        lr_schedule: ``none`` (the tutorial's constant rate) or ``cosine`` (per epoch from ``lr`` to 0
+            over ``max_epochs``, as :class:`~event_lightning.models.event2vec.Event2VecClassifier`).
         compile: compile the recurrent layer's step cells (once each, whatever the sequence length).
         compile_mode: ``torch.compile`` mode; the CUDA-graph modes (``reduce-overhead``,
             ``max-autotune``) do not fit cells run once per time step and are refused.
@@ -51,6 +56,7 @@ class LIFClassifier(CompilableModule):
         readout_tau_mem_inv: float = 100.0,
         dt: float = 1e-3,
         lr: float = 2e-3,
+        lr_schedule: str = "none",
         mask_padding: bool = True,
         compile: bool = False,
         compile_mode: str = "default",
@@ -63,6 +69,7 @@ class LIFClassifier(CompilableModule):
             )
         if num_classes < 2:
             raise ValueError(f"model.num_classes must be >= 2, found {num_classes}")
+        check_lr_schedule(lr_schedule)
         for name, value in (("hidden_features", hidden_features), ("dt", dt), ("lr", lr)):
             if value <= 0:
                 raise ValueError(f"model.{name} must be > 0, found {value}")
@@ -128,5 +135,6 @@ class LIFClassifier(CompilableModule):
         probabilities = self(frames, lengths).exp()
         return {"probabilities": probabilities, "prediction": probabilities.argmax(-1), "label": labels}
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+    def configure_optimizers(self) -> Any:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        return with_lr_schedule(optimizer, self.hparams.lr_schedule, self)

@@ -76,6 +76,7 @@ def test_logger_draws_the_first_validation_batch_at_the_epoch_end(tmp_path):
     callback = Event2VecAttentionLogger(n_samples=2)
     callback.setup(trainer, model, "fit")
     model.train()
+    callback.on_validation_epoch_start(trainer, model)
     callback.on_validation_batch_end(trainer, model, None, _batch(), 0)
     callback.on_validation_epoch_end(trainer, model)
     assert model.net.training  # the figure's eval mode is undone

@@ -69,7 +69,7 @@ def test_figures_config_logs_input_and_spike_images_through_the_cli(tmp_path):
     expected = {"val/input", "val/spikes/net.lif/sample_0", "val/spikes/net.lif/sample_1", "val/confusion_matrix"}
     assert expected <= set(images)
     for tag in expected:
-        assert len(images[tag]) == 1  # every_n_epochs 5: epoch 0 of the two, no sanity-check image
+        assert len(images[tag]) == 2  # every_n_epochs 5: epoch 0 (the first) and 1 (the last), no sanity check
         for image in images[tag]:
             _assert_not_blank(image)
     on, off = _red_and_blue_pixels(images["val/input"][0])
@@ -189,9 +189,11 @@ def test_only_global_rank_zero_registers_the_hook(tmp_path, monkeypatch):
     trainer = _trainer(tmp_path, TensorBoardLogger(tmp_path), [callback])
     callback.setup(trainer, module, "fit")
     monkeypatch.setattr(type(trainer), "is_global_zero", property(lambda self: False))
+    callback.on_validation_epoch_start(trainer, module)  # decides whether this epoch draws
     callback.on_validation_batch_start(trainer, module, None, 0)
     assert callback._handle is None
     monkeypatch.setattr(type(trainer), "is_global_zero", property(lambda self: True))
+    callback.on_validation_epoch_start(trainer, module)
     callback.on_validation_batch_start(trainer, module, None, 0)
     assert callback._handle is not None
     callback.teardown(trainer, module, "fit")
@@ -294,6 +296,7 @@ def test_hgvae_encoder_layer_hook_called_directly(tmp_path):
     trainer = _trainer(tmp_path, logger, [callback])
     callback.setup(trainer, model, "validate")
     frames = torch.poisson(torch.full((6, 2, 2, 32, 32), 2.0), generator=torch.Generator().manual_seed(1))
+    callback.on_validation_epoch_start(trainer, model)
     callback.on_validation_batch_start(trainer, model, {"frames": frames}, 0)
     with torch.no_grad():
         model.net(frames)
@@ -308,6 +311,7 @@ def test_hgvae_encoder_layer_hook_called_directly(tmp_path):
     # the dense last layer never runs its forward (only its membrane traces): nothing to draw, said so
     last = SpikeRasterLogger("net.encoder.layers.2")
     last.setup(trainer, model, "validate")
+    last.on_validation_epoch_start(trainer, model)
     last.on_validation_batch_start(trainer, model, {"frames": frames}, 0)
     with torch.no_grad():
         model.net(frames)

@@ -1,4 +1,6 @@
-"""The LIF classifier LightningModule: decoding, padding mask, compile."""
+"""The LIF classifier LightningModule: decoding, padding mask, learning-rate schedule, compile."""
+
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -33,6 +35,25 @@ def test_bad_hyperparameters_name_the_key():
         LIFClassifier([5, 6, 2], 1)
     with pytest.raises(ValueError, match="model.hidden_features must be > 0"):
         LIFClassifier([5, 6, 2], 3, hidden_features=0)
+    with pytest.raises(ValueError, match="model.lr_schedule must be one of"):
+        LIFClassifier([5, 6, 2], 3, lr_schedule="step")
+
+
+def test_cosine_schedule_decays_the_rate_to_zero_over_max_epochs():
+    model = LIFClassifier([5, 6, 2], 3, hidden_features=4, lr=0.01, lr_schedule="cosine")
+    model.trainer = SimpleNamespace(max_epochs=4)  # what configure_optimizers reads of the trainer
+    configured = model.configure_optimizers()
+    optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+    assert configured["lr_scheduler"]["interval"] == "epoch"
+    rates = []
+    for _ in range(4):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == 0.01 and rates == sorted(rates, reverse=True)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    constant = LIFClassifier([5, 6, 2], 3, hidden_features=4)
+    assert isinstance(constant.configure_optimizers(), torch.optim.Adam)  # the tutorial's default, no trainer needed
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from event_lightning.callbacks.figure_budget import DEFAULT_SHARE
 from event_lightning.callbacks.tensorboard_figures.classes import ForwardOutput, batch_labels, class_predictions
 from event_lightning.callbacks.tensorboard_figures.periodic import _PeriodicFigureCallback
 from event_lightning.viz.confusion import plot_confusion_matrix
@@ -37,16 +38,24 @@ class ConfusionMatrixLogger(_PeriodicFigureCallback):
     Args:
         every_n_epochs: log on validation epochs ``0, n, 2n, ...``.
         tag: TensorBoard image tag.
+        time_budget: share of the training wall time all the run's figures may take (default 0.05;
+            null: every candidate epoch); see :mod:`event_lightning.callbacks.figure_budget`.
     """
 
-    def __init__(self, every_n_epochs: int = 1, tag: str = "val/confusion_matrix") -> None:
-        super().__init__(every_n_epochs, "ConfusionMatrixLogger")
+    def __init__(
+        self,
+        every_n_epochs: int = 1,
+        tag: str = "val/confusion_matrix",
+        time_budget: float | None = DEFAULT_SHARE,
+    ) -> None:
+        super().__init__(every_n_epochs, "ConfusionMatrixLogger", time_budget)
         self.tag = tag
         self._scores = ForwardOutput()
         self._counts: torch.Tensor | None = None
         self._warned_no_scores = False
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_epoch_start(trainer, pl_module)
         self._counts = None
         if self._writer(trainer) is not None:
             self._scores.start(pl_module)

@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 from matplotlib.figure import Figure
 
+from event_lightning.callbacks.figure_budget import DEFAULT_SHARE
 from event_lightning.callbacks.tensorboard_figures.classes import (
     ForwardOutput,
     batch_labels,
@@ -222,6 +223,8 @@ class InputFigureLogger(_PeriodicFigureCallback):
         max_panels: panels per sample (time steps are summed into this many).
         sensor_size: ``[W, H, P]`` for event-token batches; default the DataModule's ``sensor_size``.
         tag: TensorBoard image tag.
+        time_budget: share of the training wall time all the run's figures may take (default 0.05;
+            null: every candidate epoch); see :mod:`event_lightning.callbacks.figure_budget`.
     """
 
     def __init__(
@@ -233,8 +236,9 @@ class InputFigureLogger(_PeriodicFigureCallback):
         max_panels: int = 8,
         sensor_size: list[int] | None = None,
         tag: str = "val/input",
+        time_budget: float | None = DEFAULT_SHARE,
     ) -> None:
-        super().__init__(every_n_epochs, "InputFigureLogger")
+        super().__init__(every_n_epochs, "InputFigureLogger", time_budget)
         if layout is not None and layout not in LAYOUTS:
             raise ValueError(f"InputFigureLogger: init arg layout must be one of {list(LAYOUTS)}, found {layout!r}")
         if n_samples < 1 or max_panels < 1:

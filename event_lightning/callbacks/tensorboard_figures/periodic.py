@@ -1,4 +1,4 @@
-"""What every periodic TensorBoard figure callback shares: when to log, where, and the image write."""
+"""What every periodic TensorBoard figure callback shares: when to log (period, time budget), where, the write."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from event_lightning.callbacks.energy import not_measured
+from event_lightning.callbacks.figure_budget import DEFAULT_SHARE, FigureTimeBudget, budgeted_callbacks, draws_now
 from event_lightning.viz.spikes import figure_to_image
 
 
@@ -23,7 +24,14 @@ def _experiment(trainer: pl.Trainer) -> Any | None:
 
 
 class _PeriodicFigureCallback(pl.Callback, ABC):
-    """Shared rules: every ``every_n_epochs`` validation epochs, rank 0 only, warn once without TensorBoard.
+    """Shared rules: every ``every_n_epochs`` validation epochs within a time budget, rank 0 only, warn once
+    without TensorBoard.
+
+    During ``fit`` a validation epoch whose number is a multiple of ``every_n_epochs`` (or the fit's
+    last) draws only when the :class:`~event_lightning.callbacks.figure_budget.FigureTimeBudget`
+    allows it: always the first time and on the last epoch, otherwise while the drawings keep
+    under ``time_budget`` of the training wall time (shared by the run's figure callbacks). The
+    decision is taken once per validation epoch, at its start, so that every hook of the epoch agrees.
 
     Subclasses draw in :meth:`_log_first_batch`, given the first batch of the first validation
     loader of a logging epoch. It is called at the end of that validation epoch, not in the batch's
@@ -33,20 +41,26 @@ class _PeriodicFigureCallback(pl.Callback, ABC):
     operations only) goes in :meth:`_after_step`.
     """
 
-    def __init__(self, every_n_epochs: int, name: str) -> None:
+    def __init__(self, every_n_epochs: int, name: str, time_budget: float | None = DEFAULT_SHARE) -> None:
         super().__init__()
         if every_n_epochs < 1:
             raise ValueError(f"{name}.every_n_epochs must be >= 1, found {every_n_epochs}")
         self.every_n_epochs = every_n_epochs
+        self.figure_budget = FigureTimeBudget(time_budget)
         self._name = name
         self._warned = False
+        self._draws_this_epoch = False
         self._pending: tuple[Any, Any] | None = None  # (writer, batch) to draw at the end of the epoch
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.figure_budget.start(budgeted_callbacks(trainer))
+
+    def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._draws_this_epoch = draws_now(trainer, self.every_n_epochs, self.figure_budget)
 
     def _writer(self, trainer: pl.Trainer) -> Any | None:
         """The SummaryWriter when this validation epoch should log, otherwise None."""
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return None
-        if trainer.current_epoch % self.every_n_epochs != 0:
+        if not self._draws_this_epoch:
             return None
         writer = _experiment(trainer)
         if writer is None and not self._warned:
@@ -84,7 +98,8 @@ class _PeriodicFigureCallback(pl.Callback, ABC):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._pending is not None:
             (writer, batch), self._pending = self._pending, None
-            with not_measured():  # a figure's model pass is no sample of the stage's energy figures
+            # a figure's model pass is no sample of the stage's energy figures
+            with not_measured(), self.figure_budget.drawing():
                 self._log_first_batch(writer, trainer, pl_module, batch)
 
     @abstractmethod

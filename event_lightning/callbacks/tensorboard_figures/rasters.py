@@ -12,6 +12,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from event_lightning.callbacks.figure_budget import DEFAULT_SHARE
 from event_lightning.callbacks.tensorboard_figures.periodic import _PeriodicFigureCallback
 from event_lightning.viz.spikes import plot_spike_raster
 
@@ -133,6 +134,8 @@ class SpikeRasterLogger(_PeriodicFigureCallback):
         n_samples, max_neurons, neurons, time_first: see :class:`RasterSelection`.
         dt_ms: step length for a time axis in ms (steps otherwise).
         tag: TensorBoard tag prefix; images go to ``{tag}/sample_{b}`` (default ``val/spikes/{module}``).
+        time_budget: share of the training wall time all the run's figures may take (default 0.05;
+            null: every candidate epoch); see :mod:`event_lightning.callbacks.figure_budget`.
     """
 
     def __init__(
@@ -146,8 +149,9 @@ class SpikeRasterLogger(_PeriodicFigureCallback):
         time_first: bool = True,
         dt_ms: float | None = None,
         tag: str | None = None,
+        time_budget: float | None = DEFAULT_SHARE,
     ) -> None:
-        super().__init__(every_n_epochs, "SpikeRasterLogger")
+        super().__init__(every_n_epochs, "SpikeRasterLogger", time_budget)
         self.module, self.output_index, self.dt_ms = module, output_index, dt_ms
         self.selection = RasterSelection(n_samples, max_neurons, neurons, time_first)
         self.tag = tag or f"val/spikes/{module}"
