@@ -3,7 +3,7 @@
 The measurements behind docs/contributing.md, "Why we hand-write X / why we use library Y": each
 group runs the hand-written code of this project and the library that could replace it on the
 same input and prints what decides the choice (speed, peak memory, outcome on hostile inputs,
-what each supports, lines of code). Peak memory is measured in a fresh subprocess
+what each supports). Peak memory is measured in a fresh subprocess
 (Linux ``VmHWM`` growth once the imports are done), so native allocations (Rust, C) count.
 """
 
@@ -29,6 +29,12 @@ GRAPHS = (
     "DECOLLE encoder (LI, Threshold, Delay)",
     "pose SNN (LI, Threshold, Scale reset loops)",
 )
+_PEAK_RSS = (
+    "def kib(field):\n"
+    "    return int(next(x for x in open('/proc/self/status') if x.startswith(field)).split()[1])\n"
+    "open('/proc/self/clear_refs', 'w').write('5')  # the peak (VmHWM) restarts from the current RSS\n"
+)
+"""Code for a subprocess: ``kib('VmHWM') - kib('VmRSS')`` measured after it is the peak growth (KiB)."""
 LZ4_BOMB_BYTES = 512 << 20
 """What the hostile AEDAT4 packet inflates to (a 2 MiB LZ4 frame)."""
 
@@ -116,12 +122,9 @@ def _peak_read(reader: str, path: Path) -> dict[str, Any]:
         "import json\n"
         "from bench.library_choices import _READERS\n"
         "import aedat, lz4.frame, event_lightning.events.formats.aedat4\n"
-        "def kib(field):\n"
-        "    line = next(x for x in open('/proc/self/status') if x.startswith(field))\n"
-        "    return int(line.split()[1])\n"
-        "open('/proc/self/clear_refs', 'w').write('5')  # the peak (VmHWM) restarts from the current RSS\n"
-        "before = kib('VmRSS')\n"
-        f"read, path = _READERS[{reader!r}], {str(path)!r}\n"
+        + _PEAK_RSS
+        + "before = kib('VmRSS')\n"
+        + f"read, path = _READERS[{reader!r}], {str(path)!r}\n"
         "try:\n"
         "    outcome = f'{len(read(path))} events'\n"
         "except Exception as error:\n"
@@ -365,10 +368,8 @@ def _checkpoint_write(writer: str, path: Path, megabytes: int) -> dict[str, Any]
         "from event_lightning.callbacks.checkpoint import AtomicCheckpointIO\n"
         f"state = {{'state_dict': {{'w': torch.ones({megabytes} << 18)}}}}\n"
         f"write = {_CHECKPOINT_WRITERS[writer]}().save_checkpoint\n"
-        "def kib(field):\n"
-        "    return int(next(x for x in open('/proc/self/status') if x.startswith(field)).split()[1])\n"
-        "open('/proc/self/clear_refs', 'w').write('5')\n"
-        "before, start = kib('VmRSS'), time.perf_counter()\n"
+        + _PEAK_RSS
+        + "before, start = kib('VmRSS'), time.perf_counter()\n"
         f"write(state, {str(path)!r})\n"
         "print(json.dumps({'s': time.perf_counter() - start, 'peak_mib': (kib('VmHWM') - before) / 1024}))\n"
     )
