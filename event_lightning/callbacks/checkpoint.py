@@ -2,7 +2,8 @@
 
 * Every checkpoint is written to a hidden ``.<name>.partial`` file in the same folder, flushed to
   disk and moved into place with ``os.replace`` (atomic on POSIX and Windows), so a kill or a full
-  disk during a write leaves the previous checkpoint intact.
+  disk during a write leaves the previous checkpoint intact: :class:`AtomicCheckpointIO`, a
+  Lightning CheckpointIO plugin that the callback installs (docs/contributing.md says why).
 * ``last.ckpt`` follows every epoch and, with ``every_n_train_steps``, every N steps. It is always
   the run's newest state: overwritten in place, never versioned to ``last-v1.ckpt``.
 * The callback's state (best scores, top-k files, the path of ``last.ckpt``) is stored under one
@@ -25,11 +26,12 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
-from weakref import proxy
 
 import pytorch_lightning as pl
+import torch
 from lightning_fabric.utilities.cloud_io import _is_local_file_protocol
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 from pytorch_lightning.trainer.states import TrainerFn
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
@@ -51,9 +53,30 @@ def partial_path(filepath: str | Path) -> Path:
     return path.with_name(f".{path.name}{PARTIAL_SUFFIX}")
 
 
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's TorchCheckpointIO, writing each local checkpoint atomically.
+
+    ``torch.save`` streams into :func:`partial_path` (same folder, so the rename never crosses
+    file systems), the file is fsynced and moved into place with ``os.replace``; a failure leaves
+    the previous file untouched and removes the partial one. Remote paths keep Lightning's fsspec
+    transaction. :class:`RunCheckpoint` installs it when the Trainer has the default CheckpointIO.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None or not _is_local_file_protocol(path):
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = partial_path(path)
+        try:
+            with open(partial, "wb") as handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
 
 
 class RunCheckpoint(ModelCheckpoint):
@@ -107,6 +130,14 @@ class RunCheckpoint(ModelCheckpoint):
             enable_version_counter=enable_version_counter,
         )
         self.save_on_interrupt = save_on_interrupt
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        # Lightning's default writer stages the file in the system temp folder (moved, i.e. copied
+        # when that is another file system, without fsync) after serialising it into memory; a
+        # CheckpointIO of the user's own choosing is left alone.
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
 
     @property
     def state_key(self) -> str:
@@ -248,26 +279,6 @@ class RunCheckpoint(ModelCheckpoint):
             super()._save_last_checkpoint(trainer, monitor_candidates)
         finally:
             self._enable_version_counter = counter
-
-    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        if not _is_local_file_protocol(filepath):  # object stores: fsspec's transaction
-            super()._save_checkpoint(trainer, filepath)
-            return
-        partial = partial_path(filepath)
-        try:
-            # every rank takes part (some strategies gather state); only global rank 0 writes
-            trainer.save_checkpoint(partial, self.save_weights_only)
-            if trainer.is_global_zero:
-                _fsync(partial)
-                os.replace(partial, filepath)
-        finally:
-            if trainer.is_global_zero and partial.exists():
-                partial.unlink()
-        self._last_global_step_saved = trainer.global_step
-        self._last_checkpoint_saved = filepath
-        if trainer.is_global_zero:
-            for logger in trainer.loggers:
-                logger.after_save_checkpoint(proxy(self))
 
 
 def _reanchored(state: Mapping[str, Any], old_dir: str, new_dir: str) -> dict[str, Any]:
