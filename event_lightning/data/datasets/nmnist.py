@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -331,6 +331,10 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
         val_fraction: share of each digit of the training recordings held out for validation
             (default 0.1: 100 of the stand-in's 1000, 6000 of real N-MNIST's 60000); the test
             split is only read by ``test`` and ``predict``. 0 validates on the test split.
+        train_transform, eval_transform: event transforms (``class_path`` entries: this package's
+            :mod:`event_lightning.events.augment`, tonic's ``tonic.transforms``, any callable on
+            events) run on every recording before framing, for training and for evaluation; see
+            :mod:`event_lightning.data.loading.sample_transforms`.
     """
 
     def __init__(
@@ -353,6 +357,8 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
         cache: bool = False,
         cache_dir: str | None = None,
         val_fraction: float = 0.1,
+    train_transform: list[Callable] | None = None,
+        eval_transform: list[Callable] | None = None,
     ) -> None:
         super().__init__(
             NMNIST_SENSOR_SIZE,
@@ -370,6 +376,8 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
             cache=cache,
             cache_dir=cache_dir,
             val_fraction=val_fraction,
+            train_transform=train_transform,
+            eval_transform=eval_transform,
         )
         self.synthetic_config = SyntheticDigitsConfig(n_train=n_train, n_test=n_test, seed=seed)
         self.root, self.synthetic = Path(root), synthetic
