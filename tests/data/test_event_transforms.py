@@ -9,7 +9,8 @@ import tonic.transforms as tt
 import torch
 
 from event_lightning.cli import main
-from event_lightning.data.datasets.nmnist import NMNISTFramesDataModule
+from event_lightning.data.datasets.dvsgesture import DVSGestureDataModule
+from event_lightning.data.datasets.nmnist import NMNISTDataModule, NMNISTFramesDataModule
 from event_lightning.data.datasets.pokerdvs import PokerDVSDataModule
 from event_lightning.events import EventFormatError, augment
 
@@ -27,35 +28,24 @@ def _train_sample(dm: NMNISTFramesDataModule, epoch: int, position: int = 0) -> 
     return loader.dataset.dataset[index][0]
 
 
+@pytest.mark.slow
 def test_config_trains_with_tonic_denoise_and_our_spatial_jitter(tmp_path, quick, tiny_digits) -> None:
-    cli = main(
-        [
-            "fit",
-            "--config",
-            str(quick.repo / AUGMENTED),
-            "--data.root",
-            str(tiny_digits),
-            "--data.n_train",
-            "40",
-            "--data.n_test",
-            "20",
-            "--data.batch_size",
-            "10",
-            "--trainer.max_epochs",
-            "1",
-            "--trainer.logger.init_args.save_dir",
-            str(tmp_path / "runs"),
-            "--trainer.enable_progress_bar",
-            "false",
-            "--trainer.enable_model_summary",
-            "false",
-        ]
-    )
+    args = [
+        "--config",
+        str(quick.repo / AUGMENTED),
+        *("--data.root", str(tiny_digits), "--data.n_train", "40", "--data.n_test", "20", "--data.batch_size", "10"),
+        *("--trainer.logger.init_args.save_dir", str(tmp_path / "runs")),
+        *("--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false"),
+    ]
+    cli = main(["fit", *args, "--trainer.max_epochs", "1"])
     assert cli.trainer.current_epoch == 1 and cli.trainer.global_step == quick.steps_per_epoch
-    train = cli.datamodule._transforms[True].pipeline.transforms
+    # the checkpoint loads (transforms stay out of its hyperparameters) and the run resumes
+    resumed = main(["fit", *args, "--trainer.max_epochs", "2", "--resume", "last"])
+    assert resumed.trainer.current_epoch == 2 and resumed.trainer.global_step == 2 * quick.steps_per_epoch
+    train = cli.datamodule.transforms.train.pipeline.transforms
     assert [type(t) for t in train] == [tt.Denoise, augment.SpatialJitter]
     assert train[0].filter_time == 10000
-    assert [type(t) for t in cli.datamodule._transforms[False].pipeline.transforms] == [tt.Denoise]
+    assert [type(t) for t in cli.datamodule.transforms.evaluation.pipeline.transforms] == [tt.Denoise]
 
 
 def test_training_samples_depend_on_seed_epoch_and_sample_only(tmp_path, monkeypatch) -> None:
@@ -114,5 +104,31 @@ def test_pokerdvs_takes_tonic_transforms_on_its_tonic_samples(tmp_path) -> None:
     plain = PokerDVSDataModule(**kwargs)
     for module in (dm, plain):
         module.setup("fit")
-    flipped = dm._with_transform(dm.split(True), "train")[0][0]
+    flipped = dm.transforms.staged(dm.split(True), "train")[0][0]
     assert torch.equal(flipped.flip(1), plain.split(True)[0][0])  # polarity channels swapped
+
+
+def _hgvae_datamodule(kind: str, root, **kwargs):
+    if kind == "nmnist":
+        config = {"n_train": 6, "n_test": 4}
+        return NMNISTDataModule(root=str(root), synthetic=True, synthetic_config=config, n_time_steps=40, **kwargs)
+    config = {"n_classes": 2, "train_users": [1], "test_users": [24], "lightings": ["led"], "duration_us": 200_000}
+    return DVSGestureDataModule(
+        root=str(root), synthetic=True, synthetic_config=config, dt_us=2_000, n_time_steps=20,
+        train_random_window=False, test_random_window=False, **kwargs,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["nmnist", "dvsgesture"])
+def test_hgvae_datamodules_run_the_stage_transforms_on_the_window_events(kind: str, tmp_path) -> None:
+    flip = [tt.RandomFlipPolarity(p=1.0)]  # tonic's, certain: ON and OFF channels swap
+    plain = _hgvae_datamodule(kind, tmp_path, batch_size=2, num_workers=0)
+    flipped = _hgvae_datamodule(kind, tmp_path, batch_size=2, num_workers=0, train_transform=flip, eval_transform=flip)
+    for module in (plain, flipped):
+        module.prepare_data()
+        module.setup("fit")
+    train, reference = flipped.transforms.staged(flipped.split(True), "train"), plain.split(True)
+    assert torch.equal(torch.as_tensor(train[0]["frames"]).flip(1), torch.as_tensor(reference[0]["frames"]))
+    ours, theirs = next(iter(flipped.test_dataloader())), next(iter(plain.test_dataloader()))
+    assert torch.equal(ours["frames"].flip(2), theirs["frames"])
+    assert flipped.hparams.get("train_transform") is None  # objects stay out of the checkpoint's hyperparameters

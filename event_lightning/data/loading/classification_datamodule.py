@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 from abc import ABC, abstractmethod
@@ -29,7 +28,7 @@ from event_lightning.data.loading.frames_collate import pad_time_collate
 from event_lightning.data.loading.frames_dataset import FRAMES_CODE_VERSION, EventFramesDataset
 from event_lightning.data.loading.loaders import LoaderSettings, build_loader
 from event_lightning.data.loading.predict_samples import PredictSamples
-from event_lightning.data.loading.sample_transforms import EpochCounter, EpochCountingSampler, sample_transform
+from event_lightning.data.loading.sample_transforms import EpochCounter, EpochCountingSampler, StageTransforms
 from event_lightning.data.loading.splits import class_mixed_order, stratified_holdout
 from event_lightning.events.core import SensorSize
 from event_lightning.events.represent.slicing import FrameSlicing
@@ -143,11 +142,7 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
             raise ValueError(f"data: {error}") from None
         self.cache, self.cache_dir = cache, cache_dir
         self._splits: dict[bool, Dataset] = {}
-        self._epoch = EpochCounter()
-        self._transforms = {
-            True: sample_transform(train_transform, sensor_size, "data.train_transform", self._epoch),
-            False: sample_transform(eval_transform, sensor_size, "data.eval_transform"),
-        }
+        self.transforms = StageTransforms(train_transform, eval_transform, sensor_size)
 
     @abstractmethod
     def build_split(self, train: bool) -> Dataset:
@@ -225,21 +220,9 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
             if first is not None:
                 check_slicing_fits(first[0], self.frame_spec, first[1])
 
-    def _with_transform(self, split: Dataset, stage: str) -> Dataset:
-        """``split`` as ``stage`` serves it: a copy that runs the stage's transforms (and frames every
-        epoch) when it has any, else ``split`` itself."""
-        transform = self._transforms[stage == "train"]
-        if transform is None or not isinstance(split, EventFramesDataset):
-            return split
-        if split.cache is not None:
-            log.info("data.cache: the %s stage frames every epoch; its transforms run before framing", stage)
-        staged = copy.copy(split)
-        staged.transform, staged.cache = transform, None
-        return staged
-
     def _loader(self, stage: str) -> DataLoader:
         train, indices = self.stage_indices(stage)
-        split = self._with_transform(self.split(train), stage)
+        split = self.transforms.staged(self.split(train), stage)
         if len(indices) != len(split) or (indices != np.arange(len(split))).any():
             split = Subset(split, indices.tolist())
         files = self.sample_files(train)
@@ -257,7 +240,7 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
             self.loader_settings,
             self.trainer,
             # On the split itself: the order depends only on (seed, epoch, len), as without the guard.
-            sampler=EpochSeededRandomSampler(split, epoch_counter=self._epoch) if shuffle else None,
+            sampler=EpochSeededRandomSampler(split, epoch_counter=self.transforms.epoch) if shuffle else None,
             collate_fn=collate,
         )
 

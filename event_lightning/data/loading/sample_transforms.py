@@ -18,18 +18,25 @@ generator, so they are as repeatable as this package's.
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
 from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
 from torch.utils.data import RandomSampler
 
+from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.events.augment import Compose
 from event_lightning.events.core import SensorSize, validate
 
-__all__ = ["EpochCounter", "EpochCountingSampler", "SampleTransform", "run_seed", "sample_transform"]
+__all__ = ["EpochCounter", "EpochCountingSampler", "SampleTransform", "StageTransforms", "run_seed", "sample_transform"]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def run_seed() -> int:
@@ -103,3 +110,37 @@ def sample_transform(
     if not transforms:
         return None
     return SampleTransform(Compose(transforms), sensor_size, setting, epoch)
+
+
+class StageTransforms:
+    """A DataModule's ``train_transform`` and ``eval_transform``, and the epoch counter its training
+    sampler writes: which transform a stage runs, and the dataset that runs it.
+
+    A dataset takes a transform through its ``transform`` attribute (called as
+    :class:`SampleTransform` on a sample's events before they become frames); one with a frame
+    cache (a :class:`FrameCache` ``cache`` attribute) frames every access while it has a transform,
+    since cached frames would freeze it. Event caches stay: the transforms run after them.
+    """
+
+    def __init__(
+        self, train: Sequence[Callable] | None, evaluation: Sequence[Callable] | None, sensor_size: SensorSize
+    ) -> None:
+        self.epoch = EpochCounter()
+        self.train = sample_transform(train, sensor_size, "data.train_transform", self.epoch)
+        self.evaluation = sample_transform(evaluation, sensor_size, "data.eval_transform")
+
+    def for_stage(self, stage: str) -> SampleTransform | None:
+        """``train``'s transform for ``"train"``, the evaluation one for ``val``, ``test``, ``predict``."""
+        return self.train if stage == "train" else self.evaluation
+
+    def staged(self, dataset: T, stage: str) -> T:
+        """``dataset`` as ``stage`` serves it: a shallow copy running the stage's transform, or itself."""
+        transform = self.for_stage(stage)
+        if transform is None:
+            return dataset
+        staged = copy.copy(dataset)
+        staged.transform = transform
+        if isinstance(getattr(dataset, "cache", None), FrameCache):
+            log.info("data.cache: the %s stage frames every access; its transforms run before framing", stage)
+            staged.cache = None
+        return staged
