@@ -9,9 +9,12 @@ import tonic.transforms as tt
 import torch
 
 from event_lightning.cli import main
+from event_lightning.data.datasets.asl_dvs import ASLDVSDataModule
+from event_lightning.data.datasets.dhp19 import SyntheticDHP19DataModule
 from event_lightning.data.datasets.dvsgesture import DVSGestureDataModule
 from event_lightning.data.datasets.nmnist import NMNISTDataModule, NMNISTFramesDataModule
 from event_lightning.data.datasets.pokerdvs import PokerDVSDataModule
+from event_lightning.data.standins.asl_dvs import SyntheticASLConfig
 from event_lightning.events import EventFormatError, augment
 
 AUGMENTED = "config/quickstart_augmented.yaml"
@@ -132,3 +135,34 @@ def test_hgvae_datamodules_run_the_stage_transforms_on_the_window_events(kind: s
     ours, theirs = next(iter(flipped.test_dataloader())), next(iter(plain.test_dataloader()))
     assert torch.equal(ours["frames"].flip(2), theirs["frames"])
     assert flipped.hparams.get("train_transform") is None  # objects stay out of the checkpoint's hyperparameters
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_asl_dvs_runs_the_stage_transforms_on_the_sampled_events(packed: bool, tmp_path) -> None:
+    config = SyntheticASLConfig(num_classes=2, samples_per_class=5, events_per_sample=400, short_fraction=0.0)
+    kwargs = {"synthetic": config, "packed": packed, "batch_size": 4, "num_workers": 0, "seed": 0}
+
+    def first_batches(**transforms):
+        dm = ASLDVSDataModule(root=str(tmp_path), **kwargs, **transforms)
+        dm.setup("fit")
+        torch.manual_seed(0)  # the training order
+        return next(iter(dm.train_dataloader())), next(iter(dm.val_dataloader()))
+
+    plain_train, plain_val = first_batches()
+    flip = [tt.RandomFlipPolarity(p=1.0)]
+    train, val = first_batches(train_transform=flip, eval_transform=flip)
+    for ours, theirs in ((train, plain_train), (val, plain_val)):
+        valid = theirs.valid_mask
+        assert torch.equal(ours.valid_mask, valid) and torch.equal(ours.x, theirs.x) and torch.equal(ours.t, theirs.t)
+        assert torch.equal(ours.p[valid], 1 - theirs.p[valid])
+
+
+def test_dhp19_runs_the_stage_transforms_on_each_window_events(tmp_path) -> None:
+    kwargs = {"root": str(tmp_path), "subjects": [1, 13], "duration_ms": 400, "camera_views": [3], "downsample": 8}
+    kwargs |= {"cnn_event_count": 500, "train_subjects": [1], "test_subjects": [13], "batch_size": 2, "num_workers": 0}
+    dm = SyntheticDHP19DataModule(train_transform=[augment.DropEvent(p=1.0)], **kwargs)
+    dm.setup("fit")
+    train = dm.on_after_batch_transfer(next(iter(dm.train_dataloader())), 0)
+    val = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
+    assert train["cnn_input"].abs().sum() == 0 < val["cnn_input"].abs().sum()  # every event dropped in training
+    assert "train_transform" not in dm.hparams and "eval_transform" not in dm.hparams
