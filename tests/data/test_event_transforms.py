@@ -166,3 +166,26 @@ def test_dhp19_runs_the_stage_transforms_on_each_window_events(tmp_path) -> None
     val = dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)
     assert train["cnn_input"].abs().sum() == 0 < val["cnn_input"].abs().sum()  # every event dropped in training
     assert "train_transform" not in dm.hparams and "eval_transform" not in dm.hparams
+
+
+def test_worker_processes_transform_as_the_main_process_every_epoch(tmp_path, monkeypatch) -> None:
+    """The epoch reaches persistent DataLoader workers (shared memory): their samples equal the
+    main process's, epoch after epoch."""
+    monkeypatch.setenv("PL_GLOBAL_SEED", "42")
+
+    def batches(workers: int) -> list[list[torch.Tensor]]:
+        dm = NMNISTFramesDataModule(
+            root=str(tmp_path), n_train=12, n_test=4, batch_size=4, num_workers=workers, val_fraction=0.0,
+            train_transform=[augment.SpatialJitter(var_x=2, var_y=2)],
+        )  # fmt: skip
+        dm.setup("fit")
+        loader = dm.train_dataloader()
+        epochs = []
+        for epoch in (0, 1):
+            loader.sampler.set_epoch(epoch)
+            epochs.append([frames for frames, _, _ in loader])
+        return epochs
+
+    in_process, in_workers = batches(0), batches(2)
+    for main_epoch, worker_epoch in zip(in_process, in_workers, strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(main_epoch, worker_epoch, strict=True))
