@@ -317,18 +317,9 @@ class DVSGestureDataModule(pl.LightningDataModule):
         split = self.transforms.staged(self.split(train), stage)
         files = [str(r.path) for r in split.records]
         labels = [r.label for r in split.records]
-        guard = {"on_bad_sample": self.hparams.on_bad_sample, "bad_samples": self.bad_samples, "stage": stage}
-        return window_loader(
-            split,
-            self.loader_settings,
-            self.trainer,
-            train=train,
-            shuffle=shuffle,
-            files=files,
-            labels=labels,
-            epoch_counter=self.transforms.epoch,
-            **guard,
-        )
+        options = {"on_bad_sample": self.hparams.on_bad_sample, "bad_samples": self.bad_samples, "stage": stage}
+        options |= {"epoch_counter": self.transforms.epoch, "shuffle": shuffle, "files": files, "labels": labels}
+        return window_loader(split, self.loader_settings, self.trainer, train=train, **options)
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         return frames_to_float(batch)

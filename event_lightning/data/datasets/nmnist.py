@@ -257,17 +257,10 @@ class NMNISTDataModule(pl.LightningDataModule):
         split = self.transforms.staged(self.split(train), stage)
         files = [str(path) for path, _ in split.samples]
         labels = [label for _, label in split.samples]
-        guard = {"on_bad_sample": self.hparams.on_bad_sample, "bad_samples": self.bad_samples, "stage": stage}
+        options = {"on_bad_sample": self.hparams.on_bad_sample, "bad_samples": self.bad_samples, "stage": stage}
+        options["epoch_counter"] = self.transforms.epoch
         return window_loader(
-            split,
-            self.loader_settings,
-            self.trainer,
-            train=train,
-            shuffle=train,
-            files=files,
-            labels=labels,
-            epoch_counter=self.transforms.epoch,
-            **guard,
+            split, self.loader_settings, self.trainer, train=train, shuffle=train, files=files, labels=labels, **options
         )
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
