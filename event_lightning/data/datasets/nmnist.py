@@ -381,7 +381,7 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
         cache: bool = False,
         cache_dir: str | None = None,
         val_fraction: float = 0.1,
-    train_transform: list[Callable] | None = None,
+        train_transform: list[Callable] | None = None,
         eval_transform: list[Callable] | None = None,
     ) -> None:
         super().__init__(

@@ -160,7 +160,7 @@ class PokerDVSDataModule(EventClassificationDataModule):
         cache: bool = False,
         cache_dir: str | None = None,
         val_fraction: float = 0.0,
-    train_transform: list[Callable] | None = None,
+        train_transform: list[Callable] | None = None,
         eval_transform: list[Callable] | None = None,
     ) -> None:
         super().__init__(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence, Sized
 from dataclasses import asdict
@@ -28,7 +27,12 @@ from event_lightning.data.loading.frames_collate import pad_time_collate
 from event_lightning.data.loading.frames_dataset import FRAMES_CODE_VERSION, EventFramesDataset
 from event_lightning.data.loading.loaders import LoaderSettings, build_loader
 from event_lightning.data.loading.predict_samples import PredictSamples
-from event_lightning.data.loading.sample_transforms import EpochCounter, EpochCountingSampler, StageTransforms
+from event_lightning.data.loading.sample_transforms import (
+    EpochCounter,
+    EpochCountingSampler,
+    StageTransforms,
+    run_seed,
+)
 from event_lightning.data.loading.splits import class_mixed_order, stratified_holdout
 from event_lightning.events.core import SensorSize
 from event_lightning.events.represent.slicing import FrameSlicing
@@ -54,7 +58,7 @@ class EpochSeededRandomSampler(EpochCountingSampler):
         self.seed = seed
 
     def __iter__(self) -> Iterator[int]:
-        seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        seed = self.seed if self.seed is not None else run_seed()
         # SeedSequence mixes (seed, epoch) so neighbouring epochs get unrelated permutations.
         mixed = int(np.random.SeedSequence([seed & 0xFFFFFFFF, self.epoch]).generate_state(1, np.uint64)[0])
         generator = torch.Generator().manual_seed(mixed & 0x7FFFFFFFFFFFFFFF)
