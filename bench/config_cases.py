@@ -67,7 +67,7 @@ class ConfigCase:
     @property
     def synthetic(self) -> bool:
         """Whether the config itself trains on a stand-in (the configs HostSyncGuard checks)."""
-        return "synthetic" in self.name or self.name == "quickstart"
+        return "synthetic" in self.name or self.name.startswith("quickstart")
 
 
 def _lif(config: str, standin: str, data: Mapping[str, Any]) -> ConfigCase:
@@ -109,6 +109,7 @@ def _tvae(config: str, graph: str, standin: str) -> ConfigCase:
 
 CASES: tuple[ConfigCase, ...] = (
     _lif("config/quickstart.yaml", "nmnist_frames", _NMNIST_DIGITS),
+    _lif("config/quickstart_augmented.yaml", "nmnist_frames", _NMNIST_DIGITS),
     _lif("config/lif_pokerdvs.yaml", "pokerdvs", {"synthetic": True, "synthetic_config": _POKER}),
     _lif("config/lif_pokerdvs_synthetic_figures.yaml", "pokerdvs", {"synthetic_config": _POKER}),
     _hgvae_nmnist("config/hgvae_nmnist.yaml", "hgvae-nmnist-12-30-T100"),

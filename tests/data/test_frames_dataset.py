@@ -6,6 +6,7 @@ import torch
 
 from event_lightning.data.loading.frames_collate import pad_time_collate, time_mask
 from event_lightning.data.loading.frames_dataset import EventFramesDataset, file_source
+from event_lightning.data.loading.sample_transforms import sample_transform
 from event_lightning.events import EventFormatError, SensorSize, make_events
 from event_lightning.events.formats.nmnist import write_nmnist_bin
 from event_lightning.events.represent.frames import to_frame
@@ -89,8 +90,9 @@ def test_a_transform_output_outside_the_sensor_is_still_refused(tmp_path):
         return shifted
 
     spec = FrameSlicing(time_window=1000)
-    dataset = EventFramesDataset(file_source([(path, 0)], np.load), 1, SENSOR, spec, transform=shift_out)
-    with pytest.raises(EventFormatError, match=r"x outside \[0, 34\)"):
+    transform = sample_transform([shift_out], SENSOR, "data.train_transform")
+    dataset = EventFramesDataset(file_source([(path, 0)], np.load), 1, SENSOR, spec, transform=transform)
+    with pytest.raises(EventFormatError, match=r"ok\.npy after data\.train_transform: .*x outside \[0, 34\)"):
         dataset[0]
 
 

@@ -16,7 +16,7 @@ PUBLIC_NAMES = {
     ),
     "event_lightning.events.augment": (
         "CenterCrop Compose Denoise Downsample DropByArea DropByTime DropEvent EventTransform FlipLR "
-        "FlipPolarity FlipUD RandomCrop Range RefractoryPeriod SpatialJitter TimeJitter Transformed "
+        "FlipPolarity FlipUD RandomCrop Range RefractoryPeriod SensorTransform SpatialJitter TimeJitter Transformed "
         "center_crop crop denoise downsample drop_by_area drop_by_time drop_event flip_lr flip_polarity "
         "flip_ud random_crop refractory_period spatial_jitter time_jitter"
     ),

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -70,6 +70,7 @@ from event_lightning.data.loading.packed_events import (
     scan_spans,
 )
 from event_lightning.data.loading.predict_samples import PredictSamples
+from event_lightning.data.loading.sample_transforms import EpochCountingSampler, StageTransforms
 from event_lightning.data.standins.asl_dvs import (
     SyntheticASLConfig,
     ensure_synthetic_asl_dvs,
@@ -214,6 +215,12 @@ class ASLDVSDataModule(pl.LightningDataModule):
             pins when training on a GPU).
         seed: seed of the sampling generators in the main process (None: ``torch.initial_seed()``).
         on_bad_sample: ``raise`` (default) or ``skip`` unreadable recordings (module docstring).
+        train_transform, eval_transform: event transforms (``class_path`` entries: this package's
+            :mod:`event_lightning.events.augment`, tonic's ``tonic.transforms``, any callable on
+            events) for training and for validation, test and predict. The reference's own
+            augmentation, the event sampler, is kept: the user's transforms run on each sequence's
+            ``sample_number`` sampled events after it (times in µs since the recording's first
+            event), after the packed cache; see :mod:`event_lightning.data.loading.sample_transforms`.
     """
 
     def __init__(
@@ -240,6 +247,8 @@ class ASLDVSDataModule(pl.LightningDataModule):
         prefetch_factor: int = 4,
         seed: int | None = None,
         on_bad_sample: BadSamplePolicy = "raise",
+        train_transform: list[Callable] | None = None,
+        eval_transform: list[Callable] | None = None,
     ) -> None:
         super().__init__()
         self.on_bad_sample = check_bad_sample_policy(on_bad_sample)
@@ -276,6 +285,7 @@ class ASLDVSDataModule(pl.LightningDataModule):
         self.seed = seed
         self.classes = ASL_DVS_CLASSES[: synthetic.num_classes] if synthetic else ASL_DVS_CLASSES
         self.sensor_size = ASL_DVS_SENSOR_SIZE
+        self.transforms = StageTransforms(train_transform, eval_transform, self.sensor_size)
         self.num_classes = len(self.classes)
         self.reader = event_reader(file_format, self.sensor_size, flip=mat_flip, allow_empty=allow_empty)
         self.train_set: Dataset | None = None
@@ -359,9 +369,17 @@ class ASLDVSDataModule(pl.LightningDataModule):
         base_seed = torch.initial_seed() if self.seed is None else self.seed
         seeds = (base_seed, base_seed + 1)  # different streams for the two splits
         if self.packed:
-            self.train_set = PackedEventDataset(packed, train_ids, labels[train_ids], seed=seeds[0], **common)
+            self.train_set = PackedEventDataset(
+                packed, train_ids, labels[train_ids], seed=seeds[0], files=list(map(str, self.train_files)), **common
+            )
             self.val_set = PackedEventDataset(
-                packed, val_ids, labels[val_ids], repeats=self.val_repeats, seed=seeds[1], **common
+                packed,
+                val_ids,
+                labels[val_ids],
+                repeats=self.val_repeats,
+                seed=seeds[1],
+                files=list(map(str, self.val_files)),
+                **common,
             )
         else:
             self.train_set = EventFileDataset(self.train_files, labels[train_ids], self.reader, seed=seeds[0], **common)
@@ -376,8 +394,10 @@ class ASLDVSDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset: Dataset, train: bool, stage: str) -> DataLoader:
         collate = passthrough_collate
+        files = self.train_files if dataset is self.train_set else self.val_files
+        dataset = self.transforms.staged(dataset, stage)
         if not self.packed:  # packed samples were read (and checked) while packing
-            origin = IndexedFiles(self.train_files if dataset is self.train_set else self.val_files)
+            origin = IndexedFiles(files)
             policy, ledger = self.on_bad_sample, self.bad_samples
             pad = functools.partial(pad_collate, length=self.sample_number)
             dataset, collate = guard_loader(dataset, pad, policy, ledger, stage, origin)
@@ -385,7 +405,7 @@ class ASLDVSDataModule(pl.LightningDataModule):
             dataset,
             self.loader_settings,
             self.trainer,
-            shuffle=train,
+            sampler=EpochCountingSampler(dataset, self.transforms.epoch) if train else None,
             drop_last=train,
             collate_fn=collate,
             worker_init_fn=seed_worker,

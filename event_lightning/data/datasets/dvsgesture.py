@@ -20,9 +20,10 @@ class the model's guide learns: the gesture, or the lighting with ``target: ligh
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +37,7 @@ from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.data.loading.loaders import LoaderSettings
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found, downloading
 from event_lightning.data.loading.predict_samples import PredictSamples
+from event_lightning.data.loading.sample_transforms import SampleTransform, StageTransforms
 from event_lightning.data.loading.windows import (
     crop_window,
     evaluation_order_files,
@@ -90,14 +92,22 @@ def lighting_index(token: str, origin: str | os.PathLike = "DVSGesture") -> int:
     return LIGHTING_CONDITIONS.index(name)
 
 
-def recording_frames(path: str | os.PathLike, downsample: int, dt_us: int) -> np.ndarray:
+def recording_frames(
+    path: str | os.PathLike,
+    downsample: int,
+    dt_us: int,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
     """All of one recording as int16 count frames ``(N, 2, 128 // ds, 128 // ds)``.
 
-    Bins of ``dt_us`` from the recording's first event (tonic ToFrame windows).
+    Bins of ``dt_us`` from the recording's first event (tonic ToFrame windows). ``transform``
+    (events -> events on the downsampled sensor) runs between downsampling and framing.
     """
     events = read_dvsgesture_npy(path, allow_empty=True)
     side = DVSGESTURE_SENSOR_SIZE.width // downsample
     events, sensor = augment.downsample(events, DVSGESTURE_SENSOR_SIZE, target_size=(side, side))
+    if transform is not None:
+        events = transform(events)
     return to_frame(events, sensor, time_window=dt_us, include_incomplete=True)
 
 
@@ -108,6 +118,9 @@ class GestureWindowDataset(Dataset):
         records: the recordings (``Other`` already removed if wanted).
         cache: where frames of record ``i`` are cached (``None``: rebuilt at every access).
         target: ``"gesture"`` or ``"light"``: what ``target`` holds.
+
+    ``transform`` (a :class:`SampleTransform`, set per stage by :class:`StageTransforms`) runs on
+    each recording's downsampled events before framing; the window is drawn after it.
     """
 
     def __init__(
@@ -126,6 +139,7 @@ class GestureWindowDataset(Dataset):
         self.downsample, self.dt_us, self.n_time_steps = downsample, dt_us, n_time_steps
         self.random_window, self.start_limit, self.target = random_window, start_limit, target
         self.cache = cache
+        self.transform: SampleTransform | None = None
         self.lights = np.array([lighting_index(r.lighting, r.path) for r in self.records], dtype=np.int64)
 
     def __len__(self) -> int:
@@ -134,7 +148,8 @@ class GestureWindowDataset(Dataset):
     def frames(self, index: int) -> np.ndarray:
         """All frames of recording ``index`` ``(N, 2, H, W)`` (memory-mapped when cached)."""
         path = self.records[index].path
-        build = lambda: recording_frames(path, self.downsample, self.dt_us)  # noqa: E731
+        transform = None if self.transform is None else functools.partial(self.transform, index=index, origin=str(path))
+        build = lambda: recording_frames(path, self.downsample, self.dt_us, transform)  # noqa: E731
         return build() if self.cache is None else self.cache.load(index, build)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -171,6 +186,13 @@ class DVSGestureDataModule(pl.LightningDataModule):
         cache: cache each recording's frames under ``cache_dir`` (default ``<root>/cache``).
         on_bad_sample: ``raise`` (default) or ``skip`` an unreadable recording: it is dropped from
             its batch and recorded in ``bad_samples`` (see :mod:`event_lightning.data.loading.bad_samples`).
+        train_transform, eval_transform: event transforms (``class_path`` entries: this package's
+            :mod:`event_lightning.events.augment`, tonic's ``tonic.transforms``, any callable on
+            events) for training and for evaluation, on the downsampled sensor. The reference's own
+            augmentation (the random window) is kept: the user's transforms run on each recording's
+            events first, the window is drawn from the frames after. A stage with transforms frames
+            every access instead of reading the frame cache; see
+            :mod:`event_lightning.data.loading.sample_transforms`.
     """
 
     def __init__(
@@ -193,6 +215,8 @@ class DVSGestureDataModule(pl.LightningDataModule):
         num_workers: int | Literal["auto"] = "auto",
         pin_memory: bool | Literal["auto"] = "auto",
         on_bad_sample: BadSamplePolicy = "raise",
+        train_transform: list[Callable] | None = None,
+        eval_transform: list[Callable] | None = None,
     ) -> None:
         super().__init__()
         check_bad_sample_policy(on_bad_sample)
@@ -203,7 +227,7 @@ class DVSGestureDataModule(pl.LightningDataModule):
         for name, value in (("dt_us", dt_us), ("n_time_steps", n_time_steps), ("batch_size", batch_size)):
             if value < 1:
                 raise ValueError(f"data.{name} must be >= 1, found {value}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["train_transform", "eval_transform"])  # objects: kept in config.yaml
         self.loader_settings = LoaderSettings(batch_size, num_workers, pin_memory)
         self.synthetic_config = SyntheticGesturesConfig(**(synthetic_config or {})) if synthetic else None
         self.root = Path(root)
@@ -214,6 +238,7 @@ class DVSGestureDataModule(pl.LightningDataModule):
             n_gestures += 1
         # Set here, not in setup: the CLI links them into the model at instantiation.
         self.sensor_size = SensorSize(128 // downsample, 128 // downsample, 2)
+        self.transforms = StageTransforms(train_transform, eval_transform, self.sensor_size)
         self.num_classes = len(LIGHTING_CONDITIONS) if target == "light" else n_gestures
         self.n_time_steps = n_time_steps
         self.class_names: list[str] = (
@@ -289,13 +314,12 @@ class DVSGestureDataModule(pl.LightningDataModule):
             check_window_fits(first[0], h.dt_us, h.n_time_steps, first[1], from_zero=False)
 
     def _loader(self, train: bool, shuffle: bool, stage: str) -> DataLoader:
-        split = self.split(train)
+        split = self.transforms.staged(self.split(train), stage)
         files = [str(r.path) for r in split.records]
         labels = [r.label for r in split.records]
-        guard = {"on_bad_sample": self.hparams.on_bad_sample, "bad_samples": self.bad_samples, "stage": stage}
-        return window_loader(
-            split, self.loader_settings, self.trainer, train=train, shuffle=shuffle, files=files, labels=labels, **guard
-        )
+        options = {"on_bad_sample": self.hparams.on_bad_sample, "bad_samples": self.bad_samples, "stage": stage}
+        options |= {"epoch_counter": self.transforms.epoch, "shuffle": shuffle, "files": files, "labels": labels}
+        return window_loader(split, self.loader_settings, self.trainer, train=train, **options)
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         return frames_to_float(batch)

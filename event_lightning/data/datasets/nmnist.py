@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,6 +47,7 @@ from event_lightning.data.loading.frames_dataset import EventBatch, EventFramesD
 from event_lightning.data.loading.loaders import LoaderSettings
 from event_lightning.data.loading.missing_data import DatasetSource, dataset_not_found, downloading
 from event_lightning.data.loading.predict_samples import PredictSamples
+from event_lightning.data.loading.sample_transforms import SampleTransform, StageTransforms
 from event_lightning.data.loading.windows import crop_window, evaluation_order_files, frames_to_float, window_loader
 from event_lightning.data.standins.nmnist import (
     TEST_FOLDER,
@@ -84,30 +85,44 @@ NMNIST_FRAMES_SOURCE = DatasetSource(
 )
 
 
-def nmnist_frames(path: str | os.PathLike, crop: int, dt_us: int, n_time_steps: int) -> np.ndarray:
+def nmnist_frames(
+    path: str | os.PathLike,
+    crop: int,
+    dt_us: int,
+    n_time_steps: int,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
     """``(n_time_steps, 2, crop, crop)`` int16 counts of one ``.bin`` file: events outside ``crop``
-    dropped, bins of ``dt_us`` from ``t = 0``, zero-padded when the recording is shorter."""
+    dropped, bins of ``dt_us`` from ``t = 0``, zero-padded when the recording is shorter.
+
+    ``transform`` (events -> events on the ``crop x crop`` sensor) runs on the window's events
+    before framing."""
     events = read_nmnist_bin(path, allow_empty=True)
     events, sensor = augment.crop(events, NMNIST_SENSOR_SIZE, x0=0, y0=0, width=crop, height=crop)
     events = events[events["t"] < dt_us * n_time_steps]
+    if transform is not None:
+        events = transform(events)
     frames = to_frame(events, sensor, time_window=dt_us, start_time=0, include_incomplete=True)
     return crop_window(frames, 0, n_time_steps)
 
 
 class NMNISTFrameDataset(Dataset):
-    """``{"frames": (T, 2, crop, crop) counts, "target", "label"}`` per ``.bin`` file."""
+    """``{"frames": (T, 2, crop, crop) counts, "target", "label"}`` per ``.bin`` file; ``transform``
+    (a :class:`SampleTransform`, set per stage by :class:`StageTransforms`) runs on each window's events."""
 
     def __init__(
         self, samples: list[tuple[Path, int]], *, crop: int, dt_us: int, n_time_steps: int, cache: FrameCache | None
     ) -> None:
         self.samples, self.crop, self.dt_us, self.n_time_steps, self.cache = samples, crop, dt_us, n_time_steps, cache
+        self.transform: SampleTransform | None = None
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         path, label = self.samples[index]
-        build = lambda: nmnist_frames(path, self.crop, self.dt_us, self.n_time_steps)  # noqa: E731
+        transform = None if self.transform is None else functools.partial(self.transform, index=index, origin=str(path))
+        build = lambda: nmnist_frames(path, self.crop, self.dt_us, self.n_time_steps, transform)  # noqa: E731
         frames = build() if self.cache is None else np.array(self.cache.load(index, build))
         return {"frames": frames, "target": np.int64(label), "label": np.int64(label)}
 
@@ -135,6 +150,11 @@ class NMNISTDataModule(pl.LightningDataModule):
         cache: cache frames under ``cache_dir`` (default ``<root>/cache``); ~200 KB per sample.
         on_bad_sample: ``raise`` (default) or ``skip`` an unreadable ``.bin`` file: it is dropped from
             its batch and recorded in ``bad_samples`` (see :mod:`event_lightning.data.loading.bad_samples`).
+        train_transform, eval_transform: event transforms (``class_path`` entries: this package's
+            :mod:`event_lightning.events.augment`, tonic's ``tonic.transforms``, any callable on
+            events) for training and for evaluation, run on each window's events after the
+            reference's crop and before framing (a stage with transforms does not read the frame
+            cache); see :mod:`event_lightning.data.loading.sample_transforms`.
     """
 
     def __init__(
@@ -152,6 +172,8 @@ class NMNISTDataModule(pl.LightningDataModule):
         num_workers: int | Literal["auto"] = "auto",
         pin_memory: bool | Literal["auto"] = "auto",
         on_bad_sample: BadSamplePolicy = "raise",
+        train_transform: list[Callable] | None = None,
+        eval_transform: list[Callable] | None = None,
     ) -> None:
         super().__init__()
         check_bad_sample_policy(on_bad_sample)
@@ -163,13 +185,14 @@ class NMNISTDataModule(pl.LightningDataModule):
         ):
             if value < 1:
                 raise ValueError(f"data.{name} must be >= 1, found {value}")
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["train_transform", "eval_transform"])  # objects: kept in config.yaml
         self.loader_settings = LoaderSettings(batch_size, num_workers, pin_memory)
         self.synthetic_config = SyntheticDigitsConfig(**(synthetic_config or {})) if synthetic else None
         self.root = Path(root)
         # the stand-in has a folder per parameters: another run's stand-in is never touched
         self.data_root = synthetic_nmnist_folder(root, self.synthetic_config, "NMNIST") if synthetic else self.root
         self.sensor_size = SensorSize(crop, crop, 2)
+        self.transforms = StageTransforms(train_transform, eval_transform, self.sensor_size)
         self.num_classes = NUM_CLASSES
         self.n_time_steps = n_time_steps
         self.class_names = [str(i) for i in range(NUM_CLASSES)]
@@ -231,12 +254,13 @@ class NMNISTDataModule(pl.LightningDataModule):
             check_window_fits(first[0], h.dt_us, h.n_time_steps, first[1], from_zero=True)
 
     def _loader(self, train: bool, stage: str) -> DataLoader:
-        split = self.split(train)
+        split = self.transforms.staged(self.split(train), stage)
         files = [str(path) for path, _ in split.samples]
         labels = [label for _, label in split.samples]
-        guard = {"on_bad_sample": self.hparams.on_bad_sample, "bad_samples": self.bad_samples, "stage": stage}
+        options = {"on_bad_sample": self.hparams.on_bad_sample, "bad_samples": self.bad_samples, "stage": stage}
+        options["epoch_counter"] = self.transforms.epoch
         return window_loader(
-            split, self.loader_settings, self.trainer, train=train, shuffle=train, files=files, labels=labels, **guard
+            split, self.loader_settings, self.trainer, train=train, shuffle=train, files=files, labels=labels, **options
         )
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
@@ -331,6 +355,10 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
         val_fraction: share of each digit of the training recordings held out for validation
             (default 0.1: 100 of the stand-in's 1000, 6000 of real N-MNIST's 60000); the test
             split is only read by ``test`` and ``predict``. 0 validates on the test split.
+        train_transform, eval_transform: event transforms (``class_path`` entries: this package's
+            :mod:`event_lightning.events.augment`, tonic's ``tonic.transforms``, any callable on
+            events) run on every recording before framing, for training and for evaluation; see
+            :mod:`event_lightning.data.loading.sample_transforms`.
     """
 
     def __init__(
@@ -353,6 +381,8 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
         cache: bool = False,
         cache_dir: str | None = None,
         val_fraction: float = 0.1,
+        train_transform: list[Callable] | None = None,
+        eval_transform: list[Callable] | None = None,
     ) -> None:
         super().__init__(
             NMNIST_SENSOR_SIZE,
@@ -370,6 +400,8 @@ class NMNISTFramesDataModule(EventClassificationDataModule):
             cache=cache,
             cache_dir=cache_dir,
             val_fraction=val_fraction,
+            train_transform=train_transform,
+            eval_transform=eval_transform,
         )
         self.synthetic_config = SyntheticDigitsConfig(n_train=n_train, n_test=n_test, seed=seed)
         self.root, self.synthetic = Path(root), synthetic

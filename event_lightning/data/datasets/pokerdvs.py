@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -135,6 +135,10 @@ class PokerDVSDataModule(EventClassificationDataModule):
         val_fraction: share of each class of the training recordings held out for validation;
             0 (the default, the norse tutorial's choice) validates on the 20 test recordings.
             Evaluation serves the recordings in a fixed class-mixed order either way.
+        train_transform, eval_transform: event transforms (``class_path`` entries: this package's
+            :mod:`event_lightning.events.augment`, tonic's ``tonic.transforms``, any callable on
+            events) run on every recording before framing, for training and for evaluation; see
+            :mod:`event_lightning.data.loading.sample_transforms`.
     """
 
     def __init__(
@@ -156,6 +160,8 @@ class PokerDVSDataModule(EventClassificationDataModule):
         cache: bool = False,
         cache_dir: str | None = None,
         val_fraction: float = 0.0,
+        train_transform: list[Callable] | None = None,
+        eval_transform: list[Callable] | None = None,
     ) -> None:
         super().__init__(
             POKERDVS_SENSOR,
@@ -173,6 +179,8 @@ class PokerDVSDataModule(EventClassificationDataModule):
             cache=cache,
             cache_dir=cache_dir,
             val_fraction=val_fraction,
+            train_transform=train_transform,
+            eval_transform=eval_transform,
         )
         self.root, self.synthetic = Path(root), synthetic
         self.synthetic_config = SyntheticPokerConfig(**{"seed": synthetic_seed, **(synthetic_config or {})})

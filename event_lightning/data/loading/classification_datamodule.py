@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence, Sized
+from collections.abc import Callable, Iterator, Sequence, Sized
 from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
@@ -13,7 +12,7 @@ from typing import Literal
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from event_lightning.data.loading.bad_samples import (
     BadSampleLedger,
@@ -28,6 +27,12 @@ from event_lightning.data.loading.frames_collate import pad_time_collate
 from event_lightning.data.loading.frames_dataset import FRAMES_CODE_VERSION, EventFramesDataset
 from event_lightning.data.loading.loaders import LoaderSettings, build_loader
 from event_lightning.data.loading.predict_samples import PredictSamples
+from event_lightning.data.loading.sample_transforms import (
+    EpochCounter,
+    EpochCountingSampler,
+    StageTransforms,
+    run_seed,
+)
 from event_lightning.data.loading.splits import class_mixed_order, stratified_holdout
 from event_lightning.events.core import SensorSize
 from event_lightning.events.represent.slicing import FrameSlicing
@@ -35,7 +40,7 @@ from event_lightning.events.represent.slicing import FrameSlicing
 log = logging.getLogger(__name__)
 
 
-class EpochSeededRandomSampler(RandomSampler):
+class EpochSeededRandomSampler(EpochCountingSampler):
     """A shuffling sampler whose order is a pure function of ``(seed, epoch)``.
 
     A plain ``RandomSampler`` draws its order from the global torch RNG, whose state a checkpoint
@@ -44,19 +49,16 @@ class EpochSeededRandomSampler(RandomSampler):
     after a resume), which makes the order of every epoch reproducible. ``seed=None`` takes the
     run's seed (``PL_GLOBAL_SEED``, set by ``seed_everything``) when iterating, or 0.
     Under DDP Lightning swaps it for a shuffling ``DistributedSampler`` (it is a RandomSampler),
-    which is seeded by epoch the same way.
+    which is seeded by epoch the same way. ``epoch_counter`` receives the epoch for the training
+    transforms (:mod:`event_lightning.data.loading.sample_transforms`).
     """
 
-    def __init__(self, data_source: Sized, seed: int | None = None) -> None:
-        super().__init__(data_source)
+    def __init__(self, data_source: Sized, seed: int | None = None, epoch_counter: EpochCounter | None = None) -> None:
+        super().__init__(data_source, epoch_counter)
         self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
-        seed = self.seed if self.seed is not None else int(os.environ.get("PL_GLOBAL_SEED", 0))
+        seed = self.seed if self.seed is not None else run_seed()
         # SeedSequence mixes (seed, epoch) so neighbouring epochs get unrelated permutations.
         mixed = int(np.random.SeedSequence([seed & 0xFFFFFFFF, self.epoch]).generate_state(1, np.uint64)[0])
         generator = torch.Generator().manual_seed(mixed & 0x7FFFFFFFFFFFFFFF)
@@ -93,6 +95,12 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
     ``cache``: frame each recording once into ``cache_dir`` (default ``<root>/cache``), keyed by
     the files and every framing option (see :class:`FrameCache`), and read it back afterwards.
 
+    ``train_transform`` / ``eval_transform``: lists of event transforms (this package's, tonic's,
+    any callable on events; see :mod:`event_lightning.data.loading.sample_transforms`) run on each
+    recording's events before framing, for training and for validation, test and predict. A
+    stage with transforms frames every epoch (a frame cache would freeze them); the others still
+    read the cache.
+
     ``on_bad_sample`` (see :mod:`event_lightning.data.loading.bad_samples`): ``raise`` lets a bad file's
     error through; ``skip`` drops the sample from its batch and records it in ``bad_samples``
     (subclasses that read their files at setup may also drop files there). Subclasses that know
@@ -117,6 +125,8 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
         cache: bool = False,
         cache_dir: str | None = None,
         val_fraction: float = 0.0,
+        train_transform: Sequence[Callable] | None = None,
+        eval_transform: Sequence[Callable] | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
@@ -136,6 +146,7 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
             raise ValueError(f"data: {error}") from None
         self.cache, self.cache_dir = cache, cache_dir
         self._splits: dict[bool, Dataset] = {}
+        self.transforms = StageTransforms(train_transform, eval_transform, sensor_size)
 
     @abstractmethod
     def build_split(self, train: bool) -> Dataset:
@@ -183,9 +194,9 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
     def _attach_cache(self, dataset: Dataset, train: bool) -> None:
         """Give ``dataset`` a :class:`FrameCache` keyed by its files and the framing options."""
         files = self.sample_files(train)
-        if not isinstance(dataset, EventFramesDataset) or dataset.transform is not None or not files:
+        if not isinstance(dataset, EventFramesDataset) or not files:
             log.warning(
-                "data.cache: %s %s split cannot be cached (no file list, or a random transform); framing every epoch",
+                "data.cache: %s %s split cannot be cached (no file list); framing every epoch",
                 type(self).__name__,
                 "train" if train else "test",
             )
@@ -215,7 +226,7 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
 
     def _loader(self, stage: str) -> DataLoader:
         train, indices = self.stage_indices(stage)
-        split = self.split(train)
+        split = self.transforms.staged(self.split(train), stage)
         if len(indices) != len(split) or (indices != np.arange(len(split))).any():
             split = Subset(split, indices.tolist())
         files = self.sample_files(train)
@@ -233,7 +244,7 @@ class EventClassificationDataModule(pl.LightningDataModule, ABC):
             self.loader_settings,
             self.trainer,
             # On the split itself: the order depends only on (seed, epoch, len), as without the guard.
-            sampler=EpochSeededRandomSampler(split) if shuffle else None,
+            sampler=EpochSeededRandomSampler(split, epoch_counter=self.transforms.epoch) if shuffle else None,
             collate_fn=collate,
         )
 

@@ -7,6 +7,10 @@ on the device). :class:`EventFileDataset`
 reads one file per item (the reference's data path); :class:`PackedEventDataset` gathers whole
 batches from a :class:`~event_lightning.data.loading.packed_events.PackedEvents` cache. Both are
 re-seeded per DataLoader worker by :func:`~event_lightning.data.loading.event_samplers.seed_worker`.
+
+Both take a ``transform`` (a :class:`~event_lightning.data.loading.sample_transforms.SampleTransform`,
+the user's ``data.train_transform`` / ``eval_transform``), run on each sequence's sampled events
+after the sampler (the reference's augmentation) and before padding.
 """
 
 from __future__ import annotations
@@ -23,12 +27,26 @@ from event_lightning.data.loading.event_samplers import (
     EventBatch,
     EventSample,
     make_sampler,
+    pad_collate,
     relative_times,
     select_event_indices,
 )
 from event_lightning.data.loading.packed_events import EventReader, PackedEvents
+from event_lightning.data.loading.sample_transforms import SampleTransform
+from event_lightning.events.core import make_events
 
 __all__ = ["EventFileDataset", "PackedEventDataset", "passthrough_collate"]
+
+
+def _event_sample(chosen: np.ndarray, label: int) -> EventSample:
+    """An :class:`EventSample` of the structured events ``chosen`` (fields x, y, t, p)."""
+    return EventSample(
+        x=torch.from_numpy(chosen["x"].astype(np.int64)),
+        y=torch.from_numpy(chosen["y"].astype(np.int64)),
+        t=torch.from_numpy(chosen["t"].astype(np.int64)),
+        p=torch.from_numpy(chosen["p"].astype(np.int64)),
+        label=label,
+    )
 
 
 class _Sampling:
@@ -76,6 +94,7 @@ class EventFileDataset(Dataset):
         self.reader = reader
         self.repeats = repeats
         self.sampling = _Sampling(sampler, sample_number, seed)
+        self.transform: SampleTransform | None = None
 
     def reseed(self, seed: int) -> None:
         self.sampling.reseed(seed)
@@ -87,13 +106,9 @@ class EventFileDataset(Dataset):
         item = index % len(self.paths)
         events = self.reader(self.paths[item])
         chosen = events[self.sampling.indices(len(events))]
-        return EventSample(
-            x=torch.from_numpy(chosen["x"].astype(np.int64)),
-            y=torch.from_numpy(chosen["y"].astype(np.int64)),
-            t=torch.from_numpy(chosen["t"].astype(np.int64)),
-            p=torch.from_numpy(chosen["p"].astype(np.int64)),
-            label=int(self.labels[item]),
-        )
+        if self.transform is not None:
+            chosen = self.transform(chosen, index, str(self.paths[item]))
+        return _event_sample(chosen, int(self.labels[item]))
 
 
 class PackedEventDataset(Dataset):
@@ -102,7 +117,8 @@ class PackedEventDataset(Dataset):
     ``sample_ids`` are the recordings of this split, ``labels`` their labels; item ``i`` is
     recording ``sample_ids[i % len(sample_ids)]`` (``repeats`` passes per epoch).  DataLoader
     batches go through :meth:`__getitems__`, which returns a padded :class:`EventBatch` directly
-    (pass ``collate_fn=passthrough_collate``).
+    (pass ``collate_fn=passthrough_collate``). ``files`` (one per recording of ``sample_ids``)
+    name the recordings in a transform's errors.
     """
 
     def __init__(
@@ -115,6 +131,7 @@ class PackedEventDataset(Dataset):
         sample_number: int = 255,
         repeats: int = 1,
         seed: int | None = None,
+        files: Sequence[str] | None = None,
     ) -> None:
         if len(sample_ids) != len(labels) or not len(sample_ids):
             raise ValueError(f"need one label per recording and at least one; found {len(sample_ids)} / {len(labels)}")
@@ -123,6 +140,8 @@ class PackedEventDataset(Dataset):
         self.labels = np.asarray(labels, dtype=np.int64)
         self.repeats = repeats
         self.sampling = _Sampling(sampler, sample_number, seed)
+        self.files = files
+        self.transform: SampleTransform | None = None
 
     def reseed(self, seed: int) -> None:
         self.sampling.reseed(seed)
@@ -137,6 +156,8 @@ class PackedEventDataset(Dataset):
         starts = self.packed.offsets[recordings]
         counts = self.packed.offsets[recordings + 1] - starts
         chosen = [self.sampling.indices(int(n)) for n in counts]
+        if self.transform is not None:
+            return self._transformed_batch(indices, items, starts, chosen)
         lengths = np.array([len(c) for c in chosen], dtype=np.int64)
         valid = np.arange(self.sampling.sample_number)[None, :] < lengths[:, None]
         positions = np.concatenate([start + c for start, c in zip(starts, chosen, strict=True)])
@@ -155,6 +176,19 @@ class PackedEventDataset(Dataset):
             valid_mask=torch.from_numpy(valid),
             label=torch.from_numpy(self.labels[items]),
         )
+
+    def _transformed_batch(
+        self, indices: Sequence[int], items: np.ndarray, starts: np.ndarray, chosen: list[np.ndarray]
+    ) -> EventBatch:
+        """The batch with each sampled sequence run through ``transform`` first, one by one."""
+        columns = self.packed.columns()
+        samples = []
+        for index, item, start, picked in zip(indices, items, starts, chosen, strict=True):
+            positions = start + picked
+            events = make_events(*(columns[field][positions] for field in ("x", "y", "t", "p")))
+            origin = self.files[item] if self.files is not None else f"packed recording {self.sample_ids[item]}"
+            samples.append(_event_sample(self.transform(events, index, origin), int(self.labels[item])))
+        return pad_collate(samples, self.sampling.sample_number)
 
     def __getitem__(self, index: int) -> EventSample:
         """One sampled sequence without padding (times in µs since its first event)."""

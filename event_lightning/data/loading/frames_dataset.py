@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from event_lightning.data.loading.frame_cache import FrameCache
+from event_lightning.data.loading.sample_transforms import SampleTransform
 from event_lightning.events.core import EVENT_DTYPE, EventFormatError, SensorSize, to_event_array, validate
 from event_lightning.events.represent.frames import frame_events
 from event_lightning.events.represent.frames_batched import batch_frame_cells
@@ -101,7 +102,9 @@ class EventFramesDataset(Dataset):
 
     Every sample is converted to the event contract, validated against ``sensor_size`` (errors
     name the sample's file) and framed with ``frame_spec`` (tonic ToFrame semantics).
-    ``transform`` (events -> events, e.g. an augmentation) runs between validation and framing.
+    ``transform`` (a :class:`~event_lightning.data.loading.sample_transforms.SampleTransform`: the
+    user's ``data.train_transform`` / ``eval_transform``, ``(events, index, origin) -> events``,
+    validated again) runs between validation and framing.
     ``labels`` (optional, per sample) lets a cached sample be served without reading its file.
     With ``cache`` (only without a ``transform``: a random augmentation must not be frozen into
     a cache) each sample is framed once and read back from its ``.npy`` afterwards.
@@ -119,7 +122,7 @@ class EventFramesDataset(Dataset):
         length: int,
         sensor_size: SensorSize,
         frame_spec: FrameSlicing,
-        transform: Callable[[np.ndarray], np.ndarray] | None = None,
+        transform: SampleTransform | None = None,
         cache: FrameCache | None = None,
         labels: Sequence[int] | None = None,
         batch_source: EventBatchSource | None = None,
@@ -144,21 +147,21 @@ class EventFramesDataset(Dataset):
             raise EventFormatError(f"{origin}: the recording holds no events; nothing to frame")
         return events
 
-    def _frames(self, raw: np.ndarray, origin: str) -> np.ndarray:
+    def _frames(self, raw: np.ndarray, origin: str, index: int) -> np.ndarray:
         events = self._events(raw, origin)
-        if self.transform is not None:  # its output is checked again by frame_events
-            return frame_events(self.transform(events), self.sensor_size, self.frame_spec)
+        if self.transform is not None:  # validates what the user's transforms return
+            events = self.transform(events, index, origin)
         return frame_events(events, self.sensor_size, self.frame_spec, checked=True)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         if self.cache is not None and self.labels is not None and index in self.cache:
             # a cache hit with known labels never opens the recording
-            cached = self.cache.load(index, lambda: self._frames(*self._raw(index)))
+            cached = self.cache.load(index, lambda: self._frames(*self._raw(index), index))
             return torch.from_numpy(np.array(cached, dtype=np.int16)), int(self.labels[index])
         raw, label, origin = self.source(index)
         if self.cache is None:
-            return torch.from_numpy(self._frames(raw, origin)), int(label)
-        cached = self.cache.load(index, lambda: self._frames(raw, origin))
+            return torch.from_numpy(self._frames(raw, origin, index)), int(label)
+        cached = self.cache.load(index, lambda: self._frames(raw, origin, index))
         return torch.from_numpy(np.array(cached, dtype=np.int16)), int(label)
 
     def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor | SparseFrames, int]]:

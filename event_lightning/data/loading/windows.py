@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from event_lightning.data.loading.bad_samples import BadSampleLedger, BadSamplePolicy, IndexedFiles, guard_loader
 from event_lightning.data.loading.frame_cache import compact_integer_dtype
 from event_lightning.data.loading.loaders import LoaderSettings, build_loader
+from event_lightning.data.loading.sample_transforms import EpochCounter, EpochCountingSampler
 from event_lightning.data.loading.splits import class_mixed_order
 
 __all__ = [
@@ -69,6 +70,7 @@ def window_loader(
     stage: str | None = None,
     files: list[str] | None = None,
     labels: Sequence[int] | None = None,
+    epoch_counter: EpochCounter | None = None,
 ) -> DataLoader:
     """The HG-VAE DataModules' loader (``settings`` resolved for ``trainer``, see
     :mod:`event_lightning.data.loading.loaders`): time-first dict batches; the last partial
@@ -80,7 +82,9 @@ def window_loader(
 
     ``labels`` (each sample's class) make an unshuffled loader serve the samples in a fixed
     class-mixed order (:func:`~event_lightning.data.loading.splits.class_mixed_order`) instead of
-    the file order, which lists one class after the other.
+    the file order, which lists one class after the other. A shuffled loader hands each epoch to
+    ``epoch_counter`` (the training transforms' generators, see
+    :mod:`event_lightning.data.loading.sample_transforms`).
     """
     collate = time_first_collate
     if not shuffle and labels is not None:
@@ -89,7 +93,8 @@ def window_loader(
     if bad_samples is not None:
         origin = IndexedFiles(files) if files else None
         dataset, collate = guard_loader(dataset, collate, on_bad_sample, bad_samples, stage or "train", origin)
-    return build_loader(dataset, settings, trainer, shuffle=shuffle, collate_fn=collate, drop_last=train)
+    sampler = EpochCountingSampler(dataset, epoch_counter) if shuffle else None
+    return build_loader(dataset, settings, trainer, sampler=sampler, collate_fn=collate, drop_last=train)
 
 
 def evaluation_order_files(files: Sequence[str], labels: Sequence[int]) -> list[str]:

@@ -17,9 +17,11 @@ One module per kind of augmentation:
 - ``jitter``: Gaussian shifts in space and time;
 - ``drops``: dropping events at random, by time interval or by area;
 - ``filters``: :func:`denoise` and :func:`refractory_period`;
-- ``transforms``: frozen dataclasses wrapping the functions behind one signature,
-  ``transform(events, sensor_size, rng) -> (events, sensor_size)``, so a pipeline can be listed
-  in a config and chained with :class:`Compose`;
+- ``transforms``: frozen dataclasses wrapping the functions, callable as
+  ``transform(events, sensor_size, rng) -> (events, sensor_size)`` and tonic's way,
+  ``transform(events) -> events`` (sensor in their ``sensor_size`` field), so a pipeline can be
+  listed in a config and chained with :class:`Compose`, which also takes tonic's transforms;
+- ``tonic_boundary``: event dtypes and random generators where they meet tonic's;
 - ``common``: the input checks and parameter draws they share.
 
 The package re-exports every public name, so ``augment.denoise`` and ``from
@@ -53,6 +55,7 @@ from event_lightning.events.augment.transforms import (
     FlipUD,
     RandomCrop,
     RefractoryPeriod,
+    SensorTransform,
     SpatialJitter,
     TimeJitter,
 )
@@ -72,6 +75,7 @@ __all__ = [
     "RandomCrop",
     "Range",
     "RefractoryPeriod",
+    "SensorTransform",
     "SpatialJitter",
     "TimeJitter",
     "Transformed",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,11 +31,15 @@ from event_lightning.data.loading.bad_samples import (
 from event_lightning.data.loading.loaders import LoaderSettings, build_loader
 from event_lightning.data.loading.missing_data import DatasetNotFoundError, dataset_not_found
 from event_lightning.data.loading.predict_samples import PredictSamples
+from event_lightning.data.loading.sample_transforms import EpochCountingSampler, StageTransforms
 from event_lightning.data.standins.dhp19 import DEFAULT_DURATION_MS, SyntheticDHP19Config, ensure_synthetic_dhp19
+from event_lightning.events.formats.dhp19_h5 import DHP19_SENSOR_SIZE
 
 __all__ = ["DHP19DataModule", "SyntheticDHP19DataModule"]
 
 log = logging.getLogger(__name__)
+
+TRANSFORM_SETTINGS = ["train_transform", "eval_transform"]
 
 
 class DHP19DataModule(pl.LightningDataModule):
@@ -70,6 +75,14 @@ class DHP19DataModule(pl.LightningDataModule):
         on_bad_sample: ``"raise"`` (default) or ``"skip"``: a recording that cannot be opened is
             left out when the split is built, a window that cannot be read is dropped from its
             batch; both are recorded in ``bad_samples`` (see :mod:`event_lightning.data.loading.bad_samples`).
+        train_transform, eval_transform: event transforms (``class_path`` entries: this package's
+            :mod:`event_lightning.events.augment`, tonic's ``tonic.transforms``, any callable on
+            events) for training and for validation, test and predict, run on each camera's events
+            of a window on the full 346x260 sensor before the crop and the representation (a
+            stage with transforms does not read ``cache_dir``); every part of one sample gets
+            the same generator. The pose labels are not transformed: transforms that move events
+            (flips, crops, jitter) misalign them; filters, drops and time jitter do not. See
+            :mod:`event_lightning.data.loading.sample_transforms`.
     """
 
     def __init__(
@@ -103,11 +116,14 @@ class DHP19DataModule(pl.LightningDataModule):
         on_non_monotonic: str = "skip",
         cache_dir: str | None = None,
         on_bad_sample: BadSamplePolicy = "raise",
+        train_transform: list[Callable] | None = None,
+        eval_transform: list[Callable] | None = None,
     ) -> None:
         super().__init__()
         self.on_bad_sample = check_bad_sample_policy(on_bad_sample)
         self.bad_samples = BadSampleLedger()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=TRANSFORM_SETTINGS)  # objects: kept in config.yaml
+        self.transforms = StageTransforms(train_transform, eval_transform, DHP19_SENSOR_SIZE)
         self.root = Path(root)
         self.p_matrices_dir = Path(p_matrices_dir) if p_matrices_dir else self.root
         self.camera_views = list(camera_views) if camera_views is not None else [3]
@@ -189,13 +205,14 @@ class DHP19DataModule(pl.LightningDataModule):
         return [str(split.sources[i].recording.events_path) for i, _, _ in split.index]
 
     def _loader(self, name: str, shuffle: bool, batch_size: int, stage: str) -> DataLoader:
-        split = self.split(name)
+        split = self.transforms.staged(self.split(name), stage)
         files = self._sample_files(name)
         origin = IndexedFiles(files) if files else None
         policy, ledger = self.on_bad_sample, self.bad_samples
         dataset, collate = guard_loader(split, collate_dhp19, policy, ledger, stage, origin)
         settings = dataclasses.replace(self.loader_settings, batch_size=batch_size)
-        return build_loader(dataset, settings, self.trainer, shuffle=shuffle, collate_fn=collate)
+        sampler = EpochCountingSampler(dataset, self.transforms.epoch) if shuffle else None
+        return build_loader(dataset, settings, self.trainer, sampler=sampler, collate_fn=collate)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Make the sparse count stacks of a batch dense on its device (see :func:`densify_counts`)."""
@@ -250,7 +267,7 @@ class SyntheticDHP19DataModule(DHP19DataModule):
         folder = Path(root) / f"synthetic-{self.synthetic.key()}"
         kwargs.pop("p_matrices_dir", None)
         super().__init__(root=str(folder), p_matrices_dir=str(folder), **kwargs)
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=TRANSFORM_SETTINGS)
 
     def prepare_data(self) -> None:
         ensure_synthetic_dhp19(self.root, self.synthetic)  # once per configuration, atomically, under a lock

@@ -49,10 +49,11 @@ window: every per-view entry gets a view axis after the batch axis, for 3D trian
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ from event_lightning.data.loading.bad_samples import (
     record_setup_skips,
 )
 from event_lightning.data.loading.frame_cache import FrameCache
+from event_lightning.data.loading.sample_transforms import SampleTransform
 from event_lightning.data.loading.sparse_counts import from_records, to_records
 from event_lightning.events.core import EventFormatError
 from event_lightning.events.formats.dhp19_h5 import (
@@ -89,11 +91,17 @@ from event_lightning.metrics.triangulation import CAMERA_TO_P_INDEX
 
 __all__ = ["DHP19Windows"]
 
+EventsFn = Callable[[np.ndarray], np.ndarray]
+
 log = logging.getLogger(__name__)
 
 REPRESENTATION_CODE_VERSION = "dhp19-pose-2"  # 2: the cache holds sparse entries
 # The reference's constant-count start: ceil(t[7500] / 100 ms) * 100 ms, whatever its step.
 _REFERENCE_START_GRID_MS = 100
+
+
+def _transformed(chunk: np.ndarray, transform: EventsFn | None) -> np.ndarray:
+    return chunk if transform is None else transform(chunk)
 
 
 def _cnn_label(first_label: np.ndarray | int) -> np.ndarray | int:
@@ -227,6 +235,7 @@ class DHP19Windows(Dataset):
             self.cache = FrameCache(
                 cache_dir, name, files=files, params=params, code_version=REPRESENTATION_CODE_VERSION
             )
+        self.transform: SampleTransform | None = None
 
     # ------------------------------------------------------------------ index
 
@@ -336,18 +345,21 @@ class DHP19Windows(Dataset):
 
     # ------------------------------------------------------------------ representations
 
-    def _cnn_frame(self, events: DHP19EventFile, cam: int, end_ms: int) -> np.ndarray:
+    def _cnn_frame(
+        self, events: DHP19EventFile, cam: int, end_ms: int, transform: EventsFn | None = None
+    ) -> np.ndarray:
         """``[channels_per_bin * cnn_bins, H / f, W / f]``: the CNN frame ending at ``end_ms``,
-        channels polarity-major (``p * cnn_bins + b``) for histograms."""
+        channels polarity-major (``p * cnn_bins + b``) for histograms; ``transform`` runs on its
+        events (full sensor) first."""
         s = self.sampling
         if s.cnn_frame == "duration":
             if end_ms < s.window_ms:  # before the recording: no events (the reference's zero frame)
                 size = self.crop.sensor_size
                 return np.zeros((s.channels_per_bin * s.cnn_bins, size.height, size.width), dtype=self._dtype)
-            frames = self._frames(events, cam, end_ms - s.window_ms, end_ms, s.cnn_bins)
+            frames = self._frames(events, cam, end_ms - s.window_ms, end_ms, s.cnn_bins, transform)
             return np.ascontiguousarray(frames.transpose(1, 0, 2, 3)).reshape(-1, *frames.shape[2:])
         end = int(events.ms_to_idx(cam)[end_ms])
-        chunk = events.events(cam, max(end - s.cnn_event_count, 0), end)
+        chunk = _transformed(events.events(cam, max(end - s.cnn_event_count, 0), end), transform)
         if s.representation == "voxel_grid":
             return self.crop.crop_pool(pose_voxel_grid(chunk, DHP19_SENSOR_SIZE, s.cnn_bins))
         sensor = self.crop.binning_sensor
@@ -359,10 +371,19 @@ class DHP19Windows(Dataset):
         """Counts are integers until the device makes them float32; voxel grids are float32 already."""
         return np.int64 if self.sampling.representation == "histogram" else np.float32
 
-    def _frames(self, events: DHP19EventFile, cam: int, start_ms: int, end_ms: int, n_bins: int) -> np.ndarray:
-        """``[n_bins, channels_per_bin, H / f, W / f]``: the representation of ``[start_ms, end_ms)``."""
+    def _frames(
+        self,
+        events: DHP19EventFile,
+        cam: int,
+        start_ms: int,
+        end_ms: int,
+        n_bins: int,
+        transform: EventsFn | None = None,
+    ) -> np.ndarray:
+        """``[n_bins, channels_per_bin, H / f, W / f]``: the representation of ``[start_ms, end_ms)``
+        (``transform`` runs on its events, full sensor, first)."""
         s = self.sampling
-        chunk = events.events(cam, *_event_range(events, cam, start_ms, end_ms))
+        chunk = _transformed(events.events(cam, *_event_range(events, cam, start_ms, end_ms)), transform)
         if s.representation == "voxel_grid":
             # on the full sensor, whose non-zero cells the reference standardises, then cropped
             t_range = None if s.bin_alignment == "events" else (start_ms * 1000, end_ms * 1000)
@@ -378,17 +399,17 @@ class DHP19Windows(Dataset):
             counts = to_frame(chunk, sensor, time_window=bin_us, start_time=start_ms * 1000, end_time=end_ms * 1000)
         return self.crop.drop_spare(counts)
 
-    def _counts(self, source: _Source, cam: int, ms_start: int) -> np.ndarray:
+    def _counts(self, source: _Source, cam: int, ms_start: int, transform: EventsFn | None = None) -> np.ndarray:
         """Every input tensor of one view, stacked on the channel axis ``[C_total, H, W]`` (int64
         counts, or float32 voxel grids)."""
         s, parts = self.sampling, []
         if s.uses_cnn:
-            parts.append(self._cnn_frame(source.events, cam, ms_start))
+            parts.append(self._cnn_frame(source.events, cam, ms_start, transform))
         if s.uses_sequence:
-            frames = self._frames(source.events, cam, ms_start, ms_start + s.window_ms, s.n_steps)
+            frames = self._frames(source.events, cam, ms_start, ms_start + s.window_ms, s.n_steps, transform)
             parts.append(frames.reshape(-1, *frames.shape[2:]))
         if s.next_cnn_frame:
-            parts.append(self._cnn_frame(source.events, cam, ms_start + s.window_ms))
+            parts.append(self._cnn_frame(source.events, cam, ms_start + s.window_ms, transform))
         return np.concatenate(parts).astype(self._dtype, copy=False)
 
     @property
@@ -440,9 +461,11 @@ class DHP19Windows(Dataset):
         shape = (len(cameras), *self.count_shape) if cam < 0 else self.count_shape
 
         def build() -> np.ndarray:
-            views = [self._counts(source, c, ms_start) for c in cameras]
-            counts = np.stack(views) if cam < 0 else views[0]
             name = f"DHP19 counts of {source.recording.events_path.name} at {ms_start} ms (sample {index})"
+            views = [
+                self._counts(source, c, ms_start, self._sample_transform(index, f"{name}, camera {c}")) for c in cameras
+            ]
+            counts = np.stack(views) if cam < 0 else views[0]
             return to_records(counts, name)
 
         sparse = from_records(build() if self.cache is None else self.cache.load(index, build), shape)
@@ -454,6 +477,11 @@ class DHP19Windows(Dataset):
             for key in ("ms_start", "label_3d", "cnn_label_3d", "label_steps", "pixel_scale"):  # same in every view
                 out[key] = views[0][key]
         return {"counts": sparse, "count_parts": self.count_parts, **out}
+
+    def _sample_transform(self, index: int, origin: str) -> EventsFn | None:
+        """``transform`` for the events of sample ``index``: every chunk of the sample (CNN frame,
+        sequence, next frame) gets the same generator, so a random choice is the same in each."""
+        return None if self.transform is None else functools.partial(self.transform, index=index, origin=origin)
 
     def dense_sample(self, index: int) -> dict[str, Any]:
         """Sample ``index`` with its counts dense (float32 ``cnn_input`` / ``events`` /
