@@ -28,6 +28,7 @@ OWN_DDP_TEST = {
     "hgvae_nmnist_synthetic": "tests/hgvae/test_hgvae_gpu_steps.py (24 steps: every phase of two batches)",
     "pose_hybrid_cnn_snn_synthetic": "tests/pose/test_pose_ddp.py (both hybrids, after every step)",
     "tvae_Lpartial_mnist_synthetic": "tests/tvae/test_tvae_gpu_readiness.py (dSprites: CapCorr gathered too)",
+    "quickstart": "tests/reliability/test_ddp_cpu.py (4 epochs, compared with one process too)",
 }
 
 

@@ -1,8 +1,10 @@
 """Two-process DDP on CPU (gloo) through the real entrypoint: one run directory, one config,
-metrics synced over the ranks, and a result within noise of the single-process run."""
+the ranks' weights equal (RankConsistencyCheck), metrics synced over the ranks, and a result within
+noise of the single-process run."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -31,10 +33,20 @@ def test_ddp_on_two_cpu_processes_writes_one_run(tmp_path, tiny_digits, quick):
     # 5 per rank: the same 10 samples per optimiser step as the single-process run below
     # validation on the 20 test recordings (not 4 held-out ones), so the two curves can be compared
     per_rank = ["--trainer.max_epochs", EPOCHS, "--data.batch_size", "5", *VAL_ON_TEST, *ddp]
+    reports = tmp_path / "ranks"
+    per_rank += [
+        "--trainer.callbacks+=event_lightning.callbacks.rank_consistency.RankConsistencyCheck",
+        *("--trainer.callbacks.report_dir", str(reports)),
+    ]
     command = [sys.executable, quick.train_script, "fit", *quick.args(runs, tiny_digits, *per_rank)]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Starting with 2 processes" in result.stdout + result.stderr
+    # the replicas hold the same weights after the first batch and at the end (issue 16, item 4)
+    ranks = [json.loads((reports / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    assert ranks[0]["global_step"] == ranks[1]["global_step"] == int(EPOCHS) * quick.steps_per_epoch
+    assert ranks[0]["fingerprints"] and ranks[0]["fingerprints"] == ranks[1]["fingerprints"]
 
     # only rank 0 writes: one version directory, one config
     assert [p.name for p in (runs / "quickstart").iterdir()] == ["version_0"]

@@ -28,8 +28,21 @@ MAX_REUSED_BYTES = 64 * 2**20
 _KEPT = 2
 _kept: list[np.ndarray] = []  # uint8 buffers, most recently handed out last
 _lock = threading.Lock()
-# sys.getrefcount of a kept buffer nobody else holds: the list, the loop variable, the argument
-_UNREFERENCED = 3
+
+
+def _count_when_unheld() -> int:
+    """``sys.getrefcount`` of a listed buffer that nothing else holds, read the way
+    :func:`empty_output` reads it (3 on CPython 3.11: the list, the local name, the argument).
+    Measured rather than written down because interpreters differ in which references they count."""
+    probe = [np.empty(1, dtype=np.uint8)]
+    buffer = probe[0]
+    return sys.getrefcount(buffer)
+
+
+# Without the GIL (free-threaded builds) reference counts are deferred or biased per thread, so the
+# count cannot tell that no caller holds a buffer: nothing is reused there.
+_REUSE = getattr(sys, "_is_gil_enabled", lambda: True)()
+_UNREFERENCED = _count_when_unheld()
 
 
 def empty_output(size: int, dtype: np.dtype | type) -> np.ndarray:
@@ -40,7 +53,7 @@ def empty_output(size: int, dtype: np.dtype | type) -> np.ndarray:
     """
     dtype = np.dtype(dtype)
     n_bytes = size * dtype.itemsize
-    if not MIN_REUSED_BYTES <= n_bytes <= MAX_REUSED_BYTES:
+    if not _REUSE or not MIN_REUSED_BYTES <= n_bytes <= MAX_REUSED_BYTES:
         return np.empty(size, dtype=dtype)
     with _lock:  # the check and the hand-out below must not interleave with another thread's
         for index in range(len(_kept)):
