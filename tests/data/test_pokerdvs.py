@@ -52,8 +52,8 @@ def test_archive_is_extracted_when_only_the_archive_is_there(small_root, tmp_pat
     assert len(data.split(False)) == 20
 
 
-def test_stand_in_is_deterministic_and_separable_by_class(tmp_path):
-    a = generate_synthetic_pokerdvs(tmp_path / "a", config=SMALL)
+def test_stand_in_is_deterministic_and_separable_by_class(small_root, tmp_path):
+    a = small_root / "POKERDVS"  # written by the fixture with the same config
     b = generate_synthetic_pokerdvs(tmp_path / "b", config=SMALL)
     files_a = sorted(p.relative_to(a) for p in a.glob("pips_train/*/*.npy"))
     assert files_a == sorted(p.relative_to(b) for p in b.glob("pips_train/*/*.npy"))
