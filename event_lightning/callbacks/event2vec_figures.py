@@ -52,9 +52,7 @@ def cls_attention(net: Event2VecNet, batch: EventBatch) -> dict[str, Tensor]:
         raise ValueError("cls_attention: needs one token per event (model.t_heads 1)")
     tokens, valid = net.embedding(batch.x, batch.y, batch.t, batch.p, batch.valid_mask)
     classifier = net.classifier
-    sequence = torch.cat((classifier.class_token.expand(len(tokens), -1, -1).to(tokens.dtype), tokens), dim=1)
-    ignore = torch.cat((torch.zeros_like(valid[:, :1]), ~valid), dim=1)
-    bias = torch.zeros(ignore.shape, dtype=sequence.dtype, device=sequence.device).masked_fill(ignore, float("-inf"))
+    sequence, bias = classifier.sequence(tokens, valid)
     *earlier, last = classifier.encoder.layers
     for layer in earlier:
         sequence = layer(sequence, src_key_padding_mask=bias)
@@ -65,7 +63,7 @@ def cls_attention(net: Event2VecNet, batch: EventBatch) -> dict[str, Tensor]:
     q, k, _ = qkv.view(batch_size, length, 3, heads, width // heads).permute(2, 0, 3, 1, 4).unbind(0)
     scores = (q[:, :, :1] @ k.transpose(-1, -2)) / (width // heads) ** 0.5 + bias[:, None, None, :]
     weights = scores.softmax(dim=-1)[:, :, 0].mean(dim=1)  # [B, 1 + L], the class token's query
-    encoded = classifier.encoder.norm(last(sequence, src_key_padding_mask=bias))
+    encoded = classifier.encoder.norm(last(sequence, src_key_padding_mask=bias, first_only=True))
     row, column = net.embedding.downsample(batch.y.long().clamp(min=0), batch.x.long().clamp(min=0))
     return {
         "attention": weights[:, 1:].masked_fill(~valid, 0.0),

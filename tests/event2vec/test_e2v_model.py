@@ -127,3 +127,33 @@ def test_bad_options():
         Event2VecClassifier(offset_coordinate="global")
     with pytest.raises(ValueError, match="unknown embedding"):
         Event2VecClassifier(embed="neighbor3d-naive-1-1")
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_classifier_computes_only_the_class_token_position_of_its_last_layer(training):
+    # the full encoder's CLS output, the same logits and gradients: the other positions of the last
+    # layer only feed its keys and values
+    torch.manual_seed(0)
+    net = Event2VecClassifier(d_model=32, n_head=4, d_feedforward=64, n_layers=2, offset_t=True).net.train(training)
+    batch = _batch()
+    tokens, valid = net.embedding(batch.x, batch.y, batch.t, batch.p, batch.valid_mask)
+    classifier = net.classifier
+
+    def gradients(logits: torch.Tensor) -> list[torch.Tensor]:
+        return torch.autograd.grad(F.cross_entropy(logits, batch.label), list(net.parameters()), retain_graph=True)
+
+    full = classifier.head(super(type(classifier), classifier).forward(tokens, valid)[:, 0])
+    first = classifier(tokens, valid)
+    torch.testing.assert_close(first, full, rtol=1e-6, atol=1e-6)
+    for a, b in zip(gradients(first), gradients(full), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+    sequence, mask = classifier.sequence(tokens, valid)
+    last = classifier.encoder.layers[-1]
+    assert last(sequence, src_key_padding_mask=mask, first_only=True).shape == (6, 1, 32)
+    torch.testing.assert_close(
+        last(sequence, src_key_padding_mask=mask, first_only=True),
+        last(sequence, src_key_padding_mask=mask)[:, :1],
+        rtol=1e-6,
+        atol=1e-6,
+    )

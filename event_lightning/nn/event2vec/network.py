@@ -196,25 +196,39 @@ class PostNormEncoderLayer(nn.TransformerEncoderLayer):
         src_mask: torch.Tensor | None = None,
         src_key_padding_mask: torch.Tensor | None = None,
         is_causal: bool = False,
+        first_only: bool = False,
     ) -> torch.Tensor:
         """``src`` ``[B, L, d]``; ``src_key_padding_mask`` ``[B, L]`` additive float, -inf at ignored keys (what
-        ``nn.TransformerEncoder`` passes on) -> ``[B, L, d]``."""
+        ``nn.TransformerEncoder`` passes on) -> ``[B, L, d]``.
+
+        ``first_only``: the output at the first position alone, ``[B, 1, d]`` (the same numbers up to
+        float rounding).  Every other position then contributes only its key and value, so the
+        queries, attention rows, output projection, feed-forward block and norms of ``L - 1``
+        positions are skipped: a classifier reading the CLS output of its last layer needs nothing else.
+        """
         if src_mask is not None or is_causal or self.norm_first or not self.self_attn.batch_first:
             raise ValueError("PostNormEncoderLayer supports post-LN, batch-first layers with a key-padding mask only")
-        x = self.norm1(src + self._attention(src, src_key_padding_mask))
+        residual = src[:, :1] if first_only else src
+        x = self.norm1(residual + self._attention(src, src_key_padding_mask, first_only))
         return self.norm2(x + self._ff_block(x))
 
-    def _attention(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None) -> torch.Tensor:
+    def _attention(self, x: torch.Tensor, key_padding_mask: torch.Tensor | None, first_only: bool) -> torch.Tensor:
         attention = self.self_attn
         batch, length, width = x.shape
         heads = attention.num_heads
-        qkv = F.linear(x, attention.in_proj_weight, attention.in_proj_bias)
-        q, k, v = qkv.view(batch, length, 3, heads, width // heads).permute(2, 0, 3, 1, 4).unbind(0)
+        weight, bias = attention.in_proj_weight, attention.in_proj_bias
+        if first_only:  # one query; keys and values of every position (the packed weight's rows q | k | v)
+            q = F.linear(x[:, :1], weight[:width], bias[:width]).view(batch, 1, heads, width // heads).transpose(1, 2)
+            kv = F.linear(x, weight[width:], bias[width:])
+            k, v = kv.view(batch, length, 2, heads, width // heads).permute(2, 0, 3, 1, 4).unbind(0)
+        else:
+            qkv = F.linear(x, weight, bias)
+            q, k, v = qkv.view(batch, length, 3, heads, width // heads).permute(2, 0, 3, 1, 4).unbind(0)
         # [B, 1, 1, L]: broadcast over heads and queries; 0 and -inf are exact in bf16 and fp16.
-        bias = None if key_padding_mask is None else key_padding_mask[:, None, None, :].to(q.dtype)
+        mask = None if key_padding_mask is None else key_padding_mask[:, None, None, :].to(q.dtype)
         dropout = attention.dropout if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout)
-        return self.dropout1(attention.out_proj(out.transpose(1, 2).reshape(batch, length, width)))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+        return self.dropout1(attention.out_proj(out.transpose(1, 2).reshape(batch, q.shape[2], width)))
 
 
 class TokenEncoder(nn.Module):
@@ -235,13 +249,29 @@ class TokenEncoder(nn.Module):
             layer, num_layers=config.n_layers, norm=nn.LayerNorm(config.d_model), enable_nested_tensor=False
         )
 
+    def sequence(self, tokens: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens ``[B, L, d]``, ``valid`` bool ``[B, L]`` -> the CLS token and the tokens ``[B, 1 + L, d]``, and
+        the additive key-padding mask ``[B, 1 + L]`` in their dtype (0 attended, -inf ignored), as
+        ``nn.TransformerEncoder`` turns a boolean mask into one."""
+        batch = tokens.shape[0]
+        sequence = torch.cat((self.class_token.expand(batch, -1, -1).to(tokens.dtype), tokens), dim=1)
+        # The CLS key is always attended, so a sample without events is safe.
+        ignore = torch.cat((torch.zeros_like(valid[:, :1]), ~valid), dim=1)
+        return sequence, torch.zeros_like(ignore, dtype=sequence.dtype).masked_fill(ignore, float("-inf"))
+
     def forward(self, tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """tokens ``[B, L, d]``, ``valid`` bool ``[B, L]`` -> encoded ``[B, 1 + L, d]``, the CLS output first."""
-        batch = tokens.shape[0]
-        tokens = torch.cat((self.class_token.expand(batch, -1, -1).to(tokens.dtype), tokens), dim=1)
-        # True marks keys to ignore; the CLS key is always attended, so a sample without events is safe.
-        ignore = torch.cat((torch.zeros_like(valid[:, :1]), ~valid), dim=1)
-        return self.encoder(tokens, src_key_padding_mask=ignore)
+        sequence, mask = self.sequence(tokens, valid)
+        return self.encoder(sequence, src_key_padding_mask=mask)
+
+    def forward_first(self, tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """As :meth:`forward`, the CLS output alone ``[B, d]``: the last layer computes only that
+        position (``first_only`` of :class:`PostNormEncoderLayer`)."""
+        sequence, mask = self.sequence(tokens, valid)
+        *earlier, last = self.encoder.layers
+        for layer in earlier:
+            sequence = layer(sequence, src_key_padding_mask=mask)
+        return self.encoder.norm(last(sequence, src_key_padding_mask=mask, first_only=True))[:, 0]
 
 
 class TokenClassifier(TokenEncoder):
@@ -256,7 +286,7 @@ class TokenClassifier(TokenEncoder):
 
     def forward(self, tokens: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """tokens ``[B, L, d]``, ``valid`` bool ``[B, L]`` -> logits ``[B, num_classes]``."""
-        return self.head(super().forward(tokens, valid)[:, 0])
+        return self.head(self.forward_first(tokens, valid))
 
 
 class Event2VecNet(nn.Module):
