@@ -97,9 +97,11 @@ def test_encoder_layer_is_the_stock_layer_without_its_fused_inference_kernel():
         )
 
 
-def test_neighbour_lookup_equals_the_einsum_it_replaces():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_neighbour_lookup_equals_the_per_event_einsum_it_replaces(dtype):
+    # float32: the same tokens; float64: also the same gradients, where summation order cannot hide a difference
     torch.manual_seed(0)
-    embedding = Neighbor1dNaive2dEmbedding(2, 36, 48, 256, n_neighbor=2)
+    embedding = Neighbor1dNaive2dEmbedding(2, 36, 48, 256, n_neighbor=2).to(dtype)
     with torch.no_grad():
         embedding.weight_y.normal_()
         embedding.weight_x.normal_()
@@ -116,7 +118,15 @@ def test_neighbour_lookup_equals_the_einsum_it_replaces():
         ),
         dim=-1,
     )
-    torch.testing.assert_close(embedding(p, y, x, valid), reference, rtol=1e-6, atol=1e-6)
+    tokens = embedding(p, y, x, valid)
+    torch.testing.assert_close(tokens, reference, rtol=1e-6, atol=1e-6)
+    if dtype == torch.float64:
+        upstream = torch.randn_like(tokens)
+        names, parameters = zip(*embedding.named_parameters(), strict=True)
+        ours = dict(zip(names, torch.autograd.grad((tokens * upstream).sum(), parameters), strict=True))
+        for name, want in zip(names, torch.autograd.grad((reference * upstream).sum(), parameters), strict=True):
+            torch.testing.assert_close(ours[name], want, rtol=1e-12, atol=1e-12, msg=name)
+        assert not ours["table_y.weight"][0].any() and not ours["table_x.weight"][0].any()  # padding rows learn nothing
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
@@ -156,7 +157,13 @@ class Naive2dEmbedding(nn.Module):
 
 class Neighbor1dNaive2dEmbedding(Naive2dEmbedding):
     """The naive2d tables, each read at the ``2n+1`` clamped neighbours ``y + k dilation`` (and
-    ``x + k dilation``) and summed with a learnable weight vector per axis (init ``exp(-k^2/2)``)."""
+    ``x + k dilation``) and summed with a learnable weight vector per axis (init ``exp(-k^2/2)``).
+
+    The weighted neighbour sum depends on the table row alone, not on the event: it is formed once
+    per row (``P h`` and ``P w`` rows, far fewer than the events of a batch), and each event then
+    reads one row of each summed table instead of ``2n+1``.  Same numbers (the same products
+    summed in the same order), and the same gradients up to float rounding.
+    """
 
     def __init__(self, polarities: int, h: int, w: int, d: int, n_neighbor: int, dilation: int = 1) -> None:
         super().__init__(polarities, h, w, d)
@@ -164,14 +171,24 @@ class Neighbor1dNaive2dEmbedding(Naive2dEmbedding):
         self.weight_y = nn.Parameter(gaussian_neighbour_weights(n_neighbor))
         self.weight_x = nn.Parameter(gaussian_neighbour_weights(n_neighbor))
 
+    def _summed_table(self, table: nn.Embedding, size: int, weights: torch.Tensor) -> torch.Tensor:
+        """``[P size + 1, d']``: row ``1 + p size + c`` sums the rows of the clamped neighbours
+        ``c + k dilation`` of the same polarity; row 0 sums padding rows."""
+        device = weights.device
+        cells = (torch.arange(size, device=device)[:, None] + _offsets(self.n_neighbor, self.dilation, device)).clamp(
+            0, size - 1
+        )  # [size, K]
+        first_rows = torch.arange(self.polarities, device=device)[:, None, None] * size + 1
+        neighbours = (first_rows + cells).flatten(0, 1)  # [P size, K]
+        neighbours = torch.cat((torch.zeros_like(neighbours[:1]), neighbours))
+        return _weighted_lookup(table, neighbours, weights)
+
     def forward(self, p: torch.Tensor, y: torch.Tensor, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """``[B, L]`` int64 inputs, ``valid`` bool ``[B, L]`` -> tokens ``[B, L, d]``."""
-        k = _offsets(self.n_neighbor, self.dilation, y.device)
-        valid = valid[..., None]
-        ys = (y[..., None] + k).clamp(0, self.h - 1)
-        xs = (x[..., None] + k).clamp(0, self.w - 1)
-        tokens_y = _weighted_lookup(self.table_y, _rows(p[..., None] * self.h + ys, valid), self.weight_y)
-        tokens_x = _weighted_lookup(self.table_x, _rows(p[..., None] * self.w + xs, valid), self.weight_x)
+        table_y = self._summed_table(self.table_y, self.h, self.weight_y)
+        table_x = self._summed_table(self.table_x, self.w, self.weight_x)
+        tokens_y = F.embedding(_rows(p * self.h + y, valid), table_y)
+        tokens_x = F.embedding(_rows(p * self.w + x, valid), table_x)
         return torch.cat((tokens_y, tokens_x), dim=-1)
 
 
