@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--only GROUP ...]``: see :mod:`bench.run`."""
+"""``python -m bench [--quick] [--only GROUP ...] [--case NAME ...]``: see :mod:`bench.run`."""
 
 from bench.run import main
 

@@ -14,15 +14,24 @@ from typing import Any
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """How hard to measure: warm-up calls, timed repeats, and whether this is the quick pass."""
+    """How hard to measure: warm-up calls, timed repeats, and whether this is the quick pass;
+    ``cases``: run only the rows whose case name contains one of these (case-insensitive; groups
+    that select by case: ``reference``), all when empty."""
 
     quick: bool = False
     warmup: int = 1
     repeats: int = 5
+    cases: tuple[str, ...] = ()
 
     @classmethod
-    def make(cls, quick: bool) -> BenchConfig:
-        return cls(quick=True, warmup=1, repeats=3) if quick else cls(quick=False, warmup=2, repeats=7)
+    def make(cls, quick: bool, cases: tuple[str, ...] = ()) -> BenchConfig:
+        if quick:
+            return cls(quick=True, warmup=1, repeats=3, cases=cases)
+        return cls(quick=False, warmup=2, repeats=7, cases=cases)
+
+    def selects(self, name: str) -> bool:
+        """Whether the case called ``name`` runs (see ``cases``)."""
+        return not self.cases or any(part.lower() in name.lower() for part in self.cases)
 
 
 def median_time(fn: Callable[[], Any], cfg: BenchConfig, repeats: int | None = None) -> float:

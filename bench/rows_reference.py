@@ -61,6 +61,8 @@ def run_reference_rows(cfg: BenchConfig, results: Results, sizes: ReferenceSizes
     """One row per method: our training step vs its reference, with the first step's loss check."""
     sizes = sizes or ReferenceSizes.make(cfg.quick)
     for name, build in reference_cases(sizes):
+        if not cfg.selects(name):
+            continue
         try:
             results.rows.append(run_case(build(), GROUP, sizes.steps))
         except Exception as error:  # noqa: BLE001 - one broken comparison must not hide the others

@@ -6,7 +6,8 @@ means we are faster) and whether the two outputs agree. Each row times both side
 process on the same data: warm-up calls first, then the median of repeated calls.
 
 ``--quick`` is a short pass (fewer repeats, cost growth only up to 1M events); the full run also
-writes ``docs/performance.md``. ``--only NAME`` restricts the run to some groups.
+writes ``docs/performance.md``. ``--only NAME`` restricts the run to some groups, ``--case NAME`` to some
+cases within them (``--only reference --case event2vec``: the Event2Vec step alone).
 
 ``--gpu-preflight`` runs :mod:`bench.gpu_preflight` instead: every config eager vs compiled
 bf16-mixed on a GPU, with a pass/fail summary and a GPU section in ``docs/performance.md``.
@@ -87,6 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short pass (< 2 min): fewer repeats, smaller growth")
     parser.add_argument("--only", nargs="+", default=None, help="run only these groups")
     parser.add_argument(
+        "--case",
+        nargs="+",
+        default=(),
+        help="run only the cases whose name contains one of these words, e.g. `--only reference --case event2vec` "
+        "(groups that select by case: reference)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -109,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.gpu_preflight:
         return gpu_preflight.main(args)
-    cfg = BenchConfig.make(args.quick)
+    cfg = BenchConfig.make(args.quick, tuple(args.case))
     import torch
 
     torch.set_num_threads(args.threads)
@@ -121,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_text_table(results))
     print(f"\ntotal {elapsed:.1f} s")
     output = args.output
-    if output is None and not args.quick and not args.only:
+    if output is None and not args.quick and not args.only and not args.case:
         output = str(Path(__file__).resolve().parent.parent / "docs" / "performance.md")
     if output:
         write_markdown(results, Path(output), cfg, elapsed)

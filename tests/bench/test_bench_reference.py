@@ -121,3 +121,25 @@ def test_step_growth_rows_fit_each_series():
         line for line in goal_lines(results, issue=20) if "training steps" in line or "training step linear" in line
     ]
     assert len(lines) == 2 and all("largest exponent" in line for line in lines)
+
+
+def test_case_selection_runs_the_named_method_alone():
+    from bench.measure import BenchConfig
+    from bench.rows_reference import run_reference_rows
+
+    cfg = BenchConfig(quick=True, warmup=0, repeats=1, cases=("EVENT2vec",))
+    assert cfg.selects("Event2Vec ASL-DVS") and not cfg.selects("HG-VAE N-MNIST")
+    assert BenchConfig().selects("HG-VAE N-MNIST")  # no selection: every case
+    results = Results()
+    run_reference_rows(cfg, results)
+    assert not results.skipped
+    assert [row.operation for row in results.rows] == ["train step: Event2Vec ASL-DVS"]
+
+
+def test_event2vec_batches_have_the_real_token_counts():
+    # every sample full but the few recordings under 255 events, none shorter than the real minimum 195
+    from bench.reference.event2vec import event2vec_batches
+
+    lengths = torch.cat([batch.valid_mask.sum(dim=1) for batch in event2vec_batches(400, n=2)])
+    assert lengths.min() >= 195 and lengths.max() == 255
+    assert 0.9 < (lengths == 255).float().mean() < 1.0
