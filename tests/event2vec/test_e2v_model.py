@@ -70,6 +70,7 @@ def test_cosine_schedule_per_epoch():
     optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
     assert config["lr_scheduler"]["interval"] == "epoch"
     assert optimizer.defaults["lr"] == 1e-3 and optimizer.param_groups[0]["weight_decay"] == 0.0
+    assert optimizer.defaults["fused"]  # on the CPU as on a GPU
     for _ in range(32):
         optimizer.step()
         scheduler.step()
