@@ -1,9 +1,9 @@
 """Event2Vec classification (and its self-supervised pre-training) as a LightningModule: loss,
 optimiser, schedule, metrics, logging, and starting from a pre-trained checkpoint.
 
-Training: cross-entropy with ``label_smoothing`` (validation and test without), AdamW (lr 1e-3,
-weight decay 0 in the paper; fused on CPU and GPU; with decay, LayerNorm / Embedding weights, biases and the CLS token
-are exempt), cosine annealing stepped once per epoch over ``trainer.max_epochs``.  Logs
+Training: cross-entropy with ``label_smoothing`` (validation and test without), fused AdamW (lr
+1e-3, weight decay 0 in the paper; with decay, LayerNorm / Embedding weights, biases and the CLS
+token are exempt), cosine annealing stepped once per epoch over ``trainer.max_epochs``.  Logs
 ``train/loss`` (step and epoch), ``train/acc``, ``val/loss``, ``val/acc``, ``test/loss``,
 ``test/acc`` and the samples per second of each stage.  Evaluation losses are averaged over all
 processes (``sync_dist``), like the accuracies.

@@ -4,7 +4,8 @@ Forward order, as in the reference:
 spatial downsample -> coordinate noise -> coordinate offset -> time offset -> embed (p, y, x)
 -> merge ``t_heads`` -> drop tokens -> add the temporal encoding -> prepend the CLS token ->
 post-LN ``nn.TransformerEncoder`` with a final LayerNorm and the key-padding mask -> Linear head
-on the CLS output (:class:`Event2VecNet`).
+on the CLS output (:class:`Event2VecNet`).  The classifier's last layer computes the CLS position
+alone, the only one the head reads (``first_only`` of :class:`PostNormEncoderLayer`).
 
 Self-supervised pre-training (:class:`MaskedEventNet`, the reference's ``self_supervised`` mode)
 masks a share of the tokens instead of dropping them and predicts each masked event's word of the
