@@ -19,6 +19,8 @@ class BenchConfig:
     quick: bool = False
     warmup: int = 1
     repeats: int = 5
+    methods: tuple[str, ...] = ()
+    """Group ``reference`` only: run the methods whose name contains one of these (case-insensitive); all if empty."""
 
     @classmethod
     def make(cls, quick: bool) -> BenchConfig:

@@ -15,6 +15,7 @@ bf16-mixed on a GPU, with a pass/fail summary and a GPU section in ``docs/perfor
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -87,6 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short pass (< 2 min): fewer repeats, smaller growth")
     parser.add_argument("--only", nargs="+", default=None, help="run only these groups")
     parser.add_argument(
+        "--method",
+        nargs="+",
+        default=(),
+        help="group reference only: compare just the methods whose name contains one of these words "
+        "(e.g. --only reference --method pose)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -109,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.gpu_preflight:
         return gpu_preflight.main(args)
-    cfg = BenchConfig.make(args.quick)
+    cfg = dataclasses.replace(BenchConfig.make(args.quick), methods=tuple(args.method))
     import torch
 
     torch.set_num_threads(args.threads)
@@ -121,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_text_table(results))
     print(f"\ntotal {elapsed:.1f} s")
     output = args.output
-    if output is None and not args.quick and not args.only:
+    if output is None and not args.quick and not args.only and not args.method:
         output = str(Path(__file__).resolve().parent.parent / "docs" / "performance.md")
     if output:
         write_markdown(results, Path(output), cfg, elapsed)
