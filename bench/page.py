@@ -135,7 +135,11 @@ PAGE_NOTES = """
   the batches carry the real pipeline's token counts: 255 per sample, fewer only in the <= 5 % of
   recordings under 255 events, none under the real minimum 195);
   the pose SNN (the whole UNet called once per bin, spikingjelly `LIFNode` in single-step mode,
-  per-bin BatchNorm, blurred one-hot targets); the TVAE (full-image convs, a frozen
+  per-bin BatchNorm, bilinear upsampling then the 5x5 conv, blurred one-hot targets) and the pose
+  hybrid CNN-SNN (the same SNN with a bare 1x1 tail, its `LIFNode` potentials set by nine
+  state-initialiser heads from a frozen UNet CNN before the first bin, the output accumulated on
+  the decayed CNN heatmap, the membrane-potential loss on the next window's CNN states; CNN and
+  SNN of width 16 at 64x64, T=10, B=2); the TVAE (full-image convs, a frozen
   `ConvTranspose3d` grouper after a circular pad, `torch.distributions`). Our step runs in a
   `pl.Trainer` (hooks and logging included); after each of its steps the reference takes one on
   the same batch, starting from the random-number state ours started from, so both draw the same
@@ -146,6 +150,11 @@ PAGE_NOTES = """
   of the reference's own weights reproduces; in float64 the phases agree exactly. The float32
   difference is shown beside it. The ratio is the median reference step over
   ours, steps alternating. The LIF classifier's reference comparison is the **lif** row (norse).
+  Our pose SNN step folds each up layer's bilinear x2 upsampling into its 5x5 convolution (four
+  4x4 convolutions at the low resolution, 64 instead of 100 multiply-adds per input pixel, the
+  zero-padded border restored exactly by 1-D edge corrections; the convolutions are over 70 % of
+  both steps), runs BatchNorm's fused kernels per bin in CPU training, and the 2-channel first
+  conv channels-last; `python -m bench --only reference --case pose` runs just the pose rows.
 - **step_growth**: each method's training step (our side only, the shapes of **reference**, the
   LIF classifier on POKER-DVS-sized frames) at three batch sizes with the sequence length fixed,
   then three sequence lengths (time bins; TVAE frames; Event2Vec events per sample) with the batch

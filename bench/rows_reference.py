@@ -16,7 +16,7 @@ from bench.measure import BenchConfig
 from bench.reference.event2vec import event2vec_case
 from bench.reference.harness import ReferenceCase, run_case
 from bench.reference.hgvae import hgvae_case
-from bench.reference.pose import pose_snn_case
+from bench.reference.pose import pose_hybrid_case, pose_snn_case
 from bench.reference.tvae import tvae_case
 from bench.results import Results, Skipped
 
@@ -31,7 +31,7 @@ class ReferenceSizes:
     hgvae_nmnist: tuple[int, int] = (100, 32)  # (T bins, batch): the reference's 100-ms N-MNIST window
     hgvae_gestures: tuple[int, int] | None = (60, 8)  # 60 of the reference's 200 bins; None: skip
     tvae_batch: int = 8  # sequences of 18 frames, the reference's batch
-    pose: tuple[int, int, int, int] = (10, 2, 64, 16)  # (T, batch, side, base channels)
+    pose: tuple[int, int, int, int] = (10, 2, 64, 16)  # (T, batch, side, base channels): pure SNN and hybrid
     event2vec_batch: int = 32
     steps: int = 3
 
@@ -40,6 +40,12 @@ class ReferenceSizes:
         if quick:
             return cls((20, 8), None, 2, (10, 2, 32, 8), 4, 1)
         return cls()
+
+
+def _batch_first(pose: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """``(T, batch, side, c)`` -> the cases' ``(batch, T, side, c)``."""
+    steps, batch, side, channels = pose
+    return batch, steps, side, channels
 
 
 def reference_cases(sizes: ReferenceSizes) -> list[tuple[str, Callable[[], ReferenceCase]]]:
@@ -51,7 +57,8 @@ def reference_cases(sizes: ReferenceSizes) -> list[tuple[str, Callable[[], Refer
         cases.append(("HG-VAE DVSGesture", lambda: hgvae_case("DVSGesture", *sizes.hgvae_gestures)))
     cases += [
         ("Event2Vec ASL-DVS", lambda: event2vec_case(sizes.event2vec_batch)),
-        ("pose SNN (DHP19)", lambda: pose_snn_case(*sizes.pose)),
+        ("pose SNN (DHP19)", lambda: pose_snn_case(*_batch_first(sizes.pose))),
+        ("pose hybrid CNN-SNN (DHP19)", lambda: pose_hybrid_case(*_batch_first(sizes.pose))),
         ("TVAE Lpartial MNIST", lambda: tvae_case(sizes.tvae_batch)),
     ]
     return cases

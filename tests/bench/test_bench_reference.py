@@ -16,13 +16,11 @@ from bench.reference import tvae as tvae_reference  # noqa: E402
 from bench.reference.event2vec import event2vec_case  # noqa: E402
 from bench.reference.harness import copy_weights, loss_agreement, run_case  # noqa: E402
 from bench.reference.hgvae import hgvae_case, reference_target  # noqa: E402
-from bench.reference.pose import pose_snn_case  # noqa: E402
 from bench.results import Results, Row  # noqa: E402
 
 TINY_CASES = {
     "hgvae": lambda: hgvae_case("N-MNIST", 6, 4),
     "tvae": lambda: tvae_reference.tvae_case(1, n_caps=2, image_size=6),
-    "pose_snn": lambda: pose_snn_case(2, 3, 16, 4),
     "event2vec": lambda: event2vec_case(2, 32, d_model=32),
 }
 
@@ -143,3 +141,20 @@ def test_event2vec_batches_have_the_real_token_counts():
     lengths = torch.cat([batch.valid_mask.sum(dim=1) for batch in event2vec_batches(400, n=2)])
     assert lengths.min() >= 195 and lengths.max() == 255
     assert 0.9 < (lengths == 255).float().mean() < 1.0
+
+
+def test_case_selection_runs_both_pose_rows_with_t_and_batch_in_place():
+    # also the pose cases' loss check (pure SNN and hybrid), at a tiny size
+    from bench.measure import BenchConfig
+    from bench.rows_reference import ReferenceSizes, run_reference_rows
+
+    results = Results()
+    sizes = ReferenceSizes(hgvae_nmnist=(6, 4), hgvae_gestures=None, tvae_batch=1, pose=(3, 2, 32, 4), steps=1)
+    run_reference_rows(BenchConfig(quick=True, warmup=0, repeats=1, cases=("POSE",)), results, sizes)
+    assert not results.skipped, results.skipped
+    assert [row.operation for row in results.rows] == [
+        "train step: pose SNN (DHP19)",
+        "train step: pose hybrid CNN-SNN (DHP19)",
+    ]
+    assert all(row.size.startswith("T=3 B=2 32x32") for row in results.rows)
+    assert all("equal to 1e-05" in row.agree for row in results.rows)

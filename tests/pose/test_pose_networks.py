@@ -216,8 +216,9 @@ class _StepByStepSNN:
                 node.v = v0[name].clone()
 
         def block(name, x, extra=0):
-            layer = getattr(s, name)
-            return self.nodes[name](layer.bn(layer.conv(x)) + extra)
+            conv = getattr(s, name).conv  # the plain convolution, whatever the layer computes it with
+            current = F.conv2d(x, conv.weight, stride=conv.stride, padding=conv.padding)
+            return self.nodes[name](getattr(s, name).bn(current) + extra)
 
         outputs = []
         for x in x_seq:
@@ -229,7 +230,7 @@ class _StepByStepSNN:
             u1 = block("up1", up(torch.cat([r2, d3], 1)))
             u2 = block("up2", up(torch.cat([u1, d2], 1)))
             u3 = block("up3", up(torch.cat([u2, d1], 1)))
-            tail = s.tail_bn(s.tail(torch.cat([u3, a], 1)))
+            tail = s.tail_bn(F.conv2d(torch.cat([u3, a], 1), s.tail.weight))
             self.nodes["tail"](tail)
             outputs.append(self.nodes["tail"].v.clone())
         return torch.stack(outputs)

@@ -15,7 +15,7 @@ def xavier_init(module: nn.Module, head: nn.Conv2d | None = None, head_div: floa
     head by 2500, so the first heatmaps are almost zero).
     """
     for sub in module.modules():
-        if type(sub) is nn.Conv2d:
+        if isinstance(sub, nn.Conv2d):  # Upsample2xConv2d too
             nn.init.xavier_normal_(sub.weight)
     if head is not None and head_div != 1.0:
         with torch.no_grad():

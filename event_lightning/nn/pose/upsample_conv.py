@@ -1,0 +1,163 @@
+"""A bilinear x2 upsampling followed by a zero-padded convolution, as convolutions at the low resolution.
+
+The spiking UNet's up layers compute ``conv2d(upsample_x2(x), W, padding=k // 2)`` (bilinear,
+``align_corners=False``). Both are linear, so each of the four output phases ``(a, b)``
+(output pixel ``(2p + a, 2q + b)``) is one convolution of ``x`` itself with a composite kernel
+``M_a^T W M_b``: the upsampling's two-tap interpolation folded into ``W``. For a 5x5 kernel a
+phase reads 4x4 input pixels, so the four phases cost 64 multiply-adds per input pixel and
+channel pair where the upsampled convolution costs 100, and the 4x larger upsampled image is
+never built (nor its gradient in the backward pass). This is most of a pure SNN training step on
+the CPU (the up layers hold 85 % of the network's MACs).
+
+Borders: bilinear upsampling clamps to the edge pixel, which a replicate-padded ``x`` gives, but
+the convolution pads the *upsampled* image with zeros, and the composite kernels would read the
+clamped values there instead. Those values are the edge rows and columns of the upsampled image
+repeated, so what they wrongly add to the outputs within ``k // 2`` of the border is a 1-D
+convolution of one interpolated edge line, subtracted afterwards (about ``0.8 / H`` of the
+convolution's cost). The result equals the upsampled convolution up to float rounding (tested
+in float64 to 1e-12, values and gradients of both inputs).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from event_lightning.nn.pose.precision import autocast_off
+
+__all__ = ["Upsample2xConv2d", "upsample2x_conv2d"]
+
+
+def _phase_taps(radius: int) -> tuple[tuple[int, tuple[tuple[float, ...], ...]], ...]:
+    """Per output phase ``a`` (0: even, 1: odd output index): ``(first input offset, M_a)``.
+
+    ``M_a[j][i]`` is the weight of input pixel ``p + first + i`` in upsampled pixel ``2p + a + j -
+    radius`` (the ``j``-th tap of the kernel): upsampled pixel ``2q`` is ``0.25 x[q-1] + 0.75 x[q]``,
+    ``2q + 1`` is ``0.75 x[q] + 0.25 x[q+1]``.
+    """
+    phases = []
+    for a in (0, 1):
+        taps = []
+        for j in range(-radius, radius + 1):
+            n = a + j
+            q = n // 2
+            taps.append({q - 1: 0.25, q: 0.75} if n % 2 == 0 else {q: 0.75, q + 1: 0.25})
+        first = min(min(t) for t in taps)
+        last = max(max(t) for t in taps)
+        rows = tuple(tuple(t.get(first + i, 0.0) for i in range(last - first + 1)) for t in taps)
+        phases.append((first, rows))
+    return tuple(phases)
+
+
+@functools.lru_cache(maxsize=16)
+def _phase_matrices(radius: int, device: torch.device, dtype: torch.dtype) -> tuple[list[int], Tensor, Tensor]:
+    """:func:`_phase_taps` as tensors on ``device``, built once per device and dtype (a forward pass
+    copies nothing to the device): the two phases' first offsets, their tap matrices stacked
+    ``[2, k, taps]`` (zero-filled to the longer one), and the edge sums ``[2, radius, k]``: row ``m``
+    of side 0 (top / left) sums the kernel taps ``j < radius - m``, side 1 (bottom / right) the
+    taps ``j > radius + m``."""
+    phases = _phase_taps(radius)
+    taps = max(len(m[0]) for _, m in phases)
+    k = 2 * radius + 1
+    # normal tensors even when first built under inference_mode: training saves them for backward
+    with torch.inference_mode(False), torch.no_grad():
+        mats = torch.zeros(2, k, taps, dtype=dtype, device=device)
+        for a, (_, m) in enumerate(phases):  # scalar fills: no host tensor goes to the device
+            for j, row in enumerate(m):
+                for i, value in enumerate(row):
+                    if value:
+                        mats[a, j, i].fill_(value)
+        j = torch.arange(k, device=device)
+        m = torch.arange(radius, device=device)[:, None]
+        sums = torch.stack([j < radius - m, j > radius + m]).to(dtype)
+    return [first for first, _ in phases], mats, sums
+
+
+def _edge_corrections(lines: Tensor, kernels: Tensor, padding: int) -> Tensor:
+    """What the zero padding removes next to two opposite edges, ``[N, 2, radius, C_out, L]``.
+
+    ``lines [N, 2, C_in, L + 2 * radius - 2 * padding]``: the upsampled image's edge lines on both
+    sides (rows for the top and bottom edges, columns for the left and right), which the clamped
+    padding repeats ``radius`` times beyond the edge. Output line ``m`` from an edge reads its line
+    through the kernel taps that reach past the edge, so its correction is a 1-D convolution along
+    the edge with those taps summed: ``kernels [2, radius, C_out, C_in, k]`` (one grouped
+    convolution for both sides).
+    """
+    sides, radius, c_out, c_in, k = kernels.shape
+    out = F.conv1d(lines.flatten(1, 2), kernels.reshape(-1, c_in, k), padding=padding, groups=sides)
+    return out.unflatten(1, (sides, radius, c_out))
+
+
+def upsample2x_conv2d(x: Tensor, weight: Tensor) -> Tensor:
+    """``conv2d(interpolate(x, scale_factor=2, mode="bilinear"), weight, padding=k // 2)``, bias-free.
+
+    Args:
+        x: ``[N, C_in, H, W]`` images at the low resolution.
+        weight: ``[C_out, C_in, k, k]`` with odd ``k`` (stride 1, dilation 1, one group); ``2H`` and
+            ``2W`` must be at least ``k // 2``.
+
+    Returns:
+        ``[N, C_out, 2H, 2W]``, in the dtype ``conv2d`` gives these inputs (autocast applies to the
+        convolutions; the composite kernels are built in the weight's dtype).
+    """
+    k = weight.shape[-1]
+    radius = k // 2
+    height, width = x.shape[-2:]
+    if weight.shape[-2] != k or k % 2 == 0:
+        raise ValueError(f"upsample2x_conv2d needs a square kernel of odd size, found {tuple(weight.shape[-2:])}")
+    if 2 * min(height, width) < radius:
+        raise ValueError(f"upsample2x_conv2d: a {height}x{width} input is too small for a {k}x{k} kernel")
+    firsts, mats, sums = _phase_matrices(radius, weight.device, weight.dtype)
+    taps = mats.shape[-1]
+    pad = max(max(-f for f in firsts), max(f + taps - 1 for f in firsts))
+    with autocast_off(weight.device.type):
+        kernels = torch.einsum("aju,oijl,blv->aboiuv", mats, weight, mats)  # [2, 2, C_out, C_in, taps, taps]
+        row_sums = torch.einsum("smj,oijl->smoil", sums, weight)  # [2, radius, C_out, C_in, k]
+        col_sums = torch.einsum("sml,oijl->smoij", sums, weight)
+    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    phases = []
+    # unbind, not indexing: the backward of one index of `kernels` would zero-fill all four
+    offsets = itertools.product(firsts, firsts)
+    for (first_r, first_c), kernel in zip(offsets, kernels.flatten(0, 1).unbind(0), strict=True):
+        rows, cols = pad + first_r, pad + first_c
+        window = padded[..., rows : rows + height + taps - 1, cols : cols + width + taps - 1]
+        phases.append(F.conv2d(window, kernel))
+    out = F.pixel_shuffle(torch.stack(phases, 2).flatten(1, 2), 2)  # [N, C_out, 2H, 2W]
+    if radius == 0:  # a 1x1 kernel reads no padding
+        return out
+
+    def upsampled_lines(edges: Tensor) -> Tensor:  # edge rows or columns [N, C_in, 2, L] -> [N, 2, C_in, 2L]
+        return F.interpolate(edges.transpose(1, 2), scale_factor=(1, 2), mode="bilinear", align_corners=False)
+
+    # Rows beyond the top and bottom edges, corners included; columns beyond the left and right edges.
+    edge_rows = torch.stack([x[..., 0, :], x[..., -1, :]], 2)
+    rows = F.pad(upsampled_lines(edge_rows), (radius, radius, 0, 0), mode="replicate")
+    cols = upsampled_lines(torch.stack([x[..., 0], x[..., -1]], 2))
+    row_fix = _edge_corrections(rows, row_sums, 0).to(out.dtype)  # [N, 2, radius, C_out, 2W]
+    col_fix = _edge_corrections(cols, col_sums, radius).to(out.dtype)  # [N, 2, radius, C_out, 2H]
+    out[..., :radius, :] -= row_fix[:, 0].transpose(1, 2)
+    out[..., 2 * height - radius :, :] -= row_fix[:, 1].flip(1).transpose(1, 2)
+    out[..., :radius] -= col_fix[:, 0].permute(0, 2, 3, 1)
+    out[..., 2 * width - radius :] -= col_fix[:, 1].flip(1).permute(0, 2, 3, 1)
+    return out
+
+
+class Upsample2xConv2d(nn.Conv2d):
+    """A bias-free, stride-1 ``nn.Conv2d`` with an odd square kernel and ``k // 2`` zero padding,
+    applied to its input upsampled x2 (bilinear): ``[N, C_in, H, W]`` -> ``[N, C_out, 2H, 2W]``.
+
+    The parameters, state-dict keys and hooks are those of the ``nn.Conv2d`` it replaces (its hooks
+    see the low-resolution input); the forward pass is :func:`upsample2x_conv2d`.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
+        if kernel_size % 2 == 0:
+            raise ValueError(f"Upsample2xConv2d needs an odd kernel size, found {kernel_size}")
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return upsample2x_conv2d(x, self.weight)

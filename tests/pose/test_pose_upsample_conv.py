@@ -1,0 +1,70 @@
+"""The up layers' convolution of a bilinearly upsampled input, computed at the low resolution."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from event_lightning.nn.pose.snn_unet import _batchnorm_steps_at_once, batchnorm_per_step
+from event_lightning.nn.pose.upsample_conv import Upsample2xConv2d, upsample2x_conv2d
+
+
+def _upsampled_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    up = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    return F.conv2d(up, weight, padding=weight.shape[-1] // 2)
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 5, 7])
+@pytest.mark.parametrize("size", [(1, 3), (2, 5), (5, 2), (8, 8), (11, 6)])
+def test_values_and_gradients_equal_the_upsampled_convolution(kernel, size):
+    if 2 * min(size) < kernel // 2:
+        pytest.skip("input smaller than the kernel's reach")
+    generator = torch.Generator().manual_seed(kernel * 100 + size[0] * 10 + size[1])
+    x = torch.randn(3, 4, *size, dtype=torch.float64, generator=generator, requires_grad=True)
+    weight = torch.randn(5, 4, kernel, kernel, dtype=torch.float64, generator=generator, requires_grad=True)
+    expected = _upsampled_conv(x, weight)
+    out = upsample2x_conv2d(x, weight)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+    grad = torch.randn(expected.shape, dtype=torch.float64, generator=generator)
+    ours = torch.autograd.grad(out, (x, weight), grad)
+    theirs = torch.autograd.grad(expected, (x, weight), grad)
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
+
+
+def test_the_module_is_a_conv2d_with_its_parameters_and_hooks():
+    torch.manual_seed(0)
+    layer = Upsample2xConv2d(6, 3, 5)
+    plain = nn.Conv2d(6, 3, 5, padding=2, bias=False)
+    assert layer.state_dict().keys() == plain.state_dict().keys()
+    plain.load_state_dict(layer.state_dict())
+    seen = []
+    layer.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape))
+    x = torch.rand(2, 6, 4, 4)
+    torch.testing.assert_close(layer(x), plain(F.interpolate(x, scale_factor=2, mode="bilinear")), rtol=1e-5, atol=1e-5)
+    assert seen == [torch.Size([2, 6, 4, 4])]  # hooks see the low-resolution input
+    with pytest.raises(ValueError, match="odd"):
+        Upsample2xConv2d(6, 3, 4)
+
+
+def test_under_bf16_autocast_the_convolutions_run_in_bf16_from_float32_kernels():
+    torch.manual_seed(0)
+    x, weight = torch.rand(2, 8, 6, 6), torch.randn(4, 8, 5, 5) * 0.1
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = upsample2x_conv2d(x, weight)
+        expected = _upsampled_conv(x, weight)
+    assert out.dtype == expected.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), _upsampled_conv(x, weight), rtol=0.02, atol=0.02)
+
+
+def test_cpu_training_batchnorm_per_step_equals_the_all_steps_form_of_accelerators():
+    torch.manual_seed(0)
+    x_seq = torch.randn(4, 3, 5, 6, 6, dtype=torch.float64) * 2 + 1
+    stepped, at_once = nn.BatchNorm2d(5).double(), nn.BatchNorm2d(5).double()
+    with torch.no_grad():
+        stepped.weight.uniform_(0.5, 1.5)
+        stepped.bias.uniform_(-1, 1)
+    at_once.load_state_dict(stepped.state_dict())
+    torch.testing.assert_close(batchnorm_per_step(stepped, x_seq), _batchnorm_steps_at_once(at_once, x_seq))
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(getattr(stepped, name), getattr(at_once, name))
