@@ -54,6 +54,11 @@ def fast_sigmoid_spike(u: torch.Tensor, slope: float = 10.0) -> torch.Tensor:
     return superspike(u, slope)
 
 
+_CPU_BLOCK_BYTES = 16 << 20
+"""Temporaries of at most this size come from the heap: glibc maps larger ones afresh (above its
+mmap threshold, 32 MiB at most) and every 4 KiB page of them faults in at first touch."""
+
+
 class _SpikesWeightedOverTime(torch.autograd.Function):
     """``sum_t w[t] H(u[t])`` over the first dim of ``u [T, ...]``, fast-sigmoid surrogate for ``dH/du``.
 
@@ -69,9 +74,20 @@ class _SpikesWeightedOverTime(torch.autograd.Function):
         ctx.save_for_backward(u, weights)
         ctx.slope = slope
         channels_last = _channels_last_steps(u)
-        # the comparison written straight into a float buffer: a third faster than bool then float
-        spikes = _flatten_steps(torch.gt(u, 0, out=torch.empty_like(u)), channels_last)
-        return _unflatten_steps(weights[None] @ spikes, u.shape[1:], channels_last)[0]
+        flat = _flatten_steps(u, channels_last)
+        steps, width = flat.shape
+        # On a CPU, eager: the spikes in blocks of steps of at most _CPU_BLOCK_BYTES, which the heap
+        # reuses; one [T, ...] buffer would be mapped afresh and page-faulted in at every call.
+        # Elsewhere one product (a compiled graph does not grow with T).
+        block = steps
+        if u.device.type == "cpu" and not torch.compiler.is_compiling():
+            block = max(1, _CPU_BLOCK_BYTES // max(1, width * u.element_size()))
+        summed = flat.new_zeros(1, width)
+        for start in range(0, steps, block):
+            part = flat[start : start + block]
+            # the comparison written straight into a float buffer: a third faster than bool then float
+            summed.addmm_(weights[None, start : start + block], torch.gt(part, 0, out=torch.empty_like(part)))
+        return _unflatten_steps(summed, u.shape[1:], channels_last)[0]
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
