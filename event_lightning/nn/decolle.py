@@ -62,11 +62,11 @@ mmap threshold, 32 MiB at most) and every 4 KiB page of them faults in at first 
 class _SpikesWeightedOverTime(torch.autograd.Function):
     """``sum_t w[t] H(u[t])`` over the first dim of ``u [T, ...]``, fast-sigmoid surrogate for ``dH/du``.
 
-    Equal to ``w @ fast_sigmoid_spike(u)`` with autograd, without its two ``[T, ...]`` temporaries
-    of the backward: autograd would build the product ``w[t] g`` of the incoming gradient and then
-    divide it by the surrogate's denominator; here ``g / (1 + slope |u|)^2`` is computed in the
-    denominator's own buffer and scaled by ``w[t]`` in place. On the HG-VAE's last conv layer (the
-    largest spiking tensor of the encoder) that is a third of its surrogate's cost.
+    Equal to ``w @ fast_sigmoid_spike(u)`` with autograd (to float rounding), with fewer ``[T, ...]``
+    buffers: the forward keeps no spikes, and the backward writes ``g / (1 + slope |u|)^2`` into the
+    denominator's own buffer and scales it by ``w[t]`` in place, where autograd fills three (the
+    product ``w[t] g``, the denominator, the quotient). Used on the HG-VAE's last conv layer, the
+    largest spiking tensor of the encoder.
     """
 
     @staticmethod
@@ -469,7 +469,7 @@ class DecolleEncoder(nn.Module):
         readouts: list[torch.Tensor] = []
         *conv_layers, dense = self.layers
         spikes = x
-        for i, (layer, state) in enumerate(zip(conv_layers, states, strict=False)):
+        for i, (layer, state) in enumerate(zip(conv_layers, states[:-1], strict=True)):
             u, _ = layer.potentials(spikes, state)
             if all_layers:
                 readouts.append(u[-1])
