@@ -29,9 +29,9 @@ from bench.training import measure_training
 GROUP = "step_growth"
 
 PEAK_NOTE = (
-    "peak of the step's own tensors with the garbage collector paused in the step (bench.training.StepTimer): "
-    "an earlier fit's gradients collected inside it were counted as freed, 1.02 MB too low for the LIF "
-    "classifier at 50 bins (1.99 MB, not 3.01 MB) and a memory exponent over T of 1.21 instead of 0.98"
+    "peak of the step's own tensors, above the running sum's low-water mark, with the garbage collector "
+    "paused in the step (bench.training): frees of an earlier fit's tensors recorded inside it made the LIF "
+    "classifier read 1.99 MB, not 3.01 MB, at 50 bins (memory exponent over T 1.19-1.21 instead of 0.98)"
 )
 """Why the peak-memory rows can be compared across a series (the note of each series' last one)."""
 

@@ -67,10 +67,19 @@ def tensor_bytes(obj: Any) -> int:
 
 
 def peak_from_memory_records(records: list[tuple[int, int]]) -> int:
-    """Peak of the running sum of ``(time, bytes)`` allocation (+) / free (-) records, in time order
-    (0 when nothing outlives its allocation above the start)."""
+    """Peak of the running sum of ``(time, bytes)`` allocation (+) / free (-) records, in time order,
+    above its lowest point before the peak (0 when nothing outlives its allocation above the start).
+
+    Frees of blocks allocated in the window never take the sum below zero; the profiler also
+    records frees of blocks allocated while an earlier session ran (an earlier fit's tensors), and
+    those would lower every later value by their size: the rise above the low-water mark is the
+    step's own peak whenever they come before it.
+    """
     running = np.cumsum([nbytes for _, nbytes in sorted(records)], dtype=np.int64)
-    return int(max(running.max(initial=0), 0))
+    if running.size == 0:
+        return 0
+    low_water = np.minimum.accumulate(np.minimum(running, 0))
+    return int((running - low_water).max())
 
 
 class StepTimer(pl.Callback):

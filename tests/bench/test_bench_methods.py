@@ -163,6 +163,8 @@ def test_peak_from_memory_records_orders_by_time():
     assert peak_from_memory_records(records) == 580
     assert peak_from_memory_records([(1, -10)]) == 0
     assert peak_from_memory_records([]) == 0
+    # an earlier session's block freed first: the step's own 300 bytes above the low-water mark
+    assert peak_from_memory_records([(1, -1000), (2, 200), (3, 100), (4, -300)]) == 300
 
 
 class _OneMebibyteStep(pl.LightningModule):
