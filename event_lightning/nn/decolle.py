@@ -63,9 +63,9 @@ class _SpikesWeightedOverTime(torch.autograd.Function):
     """``sum_t w[t] H(u[t])`` over the first dim of ``u [T, ...]``, fast-sigmoid surrogate for ``dH/du``.
 
     Equal to ``w @ fast_sigmoid_spike(u)`` with autograd (to float rounding), with fewer ``[T, ...]``
-    buffers: the forward keeps no spikes, and the backward writes ``g / (1 + slope |u|)^2`` into the
-    denominator's own buffer and scales it by ``w[t]`` in place, where autograd fills three (the
-    product ``w[t] g``, the denominator, the quotient). Used on the HG-VAE's last conv layer, the
+    buffers: the forward keeps no spikes, and the backward turns the denominator ``(1 + slope |u|)^2``
+    into ``w[t] g / (1 + slope |u|)^2`` in its own buffer, where autograd fills three (the product
+    ``w[t] g``, the denominator, the quotient). Used on the HG-VAE's last conv layer, the
     largest spiking tensor of the encoder.
     """
 
@@ -92,8 +92,8 @@ class _SpikesWeightedOverTime(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
         u, weights = ctx.saved_tensors
-        denominator = u.abs().mul_(ctx.slope).add_(1.0).square_()
-        grad_u = torch.div(grad[None], denominator, out=denominator)
+        # in place on the denominator (not ``out=``, which TorchDynamo refuses on channels-last buffers)
+        grad_u = u.abs().mul_(ctx.slope).add_(1.0).square_().reciprocal_().mul_(grad[None])
         return grad_u.mul_(weights.view(-1, *[1] * (u.dim() - 1))), None, None
 
 
