@@ -109,7 +109,14 @@ PAGE_NOTES = """
   step's start, on the CPU the peak live bytes of the tensors the step allocates (running sum of
   the allocations and frees `torch.profiler(profile_memory=True)` records during the step:
   activations, gradients, optimiser temporaries; parameters and optimiser state, alive before the
-  step, are in the note).
+  step, are in the note). The garbage collector runs before that step and is paused in it: the
+  profiler also records the frees of tensors allocated while an earlier step was profiled (an
+  earlier fit's last gradients, freed whenever the collector happened to run), and one inside the
+  step lowered its peak by their size (1.02 MB of the LIF classifier's 3.01 MB at 50 bins, which
+  put its memory exponent over T at 1.19-1.21 instead of 0.98). Such frees still come from earlier
+  groups' tensors (a full step_growth run read the same LIF step at 100 bins as 4.91 MB, not
+  5.89 MB, and a TVAE step at 36 frames 9 MB low), so the peak is the running sum's rise above its
+  lowest point before it: equal to the plain peak when no such free comes first.
 - **e2v_data**: Event2Vec's data path against a re-creation of the reference's
   (`bench/event2vec_datapath.py`: one compressed spikingjelly `.npz` read per sample,
   `rng.choice` of 255 events, `pad_sequence` collate) on the same ASL-DVS-sized recordings

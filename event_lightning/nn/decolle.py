@@ -54,6 +54,49 @@ def fast_sigmoid_spike(u: torch.Tensor, slope: float = 10.0) -> torch.Tensor:
     return superspike(u, slope)
 
 
+_CPU_BLOCK_BYTES = 16 << 20
+"""Temporaries of at most this size come from the heap: glibc maps larger ones afresh (above its
+mmap threshold, 32 MiB at most) and every 4 KiB page of them faults in at first touch."""
+
+
+class _SpikesWeightedOverTime(torch.autograd.Function):
+    """``sum_t w[t] H(u[t])`` over the first dim of ``u [T, ...]``, fast-sigmoid surrogate for ``dH/du``.
+
+    Equal to ``w @ fast_sigmoid_spike(u)`` with autograd (to float rounding), with fewer ``[T, ...]``
+    buffers: the forward keeps no spikes, and the backward turns the denominator ``(1 + slope |u|)^2``
+    into ``w[t] g / (1 + slope |u|)^2`` in its own buffer, where autograd fills three (the product
+    ``w[t] g``, the denominator, the quotient). Used on the HG-VAE's last conv layer, the
+    largest spiking tensor of the encoder.
+    """
+
+    @staticmethod
+    def forward(ctx, u: torch.Tensor, weights: torch.Tensor, slope: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(u, weights)
+        ctx.slope = slope
+        channels_last = _channels_last_steps(u)
+        flat = _flatten_steps(u, channels_last)
+        steps, width = flat.shape
+        # On a CPU, eager: the spikes in blocks of steps of at most _CPU_BLOCK_BYTES, which the heap
+        # reuses; one [T, ...] buffer would be mapped afresh and page-faulted in at every call.
+        # Elsewhere one product (a compiled graph does not grow with T).
+        block = steps
+        if u.device.type == "cpu" and not torch.compiler.is_compiling():
+            block = max(1, _CPU_BLOCK_BYTES // max(1, width * u.element_size()))
+        summed = flat.new_zeros(1, width)
+        for start in range(0, steps, block):
+            part = flat[start : start + block]
+            # the comparison written straight into a float buffer: a third faster than bool then float
+            summed.addmm_(weights[None, start : start + block], torch.gt(part, 0, out=torch.empty_like(part)))
+        return _unflatten_steps(summed, u.shape[1:], channels_last)[0]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        u, weights = ctx.saved_tensors
+        # in place on the denominator (not ``out=``, which TorchDynamo refuses on channels-last buffers)
+        grad_u = u.abs().mul_(ctx.slope).add_(1.0).square_().reciprocal_().mul_(grad[None])
+        return grad_u.mul_(weights.view(-1, *[1] * (u.dim() - 1))), None, None
+
+
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
     """Counts (uint8/int16), bf16 or fp16 as float32; float32 and float64 as they are."""
     return x.to(torch.promote_types(x.dtype, torch.float32))
@@ -237,11 +280,13 @@ class DecolleLIFLayer(nn.Module):
             p = kernels.membrane @ flat
             q_last = kernels.synaptic_last[None] @ flat
             if state is not None:
-                q0 = _flatten_steps(state.q.detach()[None], channels_last)
-                p = p + kernels.membrane_from_q[:, None] * q0
+                # rank-one updates in place: the mm's backward does not need its output, and two
+                # [T, N] temporaries per term (product, sum) would cost as much as the mm itself
+                q0 = _flatten_steps(state.q.detach()[None], channels_last)[0]
+                p.addr_(kernels.membrane_from_q, q0)
                 q_last = q_last + kernels.synaptic_last_from_q * q0
                 if state.p is not None:
-                    p = p + kernels.membrane_from_p[:, None] * _flatten_steps(state.p.detach()[None], channels_last)
+                    p.addr_(kernels.membrane_from_p, _flatten_steps(state.p.detach()[None], channels_last)[0])
         p = _unflatten_steps(p, s_in.shape[1:], channels_last)
         return p, LIFState(_unflatten_steps(q_last, s_in.shape[1:], channels_last)[0], p[-1])
 
@@ -257,20 +302,41 @@ class DecolleLIFLayer(nn.Module):
         with torch.autocast(s_in.device.type, enabled=False):
             p = kernels.membrane[-1:] @ _flatten_steps(s_in, channels_last)
             p = _unflatten_steps(p, s_in.shape[1:], channels_last)[0]
-            if isinstance(self.base_layer, nn.Linear):
-                p = p.flatten(1)
-            if state is not None:
-                p = p + kernels.membrane_from_q[-1] * state.q.detach().reshape(p.shape)
-                if state.p is not None:
-                    p = p + kernels.membrane_from_p[-1] * state.p.detach().reshape(p.shape)
+            return self._with_initial_state(p, state, kernels)
+
+    def last_trace_of_spikes(self, u_in: torch.Tensor, slope: float, state: LIFState | None = None) -> torch.Tensor:
+        """:meth:`last_trace` of the spikes ``fast_sigmoid_spike(u_in, slope)`` of the layer before,
+        from its pooled membrane potentials ``u_in [T, B, ...]`` (at least float32).
+
+        The same values and gradients (to float rounding); the spikes are never kept and their
+        gradient costs one ``[T, ...]`` buffer instead of three (:class:`_SpikesWeightedOverTime`).
+        """
+        kernels = self._kernels(u_in)
+        with torch.autocast(u_in.device.type, enabled=False):
+            p = _SpikesWeightedOverTime.apply(u_in, kernels.membrane[-1], slope)
+            return self._with_initial_state(p, state, kernels)
+
+    def _with_initial_state(self, p: torch.Tensor, state: LIFState | None, kernels: TraceKernels) -> torch.Tensor:
+        """``P[T-1]`` of the input alone ``p [B, ...]`` plus the decay of the initial ``state``."""
+        if isinstance(self.base_layer, nn.Linear):
+            p = p.flatten(1)
+        if state is not None:
+            p = p + kernels.membrane_from_q[-1] * state.q.detach().reshape(p.shape)
+            if state.p is not None:
+                p = p + kernels.membrane_from_p[-1] * state.p.detach().reshape(p.shape)
         return p
 
-    def forward(self, s_in: torch.Tensor, state: LIFState | None = None) -> tuple[torch.Tensor, torch.Tensor, LIFState]:
-        """A whole sequence ``s_in [T, B, ...]`` -> ``(spikes [T, B, ...], u [T, B, ...], final_state)``."""
+    def potentials(self, s_in: torch.Tensor, state: LIFState | None = None) -> tuple[torch.Tensor, LIFState]:
+        """A whole sequence ``s_in [T, B, ...]`` -> ``(u [T, B, ...], final_state)``: the pooled
+        membrane potentials, before the threshold."""
         p, final = self.traces(s_in, state)
         steps, batch = p.shape[:2]
         u = self._membrane(p.reshape(steps * batch, *p.shape[2:]))
-        u = u.reshape(steps, batch, *u.shape[1:])
+        return u.reshape(steps, batch, *u.shape[1:]), final
+
+    def forward(self, s_in: torch.Tensor, state: LIFState | None = None) -> tuple[torch.Tensor, torch.Tensor, LIFState]:
+        """A whole sequence ``s_in [T, B, ...]`` -> ``(spikes [T, B, ...], u [T, B, ...], final_state)``."""
+        u, final = self.potentials(s_in, state)
         return fast_sigmoid_spike(u, self.surrogate_slope), u, final
 
 
@@ -401,16 +467,21 @@ class DecolleEncoder(nn.Module):
             )
         states = self._warmup_states(x[0])
         readouts: list[torch.Tensor] = []
+        *conv_layers, dense = self.layers
         spikes = x
-        last = len(self.layers) - 1
-        for i, (layer, state) in enumerate(zip(self.layers, states, strict=True)):
-            if i == last:
-                # Only U[T-1] of the dense layer is read: one row of the trace kernel, one product,
-                # on the conv spikes as they lie in memory (flattening [B, C, H, W] after the sum
-                # over time copies T times less).
-                readouts.append(layer._membrane(layer.last_trace(spikes, state)))
-            else:
-                spikes, u, _ = layer(spikes, state)
-                if all_layers:
-                    readouts.append(u[-1])
+        for i, (layer, state) in enumerate(zip(conv_layers, states[:-1], strict=True)):
+            u, _ = layer.potentials(spikes, state)
+            if all_layers:
+                readouts.append(u[-1])
+            if i < len(conv_layers) - 1:
+                spikes = fast_sigmoid_spike(u, layer.surrogate_slope)
+        # Only U[T-1] of the dense layer is read: one row of the trace kernel, one product, on the
+        # last conv layer's spikes as they lie in memory (flattening [B, C, H, W] after the sum over
+        # time copies T times less); those spikes feed nothing else, so they are summed straight
+        # from that layer's potentials.
+        if conv_layers:
+            p = dense.last_trace_of_spikes(u, conv_layers[-1].surrogate_slope, states[-1])
+        else:
+            p = dense.last_trace(x, states[-1])
+        readouts.append(dense._membrane(p))
         return readouts

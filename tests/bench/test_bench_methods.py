@@ -1,11 +1,13 @@
 """Smoke tests of the per-method benchmark groups (rows 4-6 of issue 7) in their smallest setting,
 and the DHP19 bytes-per-sample arithmetic on a tiny window configuration."""
 
+import gc
 import math
 import sys
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +27,7 @@ from bench.rows_memory import (  # noqa: E402
 )
 from bench.rows_methods import METHOD_CASES, run_method_rows  # noqa: E402
 from bench.table import format_bytes, format_markdown_table  # noqa: E402
-from bench.training import peak_from_memory_records  # noqa: E402
+from bench.training import StepTimer, fit_on_batches, peak_from_memory_records  # noqa: E402
 
 TINY = BenchConfig(quick=True, warmup=0, repeats=1)
 
@@ -161,6 +163,56 @@ def test_peak_from_memory_records_orders_by_time():
     assert peak_from_memory_records(records) == 580
     assert peak_from_memory_records([(1, -10)]) == 0
     assert peak_from_memory_records([]) == 0
+    # an earlier session's block freed first: the step's own 300 bytes above the low-water mark
+    assert peak_from_memory_records([(1, -1000), (2, 200), (3, 100), (4, -300)]) == 300
+
+
+class _OneMebibyteStep(pl.LightningModule):
+    """A linear layer whose training step also allocates 1 MiB that lives until the loss is built."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 1)
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        scratch = torch.ones(1 << 18)
+        return self.layer(batch).sum() + 0.0 * scratch.sum()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class _DropsOldGarbage(pl.Callback):
+    """Holds 4 MiB allocated while an earlier step was profiled (as an earlier fit's model holds its
+    last gradients) and, once the measured step has started, leaves it to a reference cycle alone:
+    garbage that only the collector frees."""
+
+    def __init__(self, batch_idx: int) -> None:
+        self.batch_idx = batch_idx
+        profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True)
+        profiler.start()
+        self.block: torch.Tensor | None = torch.ones(1 << 20)
+        profiler.stop()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == self.batch_idx:
+            cycle: list = [self.block]
+            cycle.append(cycle)
+            self.block = None
+
+
+def test_step_peak_is_not_lowered_by_old_garbage_collected_in_the_step():
+    # the profiler records the free of a block allocated in an earlier profiling session; a
+    # collection inside the measured step would lower its peak by 4 MiB (to less than 1 MiB)
+    timer = StepTimer(warmup=0, steps=1)
+    threshold = gc.get_threshold()
+    gc.set_threshold(1)  # the collector would run at almost every allocation
+    try:
+        fit_on_batches(_OneMebibyteStep(), [torch.ones(2, 4)] * 2, [timer, _DropsOldGarbage(1)], accelerator="cpu")
+    finally:
+        gc.set_threshold(*threshold)
+    assert gc.isenabled()
+    assert timer.peak_bytes >= 1 << 20
 
 
 def test_config_building_links_and_dataclasses(tmp_path):

@@ -103,7 +103,7 @@ def test_reference_goals_report_each_method():
 
 def test_step_growth_rows_fit_each_series():
     from bench.measure import BenchConfig
-    from bench.rows_step_growth import growth_cases, run_step_growth_rows
+    from bench.rows_step_growth import PEAK_NOTE, growth_cases, run_step_growth_rows
 
     case = next(c for c in growth_cases(quick=True) if c.name.startswith("LIF classifier"))
     results = Results()
@@ -115,6 +115,8 @@ def test_step_growth_rows_fit_each_series():
     ] * 2
     assert [int(row.size.split()[0]) for row in times] == [*case.batches, *case.lengths]
     assert "fitted exponent: time" in times[1].note and "fitted exponent" not in times[0].note
+    peaks = [row for row in results.rows if row.unit == "B"]
+    assert PEAK_NOTE in peaks[1].note and "garbage collector" not in peaks[0].note
     lines = [
         line for line in goal_lines(results, issue=20) if "training steps" in line or "training step linear" in line
     ]

@@ -82,7 +82,12 @@ def _stepped_encoder(encoder: DecolleEncoder, x: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_encoder_equals_the_stepped_reference_outputs_and_gradients(dtype: torch.dtype) -> None:
+@pytest.mark.parametrize("block_bytes", [None, 1])  # the last conv layer's spikes summed at once / step by step
+def test_encoder_equals_the_stepped_reference_outputs_and_gradients(
+    dtype: torch.dtype, block_bytes: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if block_bytes is not None:
+        monkeypatch.setattr("event_lightning.nn.decolle._CPU_BLOCK_BYTES", block_bytes)
     encoder = _encoder(dtype=dtype)
     reference = _encoder(dtype=dtype)
     x = torch.poisson(torch.full((30, 3, 2, 16, 16), 0.3, dtype=dtype), generator=torch.Generator().manual_seed(0))
