@@ -137,6 +137,8 @@ def run_figure_rows(cfg: BenchConfig, results: Results, names: Sequence[str] | N
             except Exception as error:  # noqa: BLE001 - one broken config must not hide the others' rows
                 results.skipped.append(Skipped(GROUP, f"figures of {name}", f"{type(error).__name__}: {error}"))
                 continue
+            verdict = f"{'under' if cost.share < GOAL_SHARE else 'OVER'} the {GOAL_SHARE:.0%} goal"
+            print(f"[{GROUP}] {name}: figures {cost.share:.1%} of the epochs' time, {verdict}", flush=True)
             results.rows.append(
                 Row(
                     GROUP,
