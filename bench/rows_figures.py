@@ -2,8 +2,9 @@
 
 For each synthetic config that lists figure callbacks, :func:`figure_cost` fits it through the real
 entrypoint, on its own data, for its whole run (the config's ``max_epochs``): the figure callbacks
-keep to a time budget over the run (:mod:`event_lightning.callbacks.figure_budget`; the first and
-the last epoch always draw), so the share is what a user's run of the config pays. Lightning's
+keep to a time budget over the run (:mod:`event_lightning.callbacks.figure_budget`; the last epoch
+always draws, the first one too in a fit projected to last a minute or more), so the share is what
+a user's run of the config pays. Lightning's
 ``SimpleProfiler`` times every callback hook; the share is the time inside the figure callbacks'
 hooks over the time of the training epochs (validation and the figures themselves included). The
 stand-ins are written before the first epoch and are not counted. A config that starts from

@@ -325,7 +325,7 @@ class HGVAEFigures(pl.Callback):
         targets, decoded = _polarity_image(x_star), _polarity_image(recon)  # [n, H, W]
         limits = np.maximum(np.abs(targets).max(axis=(1, 2), keepdims=True), 1e-6)
         images = np.clip(np.stack([targets, decoded]) / limits, -1.0, 1.0)  # [2, n, H, W]
-        height, width = images.shape[2:]
+        height = images.shape[2]
         fig, ax = plt.subplots(figsize=(2 * images.shape[1], 4))
         ax.imshow(_mosaic(images), cmap="bwr", vmin=-1.0, vmax=1.0)
         ax.set_xticks([])
