@@ -56,8 +56,12 @@ from event_lightning.callbacks.figure_budget import (  # noqa: E402
 __all__ = ["HGVAEFigures", "inhibit_traversal", "latent_traversal", "switch_traversal", "tsne_embedding"]
 
 
-def tsne_embedding(z: np.ndarray, seed: int = 0, perplexity: float = 30.0, threads: int = 1) -> np.ndarray:
+def tsne_embedding(
+    z: np.ndarray, seed: int = 0, perplexity: float = 30.0, threads: int = 1, iterations: int = 1000
+) -> np.ndarray:
     """``[N, D]`` -> ``[N, 2]`` t-SNE (perplexity capped below ``N``) on at most ``threads`` threads.
+
+    ``iterations`` (at least 250, the early-exaggeration phase): its cost is proportional to them.
 
     One thread by default: the figures run inside training, beside the data-loader workers, and
     t-SNE's OpenMP threads spin-wait for busy cores (on a loaded 2-core machine 500 samples took
@@ -65,7 +69,8 @@ def tsne_embedding(z: np.ndarray, seed: int = 0, perplexity: float = 30.0, threa
     """
     perplexity = min(perplexity, max(1.0, (len(z) - 1) / 3))
     with threadpool_limits(threads):
-        return TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(z)
+        tsne = TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca", max_iter=iterations)
+        return tsne.fit_transform(z)
 
 
 @torch.no_grad()
@@ -158,6 +163,8 @@ class HGVAEFigures(pl.Callback):
         switch_classes: ``[c1, c2]`` of the switch traversal.
         inhibit_class: class of the inhibit traversal's starting sample.
         tsne_threads: threads of each t-SNE (more only where cores are idle during training).
+        tsne_iterations: optimisation steps of each t-SNE (>= 250; scikit-learn's 1000 by default); the
+            figures' cost is mostly the six t-SNEs of a figure epoch, proportional to these steps.
         time_budget: share of the training wall time all the run's figures may take (default 0.05;
             null: every ``every_n_epochs`` epochs); see :mod:`event_lightning.callbacks.figure_budget`.
             The training-set and validation figures are decided and timed apart.
@@ -173,6 +180,7 @@ class HGVAEFigures(pl.Callback):
         switch_classes: list[int] | None = None,
         inhibit_class: int = 1,
         tsne_threads: int = 1,
+        tsne_iterations: int = 1000,
         time_budget: float | None = DEFAULT_SHARE,
     ) -> None:
         super().__init__()
@@ -186,7 +194,9 @@ class HGVAEFigures(pl.Callback):
         self.train_figures = train_figures
         self.switch_classes: tuple[int, int] = (switch_classes[0], switch_classes[1])
         self.inhibit_class = inhibit_class
-        self.tsne_threads = tsne_threads
+        if tsne_iterations < 250:
+            raise ValueError(f"HGVAEFigures.tsne_iterations must be >= 250, found {tsne_iterations}")
+        self.tsne_threads, self.tsne_iterations = tsne_threads, tsne_iterations
         self.figure_budget = FigureTimeBudget(time_budget)
         self._train_active = self._val_active = False
         self._collected: dict[str, list[torch.Tensor]] = {}
@@ -300,7 +310,7 @@ class HGVAEFigures(pl.Callback):
         for ax, (title, part) in zip(
             axes, (("z", z), ("z[:, :K] (guided)", z[:, :k]), ("z[:, K:] (unguided)", z[:, k:])), strict=True
         ):
-            xy = tsne_embedding(part, threads=self.tsne_threads)
+            xy = tsne_embedding(part, threads=self.tsne_threads, iterations=self.tsne_iterations)
             scatter = ax.scatter(xy[:, 0], xy[:, 1], c=target, cmap="tab10", s=8)
             ax.set_title(title)
             ax.set_xticks([])
@@ -310,15 +320,16 @@ class HGVAEFigures(pl.Callback):
 
     @staticmethod
     def _pairs_figure(x_star: torch.Tensor, recon: torch.Tensor) -> plt.Figure:
-        n = len(x_star)
-        fig, axes = plt.subplots(2, n, figsize=(2 * n, 4), squeeze=False)
-        for i, (a, b) in enumerate(zip(_polarity_image(x_star), _polarity_image(recon), strict=True)):
-            limit = max(float(np.abs(a).max()), 1e-6)
-            for row, image in ((0, a), (1, b)):
-                axes[row, i].imshow(image, cmap="bwr", vmin=-limit, vmax=limit)
-                axes[row, i].axis("off")
-        axes[0, 0].set_title("target x*", loc="left")
-        axes[1, 0].set_title("reconstruction", loc="left")
+        """Targets above their reconstructions, one mosaic image (one axes, not one per image: the
+        axes cost most of the drawing); each column on the colour scale of its target."""
+        targets, decoded = _polarity_image(x_star), _polarity_image(recon)  # [n, H, W]
+        limits = np.maximum(np.abs(targets).max(axis=(1, 2), keepdims=True), 1e-6)
+        images = np.clip(np.stack([targets, decoded]) / limits, -1.0, 1.0)  # [2, n, H, W]
+        height = images.shape[2]
+        fig, ax = plt.subplots(figsize=(2 * images.shape[1], 4))
+        ax.imshow(_mosaic(images), cmap="bwr", vmin=-1.0, vmax=1.0)
+        ax.set_xticks([])
+        ax.set_yticks((height + 1) * np.arange(2) + height / 2, ["target x*", "reconstruction"], fontsize=9)
         return fig
 
     @staticmethod

@@ -124,7 +124,8 @@ def test_classifier_figures_log_every_validation_sample_without_host_syncs(tmp_p
     )
     trainer.fit(model, _loader(), _loader())
     images = _images(trainer.log_dir)
-    assert {tag: len(logged) for tag, logged in images.items()} == {"val/confusion_matrix": 2, "val/input": 2}
+    # a fit of seconds draws on its last epoch only (the figure budget's early drawing needs a minute)
+    assert {tag: len(logged) for tag, logged in images.items()} == {"val/confusion_matrix": 1, "val/input": 1}
     # the last epoch's matrix counts every one of the 14 validation samples against its prediction
     frames, labels = next(iter(DataLoader(_loader().dataset, batch_size=14, collate_fn=_collate)))
     with torch.no_grad():

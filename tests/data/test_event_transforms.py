@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import tonic.transforms as tt
 import torch
+from lightning_fabric.utilities.data import _set_sampler_epoch
+from pytorch_lightning.trainer.states import RunningStage
 
 from event_lightning.cli import main
 from event_lightning.data.datasets.asl_dvs import ASLDVSDataModule
@@ -14,6 +17,8 @@ from event_lightning.data.datasets.dhp19 import SyntheticDHP19DataModule
 from event_lightning.data.datasets.dvsgesture import DVSGestureDataModule
 from event_lightning.data.datasets.nmnist import NMNISTDataModule, NMNISTFramesDataModule
 from event_lightning.data.datasets.pokerdvs import PokerDVSDataModule
+from event_lightning.data.loading.classification_datamodule import EpochSeededRandomSampler
+from event_lightning.data.loading.sample_transforms import EpochCountingDistributedSampler
 from event_lightning.data.standins.asl_dvs import SyntheticASLConfig
 from event_lightning.events import EventFormatError, augment
 
@@ -189,3 +194,39 @@ def test_worker_processes_transform_as_the_main_process_every_epoch(tmp_path, mo
     in_process, in_workers = batches(0), batches(2)
     for main_epoch, worker_epoch in zip(in_process, in_workers, strict=True):
         assert all(torch.equal(a, b) for a, b in zip(main_epoch, worker_epoch, strict=True))
+
+
+def _ddp_train_loader(dm: NMNISTFramesDataModule, rank: int, **trainer_options):
+    """Rank ``rank``'s training loader as Lightning prepares it for a 2-process DDP fit (not launched)."""
+    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, **trainer_options)
+    trainer.strategy.cluster_environment.set_global_rank(rank)
+    dm.trainer = trainer
+    loader = dm.train_dataloader()
+    prepared = trainer._data_connector._prepare_dataloader(loader, shuffle=True, mode=RunningStage.TRAINING)
+    return loader, prepared
+
+
+def test_ddp_training_transforms_get_the_epoch_on_disjoint_shards(tmp_path, monkeypatch) -> None:
+    """Under DDP the training sampler is a DistributedSampler that Lightning keeps and whose
+    ``set_epoch`` reaches the transforms' epoch counter, so the draws change every epoch."""
+    monkeypatch.setenv("PL_GLOBAL_SEED", "42")
+    jitter = [augment.SpatialJitter(var_x=2, var_y=2)]
+    shards = []
+    for rank in (0, 1):
+        dm = _datamodule(tmp_path, train_transform=jitter, val_fraction=0.0)
+        dm.setup("fit")
+        loader, prepared = _ddp_train_loader(dm, rank)
+        assert prepared is loader  # Lightning leaves it as it is
+        assert isinstance(loader.sampler, EpochCountingDistributedSampler)
+        samples = []
+        for epoch in (3, 4):
+            _set_sampler_epoch(loader, epoch)  # what Lightning's fit loop does at every epoch start, on every rank
+            assert dm.transforms.epoch.get() == epoch
+            samples.append(loader.dataset[0][0])
+        assert not torch.equal(*samples)  # a new draw every epoch
+        shards.append(list(loader.sampler))
+    assert sorted(shards[0] + shards[1]) == list(range(20))  # disjoint rank shards of every training recording
+    dm = _datamodule(tmp_path, train_transform=jitter, val_fraction=0.0)
+    dm.setup("fit")
+    loader, _ = _ddp_train_loader(dm, 0, use_distributed_sampler=False)  # the user shards: our sampler stays
+    assert type(loader.sampler) is EpochSeededRandomSampler

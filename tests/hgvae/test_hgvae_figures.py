@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from event_lightning.callbacks.hgvae_figures import inhibit_traversal, switch_traversal
+from event_lightning.callbacks.hgvae_figures import HGVAEFigures, inhibit_traversal, switch_traversal, tsne_embedding
 from event_lightning.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +29,20 @@ def _reference_inhibit_latents(z0: torch.Tensor, cls: int, k: int, low: torch.Te
         lat[k * i : k * i + chunk] = max_unguided[k * (i - 1) : k * (i - 1) + chunk]
         rows.append(lat.clone())
     return torch.stack(rows)
+
+
+def test_cheaper_figures_keep_what_they_show() -> None:
+    """Fewer t-SNE steps still separate two clusters; the target/reconstruction pairs are one image."""
+    rng = np.random.default_rng(0)
+    z = np.concatenate([rng.normal(0, 1, (40, 20)), rng.normal(8, 1, (40, 20))]).astype(np.float32)
+    xy = tsne_embedding(z, iterations=250)
+    centre_gap = np.linalg.norm(xy[:40].mean(0) - xy[40:].mean(0))
+    assert centre_gap > 3 * max(xy[:40].std(0).max(), xy[40:].std(0).max())
+    with pytest.raises(ValueError, match="tsne_iterations"):
+        HGVAEFigures(tsne_iterations=100)
+    pairs = torch.rand(3, 2, 8, 8)
+    figure = HGVAEFigures._pairs_figure(pairs, pairs.flip(-1))
+    assert len(figure.axes) == 1 and len(figure.axes[0].images) == 1
 
 
 @pytest.mark.parametrize(("dims", "k"), [(100, 10), (100, 4), (16, 3)])

@@ -1,5 +1,6 @@
 """Two-process DDP on CPU (gloo) through the real entrypoint: one run directory, one config,
-the ranks' weights equal (RankConsistencyCheck), metrics synced over the ranks, and a result within
+the ranks' weights equal (RankConsistencyCheck), the training transforms told every epoch on
+disjoint rank shards (TrainingEpochProbe), metrics synced over the ranks, and a result within
 noise of the single-process run."""
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def test_ddp_on_two_cpu_processes_writes_one_run(tmp_path, tiny_digits, quick):
     per_rank += [
         "--trainer.callbacks+=event_lightning.callbacks.rank_consistency.RankConsistencyCheck",
         *("--trainer.callbacks.report_dir", str(reports)),
+        "--trainer.callbacks+=tests.reliability.ddp_epoch_probe.TrainingEpochProbe",
+        *("--trainer.callbacks.report_dir", str(reports)),
     ]
     command = [sys.executable, quick.train_script, "fit", *quick.args(runs, tiny_digits, *per_rank)]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -47,6 +50,15 @@ def test_ddp_on_two_cpu_processes_writes_one_run(tmp_path, tiny_digits, quick):
     assert [r["world_size"] for r in ranks] == [2, 2]
     assert ranks[0]["global_step"] == ranks[1]["global_step"] == int(EPOCHS) * quick.steps_per_epoch
     assert ranks[0]["fingerprints"] and ranks[0]["fingerprints"] == ranks[1]["fingerprints"]
+    # every rank's training transforms get the epoch (their generators' key), on disjoint shards of
+    # the 40 training recordings that change every epoch
+    epochs = [json.loads((reports / f"epochs_rank{rank}.json").read_text()) for rank in (0, 1)]
+    for rank_epochs in epochs:
+        assert [e["transform_epoch"] for e in rank_epochs] == [e["epoch"] for e in rank_epochs]
+        assert [e["epoch"] for e in rank_epochs] == list(range(int(EPOCHS)))
+    for first, second in zip(*epochs, strict=True):
+        assert sorted(first["indices"] + second["indices"]) == list(range(40))
+    assert epochs[0][0]["indices"] != epochs[0][1]["indices"]
 
     # only rank 0 writes: one version directory, one config
     assert [p.name for p in (runs / "quickstart").iterdir()] == ["version_0"]

@@ -29,9 +29,10 @@ class _PeriodicFigureCallback(pl.Callback, ABC):
 
     During ``fit`` a validation epoch whose number is a multiple of ``every_n_epochs`` (or the fit's
     last) draws only when the :class:`~event_lightning.callbacks.figure_budget.FigureTimeBudget`
-    allows it: always the first time and on the last epoch, otherwise while the drawings keep
-    under ``time_budget`` of the training wall time (shared by the run's figure callbacks). The
-    decision is taken once per validation epoch, at its start, so that every hook of the epoch agrees.
+    allows it: always on the last epoch, the first time as early as it can in a fit projected to
+    last a minute or more, otherwise while the drawings keep under ``time_budget`` of the training
+    wall time (shared by the run's figure callbacks). The decision is taken once per validation
+    epoch, at its start, so that every hook of the epoch agrees.
 
     Subclasses draw in :meth:`_log_first_batch`, given the first batch of the first validation
     loader of a logging epoch. It is called at the end of that validation epoch, not in the batch's

@@ -48,9 +48,10 @@ class EpochSeededRandomSampler(EpochCountingSampler):
     trained straight through. Lightning calls :meth:`set_epoch` at the start of every epoch (also
     after a resume), which makes the order of every epoch reproducible. ``seed=None`` takes the
     run's seed (``PL_GLOBAL_SEED``, set by ``seed_everything``) when iterating, or 0.
-    Under DDP Lightning swaps it for a shuffling ``DistributedSampler`` (it is a RandomSampler),
-    which is seeded by epoch the same way. ``epoch_counter`` receives the epoch for the training
-    transforms (:mod:`event_lightning.data.loading.sample_transforms`).
+    Under DDP :func:`~event_lightning.data.loading.loaders.build_loader` puts a shuffling
+    ``DistributedSampler`` in its place (``EpochCountingDistributedSampler``), which is seeded by
+    epoch the same way. ``epoch_counter`` receives the epoch for the training transforms
+    (:mod:`event_lightning.data.loading.sample_transforms`), under DDP too.
     """
 
     def __init__(self, data_source: Sized, seed: int | None = None, epoch_counter: EpochCounter | None = None) -> None:

@@ -9,6 +9,8 @@
   host-to-device copy of a batch runs asynchronously; off otherwise (pinning would be one more
   copy for nothing).
 * ``persistent_workers``: workers live across epochs whenever there are workers.
+* Under DDP a training sampler that counts epochs for the transforms (:class:`EpochCountingSampler`)
+  becomes its distributed twin (:func:`training_sampler`), which Lightning keeps.
 
 Batches should cross the bus small: integer counts (uint8 / int16) or sparse entries, made float
 on the device in the DataModule's ``on_after_batch_transfer`` or the model.
@@ -24,7 +26,17 @@ from typing import Any, Literal
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-__all__ = ["AUTO", "MAX_AUTO_WORKERS", "LoaderSettings", "build_loader", "cpus_per_process", "usable_cpus"]
+from event_lightning.data.loading.sample_transforms import EpochCountingDistributedSampler, EpochCountingSampler
+
+__all__ = [
+    "AUTO",
+    "MAX_AUTO_WORKERS",
+    "LoaderSettings",
+    "build_loader",
+    "cpus_per_process",
+    "training_sampler",
+    "usable_cpus",
+]
 
 AUTO = "auto"
 MAX_AUTO_WORKERS = 8
@@ -112,7 +124,7 @@ def build_loader(
         dataset,
         batch_size=settings.batch_size,
         shuffle=shuffle,
-        sampler=sampler,
+        sampler=training_sampler(sampler, dataset, trainer),
         drop_last=drop_last,
         collate_fn=collate_fn,
         worker_init_fn=worker_init_fn,
@@ -120,4 +132,27 @@ def build_loader(
         pin_memory=settings.pinned(trainer),
         persistent_workers=settings.persistent_workers and workers > 0,
         prefetch_factor=settings.prefetch_factor if workers > 0 else None,
+    )
+
+
+def training_sampler(sampler: Sampler | None, dataset: Dataset, trainer: pl.Trainer | None) -> Sampler | None:
+    """``sampler``, or under DDP, when it counts epochs for the transforms, its distributed twin.
+
+    Lightning swaps a DDP loader's ``RandomSampler`` for a ``DistributedSampler`` of its own
+    (``use_distributed_sampler``) and then calls ``set_epoch`` on that one only, so the
+    :class:`EpochCountingSampler` would never hear of an epoch again. An
+    :class:`EpochCountingDistributedSampler` built with Lightning's arguments (ranks, seed, shuffle)
+    takes its place: Lightning leaves a ``DistributedSampler`` in place and sets its epoch on every
+    rank at every epoch start, also after a resume. Without DDP, or with ``use_distributed_sampler:
+    false`` (the user shards), ``sampler`` is returned unchanged.
+    """
+    if not isinstance(sampler, EpochCountingSampler) or trainer is None:
+        return sampler
+    # Lightning's own test (DataConnector._requires_distributed_sampler); the flag has no public getter
+    connector = trainer._accelerator_connector
+    if not (connector.use_distributed_sampler and connector.is_distributed):
+        return sampler
+    shards = trainer.distributed_sampler_kwargs or {}
+    return EpochCountingDistributedSampler(
+        dataset, sampler.epoch_counter, shuffle=not trainer.overfit_batches, **shards
     )

@@ -11,7 +11,9 @@ transformed sample depends neither on the loader's order nor on which worker loa
 is repeatable, and a run resumed at epoch ``e`` sees the samples an uninterrupted run sees.
 The run seed is ``PL_GLOBAL_SEED`` (set by ``seed_everything``), else 0. The training epoch
 reaches worker processes through an :class:`EpochCounter` in shared memory, written by the
-training sampler when Lightning calls its ``set_epoch`` (:class:`EpochCountingSampler`).
+training sampler when Lightning calls its ``set_epoch`` (:class:`EpochCountingSampler`; under DDP
+:class:`EpochCountingDistributedSampler`, which :func:`~event_lightning.data.loading.loaders.build_loader`
+puts in its place).
 tonic's transforms draw from numpy's global state, which Compose seeds from the sample's
 generator, so they are as repeatable as this package's.
 """
@@ -27,13 +29,21 @@ from typing import TypeVar
 
 import numpy as np
 import torch
-from torch.utils.data import RandomSampler
+from torch.utils.data import Dataset, DistributedSampler, RandomSampler
 
 from event_lightning.data.loading.frame_cache import FrameCache
 from event_lightning.events.augment import Compose
 from event_lightning.events.core import SensorSize, validate
 
-__all__ = ["EpochCounter", "EpochCountingSampler", "SampleTransform", "StageTransforms", "run_seed", "sample_transform"]
+__all__ = [
+    "EpochCounter",
+    "EpochCountingDistributedSampler",
+    "EpochCountingSampler",
+    "SampleTransform",
+    "StageTransforms",
+    "run_seed",
+    "sample_transform",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -68,6 +78,29 @@ class EpochCountingSampler(RandomSampler):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if self.epoch_counter is not None:
+            self.epoch_counter.set(epoch)
+
+
+class EpochCountingDistributedSampler(DistributedSampler):
+    """The ``DistributedSampler`` Lightning puts in a DDP training loader (the same rank shards of the
+    same shuffled order), which also hands the epoch Lightning sets at every epoch start to
+    ``epoch_counter``.
+
+    Lightning's own would replace the :class:`EpochCountingSampler` and drop the counter, so every
+    sample would repeat its augmentation draw each epoch; a loader that already holds a
+    ``DistributedSampler`` is left as it is.
+    """
+
+    def __init__(
+        self, dataset: Dataset, epoch_counter: EpochCounter | None, *, num_replicas: int, rank: int, shuffle: bool
+    ) -> None:
+        # Lightning's seed for its DistributedSampler (the shards do not change with this class)
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=run_seed())
+        self.epoch_counter = epoch_counter
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)
         if self.epoch_counter is not None:
             self.epoch_counter.set(epoch)
 
