@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,18 @@ REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = str(REPO / "config" / "quickstart.yaml")
 TRAIN_SCRIPT = str(REPO / "train_script.py")
 STEPS_PER_EPOCH = 4  # 40 training samples, batches of 10
+MAX_TEST_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (pyproject's addopts): one worker per usable core, at most MAX_TEST_WORKERS.
+
+    Most of the suite's time is single-threaded (Lightning start-up, subprocess entrypoint runs,
+    2-process DDP launches), so a worker per core pays off; more than four would multiply the
+    memory of torch in every worker and of the DDP runs they start without shortening the longest test.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(MAX_TEST_WORKERS, cores))
 
 
 def tiny_args(runs: Path, data_root: Path, *extra: str) -> list[str]:
