@@ -97,6 +97,10 @@ class _SpikesWeightedOverTime(torch.autograd.Function):
         return grad_u.mul_(weights.view(-1, *[1] * (u.dim() - 1))), None, None
 
 
+def _has_forward_hooks(module: nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks)
+
+
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
     """Counts (uint8/int16), bf16 or fp16 as float32; float32 and float64 as they are."""
     return x.to(torch.promote_types(x.dtype, torch.float32))
@@ -469,19 +473,23 @@ class DecolleEncoder(nn.Module):
         readouts: list[torch.Tensor] = []
         *conv_layers, dense = self.layers
         spikes = x
+        fused_u = None  # the last conv layer's potentials, when its spikes go straight into the dense trace
         for i, (layer, state) in enumerate(zip(conv_layers, states[:-1], strict=True)):
-            u, _ = layer.potentials(spikes, state)
+            if i == len(conv_layers) - 1 and not _has_forward_hooks(layer):
+                u, _ = layer.potentials(spikes, state)
+                fused_u = u
+            else:
+                # through __call__, so forward hooks (the spike-raster figures) see the layer's spikes
+                spikes, u, _ = layer(spikes, state)
             if all_layers:
                 readouts.append(u[-1])
-            if i < len(conv_layers) - 1:
-                spikes = fast_sigmoid_spike(u, layer.surrogate_slope)
         # Only U[T-1] of the dense layer is read: one row of the trace kernel, one product, on the
         # last conv layer's spikes as they lie in memory (flattening [B, C, H, W] after the sum over
-        # time copies T times less); those spikes feed nothing else, so they are summed straight
-        # from that layer's potentials.
-        if conv_layers:
-            p = dense.last_trace_of_spikes(u, conv_layers[-1].surrogate_slope, states[-1])
+        # time copies T times less); those spikes feed nothing else, so unless a hook wants them they
+        # are summed straight from that layer's potentials and never stored.
+        if fused_u is not None:
+            p = dense.last_trace_of_spikes(fused_u, conv_layers[-1].surrogate_slope, states[-1])
         else:
-            p = dense.last_trace(x, states[-1])
+            p = dense.last_trace(spikes, states[-1])
         readouts.append(dense._membrane(p))
         return readouts

@@ -120,6 +120,25 @@ def test_encoder_reads_last_step_and_warmup_counts_frame_zero_twice() -> None:
     assert not torch.allclose(no_warmup.double()(x), u)
 
 
+def test_a_hooked_last_conv_layer_sees_its_spikes_and_changes_nothing() -> None:
+    # unhooked, the last conv layer's spikes are summed into the dense trace without being stored;
+    # a forward hook (the spike-raster figures) takes the layer's own forward instead
+    torch.manual_seed(2)
+    encoder = DecolleEncoder(DecolleEncoderConfig((2, 8, 8), (3, 4), (2, 1), 3, 5, ALPHA, BETA)).double()
+    x = (torch.rand(6, 2, 2, 8, 8) < 0.4).double().requires_grad_()
+    fused = encoder.membrane_at_last_step(x)
+    (fused_grad,) = torch.autograd.grad(sum(u.sum() for u in fused), x)
+    seen: list[torch.Tensor] = []
+    handle = encoder.layers[1].register_forward_hook(lambda module, args, out: seen.append(out[0]))
+    hooked = encoder.membrane_at_last_step(x)
+    (hooked_grad,) = torch.autograd.grad(sum(u.sum() for u in hooked), x)
+    handle.remove()
+    assert len(seen) == 1 and seen[0].shape[:2] == (6, 2) and set(seen[0].unique().tolist()) <= {0.0, 1.0}
+    for a, b in zip(fused, hooked, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fused_grad, hooked_grad, rtol=1e-12, atol=1e-12)
+
+
 def test_layer_rejects_bad_parameters() -> None:
     with pytest.raises(ValueError, match="alpha"):
         DecolleLIFLayer(nn.Linear(1, 1), 1.0, 0.5)
