@@ -101,10 +101,13 @@ def _agrees(row: Row) -> bool:
 
 
 def _ratio_line(goal: Goal, results: Results) -> str:
-    rows = [r for r in results.rows if r.group == goal.group and r.operation.startswith(goal.prefix)]
+    # rows with a ratio: a floor row sharing the prefix (voxel_grid's scattered adds alone) compares nothing
+    rows = [
+        r for r in results.rows if r.group == goal.group and r.operation.startswith(goal.prefix) and r.ratio is not None
+    ]
     if not rows:
         return f"- {goal.text}: not measured in this run"
-    worst = min(r.ratio for r in rows if r.ratio is not None)
+    worst = min(r.ratio for r in rows)
     if not goal.needs_agreement:
         verdict = "met" if worst >= goal.min_ratio else "NOT met"
         return f"- {goal.text}: worst measured ratio {worst:.1f}x -> **{verdict}**"

@@ -238,3 +238,15 @@ def test_goals_without_agreement_and_byte_rows():
     assert "150.0x" in dhp19 and dhp19.endswith("**met**")
     table = format_markdown_table(Results(rows))
     assert "| 2.00 MB |" in table and "| 300.00 MB |" in table
+
+
+def test_a_floor_row_sharing_a_goals_prefix_does_not_count_as_a_disagreement():
+    rows = [
+        Row("represent", "voxel_grid(16 bins)", "500k ev", 1.0, "tonic ToVoxelGrid", 12.0, agree="identical"),
+        Row("represent", "voxel_grid's scattered adds alone", "1000k adds", 1.1),
+    ]
+    line = next(line for line in goal_lines(Results(rows)) if line.startswith("- voxel_grid"))
+    assert "worst measured ratio 12.0x, outputs agree" in line and line.endswith("**met**")
+    rows.append(Row("represent", "voxel_grid(4 bins)", "500k ev", 1.0, "tonic ToVoxelGrid", 11.0, agree="NO: 3 cells"))
+    line = next(line for line in goal_lines(Results(rows)) if line.startswith("- voxel_grid"))
+    assert "outputs DIFFER" in line and line.endswith("**NOT met**")
