@@ -145,25 +145,31 @@ def plot_frame_rows(
         panel_inches: width of one panel in inches.
         title: the figure's title.
     """
-    panels = [as_numpy(row, "plot_frame_rows") for row in rows]
-    if len({row.shape[1:] for row in panels}) > 1 or any(row.ndim != 4 or row.shape[1] not in (1, 2) for row in panels):
-        raise ValueError(
-            f"plot_frame_rows: expected rows [N, P, H, W] of one (P, H, W), found {[r.shape for r in panels]}"
-        )
-    # Counts are summed over k x k pixel blocks when a panel has k times more pixels than its
-    # place on the figure: colouring then works on the pixels shown, and no event is dropped.
-    k = _shrink_factor(panels[0].shape[3], panel_inches)
-    if k >= 2:
-        panels = [_block_reduce(row, k, np.sum) for row in panels]
-    images = [np.stack([events_to_rgb(frame, colours=colours) for frame in row]) for row in panels]
+    images = coloured_rows(rows, int(panel_inches * Figure().dpi), colours, "plot_frame_rows")
     return plot_image_rows(
         images, row_labels=row_labels, panel_labels=panel_labels, panel_inches=panel_inches, title=title
     )
 
 
-def _shrink_factor(width: int, panel_inches: float) -> int:
-    """How many pixels of a panel ``width`` pixels wide fall on one pixel of the figure."""
-    return int(width // (panel_inches * Figure().dpi))
+def coloured_rows(rows: list[Any], width_px: int, colours: EventColours | None, name: str) -> list[np.ndarray]:
+    """Rows of count frames ``[N_r, P, H, W]`` -> rows of RGB panels ``[N_r, H', W', 3]`` in ``[0, 1]``.
+
+    Each panel is coloured on its own scale (its busiest pixel). Counts are first summed over
+    ``k x k`` pixel blocks when a panel is ``k`` times wider than the ``width_px`` pixels it is
+    shown on: colouring then works on the pixels shown, and no event is dropped.
+    """
+    panels = [as_numpy(row, name) for row in rows]
+    if len({row.shape[1:] for row in panels}) > 1 or any(row.ndim != 4 or row.shape[1] not in (1, 2) for row in panels):
+        raise ValueError(f"{name}: expected rows [N, P, H, W] of one (P, H, W), found {[r.shape for r in panels]}")
+    k = _shrink_factor(panels[0].shape[3], width_px)
+    if k >= 2:
+        panels = [_block_reduce(row, k, np.sum) for row in panels]
+    return [np.stack([events_to_rgb(frame, colours=colours) for frame in row]) for row in panels]
+
+
+def _shrink_factor(width: int, width_px: int) -> int:
+    """How many pixels of a panel ``width`` pixels wide fall on one of the ``width_px`` pixels it is shown on."""
+    return int(width // width_px)
 
 
 def _block_reduce(images: np.ndarray, k: int, reduce: Any) -> np.ndarray:
@@ -171,6 +177,15 @@ def _block_reduce(images: np.ndarray, k: int, reduce: Any) -> np.ndarray:
     n, channels, height, width = images.shape
     trimmed = images[..., : height - height % k, : width - width % k]
     return reduce(trimmed.reshape(n, channels, height // k, k, width // k, k), axis=(3, 5))
+
+
+def shrunk_rows(rows: list[np.ndarray], width_px: int) -> list[np.ndarray]:
+    """RGB panels ``[N, H, W, 3]`` much wider than the ``width_px`` pixels they are shown on, shrunk by the
+    darkest pixel of each ``k x k`` block (events stay visible on the white background)."""
+    k = _shrink_factor(rows[0].shape[2], width_px)
+    if k < 2:
+        return rows
+    return [_block_reduce(row.transpose(0, 3, 1, 2), k, np.min).transpose(0, 2, 3, 1) for row in rows]
 
 
 def plot_image_rows(
@@ -195,9 +210,7 @@ def plot_image_rows(
     # Panels much wider than their place on the figure are shrunk here by the darkest pixel of each
     # k x k block (events stay visible on the white background); left to matplotlib's resampling,
     # a 240 x 180 sensor costs more than all the rest of the figure.
-    k = _shrink_factor(rows[0].shape[2], panel_inches)
-    if k >= 2:
-        rows = [_block_reduce(row.transpose(0, 3, 1, 2), k, np.min).transpose(0, 2, 3, 1) for row in rows]
+    rows = shrunk_rows(rows, int(panel_inches * Figure().dpi))
     height, width = rows[0].shape[1:3]
     n_cols = max(len(row) for row in rows)
     gap = max(1, min(height, width) // 16)  # white lines between panels

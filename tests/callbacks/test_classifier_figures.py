@@ -6,6 +6,7 @@ import io
 import warnings
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pytest
 import pytorch_lightning as pl
@@ -23,6 +24,7 @@ from event_lightning.callbacks.tensorboard_figures.classes import batch_labels, 
 from event_lightning.callbacks.tensorboard_figures.confusion import add_to_confusion
 from event_lightning.data.loading.event_samplers import EventBatch
 from event_lightning.viz import plot_confusion_matrix
+from event_lightning.viz.canvas_figures import confusion_matrix_canvas
 
 N_CLASSES = 3
 
@@ -103,14 +105,37 @@ def test_confusion_matrix_figure_names_accuracy_and_counts():
         plot_confusion_matrix(np.zeros((2, 3)))
 
 
+def test_confusion_matrix_canvas_names_accuracy_counts_and_colours_rows_by_share():
+    counts = np.array([[3, 1], [0, 4]])
+    canvas = confusion_matrix_canvas(counts, class_names=["cat", "dog"], title="epoch 0")
+    assert canvas.texts[0] == "epoch 0: accuracy 0.875 on 8 samples"
+    assert sorted(t for t in canvas.texts if t.isdigit()) == ["1", "3", "4"]  # empty cells stay blank
+    assert sorted(t for t in canvas.texts if t in ("cat", "dog")) == ["cat", "cat", "dog", "dog"]  # above and beside
+    # cell colours: darker (lower red channel) with the row's share; row 1's empty cell is white
+    blues = {tuple(int(v) for v in rgb) for rgb in canvas.pixels.reshape(-1, 3)}
+    expected = [
+        tuple(int(v) for v in np.round(np.asarray(matplotlib.colormaps["Blues"](share))[:3] * 255))
+        for share in (0.0, 0.25, 0.75, 1.0)
+    ]
+    assert set(expected) <= blues
+    # many classes: columns numbered (every m-th), rows say which name each number is, no counts
+    many = confusion_matrix_canvas(np.eye(30, dtype=int), class_names=[f"class {k}" for k in range(30)])
+    assert "0: class 0" in many.texts and "29: class 29" in many.texts
+    assert "1 " not in many.texts and len([t for t in many.texts if t.isdigit()]) < 30
+    with pytest.raises(ValueError, match=r"expected counts \[C, C\]"):
+        confusion_matrix_canvas(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="1 class names for 2 classes"):
+        confusion_matrix_canvas(counts, class_names=["cat"])
+
+
 def test_classifier_figures_log_every_validation_sample_without_host_syncs(tmp_path, monkeypatch):
     drawn: list[np.ndarray] = []
 
     def keep(counts, **kwargs):
         drawn.append(np.asarray(counts))
-        return plot_confusion_matrix(counts, **kwargs)
+        return confusion_matrix_canvas(counts, **kwargs)
 
-    monkeypatch.setattr(confusion_module, "plot_confusion_matrix", keep)
+    monkeypatch.setattr(confusion_module, "confusion_matrix_canvas", keep)
     model = _Classifier()
     callbacks = [ConfusionMatrixLogger(), InputFigureLogger(max_panels=2), HostSyncGuard(check_steps=100)]
     trainer = pl.Trainer(

@@ -19,9 +19,9 @@ from event_lightning.callbacks.tensorboard_figures import (
     InputFigureLogger,
     RasterSelection,
     SpikeRasterLogger,
-    input_figure,
+    input_canvas,
     select_output,
-    spike_raster_figures,
+    spike_raster_canvases,
 )
 from event_lightning.cli import main
 from event_lightning.data.loading.event_samplers import EventBatch
@@ -201,26 +201,60 @@ def test_only_global_rank_zero_registers_the_hook(tmp_path, monkeypatch):
     assert callback._handle is None
 
 
+def _raster_interior(canvas) -> tuple[int, int, np.ndarray]:
+    """Width, height and black-pixel mask of a raster canvas's plot, read from its pixels.
+
+    The raster sits inside a grey (160) frame; spikes are its only black pixels before the text is
+    written.
+    """
+    grey = canvas.pixels[..., 0] == 160
+    top, left = np.argwhere(grey).min(axis=0)
+    width = int(np.flatnonzero(grey[top]).max() - left - 1)
+    height = int(np.flatnonzero(~grey[top + 1 :, left]).min()) - 1  # the frame's bottom line is grey too
+    inner = canvas.pixels[top + 1 : top + 1 + height, left + 1 : left + 1 + width, 0] == 0
+    return width, height, inner
+
+
+def _spike_blocks(canvas, n_steps: int, n_rows: int) -> list[tuple[int, int]]:
+    """(step, neuron row) of every spike block; block sizes from the plot's size over the steps and rows."""
+    width, height, inner = _raster_interior(canvas)
+    col_w, row_h = width // n_steps, height // n_rows
+    assert col_w * n_steps == width and row_h * n_rows == height
+    blocks = inner.reshape(n_rows, row_h, n_steps, col_w)
+    assert (blocks.all(axis=(1, 3)) == blocks.any(axis=(1, 3))).all()  # every block all black or all white
+    return sorted((int(t), int(n)) for n, t in np.argwhere(blocks.all(axis=(1, 3))))
+
+
 def test_raster_draws_the_most_active_neurons_at_their_spike_times():
     spikes = torch.zeros(6, 2, 2, 5)  # [T, B, C, W] -> 10 neurons per sample
     spikes[[0, 2, 4], 1, 0, 3] = 1.0  # neuron 3: three spikes
     spikes[[1, 5], 1, 1, 2] = 1.0  # neuron 7: two spikes
     spikes[3, 1, 1, 4] = 1.0  # neuron 9: one spike
     spikes[0, 0, 0, 0] = 1.0  # sample 0, neuron 0
-    figures = spike_raster_figures(spikes, RasterSelection(n_samples=2, max_neurons=2))
-    assert len(figures) == 2
-    points = figures[1].axes[0].collections[0].get_offsets()
+    canvases = spike_raster_canvases(spikes, RasterSelection(n_samples=2, max_neurons=2))
+    assert len(canvases) == 2
     # rows 0 and 1 are neurons 3 and 7 (index order), at their steps
-    assert sorted(map(tuple, np.asarray(points).tolist())) == [(0, 0), (1, 1), (2, 0), (4, 0), (5, 1)]
-    assert "2 most active of 10 neurons" in figures[1].axes[0].get_title()
-    first = spike_raster_figures(spikes, RasterSelection(n_samples=2, max_neurons=4, neurons="first"))
-    assert sorted(map(tuple, np.asarray(first[1].axes[0].collections[0].get_offsets()).tolist())) == [
-        (0, 3),
-        (2, 3),
-        (4, 3),
-    ]
-    batch_first = spike_raster_figures(spikes.transpose(0, 1), RasterSelection(max_neurons=2, time_first=False))
-    np.testing.assert_array_equal(batch_first[1].axes[0].collections[0].get_offsets(), points)
+    points = _spike_blocks(canvases[1], 6, 2)
+    assert points == [(0, 0), (1, 1), (2, 0), (4, 0), (5, 1)]
+    assert "2 most active of 10 neurons" in canvases[1].texts[0]
+    first = spike_raster_canvases(spikes, RasterSelection(n_samples=2, max_neurons=4, neurons="first"))
+    assert _spike_blocks(first[1], 6, 4) == [(0, 3), (2, 3), (4, 3)]
+    batch_first = spike_raster_canvases(spikes.transpose(0, 1), RasterSelection(max_neurons=2, time_first=False))
+    assert _spike_blocks(batch_first[1], 6, 2) == points
+
+
+def test_long_rasters_merge_steps_into_columns():
+    from event_lightning.viz.canvas_figures import spike_raster_canvas
+
+    spikes = np.zeros((1000, 3))
+    spikes[[0, 1, 998], 0] = 1  # steps 0 and 1 share column 0; step 998 is in the last column
+    spikes[500, 2] = 1
+    canvas = spike_raster_canvas(spikes, dt_ms=0.5, width_px=250)  # 4 steps per column
+    assert _spike_blocks(canvas, 250, 3) == [(0, 0), (125, 2), (249, 0)]
+    assert "500" in canvas.texts and "time (ms)" in canvas.texts  # the axis ends at 1000 x 0.5 ms
+    assert "2" in canvas.texts  # the count strip's top: two spikes in column 0
+    with pytest.raises(ValueError, match=r"expected spikes \[T, N\], found shape \(4,\)"):
+        spike_raster_canvas(np.zeros(4))
 
 
 def test_tuple_outputs_need_a_valid_element():
@@ -233,7 +267,7 @@ def test_tuple_outputs_need_a_valid_element():
     with pytest.raises(ValueError, match="element 'v_last' .* not a tensor"):
         select_output(named, "v_last")
     with pytest.raises(ValueError, match=r"expected \[T, B, \.\.\.\] spikes"):
-        spike_raster_figures(torch.ones(3, 4))
+        spike_raster_canvases(torch.ones(3, 4))
 
 
 def test_input_panels_sum_the_steps_and_drop_time_padding():
@@ -247,17 +281,17 @@ def test_input_panels_sum_the_steps_and_drop_time_padding():
     assert panels.sum() == frames.sum()
 
 
-def test_input_figure_errors_name_the_init_arg():
+def test_input_canvas_errors_name_the_init_arg():
     with pytest.raises(ValueError, match=r"keys \['label', 'x'\] .* set init arg batch_key"):
-        input_figure({"x": torch.zeros(2, 2, 4, 4), "label": torch.zeros(2)})
+        input_canvas({"x": torch.zeros(2, 2, 4, 4), "label": torch.zeros(2)})
     with pytest.raises(ValueError, match="batch_key 'frame' is not in the batch"):
-        input_figure({"frames": torch.zeros(2, 2, 2, 4, 4)}, batch_key="frame")
+        input_canvas({"frames": torch.zeros(2, 2, 2, 4, 4)}, batch_key="frame")
     with pytest.raises(ValueError, match="batch_key must be an integer index"):
-        input_figure((torch.zeros(2, 2, 2, 4, 4), torch.zeros(2)), batch_key="frames")
+        input_canvas((torch.zeros(2, 2, 2, 4, 4), torch.zeros(2)), batch_key="frames")
     with pytest.raises(ValueError, match=r"polarity axis P has 3 entries .* set init arg layout"):
-        input_figure(torch.zeros(4, 2, 3, 8, 8), layout="TBPHW")
+        input_canvas(torch.zeros(4, 2, 3, 8, 8), layout="TBPHW")
     with pytest.raises(ValueError, match="cannot guess the layout .* set init arg layout"):
-        input_figure(torch.zeros(4, 8))
+        input_canvas(torch.zeros(4, 8))
 
 
 def test_event_token_batches_are_drawn_from_their_events():
@@ -269,21 +303,15 @@ def test_event_token_batches_are_drawn_from_their_events():
     valid = np.ones((2, n), dtype=bool)
     valid[1, 300:] = False
     batch = EventBatch(*(torch.from_numpy(a) for a in (x, y, t, p, valid)), label=torch.zeros(2, dtype=torch.long))
-    fig = input_figure(batch, max_panels=4, sensor_size=[20, 20, 2], labels=batch.label, predictions=[0, 1])
-    (ax,) = fig.axes  # one mosaic: row labels are tick labels, panel labels sit above their panels
-    titles = [text.get_text() for text in ax.texts]
+    canvas = input_canvas(batch, max_panels=4, sensor_size=[20, 20, 2], labels=batch.label, predictions=[0, 1])
+    # row labels on the left, panel labels above their panels, in the order of the rows
+    titles = [text for text in canvas.texts if text.startswith("events")]
     assert titles[:4] == ["events 0-99", "events 100-199", "events 200-299", "events 300-399"]
     assert titles[4:] == ["events 0-74", "events 75-149", "events 150-224", "events 225-299"]
-    rows = [label.get_text() for label in ax.get_yticklabels()]
+    rows = [text for text in canvas.texts if text.startswith("#")]
     assert rows == ["#0\nlabel 0\npred 0", "#1\nlabel 0\npred 1 (wrong)"]
-    on, off = _red_and_blue_pixels(np.asarray(Image.fromarray(_render(fig))))
+    on, off = _red_and_blue_pixels(canvas.render())
     assert on > 20 and off > 20
-
-
-def _render(fig) -> np.ndarray:
-    from event_lightning.viz.spikes import figure_to_image
-
-    return figure_to_image(fig)
 
 
 def test_hgvae_encoder_layer_hook_called_directly(tmp_path):
@@ -319,3 +347,29 @@ def test_hgvae_encoder_layer_hook_called_directly(tmp_path):
     last.on_validation_batch_end(trainer, model, None, {"frames": frames}, 0)
     with pytest.warns(UserWarning, match="did not run during the first validation batch"):
         last.on_validation_epoch_end(trainer, model)
+
+
+def test_add_png_writes_the_image_tensorboard_reads_back(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    from event_lightning.callbacks.tensorboard_figures.periodic import add_png, png_bytes
+
+    image = np.random.default_rng(0).integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    writer = SummaryWriter(str(tmp_path))
+    add_png(writer, "val/x", image, 7)
+    writer.close()
+    accumulator = EventAccumulator(str(tmp_path), size_guidance={"images": 0})
+    accumulator.Reload()
+    (event,) = accumulator.Images("val/x")
+    assert event.step == 7 and (event.height, event.width) == (30, 50)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(event.encoded_image_string))), image)
+
+    class _OtherWriter:  # a writer without torch's file_writer gets add_image
+        def add_image(self, tag, img, global_step, dataformats):
+            self.called = (tag, img.shape, global_step, dataformats)
+
+    other = _OtherWriter()
+    add_png(other, "val/x", image, 3)
+    assert other.called == ("val/x", (30, 50, 3), 3, "HWC")
+    with pytest.raises(ValueError, match=r"png_bytes: expected uint8 \[H, W, 3\], found float64 \(30, 50, 3\)"):
+        png_bytes(image.astype(float))

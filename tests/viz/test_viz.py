@@ -189,3 +189,46 @@ def test_pose_overlay_draws_skeleton() -> None:
     assert reddish(image) > 0.001
     with pytest.raises(ValueError, match=r"\[13, 2\]"):
         plot_pose_overlay(grey, joints[:5])
+
+
+def test_canvas_writes_its_labels_only_when_rendered():
+    from event_lightning.viz.canvas import Canvas, text_size
+
+    canvas = Canvas.blank(40, 120)
+    canvas.text(60, 20, "epoch 3", anchor="mm", size=12)
+    canvas.text(2, 2, "a\nb", colour=(255, 0, 0))
+    assert canvas.texts == ["epoch 3", "a\nb"]
+    assert (canvas.pixels == 255).all()  # the labels are data until rendered
+    image = canvas.render()
+    assert image.shape == (40, 120, 3) and image.dtype == np.uint8
+    dark = np.argwhere(image.min(axis=2) < 128)
+    width, height = text_size("epoch 3", 12)
+    assert 0 < width < 120 and 0 < height < 40
+    # the centred label's ink lies within its measured box around (60, 20)
+    centre_ink = dark[(dark[:, 0] > 10) & (dark[:, 1] > 20)]
+    assert abs(centre_ink[:, 1].mean() - 60) < 6 and abs(centre_ink[:, 0].mean() - 20) < 6
+    assert centre_ink[:, 1].max() - centre_ink[:, 1].min() <= width
+    red = (image[..., 0] > 150) & (image[..., 1] < 100)
+    assert red[:20, :15].any() and not red[:, 20:].any()  # the red label stays at the top left
+    with pytest.raises(ValueError, match=r"expected uint8 pixels \[H, W, 3\], found float64 \(4, 4\)"):
+        Canvas(np.zeros((4, 4)))
+
+
+def test_frame_rows_canvas_enlarges_small_sensors_and_shrinks_large_ones():
+    from event_lightning.viz.canvas_figures import frame_rows_canvas
+
+    small = np.zeros((2, 2, 10, 12))
+    small[0, 1, 3, 4] = 5  # one ON pixel in the first panel
+    canvas = frame_rows_canvas([small], row_labels=["#0"], panel_labels=[["a", "b"]], title="t")
+    assert canvas.texts == ["#0", "a", "b", "t"]
+    red = (canvas.pixels[..., 0] > 150) & (canvas.pixels[..., 2] < 100)
+    ys, xs = np.nonzero(red)
+    # 12 px wide panels become 96 px (x8): the ON pixel is one 8 x 8 block
+    assert red.sum() == 64 and np.ptp(ys) == 7 and np.ptp(xs) == 7
+    large = np.ones((1, 2, 260, 346))
+    shrunk = frame_rows_canvas([large], row_labels=["#0"])
+    coloured = shrunk.pixels.min(axis=2) < 250
+    # a 346 px wide sensor is over twice 160 px: its counts are summed over 2 x 2 blocks
+    assert coloured.any(axis=0).sum() == 346 // 2 and coloured.any(axis=1).sum() == 260 // 2
+    with pytest.raises(ValueError, match=r"expected rows \[N, P, H, W\] of one \(P, H, W\)"):
+        frame_rows_canvas([np.zeros((1, 3, 4, 4))], row_labels=["#0"])

@@ -2,14 +2,17 @@
 
 Three callbacks, the first two also usable as plain functions from Python:
 
-* :class:`InputFigureLogger` / :func:`input_figure`: the first validation batch's input drawn as
-  ON/OFF event panels (``event_lightning.viz.plot_frame_rows``), one row per sample, named by its
-  label and, for classifiers, the model's prediction;
-* :class:`SpikeRasterLogger` / :func:`spike_raster_figures`: a forward hook on a submodule named
+* :class:`InputFigureLogger` / :func:`input_canvas`: the first validation batch's input drawn as
+  ON/OFF event panels, one row per sample, named by its label and, for classifiers, the model's
+  prediction;
+* :class:`SpikeRasterLogger` / :func:`spike_raster_canvases`: a forward hook on a submodule named
   by its dotted path (``net.lif``) captures its spikes on the first validation batch and draws
-  rasters (``event_lightning.viz.plot_spike_raster``);
-* :class:`ConfusionMatrixLogger`: a classifier's confusion matrix over the whole validation epoch
-  (``event_lightning.viz.plot_confusion_matrix``), counted on the device step by step.
+  rasters;
+* :class:`ConfusionMatrixLogger`: a classifier's confusion matrix over the whole validation epoch,
+  counted on the device step by step.
+
+They draw with :mod:`event_lightning.viz.canvas_figures` (numpy pixels, Pillow text: a few ms per
+figure), not matplotlib (50-150 ms), so that their share of a short run's time stays small.
 
 All three log every ``every_n_epochs`` validation epochs (the sanity check excluded) at the trainer's
 global step, on global rank 0 only, and do nothing (after one warning) when the trainer has no
@@ -32,13 +35,13 @@ from event_lightning.callbacks.tensorboard_figures.inputs import (
     DICT_KEY_LAYOUTS,
     LAYOUTS,
     InputFigureLogger,
-    input_figure,
+    input_canvas,
 )
 from event_lightning.callbacks.tensorboard_figures.rasters import (
     RasterSelection,
     SpikeRasterLogger,
     select_output,
-    spike_raster_figures,
+    spike_raster_canvases,
 )
 
 __all__ = [
@@ -48,7 +51,7 @@ __all__ = [
     "InputFigureLogger",
     "RasterSelection",
     "SpikeRasterLogger",
-    "input_figure",
+    "input_canvas",
     "select_output",
-    "spike_raster_figures",
+    "spike_raster_canvases",
 ]

@@ -11,7 +11,7 @@ import torch
 from event_lightning.callbacks.figure_budget import DEFAULT_SHARE
 from event_lightning.callbacks.tensorboard_figures.classes import ForwardOutput, batch_labels, class_predictions
 from event_lightning.callbacks.tensorboard_figures.periodic import _PeriodicFigureCallback
-from event_lightning.viz.confusion import plot_confusion_matrix
+from event_lightning.viz.canvas_figures import confusion_matrix_canvas
 
 
 def add_to_confusion(counts: torch.Tensor, labels: torch.Tensor, predictions: torch.Tensor) -> None:
@@ -31,7 +31,7 @@ class ConfusionMatrixLogger(_PeriodicFigureCallback):
     On a logging epoch a forward hook on the LightningModule keeps each step's class scores
     ``[B, num_classes]`` (what ``self(...)`` returned); after the step they are counted against the
     batch's labels on the device (no host read in any step). At the end of the epoch the counts are
-    read once and drawn (:func:`event_lightning.viz.plot_confusion_matrix`), with the DataModule's
+    read once and drawn (:func:`event_lightning.viz.canvas_figures.confusion_matrix_canvas`), with the DataModule's
     ``class_names`` when it has them. Under DDP the matrix covers global rank 0's share of the
     validation set.
 
@@ -93,7 +93,7 @@ class ConfusionMatrixLogger(_PeriodicFigureCallback):
         n_classes = int(round(counts.numel() ** 0.5))
         names = getattr(getattr(trainer, "datamodule", None), "class_names", None)
         names = names if names is not None and len(names) == n_classes else None
-        fig = plot_confusion_matrix(
+        canvas = confusion_matrix_canvas(
             counts.view(n_classes, n_classes).cpu(), class_names=names, title=f"epoch {trainer.current_epoch}"
         )
-        self._log(writer, self.tag, fig, trainer.global_step)
+        self._log(writer, self.tag, canvas, trainer.global_step)

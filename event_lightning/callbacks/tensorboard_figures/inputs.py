@@ -1,4 +1,4 @@
-"""The validation input drawn as ON/OFF event panels: :func:`input_figure` and :class:`InputFigureLogger`."""
+"""The validation input drawn as ON/OFF event panels: :func:`input_canvas` and :class:`InputFigureLogger`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from matplotlib.figure import Figure
 
 from event_lightning.callbacks.figure_budget import DEFAULT_SHARE
 from event_lightning.callbacks.tensorboard_figures.classes import (
@@ -20,7 +19,8 @@ from event_lightning.callbacks.tensorboard_figures.classes import (
 from event_lightning.callbacks.tensorboard_figures.periodic import _PeriodicFigureCallback
 from event_lightning.events.core import SensorSize, make_events
 from event_lightning.events.represent.frames import to_frame
-from event_lightning.viz.events import plot_frame_rows
+from event_lightning.viz.canvas import Canvas
+from event_lightning.viz.canvas_figures import frame_rows_canvas
 
 # Axis orders an input tensor may have. T time, B batch, P polarity (1 or 2), C channels shown one
 # panel each, H and W pixels.
@@ -91,23 +91,29 @@ def _to_panels(frames: np.ndarray, max_panels: int) -> tuple[np.ndarray, list[st
     return panels, titles
 
 
-def _sample_frames(tensor: Any, layout: str | None) -> np.ndarray:
-    """Any supported layout -> ``[B, T, P, H, W]`` float numpy."""
-    array = tensor.detach().float().cpu().numpy() if isinstance(tensor, torch.Tensor) else np.asarray(tensor, float)
+def _sample_frames(tensor: Any, layout: str | None, n_samples: int) -> np.ndarray:
+    """Any supported layout -> ``[n, T, P, H, W]`` float numpy of the first ``n <= n_samples`` samples."""
+    shape = tuple(tensor.shape) if isinstance(tensor, torch.Tensor) else np.shape(tensor)
     if layout is None:
-        layout = {5: "TBPHW", 4: "BCHW"}.get(array.ndim)
+        layout = {5: "TBPHW", 4: "BCHW"}.get(len(shape))
         if layout is None:
             raise ValueError(
-                f"InputFigureLogger: cannot guess the layout of an input of shape {array.shape}; set init arg "
+                f"InputFigureLogger: cannot guess the layout of an input of shape {shape}; set init arg "
                 f"layout to one of {list(LAYOUTS)}"
             )
     if layout not in LAYOUTS:
         raise ValueError(f"InputFigureLogger: init arg layout must be one of {list(LAYOUTS)}, found {layout!r}")
-    if array.ndim != len(layout):
+    if len(shape) != len(layout):
         raise ValueError(
-            f"InputFigureLogger: layout {layout!r} needs a {len(layout)}-D input, found shape {array.shape}; "
+            f"InputFigureLogger: layout {layout!r} needs a {len(layout)}-D input, found shape {shape}; "
             "set init args batch_key / layout to match the batch"
         )
+    # only the drawn samples are copied to the host and converted
+    drawn = (slice(None), slice(0, n_samples)) if layout == "TBPHW" else (slice(0, n_samples),)
+    if isinstance(tensor, torch.Tensor):
+        array = tensor[drawn].detach().float().cpu().numpy()
+    else:
+        array = np.asarray(tensor)[drawn].astype(float)
     if layout == "TBPHW":
         array = array.transpose(1, 0, 2, 3, 4)
     elif layout == "BPHW":
@@ -145,7 +151,7 @@ def _token_frames(batch: Any, sensor_size: SensorSize | None, n_samples: int, ma
     return out
 
 
-def input_figure(
+def input_canvas(
     batch: Any,
     *,
     batch_key: str | int | None = None,
@@ -157,7 +163,7 @@ def input_figure(
     labels: Any = None,
     predictions: Any = None,
     class_names: Sequence[str] | None = None,
-) -> Figure:
+) -> Canvas:
     """Draw a batch's input as ON/OFF event panels, one row per sample, labelled with class and prediction.
 
     Args:
@@ -174,18 +180,19 @@ def input_figure(
         class_names: names of the class indices, shown instead of the numbers.
 
     Returns:
-        A :class:`~matplotlib.figure.Figure`: one image of ``n_samples`` rows of panels, each row
-        labelled on the left, each panel with its step (or event) range in its corner.
+        A :class:`~event_lightning.viz.canvas.Canvas` (``.render()``: uint8 ``[H, W, 3]``): one
+        image of ``n_samples`` rows of panels, each row labelled on its left, each panel with its
+        step (or event) range above it.
     """
     if n_samples < 1 or max_panels < 1:
-        raise ValueError(f"input_figure: n_samples and max_panels must be >= 1, found {n_samples}, {max_panels}")
+        raise ValueError(f"input_canvas: n_samples and max_panels must be >= 1, found {n_samples}, {max_panels}")
     tensor, layout = _pick_input(batch, batch_key, layout)
     if _is_token_batch(tensor):
         sensor = None if sensor_size is None else SensorSize.coerce(sensor_size)
         rows = _token_frames(tensor, sensor, n_samples, max_panels)
     else:
-        samples = _sample_frames(tensor, layout)
-        rows = [_to_panels(samples[b], max_panels) for b in range(min(n_samples, len(samples)))]
+        samples = _sample_frames(tensor, layout, n_samples)
+        rows = [_to_panels(sample, max_panels) for sample in samples]
     label_list = None if labels is None else np.asarray(as_numpy_labels(labels)).tolist()
     prediction_list = None if predictions is None else np.asarray(as_numpy_labels(predictions)).tolist()
     row_labels = [
@@ -197,7 +204,7 @@ def input_figure(
         )
         for b in range(len(rows))
     ]
-    return plot_frame_rows(
+    return frame_rows_canvas(
         [panels for panels, _ in rows], row_labels=row_labels, panel_labels=[titles for _, titles in rows], title=title
     )
 
@@ -217,8 +224,8 @@ class InputFigureLogger(_PeriodicFigureCallback):
 
     Args:
         every_n_epochs: log on validation epochs ``0, n, 2n, ...``.
-        batch_key: dict key or tuple index of the input in the batch (see :func:`input_figure`).
-        layout: axis order of that tensor, one of :data:`LAYOUTS` (default: guessed, see :func:`input_figure`).
+        batch_key: dict key or tuple index of the input in the batch (see :func:`input_canvas`).
+        layout: axis order of that tensor, one of :data:`LAYOUTS` (default: guessed, see :func:`input_canvas`).
         n_samples: samples drawn, one row each.
         max_panels: panels per sample (time steps are summed into this many).
         sensor_size: ``[W, H, P]`` for event-token batches; default the DataModule's ``sensor_size``.
@@ -270,7 +277,7 @@ class InputFigureLogger(_PeriodicFigureCallback):
         labels = batch_labels(batch)
         predictions = class_predictions(self._scores.output, labels)
         self._scores.output = None
-        fig = input_figure(
+        canvas = input_canvas(
             batch,
             batch_key=self.batch_key,
             layout=self.layout,
@@ -282,4 +289,4 @@ class InputFigureLogger(_PeriodicFigureCallback):
             predictions=predictions,
             class_names=getattr(datamodule, "class_names", None),
         )
-        self._log(writer, self.tag, fig, trainer.global_step)
+        self._log(writer, self.tag, canvas, trainer.global_step)

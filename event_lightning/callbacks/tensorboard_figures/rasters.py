@@ -1,4 +1,4 @@
-"""Spike rasters of one submodule: :func:`spike_raster_figures` and :class:`SpikeRasterLogger`."""
+"""Spike rasters of one submodule: :func:`spike_raster_canvases` and :class:`SpikeRasterLogger`."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 
 from event_lightning.callbacks.figure_budget import DEFAULT_SHARE
 from event_lightning.callbacks.tensorboard_figures.periodic import _PeriodicFigureCallback
-from event_lightning.viz.spikes import plot_spike_raster
+from event_lightning.viz.canvas import Canvas
+from event_lightning.viz.canvas_figures import spike_raster_canvas
 
 
 def select_output(output: Any, index: int | str | None, module: str = "module") -> torch.Tensor:
@@ -78,14 +78,15 @@ class RasterSelection:
             )
 
 
-def spike_raster_figures(
+def spike_raster_canvases(
     spikes: torch.Tensor,
     selection: RasterSelection = RasterSelection(),
     *,
     dt_ms: float | None = None,
     name: str = "spikes",
-) -> list[Figure]:
-    """One raster figure per sample of ``spikes [T, B, ...]`` (trailing axes flattened into neurons).
+) -> list[Canvas]:
+    """One raster canvas per sample of ``spikes [T, B, ...]`` (trailing axes flattened into neurons),
+    drawn by :func:`~event_lightning.viz.canvas_figures.spike_raster_canvas`.
 
     Args:
         spikes: time-first spike tensor (nonzero = spike); ``[B, T, ...]`` with ``selection.time_first=False``.
@@ -103,7 +104,7 @@ def spike_raster_figures(
         spikes = spikes.transpose(0, 1)
     flat = spikes.flatten(2)  # [T, B, N]
     n_neurons = flat.shape[2]
-    figures = []
+    canvases = []
     for b in range(min(selection.n_samples, flat.shape[1])):
         sample = flat[:, b]  # [T, N]
         k = min(selection.max_neurons, n_neurons)
@@ -114,8 +115,8 @@ def spike_raster_figures(
         rate = float((sample != 0).float().mean())
         which = "first" if selection.neurons == "first" else "most active"
         title = f"{name} #{b}: {k} {which} of {n_neurons} neurons, rate {rate:.3f}"
-        figures.append(plot_spike_raster(sample[:, chosen], dt_ms=dt_ms, title=title))
-    return figures
+        canvases.append(spike_raster_canvas(sample[:, chosen], dt_ms=dt_ms, title=title))
+    return canvases
 
 
 class SpikeRasterLogger(_PeriodicFigureCallback):
@@ -201,6 +202,6 @@ class SpikeRasterLogger(_PeriodicFigureCallback):
             )
             return
         spikes, self._captured = self._captured, None
-        figures = spike_raster_figures(spikes, self.selection, dt_ms=self.dt_ms, name=self.module)
-        for b, fig in enumerate(figures):
-            self._log(writer, f"{self.tag}/sample_{b}", fig, trainer.global_step)
+        canvases = spike_raster_canvases(spikes, self.selection, dt_ms=self.dt_ms, name=self.module)
+        for b, canvas in enumerate(canvases):
+            self._log(writer, f"{self.tag}/sample_{b}", canvas, trainer.global_step)
