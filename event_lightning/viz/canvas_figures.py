@@ -70,7 +70,9 @@ def image_rows_canvas(
     band = text_size("0-9", SMALL_SIZE)[1] + 4 if panel_labels else 0
     left = max(text_size(label, LABEL_SIZE)[0] for label in row_labels) + 2 * PAD
     top = text_size(title, TITLE_SIZE)[1] + 2 * PAD if title else gap
-    cell_h, cell_w = band + height + gap, width + gap
+    # a panel label wider than its panel widens the column, so that it cannot run into the next label
+    widest = max((text_size(label, SMALL_SIZE)[0] for labels in panel_labels or [] for label in labels), default=0)
+    cell_h, cell_w = band + height + gap, max(width, widest + 2) + gap
     canvas = Canvas.blank(top + len(rows) * cell_h, left + n_cols * cell_w)
     for r, row in enumerate(rows):
         y = top + r * cell_h + band

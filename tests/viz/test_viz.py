@@ -215,6 +215,7 @@ def test_canvas_writes_its_labels_only_when_rendered():
 
 
 def test_frame_rows_canvas_enlarges_small_sensors_and_shrinks_large_ones():
+    from event_lightning.viz.canvas import text_size
     from event_lightning.viz.canvas_figures import frame_rows_canvas
 
     small = np.zeros((2, 2, 10, 12))
@@ -225,6 +226,10 @@ def test_frame_rows_canvas_enlarges_small_sensors_and_shrinks_large_ones():
     ys, xs = np.nonzero(red)
     # 12 px wide panels become 96 px (x8): the ON pixel is one 8 x 8 block
     assert red.sum() == 64 and np.ptp(ys) == 7 and np.ptp(xs) == 7
+    # labels wider than their panels widen the columns: no label reaches the next one's start
+    wide = frame_rows_canvas([small], row_labels=["#0"], panel_labels=[["events 100000-199999", "x"]])
+    first, second = wide.labels[1], wide.labels[2]
+    assert first.x + text_size("events 100000-199999", first.size)[0] < second.x
     large = np.ones((1, 2, 260, 346))
     shrunk = frame_rows_canvas([large], row_labels=["#0"])
     coloured = shrunk.pixels.min(axis=2) < 250
