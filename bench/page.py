@@ -35,18 +35,34 @@ pass must move with two copies measured in the same run: 128 MB (main memory) an
 event stream's size (6.5 MB, which stays in cache between repeated calls, as the kernels'
 inputs do).
 
-- **to_frame, time_window=10 ms.** The output is 599x2x128x128 int16, 39 MB: above glibc's
-  largest mmap threshold (32 MB), so every call maps fresh memory, and the operating system
-  zeroes it as the first writes touch it (~3.5-4.5 ms here, 2 MB huge pages through numpy's
-  madvise, ~400 page faults per call), the same cost tonic's `np.zeros` pays. The pass itself
-  (count each frame into a cache-resident scratch frame, copy it out sequentially) takes
-  ~3 ms of the ~7 ms, mostly writing the 39 MB once. With tonic at ~45-100 ms on this kind of
-  box (it varies by session), this mode sits at 7-13x: the zeroing alone is close to a tenth of
-  tonic's time. The other modes write 1-6.5 MB and run at ~2 ms (~4 ns per event).
-- **voxel_grid.** ~3.5 ms, ~7 ns per event and far below bandwidth: compute-bound. tonic's float
-  sums are reproduced bit for bit, so each event needs tonic's division for its time position
-  twice (the right parts are re-derived when the next bin is complete, to keep tonic's per-cell
-  order) and two scattered read-modify-write float adds into a 128 KB plane.
+- **to_frame, time_window=10 ms.** The output is 599x2x128x128 int16, 39 MB. The main rows
+  drop each output, so the next call writes into the same memory
+  (`event_lightning/events/represent/reused_memory.py`). When the caller keeps its outputs
+  (the *fresh output memory* row), every call maps fresh memory and the operating system zeroes
+  it as the first writes touch it: ~4-4.5 ms here (the *page faults* row), the same cost
+  tonic's `np.zeros` pays. Nothing on our side cuts it: numpy already madvises huge pages
+  (~390 faults per call, not 9,600); a 2 MB-aligned mapping with `MADV_HUGEPAGE`, or
+  `MADV_POPULATE_WRITE`, measured the same 3.9-4.2 ms (the kernel zeroing at ~10 GB/s, this
+  machine's write bandwidth); taking the output from `np.zeros` (calloc, zeroed by those
+  faults) and skipping the pass's own zeroing of each frame saved nothing measurable (that
+  zeroing runs on the page just faulted in, in cache). So that row's ratio is bounded by
+  tonic's time over the page faults, ~10x at tonic's ~46 ms, before a single count; the row's
+  note and its goal line state that bound from the same run. The counting pass adds ~2.5-3 ms.
+  The other modes write 1-6.5 MB and run at ~2 ms (~4 ns per event).
+- **voxel_grid.** ~1.4-1.5 ms with warm caches (~3 ns per event), ~1.7 ms right after a
+  tonic call (as the table's rows alternate), far below bandwidth: it is bound by the
+  instructions each event needs. tonic's float sums are reproduced bit for bit, so per event:
+  `validate`'s checks, tonic's division for its time position, and two scattered
+  read-modify-write float adds into a 128 KB row (in L2, not L1), the right part kept in
+  scratch until the next bin's left parts are in. Record indices are unsigned (one pointer
+  increment per event, no negative-index test) and the kept and re-derived right parts run in
+  separate loops (no per-event test): ~35 instructions per event, 13% less time than the
+  pass it replaced (per-thread CPU time, both in one process). Reading and checking the
+  records alone takes ~0.35 ms, the right parts' adds ~0.3 ms. Tried and not kept: a
+  vectorised first pass (AVX-512 gathers of the 13-byte records) ran no faster than the
+  scalar loop here; one loop adding a bin's left parts together with the right parts of the
+  bin two before (three scratch rows) was faster in one form but not once it also handled
+  runs longer than the scratch, so it was not kept.
 - **denoise / refractory_period.** A checking pass that also finds the bounding box, the filter
   pass over a per-pixel table (tonic's sequential rule, branch-free neighbour test), then a copy
   of the kept records: ~2-3 ms (4-6 ns per event) against tonic's per-event Python loop of

@@ -10,6 +10,8 @@ import pytest
 
 from event_lightning.events.kernels import loading
 
+# every compiled kernel module: each must load, or its functions would silently test the numpy path twice
+KERNEL_MODULES = ("frames", "voxel", "filters", "geometry", "search")
 # the test modules whose functions have a compiled and a numpy implementation
 BOTH_PATHS = {"test_represent", "test_voxel_grid_exact", "test_augment", "test_kernels", "test_reused_memory"}
 
@@ -21,13 +23,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(autouse=True)
 def kernel_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """``"compiled"`` (asserted to load: numba is a dependency) or ``"numpy"`` (the fallback, as if
-    the compiled kernels could not load); tests outside ``BOTH_PATHS`` run as the process runs."""
+    """``"compiled"`` (every kernel module asserted to load: numba is a dependency) or ``"numpy"``
+    (the fallback, as if the compiled kernels could not load); tests outside ``BOTH_PATHS`` run as
+    the process runs."""
     path = getattr(request, "param", "compiled")
     if path == "numpy":
         use_numpy_fallback(monkeypatch)
     elif hasattr(request, "param"):
-        assert loading.compiled_kernels("frames") is not None, loading.fallback_reason()
+        for name in KERNEL_MODULES:
+            assert loading.compiled_kernels(name) is not None, loading.fallback_reason()
     return path
 
 

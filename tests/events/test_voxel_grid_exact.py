@@ -132,20 +132,19 @@ def _validate_message(events: np.ndarray, sensor: SensorSize) -> str:
     return str(error.value)
 
 
-@pytest.mark.parametrize(
-    "field, index, value",
-    [
-        ("x", 5, 37),  # first block
-        ("x", 2_500, -1),  # a later block
-        ("y", 1_234, 23),
-        ("y", 2_999, -3),  # among the events at t_last (checked, never added)
-        ("p", 1_800, 2),
-        ("p", 7, -1),
-        ("t", 1_500, 0),  # decreasing in the middle of a block
-        ("t", 0, -5),  # negative first time
-    ],
-)
-def test_bad_events_raise_validates_error(block: int, field: str, index: int, value: int) -> None:
+BAD_EVENTS = [
+    ("x", 5, 37),  # first block
+    ("x", 2_500, -1),  # a later block
+    ("y", 1_234, 23),
+    ("y", 2_999, -3),  # among the events at t_last (checked, never added)
+    ("p", 1_800, 2),
+    ("p", 7, -1),
+    ("t", 1_500, 0),  # decreasing in the middle of a block
+    ("t", 0, -5),  # negative first time
+]
+
+
+def _assert_bad_event_raises_validates_error(field: str, index: int, value: int) -> None:
     rng = np.random.default_rng(7)
     times = np.sort(rng.integers(0, 100_000, 3_000))
     times[-5:] = times[-1]
@@ -154,6 +153,21 @@ def test_bad_events_raise_validates_error(block: int, field: str, index: int, va
     with pytest.raises(EventFormatError) as error:
         voxel_grid(events, SENSOR, 8)
     assert str(error.value) == _validate_message(events, SENSOR)
+
+
+@pytest.mark.parametrize("field, index, value", BAD_EVENTS)
+def test_bad_events_raise_validates_error(block: int, field: str, index: int, value: int) -> None:
+    _assert_bad_event_raises_validates_error(field, index, value)
+
+
+@pytest.mark.parametrize("field, index, value", BAD_EVENTS)
+def test_bad_events_past_the_kept_right_parts_raise_validates_error(
+    field: str, index: int, value: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the compiled pass keeps the right parts of a bin's first 3 events only: the bad event (one of
+    # ~375 in its bin) is then checked by the loop that keeps none
+    monkeypatch.setattr(voxel, "_RUN_KEPT", 3)
+    _assert_bad_event_raises_validates_error(field, index, value)
 
 
 def test_order_checked_across_block_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:

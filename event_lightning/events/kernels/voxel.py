@@ -6,6 +6,7 @@ Called by :func:`~event_lightning.events.represent.voxel.voxel_grid`; bit-identi
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import types
 
@@ -13,6 +14,52 @@ from event_lightning.events.kernels.compiler import EVENTS, jit
 
 _RIGHTS = types.Array(types.float64, 2, "C")
 _CELLS = types.Array(types.uint32, 2, "C")
+
+
+# Helpers inlined into the kernel below (numba IR inlining): compiled, and cached, with it. Record
+# indices are unsigned throughout, so that no index pays numba's negative-index wrap-around and
+# the record address is one pointer increment per event.
+
+
+@numba.njit(inline="always")
+def _breaks_contract(e, width, height, previous_t):  # pragma: no cover - compiled
+    """Whether record ``e`` fails :func:`~event_lightning.events.core.validate`'s checks (polarity
+    in {0, 1}, times non-decreasing after ``previous_t``): seen as unsigned, a negative value is out
+    of range too; ``|``, not ``or``: no short-circuit branches in the source."""
+    return (np.uint16(e.x) >= width) | (np.uint16(e.y) >= height) | (np.uint8(e.p) > 1) | (e.t < previous_t)
+
+
+@numba.njit(inline="always")
+def _cell(e, width):  # pragma: no cover - compiled
+    """The record's cell in its bin's row, unsigned (no negative-index wrap-around test per add)."""
+    return np.uint32(np.uint16(e.y)) * np.uint32(width) + np.uint32(np.uint16(e.x))
+
+
+@numba.njit(inline="always")
+def _add_left_parts(
+    events, start, stop, row, bin_start, time_scale, size, previous_t, keep, right, right_cell
+):  # pragma: no cover - compiled
+    """Check events ``[start, stop)`` of bin ``bin_start``'s run and add their left parts to ``row``;
+    with ``keep`` (a constant at each call, so each call compiles to its own loop without the test)
+    also store their right parts and cells at ``right[i − start]`` / ``right_cell[i − start]``
+    (``start`` is then the run's first event). ``time_scale``: (n_bins, t_first, span or 1);
+    ``size``: (width, height). Returns (first failing index or −1, the last time checked)."""
+    scale, t_first, divisor = time_scale
+    width, height = size
+    for i in range(np.uint64(start), np.uint64(stop)):
+        e = events[i]
+        if _breaks_contract(e, width, height, previous_t):
+            return np.int64(i), previous_t
+        previous_t = e.t
+        frac = scale * (float(e.t) - t_first) / divisor - bin_start
+        # float(2p - 1): a branch on random polarities would be mispredicted half the time
+        sign = float(2 * np.int64(e.p) - 1)
+        cell = _cell(e, width)
+        row[cell] += sign * (1.0 - frac)
+        if keep:
+            right[i - np.uint64(start)] = sign * frac
+            right_cell[i - np.uint64(start)] = cell
+    return np.int64(-1), previous_t
 
 
 @jit(
@@ -54,16 +101,16 @@ def add_voxel_weights(events, grid, n_bins, width, height, t_first, span, rights
     scale = float(n_bins)
     divisor = span if span != 0.0 else 1.0
     kept = rights.shape[1]
+    time_scale, size = (scale, t_first, divisor), (width, height)
     previous_t = 0  # the first time must be >= 0
     run = 0  # first event of bin b's run
     previous_run = 0  # first event of bin b − 1's run
     for b in range(n_bins):
         row = grid[b * plane : (b + 1) * plane]
         row[:] = 0.0  # zeroed here, not by the caller: the row is then in cache for the adds below
-        right, right_cell = rights[b % 2], cells[b % 2]
         # the run ends at the first event with τ >= b + 1: bisected, so that the adds below run in
-        # a counted loop (τ by the same operations; any order found for unsorted times is safe,
-        # since the loop still checks every event in stream order and rejects the stream)
+        # counted loops (τ by the same operations; any order found for unsorted times is safe,
+        # since the loops still check every event in stream order and reject the stream)
         upper, end, hi = b + 1.0, run, n
         while end < hi:
             mid = (end + hi) // 2
@@ -71,34 +118,32 @@ def add_voxel_weights(events, grid, n_bins, width, height, t_first, span, rights
                 end = mid + 1
             else:
                 hi = mid
-        for i in range(run, end):
-            e = events[i]
-            # seen as unsigned, a negative value is out of range too; `|`, not `or`: one branch
-            if (np.uint16(e.x) >= width) | (np.uint16(e.y) >= height) | (np.uint8(e.p) > 1) | (e.t < previous_t):
-                return i
-            previous_t = e.t
-            tau = scale * (float(e.t) - t_first) / divisor
-            # float(2p - 1): a branch on random polarities would be mispredicted half the time
-            sign = float(2 * e.p - 1)
-            frac = tau - b
-            # unsigned: no negative-index wrap-around test per add
-            cell = np.uint32(np.uint16(e.y)) * np.uint32(width) + np.uint32(np.uint16(e.x))
-            row[cell] += sign * (1.0 - frac)
-            if i - run < kept:
-                right[i - run] = sign * frac
-                right_cell[i - run] = cell
+        # the first K events keep their right parts, the others' are recomputed below: two loops,
+        # so that no event tests which it is
+        stored = min(end, run + kept)
+        kept_right, kept_cell = rights[b % 2], cells[b % 2]
+        failed, previous_t = _add_left_parts(
+            events, run, stored, row, b, time_scale, size, previous_t, True, kept_right, kept_cell
+        )
+        if failed < 0:
+            failed, previous_t = _add_left_parts(
+                events, stored, end, row, b, time_scale, size, previous_t, False, kept_right, kept_cell
+            )
+        if failed >= 0:
+            return failed
         if b > 0:  # bin b has all its left parts: add bin b − 1's right parts, in stream order
             right, right_cell = rights[(b - 1) % 2], cells[(b - 1) % 2]
             for k in range(min(run - previous_run, kept)):
                 row[right_cell[k]] += right[k]
-            for j in range(previous_run + kept, run):
+            for j in range(np.uint64(previous_run + kept), np.uint64(run)):
                 r = events[j]
-                tau = scale * (float(r.t) - t_first) / divisor
-                row[r.y * width + r.x] += float(2 * r.p - 1) * (tau - (b - 1))
+                frac = scale * (float(r.t) - t_first) / divisor - (b - 1)
+                row[_cell(r, width)] += float(2 * np.int64(r.p) - 1) * frac
         previous_run, run = run, end
-    for j in range(run, n):  # events with τ >= n_bins (at t_last) add nothing, but are checked too
+    # events with τ >= n_bins (at t_last) add nothing, but are checked too
+    for j in range(np.uint64(run), np.uint64(n)):
         e = events[j]
-        if (np.uint16(e.x) >= width) | (np.uint16(e.y) >= height) | (np.uint8(e.p) > 1) | (e.t < previous_t):
-            return j
+        if _breaks_contract(e, width, height, previous_t):
+            return np.int64(j)
         previous_t = e.t
     return -1
