@@ -97,6 +97,112 @@ class _SpikesWeightedOverTime(torch.autograd.Function):
         return grad_u.mul_(weights.view(-1, *[1] * (u.dim() - 1))), None, None
 
 
+def _cpu_block_steps(step_bytes: int) -> int:
+    """Steps per block so that a block's ``[steps, ...]`` temporary of ``step_bytes`` per step stays
+    within :data:`_CPU_BLOCK_BYTES`."""
+    return max(1, _CPU_BLOCK_BYTES // max(1, step_bytes))
+
+
+class _BlockedConvPotentials(torch.autograd.Function):
+    """The pooled membrane potentials ``maxpool(conv(P) + b)`` of a conv LIF layer with
+    ``P = membrane @ S + state terms``, computed in blocks of time steps (CPU, eager).
+
+    The same values and gradients as the trace product, conv and max-pool under autograd (to float
+    rounding: the weight gradient is summed block by block), but no ``[T, ...]`` tensor other than
+    the input spikes, the pooled output and the input's gradient is ever made: the traces, the
+    unpooled conv output and its gradient exist one block at a time (within ``_CPU_BLOCK_BYTES``,
+    so the heap recycles them), and the backward recomputes a block's traces from the spikes (one
+    small product) instead of keeping them. Whole-sequence buffers of a ``[T * B, ...]`` conv are
+    mapped afresh by glibc and page-faulted in at every call: with the two encoder passes of an
+    HG-VAE step that was hundreds of MB of first-touch faults per step.
+
+    Inputs: ``flat [T, N]`` the spikes in memory order (:func:`_flatten_steps`), ``weight``,
+    ``bias``, ``membrane [T, T]``, ``initial [T, N]``-producing terms as ``(coefficients [T], state
+    [N])`` pairs (no gradient), ``layout = (shape [B, C, H, W], channels_last)``, the conv and the
+    pool size.
+    """
+
+    @staticmethod
+    def forward(ctx, flat, weight, bias, membrane, initial, layout, conv, pool):  # type: ignore[override]
+        shape, channels_last = layout
+        steps, batch = flat.shape[0], shape[0]
+        out_channels, (height, width) = weight.shape[0], shape[2:]
+        block = _cpu_block_steps(batch * out_channels * height * width * flat.element_size())
+        out, indices = None, []
+        for start in range(0, steps, block):
+            stop = min(start + block, steps)
+            p = _block_traces(flat, membrane, initial, layout, start, stop)
+            u = F.conv2d(p, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+            if pool > 1:
+                u, where = F.max_pool2d(u, pool, return_indices=True)
+                indices.append(where)
+            if out is None:
+                out = torch.empty(
+                    (steps * batch, *u.shape[1:]), dtype=u.dtype, device=u.device, memory_format=torch.channels_last
+                )
+            out[start * batch : stop * batch] = u
+        ctx.save_for_backward(flat, weight, bias, membrane, *indices)
+        ctx.initial, ctx.layout, ctx.conv, ctx.pool, ctx.block = initial, layout, conv, pool, block
+        ctx.unpooled_size = (height, width)
+        return out.view(steps, batch, *out.shape[1:])
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        flat, weight, bias, membrane, *indices = ctx.saved_tensors
+        shape, channels_last = ctx.layout
+        steps, batch = flat.shape[0], shape[0]
+        conv = ctx.conv
+        grad = grad.reshape(steps * batch, *grad.shape[2:])
+        grad_weight = torch.zeros_like(weight)
+        grad_bias = None if bias is None else torch.zeros_like(bias)
+        grad_flat = torch.zeros_like(flat) if ctx.needs_input_grad[0] else None
+        for k, start in enumerate(range(0, steps, ctx.block)):
+            stop = min(start + ctx.block, steps)
+            p = _block_traces(flat, membrane, ctx.initial, ctx.layout, start, stop)
+            grad_u = grad[start * batch : stop * batch]
+            if ctx.pool > 1:
+                grad_u = F.max_unpool2d(grad_u, indices[k], ctx.pool, output_size=ctx.unpooled_size)
+            grad_p, grad_w, grad_b = torch.ops.aten.convolution_backward(
+                grad_u.contiguous(memory_format=torch.channels_last),
+                p,
+                weight,
+                None if bias is None else [bias.shape[0]],
+                conv.stride,
+                conv.padding,
+                conv.dilation,
+                False,
+                [0, 0],
+                conv.groups,
+                [grad_flat is not None, True, bias is not None],
+            )
+            grad_weight += grad_w
+            if grad_bias is not None:
+                grad_bias += grad_b
+            if grad_flat is not None:
+                # dL/dS = membrane^T dL/dP, one block of rows of membrane at a time
+                grad_p = _flatten_steps(grad_p.view(stop - start, *shape), channels_last)
+                grad_flat.addmm_(membrane[start:stop].T, grad_p)
+        return grad_flat, grad_weight, grad_bias, None, None, None, None, None
+
+
+def _block_traces(
+    flat: torch.Tensor,
+    membrane: torch.Tensor,
+    initial: tuple[tuple[torch.Tensor, torch.Tensor], ...],
+    layout: tuple[torch.Size, bool],
+    start: int,
+    stop: int,
+) -> torch.Tensor:
+    """Membrane traces of steps ``start..stop-1`` as conv input ``[(stop - start) * B, C, H, W]``
+    (channels-last): rows of ``membrane @ flat`` plus the rank-one terms of the initial state."""
+    shape, channels_last = layout
+    p = membrane[start:stop] @ flat
+    for coefficients, state in initial:
+        p.addr_(coefficients[start:stop], state)
+    p = _unflatten_steps(p, shape, channels_last)
+    return p.reshape(-1, *shape[1:]).contiguous(memory_format=torch.channels_last)
+
+
 def _has_forward_hooks(module: nn.Module) -> bool:
     return bool(module._forward_hooks or module._forward_pre_hooks)
 
@@ -333,10 +439,52 @@ class DecolleLIFLayer(nn.Module):
     def potentials(self, s_in: torch.Tensor, state: LIFState | None = None) -> tuple[torch.Tensor, LIFState]:
         """A whole sequence ``s_in [T, B, ...]`` -> ``(u [T, B, ...], final_state)``: the pooled
         membrane potentials, before the threshold."""
+        if self._blocked_on_cpu(s_in):
+            return self._blocked_potentials(s_in, state)
         p, final = self.traces(s_in, state)
         steps, batch = p.shape[:2]
         u = self._membrane(p.reshape(steps * batch, *p.shape[2:]))
         return u.reshape(steps, batch, *u.shape[1:]), final
+
+    def _blocked_on_cpu(self, s_in: torch.Tensor) -> bool:
+        """Whether :meth:`potentials` runs in blocks of steps (:class:`_BlockedConvPotentials`): a conv
+        layer on a CPU, eager, without autocast, weights in the traces' dtype. Elsewhere (a GPU, a
+        compiled graph, bf16) the whole sequence is one product and one conv."""
+        conv = self.base_layer
+        return (
+            isinstance(conv, nn.Conv2d)
+            and conv.padding_mode == "zeros"
+            and s_in.device.type == "cpu"
+            and s_in.dim() == 5
+            and not torch.compiler.is_compiling()
+            and not torch.is_autocast_enabled("cpu")
+            and conv.weight.dtype == torch.promote_types(s_in.dtype, torch.float32)
+        )
+
+    def _blocked_potentials(self, s_in: torch.Tensor, state: LIFState | None) -> tuple[torch.Tensor, LIFState]:
+        s_in = _at_least_float32(s_in)
+        kernels = self._kernels(s_in)
+        channels_last = _channels_last_steps(s_in)
+        flat = _flatten_steps(s_in, channels_last)
+        initial: list[tuple[torch.Tensor, torch.Tensor]] = []
+        if state is not None:
+            initial.append((kernels.membrane_from_q, _flatten_steps(state.q.detach()[None], channels_last)[0]))
+            if state.p is not None:
+                initial.append((kernels.membrane_from_p, _flatten_steps(state.p.detach()[None], channels_last)[0]))
+        conv = self.base_layer
+        layout = (s_in.shape[1:], channels_last)
+        u = _BlockedConvPotentials.apply(
+            flat, conv.weight, conv.bias, kernels.membrane, tuple(initial), layout, conv, self.pool_size
+        )
+        # the final state, as :meth:`traces` gives it (two rows of the kernels)
+        q_last = kernels.synaptic_last[None] @ flat
+        p_last = kernels.membrane[-1:] @ flat
+        if state is not None:
+            q_last = q_last + kernels.synaptic_last_from_q * initial[0][1]
+            for coefficients, start in initial:
+                p_last = p_last + coefficients[-1] * start
+        final = LIFState(*(_unflatten_steps(x, s_in.shape[1:], channels_last)[0] for x in (q_last, p_last)))
+        return u, final
 
     def forward(self, s_in: torch.Tensor, state: LIFState | None = None) -> tuple[torch.Tensor, torch.Tensor, LIFState]:
         """A whole sequence ``s_in [T, B, ...]`` -> ``(spikes [T, B, ...], u [T, B, ...], final_state)``."""
