@@ -104,35 +104,48 @@ def _cpu_block_steps(step_bytes: int) -> int:
 
 
 class _BlockedConvPotentials(torch.autograd.Function):
-    """The pooled membrane potentials ``maxpool(conv(P) + b)`` of a conv LIF layer with
-    ``P = membrane @ S + state terms``, computed in blocks of time steps (CPU, eager).
+    """The pooled membrane potentials ``maxpool(conv(P) + b)`` of a conv LIF layer, computed in
+    blocks of time steps (CPU, eager), the traces ``P`` carried from block to block by the
+    recursion's state.
 
-    The same values and gradients as the trace product, conv and max-pool under autograd (to float
-    rounding: the weight gradient is summed block by block), but no ``[T, ...]`` tensor other than
-    the input spikes, the pooled output and the input's gradient is ever made: the traces, the
+    A block of ``n`` steps starting from the state ``(q, p)`` left by the block before has
+    ``P_blk = K_n S_blk + m_q q + m_p p`` and hands on ``q' = s_n . S_blk + beta^n q``,
+    ``p' = P_blk[-1]`` (:func:`trace_kernels` of ``n`` steps). The backward runs the blocks in
+    reverse with the adjoint of that state: ``dS_blk = K_n^T dP_blk + s_n dq'``,
+    ``dq = m_q . dP_blk + beta^n dq'``, ``dp = m_p . dP_blk`` (``dp'`` joins ``dP_blk[-1]``).
+
+    The same values and gradients as the whole-sequence product, conv and max-pool under autograd
+    (to float rounding), with less work and memory: each block's trace product reads only its
+    own steps (``T n N`` multiply-adds instead of ``T^2 N``), and no ``[T, ...]`` tensor other than
+    the input spikes, the pooled output and the input's gradient is ever made. The traces, the
     unpooled conv output and its gradient exist one block at a time (within ``_CPU_BLOCK_BYTES``,
-    so the heap recycles them), and the backward recomputes a block's traces from the spikes (one
-    small product) instead of keeping them. Whole-sequence buffers of a ``[T * B, ...]`` conv are
-    mapped afresh by glibc and page-faulted in at every call: with the two encoder passes of an
-    HG-VAE step that was hundreds of MB of first-touch faults per step.
+    so the heap recycles them); the backward recomputes a block's traces from its spikes and the
+    state saved at its start. Whole-sequence ``[T * B, ...]`` buffers are mapped afresh by glibc
+    and page-faulted in at every call.
 
     Inputs: ``flat [T, N]`` the spikes in memory order (:func:`_flatten_steps`), ``weight``,
-    ``bias``, ``membrane [T, T]``, ``initial [T, N]``-producing terms as ``(coefficients [T], state
-    [N])`` pairs (no gradient), ``layout = (shape [B, C, H, W], channels_last)``, the conv and the
-    pool size.
+    ``bias``, the initial state ``q0, p0 [N]`` (no gradient, as in :meth:`DecolleLIFLayer.traces`),
+    ``layout = (shape [B, C, H, W], channels_last)``, the conv module (its hyperparameters), the
+    pool size and the decays.
     """
 
     @staticmethod
-    def forward(ctx, flat, weight, bias, membrane, initial, layout, conv, pool):  # type: ignore[override]
+    def forward(ctx, flat, weight, bias, q0, p0, layout, conv, pool, alpha, beta):  # type: ignore[override]
         shape, channels_last = layout
         steps, batch = flat.shape[0], shape[0]
         out_channels, (height, width) = weight.shape[0], shape[2:]
         block = _cpu_block_steps(batch * out_channels * height * width * flat.element_size())
-        out, indices = None, []
-        for start in range(0, steps, block):
-            stop = min(start + block, steps)
-            p = _block_traces(flat, membrane, initial, layout, start, stop)
-            u = F.conv2d(p, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+        kernels = _BlockKernels(alpha, beta, flat)
+        out, indices, starts = None, [], []
+        q, p = q0, p0
+        for first in range(0, steps, block):
+            last = min(first + block, steps)
+            starts += [q, p]
+            traces, q = kernels.advance(flat[first:last], q, p)
+            p = traces[-1].clone()
+            u = F.conv2d(
+                _conv_input(traces, layout), weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups
+            )
             if pool > 1:
                 u, where = F.max_pool2d(u, pool, return_indices=True)
                 indices.append(where)
@@ -140,31 +153,33 @@ class _BlockedConvPotentials(torch.autograd.Function):
                 out = torch.empty(
                     (steps * batch, *u.shape[1:]), dtype=u.dtype, device=u.device, memory_format=torch.channels_last
                 )
-            out[start * batch : stop * batch] = u
-        ctx.save_for_backward(flat, weight, bias, membrane, *indices)
-        ctx.initial, ctx.layout, ctx.conv, ctx.pool, ctx.block = initial, layout, conv, pool, block
-        ctx.unpooled_size = (height, width)
+            out[first * batch : last * batch] = u
+        ctx.save_for_backward(flat, weight, bias, *starts, *indices)
+        ctx.n_starts, ctx.layout, ctx.conv, ctx.pool, ctx.block = len(starts), layout, conv, pool, block
+        ctx.decays, ctx.unpooled_size = (alpha, beta), (height, width)
         return out.view(steps, batch, *out.shape[1:])
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        flat, weight, bias, membrane, *indices = ctx.saved_tensors
+        flat, weight, bias, *saved = ctx.saved_tensors
+        starts, indices = saved[: ctx.n_starts], saved[ctx.n_starts :]
         shape, channels_last = ctx.layout
         steps, batch = flat.shape[0], shape[0]
-        conv = ctx.conv
+        conv, kernels = ctx.conv, _BlockKernels(*ctx.decays, flat)
         grad = grad.reshape(steps * batch, *grad.shape[2:])
         grad_weight = torch.zeros_like(weight)
         grad_bias = None if bias is None else torch.zeros_like(bias)
-        grad_flat = torch.zeros_like(flat) if ctx.needs_input_grad[0] else None
-        for k, start in enumerate(range(0, steps, ctx.block)):
-            stop = min(start + ctx.block, steps)
-            p = _block_traces(flat, membrane, ctx.initial, ctx.layout, start, stop)
-            grad_u = grad[start * batch : stop * batch]
+        grad_flat = torch.empty_like(flat) if ctx.needs_input_grad[0] else None
+        grad_q = grad_p_end = None  # adjoints of the state handed to the next block
+        for k, first in reversed(list(enumerate(range(0, steps, ctx.block)))):
+            last = min(first + ctx.block, steps)
+            traces, _ = kernels.advance(flat[first:last], starts[2 * k], starts[2 * k + 1])
+            grad_u = grad[first * batch : last * batch]
             if ctx.pool > 1:
                 grad_u = F.max_unpool2d(grad_u, indices[k], ctx.pool, output_size=ctx.unpooled_size)
-            grad_p, grad_w, grad_b = torch.ops.aten.convolution_backward(
+            grad_traces, grad_w, grad_b = torch.ops.aten.convolution_backward(
                 grad_u.contiguous(memory_format=torch.channels_last),
-                p,
+                _conv_input(traces, ctx.layout),
                 weight,
                 None if bias is None else [bias.shape[0]],
                 conv.stride,
@@ -179,27 +194,57 @@ class _BlockedConvPotentials(torch.autograd.Function):
             if grad_bias is not None:
                 grad_bias += grad_b
             if grad_flat is not None:
-                # dL/dS = membrane^T dL/dP, one block of rows of membrane at a time
-                grad_p = _flatten_steps(grad_p.view(stop - start, *shape), channels_last)
-                grad_flat.addmm_(membrane[start:stop].T, grad_p)
-        return grad_flat, grad_weight, grad_bias, None, None, None, None, None
+                grad_traces = _flatten_steps(grad_traces.view(last - first, *shape), channels_last)
+                grad_q, grad_p_end = kernels.adjoint(grad_traces, grad_q, grad_p_end, grad_flat[first:last])
+        return grad_flat, grad_weight, grad_bias, None, None, None, None, None, None, None
 
 
-def _block_traces(
-    flat: torch.Tensor,
-    membrane: torch.Tensor,
-    initial: tuple[tuple[torch.Tensor, torch.Tensor], ...],
-    layout: tuple[torch.Size, bool],
-    start: int,
-    stop: int,
-) -> torch.Tensor:
-    """Membrane traces of steps ``start..stop-1`` as conv input ``[(stop - start) * B, C, H, W]``
-    (channels-last): rows of ``membrane @ flat`` plus the rank-one terms of the initial state."""
+class _BlockKernels:
+    """:func:`trace_kernels` per block length (the last block may be shorter), and one block's
+    traces and their adjoint (see :class:`_BlockedConvPotentials`)."""
+
+    def __init__(self, alpha: float, beta: float, like: torch.Tensor) -> None:
+        self.alpha, self.beta, self.like = alpha, beta, like
+        self._by_length: dict[int, TraceKernels] = {}
+
+    def __call__(self, steps: int) -> TraceKernels:
+        if steps not in self._by_length:
+            like = self.like
+            self._by_length[steps] = trace_kernels(steps, self.alpha, self.beta, dtype=like.dtype, device=like.device)
+        return self._by_length[steps]
+
+    def advance(self, spikes: torch.Tensor, q: torch.Tensor, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``spikes [n, N]`` from the state ``(q, p)`` -> (traces ``P [n, N]``, the synaptic trace after them)."""
+        k = self(spikes.shape[0])
+        traces = k.membrane @ spikes
+        traces.addr_(k.membrane_from_q, q).addr_(k.membrane_from_p, p)
+        q_next = torch.addmv(q, spikes.T, k.synaptic_last, beta=k.synaptic_last_from_q)
+        return traces, q_next
+
+    def adjoint(
+        self,
+        grad_traces: torch.Tensor,
+        grad_q_next: torch.Tensor | None,
+        grad_p_next: torch.Tensor | None,
+        grad_spikes: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Writes ``dL/dS`` of a block into ``grad_spikes [n, N]`` from ``dL/dP [n, N]`` and the adjoints of
+        the state it handed on; returns the adjoints ``(dq, dp)`` of the state it started from."""
+        k = self(grad_traces.shape[0])
+        if grad_p_next is not None:
+            grad_traces[-1] += grad_p_next
+        torch.mm(k.membrane.T, grad_traces, out=grad_spikes)
+        grad_q = k.membrane_from_q @ grad_traces
+        if grad_q_next is not None:
+            grad_spikes.addr_(k.synaptic_last, grad_q_next)
+            grad_q.add_(grad_q_next, alpha=k.synaptic_last_from_q)
+        return grad_q, k.membrane_from_p @ grad_traces
+
+
+def _conv_input(traces: torch.Tensor, layout: tuple[torch.Size, bool]) -> torch.Tensor:
+    """Traces ``[n, N]`` (memory order) as channels-last conv input ``[n * B, C, H, W]``."""
     shape, channels_last = layout
-    p = membrane[start:stop] @ flat
-    for coefficients, state in initial:
-        p.addr_(coefficients[start:stop], state)
-    p = _unflatten_steps(p, shape, channels_last)
+    p = _unflatten_steps(traces, shape, channels_last)
     return p.reshape(-1, *shape[1:]).contiguous(memory_format=torch.channels_last)
 
 
@@ -466,24 +511,21 @@ class DecolleLIFLayer(nn.Module):
         kernels = self._kernels(s_in)
         channels_last = _channels_last_steps(s_in)
         flat = _flatten_steps(s_in, channels_last)
-        initial: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # the initial state as [N] vectors in the spikes' memory order (zeros for none: adding 0 is exact)
+        q0 = p0 = flat.new_zeros(flat.shape[1])
         if state is not None:
-            initial.append((kernels.membrane_from_q, _flatten_steps(state.q.detach()[None], channels_last)[0]))
+            q0 = _flatten_steps(state.q.detach()[None], channels_last)[0]
             if state.p is not None:
-                initial.append((kernels.membrane_from_p, _flatten_steps(state.p.detach()[None], channels_last)[0]))
+                p0 = _flatten_steps(state.p.detach()[None], channels_last)[0]
         conv = self.base_layer
         layout = (s_in.shape[1:], channels_last)
         u = _BlockedConvPotentials.apply(
-            flat, conv.weight, conv.bias, kernels.membrane, tuple(initial), layout, conv, self.pool_size
+            flat, conv.weight, conv.bias, q0, p0, layout, conv, self.pool_size, self.alpha, self.beta
         )
-        # the final state, as :meth:`traces` gives it (two rows of the kernels)
-        q_last = kernels.synaptic_last[None] @ flat
-        p_last = kernels.membrane[-1:] @ flat
-        if state is not None:
-            q_last = q_last + kernels.synaptic_last_from_q * initial[0][1]
-            for coefficients, start in initial:
-                p_last = p_last + coefficients[-1] * start
-        final = LIFState(*(_unflatten_steps(x, s_in.shape[1:], channels_last)[0] for x in (q_last, p_last)))
+        # the final state, as :meth:`traces` gives it (two rows of the whole-sequence kernels)
+        q_last = torch.addmv(q0, flat.T, kernels.synaptic_last, beta=kernels.synaptic_last_from_q)
+        p_last = flat.T @ kernels.membrane[-1] + kernels.membrane_from_q[-1] * q0 + kernels.membrane_from_p[-1] * p0
+        final = LIFState(*(_unflatten_steps(x[None], s_in.shape[1:], channels_last)[0] for x in (q_last, p_last)))
         return u, final
 
     def forward(self, s_in: torch.Tensor, state: LIFState | None = None) -> tuple[torch.Tensor, torch.Tensor, LIFState]:

@@ -181,12 +181,14 @@ def test_bf16_autocast_drift_at_500_steps() -> None:
 @pytest.mark.parametrize("pool_size", [1, 2])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("state_kind", ["none", "warm-up", "full"])
+@pytest.mark.parametrize("block_bytes", [1, 3 * 2 * 4 * 8 * 8 * 8])  # blocks of 1 step; of 3, 3 and 1 steps
 def test_blocked_cpu_potentials_equal_the_whole_sequence_outputs_and_gradients(
-    pool_size: int, channels_last: bool, state_kind: str, monkeypatch: pytest.MonkeyPatch
+    pool_size: int, channels_last: bool, state_kind: str, block_bytes: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The CPU path that runs traces, conv and pool one block of steps at a time (one step per
-    block here) against the whole-sequence product, conv and pool under autograd: potentials,
-    final state, and the gradients of the input spikes, the weights and the bias."""
+    """The CPU path that runs traces, conv and pool one block of steps at a time, carrying the
+    trace state (and, backwards, its adjoint) from block to block, against the whole-sequence
+    product, conv and pool under autograd: potentials, final state, and the gradients of the
+    input spikes, the weights and the bias."""
     torch.manual_seed(0)
     layer = DecolleLIFLayer(nn.Conv2d(3, 4, 5, padding=2), 0.9, 0.7, pool_size=pool_size).double()
     spikes = (torch.rand(7, 2, 3, 8, 8) < 0.3).double()
@@ -196,7 +198,7 @@ def test_blocked_cpu_potentials_equal_the_whole_sequence_outputs_and_gradients(
     state = {"none": None, "warm-up": LIFState(q0, None), "full": LIFState(q0, p0)}[state_kind]
     results = []
     for blocked in (True, False):
-        monkeypatch.setattr("event_lightning.nn.decolle._CPU_BLOCK_BYTES", 1)
+        monkeypatch.setattr("event_lightning.nn.decolle._CPU_BLOCK_BYTES", block_bytes)
         monkeypatch.setattr(DecolleLIFLayer, "_blocked_on_cpu", lambda self, s_in, on=blocked: on)
         layer.zero_grad(set_to_none=True)
         s_in = spikes.clone().requires_grad_(True)
