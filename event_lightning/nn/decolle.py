@@ -15,6 +15,10 @@ of all ``T`` steps as one product with the filter's impulse response over time
 convolution to all ``T * B`` traces in one call. The result equals stepping
 :meth:`DecolleLIFLayer.step` ``T`` times to float rounding (tested); there is no loop over time,
 so a compiled graph does not grow with ``T`` and the backward pass is one more product (``K^T``).
+On a CPU in eager mode (no autocast) a conv layer instead runs traces, conv and max-pool in blocks
+of steps that carry the traces' state from one block to the next (:class:`_BlockedConvPotentials`):
+the same values and gradients, with less trace arithmetic and no ``[T * B, ...]`` temporaries that
+glibc would map and page-fault in afresh at every step.
 In 1-ms bins the time constants are ``tau_m = 1 / (1 - alpha)`` and ``tau_s = 1 / (1 - beta)``.
 
 Precision: traces, membrane potentials and spikes are at least float32 whatever the input dtype.
