@@ -75,6 +75,42 @@ inputs do).
   per kernel after that.
 """
 
+HGVAE_ANALYSIS = """
+## Where the time goes in the HG-VAE step
+
+Profiled with torch.profiler and counted minor page faults (`getrusage`) around each side's step,
+1 thread, per-process CPU time (other jobs' load drops out), on the **reference** rows' shapes.
+
+- **The convolutions are the step.** Both sides run the same convolutions with the same
+  multiply-adds: ours over all bins at once (T x B images per call, channels-last), the
+  reference's over B images per bin. oneDNN runs both near this core's peak (the 64->128 5x5
+  conv on 16x16, forward and backward: 60 GMAC/s at 480 images channels-last, 49 at 8 images
+  NCHW). On DVSGesture (conv [32, 64, 128], T=60, B=8) they are 3.15 s of our 3.7 s profiled
+  step (85 %; 4.85 s of the reference's 6.3 s in an earlier profile under load), and the
+  reference's whole step takes ~4.0 s, so even with everything else free ours could reach only
+  ~1.3x there: 1.5x would need fewer convolution multiply-adds, and the reference's model
+  has none to spare (a conv, a max-pool and a threshold per bin; the LIF traces are linear but
+  every bin's conv output goes through the pool and the threshold; only the last conv layer's
+  last bin, and one more bin per layer below it, never reach the readout: 2-5 % at T=60).
+  N-MNIST's convolutions (2->12, 12->30 channels) are small, so the rest of the step counts more.
+- **What was ours, and is gone.** Each conv LIF layer formed its traces for the whole window
+  (a `[T, T]` kernel product, `T^2 N` multiply-adds), then one conv over all `T x B` images,
+  then the max-pool with int64 indices; every one of those `[T * B, ...]` tensors and their
+  gradients (30-160 MB each) is above glibc's mmap threshold, so it was mapped afresh and
+  page-faulted in at every step: 365-460k minor faults per N-MNIST step, 160-250k per
+  DVSGesture step (1-2 us each on a quiet box, 10-30 us under load), against ~0 for the
+  reference's per-bin tensors after its first step. Now, on a CPU in eager mode, a conv layer
+  runs in blocks of steps of at most 16 MB of conv output (`_BlockedConvPotentials` in
+  `event_lightning/nn/decolle.py`): each block's traces come from its own spikes and the trace
+  state the block before handed on (`T n N` multiply-adds), then the conv and the pool; the
+  backward recomputes a block's traces from its spikes and saved start state and runs the
+  blocks in reverse with the state's adjoint. The spike function writes its spikes and its
+  gradient without extra buffers. Faults per step: N-MNIST 125-175k, DVSGesture 70-90k; step
+  CPU time (same load, alternating): N-MNIST ours 1.9 s against the reference's 3.0 s (was 2.4-2.6 s),
+  DVSGesture 3.6 s against 4.0 s (was 3.7 s); peak step memory at batch 32, 50 bins: 190 MB
+  (was 277 MB). On a GPU, compiled, or under autocast the whole-sequence form runs as before.
+"""
+
 PAGE_NOTES = """
 ## What each group measures
 
@@ -204,6 +240,7 @@ def render_performance_page(results: Results, cfg: BenchConfig, machine: str, el
         parts.append("\nSkipped rows:\n")
         parts += [f"- {s.group} / {s.operation}: {s.reason}" for s in results.skipped]
     parts.append(PAGE_ANALYSIS)
+    parts.append(HGVAE_ANALYSIS)
     parts.append(PAGE_NOTES)
     parts.append(
         "## Reproduce\n\n```\npython -m bench            # full run, rewrites this page\n"

@@ -15,6 +15,10 @@ of all ``T`` steps as one product with the filter's impulse response over time
 convolution to all ``T * B`` traces in one call. The result equals stepping
 :meth:`DecolleLIFLayer.step` ``T`` times to float rounding (tested); there is no loop over time,
 so a compiled graph does not grow with ``T`` and the backward pass is one more product (``K^T``).
+On a CPU in eager mode (no autocast) a conv layer instead runs traces, conv and max-pool in blocks
+of steps that carry the traces' state from one block to the next (:class:`_BlockedConvPotentials`):
+the same values and gradients, with less trace arithmetic and no ``[T * B, ...]`` temporaries that
+glibc would map and page-fault in afresh at every step.
 In 1-ms bins the time constants are ``tau_m = 1 / (1 - alpha)`` and ``tau_s = 1 / (1 - beta)``.
 
 Precision: traces, membrane potentials and spikes are at least float32 whatever the input dtype.
@@ -95,6 +99,157 @@ class _SpikesWeightedOverTime(torch.autograd.Function):
         # in place on the denominator (not ``out=``, which TorchDynamo refuses on channels-last buffers)
         grad_u = u.abs().mul_(ctx.slope).add_(1.0).square_().reciprocal_().mul_(grad[None])
         return grad_u.mul_(weights.view(-1, *[1] * (u.dim() - 1))), None, None
+
+
+def _cpu_block_steps(step_bytes: int) -> int:
+    """Steps per block so that a block's ``[steps, ...]`` temporary of ``step_bytes`` per step stays
+    within :data:`_CPU_BLOCK_BYTES`."""
+    return max(1, _CPU_BLOCK_BYTES // max(1, step_bytes))
+
+
+class _BlockedConvPotentials(torch.autograd.Function):
+    """The pooled membrane potentials ``maxpool(conv(P) + b)`` of a conv LIF layer, computed in
+    blocks of time steps (CPU, eager), the traces ``P`` carried from block to block by the
+    recursion's state.
+
+    A block of ``n`` steps starting from the state ``(q, p)`` left by the block before has
+    ``P_blk = K_n S_blk + m_q q + m_p p`` and hands on ``q' = s_n . S_blk + beta^n q``,
+    ``p' = P_blk[-1]`` (:func:`trace_kernels` of ``n`` steps). The backward runs the blocks in
+    reverse with the adjoint of that state: ``dS_blk = K_n^T dP_blk + s_n dq'``,
+    ``dq = m_q . dP_blk + beta^n dq'``, ``dp = m_p . dP_blk`` (``dp'`` joins ``dP_blk[-1]``).
+
+    The same values and gradients as the whole-sequence product, conv and max-pool under autograd
+    (to float rounding), with less work and memory: each block's trace product reads only its
+    own steps (``T n N`` multiply-adds instead of ``T^2 N``), and no ``[T, ...]`` tensor other than
+    the input spikes, the pooled output and the input's gradient is ever made. The traces, the
+    unpooled conv output and its gradient exist one block at a time (within ``_CPU_BLOCK_BYTES``,
+    so the heap recycles them); the backward recomputes a block's traces from its spikes and the
+    state saved at its start. Whole-sequence ``[T * B, ...]`` buffers are mapped afresh by glibc
+    and page-faulted in at every call.
+
+    Inputs: ``flat [T, N]`` the spikes in memory order (:func:`_flatten_steps`), ``weight``,
+    ``bias``, the initial state ``q0, p0 [N]`` (no gradient, as in :meth:`DecolleLIFLayer.traces`),
+    ``layout = (shape [B, C, H, W], channels_last)``, the conv module (its hyperparameters), the
+    pool size and the decays.
+    """
+
+    @staticmethod
+    def forward(ctx, flat, weight, bias, q0, p0, layout, conv, pool, alpha, beta):  # type: ignore[override]
+        shape, channels_last = layout
+        steps, batch = flat.shape[0], shape[0]
+        out_channels, (height, width) = weight.shape[0], shape[2:]
+        block = _cpu_block_steps(batch * out_channels * height * width * flat.element_size())
+        kernels = _BlockKernels(alpha, beta, flat)
+        out, indices, starts = None, [], []
+        q, p = q0, p0
+        for first in range(0, steps, block):
+            last = min(first + block, steps)
+            starts += [q, p]
+            traces, q = kernels.advance(flat[first:last], q, p)
+            p = traces[-1].clone()
+            u = F.conv2d(
+                _conv_input(traces, layout), weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups
+            )
+            if pool > 1:
+                u, where = F.max_pool2d(u, pool, return_indices=True)
+                indices.append(where)
+            if out is None:
+                out = torch.empty(
+                    (steps * batch, *u.shape[1:]), dtype=u.dtype, device=u.device, memory_format=torch.channels_last
+                )
+            out[first * batch : last * batch] = u
+        ctx.save_for_backward(flat, weight, bias, *starts, *indices)
+        ctx.n_starts, ctx.layout, ctx.conv, ctx.pool, ctx.block = len(starts), layout, conv, pool, block
+        ctx.decays, ctx.unpooled_size = (alpha, beta), (height, width)
+        return out.view(steps, batch, *out.shape[1:])
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        flat, weight, bias, *saved = ctx.saved_tensors
+        starts, indices = saved[: ctx.n_starts], saved[ctx.n_starts :]
+        shape, channels_last = ctx.layout
+        steps, batch = flat.shape[0], shape[0]
+        conv, kernels = ctx.conv, _BlockKernels(*ctx.decays, flat)
+        grad = grad.reshape(steps * batch, *grad.shape[2:])
+        grad_weight = torch.zeros_like(weight)
+        grad_bias = None if bias is None else torch.zeros_like(bias)
+        grad_flat = torch.empty_like(flat) if ctx.needs_input_grad[0] else None
+        grad_q = grad_p_end = None  # adjoints of the state handed to the next block
+        for k, first in reversed(list(enumerate(range(0, steps, ctx.block)))):
+            last = min(first + ctx.block, steps)
+            traces, _ = kernels.advance(flat[first:last], starts[2 * k], starts[2 * k + 1])
+            grad_u = grad[first * batch : last * batch]
+            if ctx.pool > 1:
+                grad_u = F.max_unpool2d(grad_u, indices[k], ctx.pool, output_size=ctx.unpooled_size)
+            grad_traces, grad_w, grad_b = torch.ops.aten.convolution_backward(
+                grad_u.contiguous(memory_format=torch.channels_last),
+                _conv_input(traces, ctx.layout),
+                weight,
+                None if bias is None else [bias.shape[0]],
+                conv.stride,
+                conv.padding,
+                conv.dilation,
+                False,
+                [0, 0],
+                conv.groups,
+                [grad_flat is not None, True, bias is not None],
+            )
+            grad_weight += grad_w
+            if grad_bias is not None:
+                grad_bias += grad_b
+            if grad_flat is not None:
+                grad_traces = _flatten_steps(grad_traces.view(last - first, *shape), channels_last)
+                grad_q, grad_p_end = kernels.adjoint(grad_traces, grad_q, grad_p_end, grad_flat[first:last])
+        return grad_flat, grad_weight, grad_bias, None, None, None, None, None, None, None
+
+
+class _BlockKernels:
+    """:func:`trace_kernels` per block length (the last block may be shorter), and one block's
+    traces and their adjoint (see :class:`_BlockedConvPotentials`)."""
+
+    def __init__(self, alpha: float, beta: float, like: torch.Tensor) -> None:
+        self.alpha, self.beta, self.like = alpha, beta, like
+        self._by_length: dict[int, TraceKernels] = {}
+
+    def __call__(self, steps: int) -> TraceKernels:
+        if steps not in self._by_length:
+            like = self.like
+            self._by_length[steps] = trace_kernels(steps, self.alpha, self.beta, dtype=like.dtype, device=like.device)
+        return self._by_length[steps]
+
+    def advance(self, spikes: torch.Tensor, q: torch.Tensor, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``spikes [n, N]`` from the state ``(q, p)`` -> (traces ``P [n, N]``, the synaptic trace after them)."""
+        k = self(spikes.shape[0])
+        traces = k.membrane @ spikes
+        traces.addr_(k.membrane_from_q, q).addr_(k.membrane_from_p, p)
+        q_next = torch.addmv(q, spikes.T, k.synaptic_last, beta=k.synaptic_last_from_q)
+        return traces, q_next
+
+    def adjoint(
+        self,
+        grad_traces: torch.Tensor,
+        grad_q_next: torch.Tensor | None,
+        grad_p_next: torch.Tensor | None,
+        grad_spikes: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Writes ``dL/dS`` of a block into ``grad_spikes [n, N]`` from ``dL/dP [n, N]`` and the adjoints of
+        the state it handed on; returns the adjoints ``(dq, dp)`` of the state it started from."""
+        k = self(grad_traces.shape[0])
+        if grad_p_next is not None:
+            grad_traces[-1] += grad_p_next
+        torch.mm(k.membrane.T, grad_traces, out=grad_spikes)
+        grad_q = k.membrane_from_q @ grad_traces
+        if grad_q_next is not None:
+            grad_spikes.addr_(k.synaptic_last, grad_q_next)
+            grad_q.add_(grad_q_next, alpha=k.synaptic_last_from_q)
+        return grad_q, k.membrane_from_p @ grad_traces
+
+
+def _conv_input(traces: torch.Tensor, layout: tuple[torch.Size, bool]) -> torch.Tensor:
+    """Traces ``[n, N]`` (memory order) as channels-last conv input ``[n * B, C, H, W]``."""
+    shape, channels_last = layout
+    p = _unflatten_steps(traces, shape, channels_last)
+    return p.reshape(-1, *shape[1:]).contiguous(memory_format=torch.channels_last)
 
 
 def _has_forward_hooks(module: nn.Module) -> bool:
@@ -333,10 +488,49 @@ class DecolleLIFLayer(nn.Module):
     def potentials(self, s_in: torch.Tensor, state: LIFState | None = None) -> tuple[torch.Tensor, LIFState]:
         """A whole sequence ``s_in [T, B, ...]`` -> ``(u [T, B, ...], final_state)``: the pooled
         membrane potentials, before the threshold."""
+        if self._blocked_on_cpu(s_in):
+            return self._blocked_potentials(s_in, state)
         p, final = self.traces(s_in, state)
         steps, batch = p.shape[:2]
         u = self._membrane(p.reshape(steps * batch, *p.shape[2:]))
         return u.reshape(steps, batch, *u.shape[1:]), final
+
+    def _blocked_on_cpu(self, s_in: torch.Tensor) -> bool:
+        """Whether :meth:`potentials` runs in blocks of steps (:class:`_BlockedConvPotentials`): a conv
+        layer on a CPU, eager, without autocast, weights in the traces' dtype. Elsewhere (a GPU, a
+        compiled graph, bf16) the whole sequence is one product and one conv."""
+        conv = self.base_layer
+        return (
+            isinstance(conv, nn.Conv2d)
+            and conv.padding_mode == "zeros"
+            and s_in.device.type == "cpu"
+            and s_in.dim() == 5
+            and not torch.compiler.is_compiling()
+            and not torch.is_autocast_enabled("cpu")
+            and conv.weight.dtype == torch.promote_types(s_in.dtype, torch.float32)
+        )
+
+    def _blocked_potentials(self, s_in: torch.Tensor, state: LIFState | None) -> tuple[torch.Tensor, LIFState]:
+        s_in = _at_least_float32(s_in)
+        kernels = self._kernels(s_in)
+        channels_last = _channels_last_steps(s_in)
+        flat = _flatten_steps(s_in, channels_last)
+        # the initial state as [N] vectors in the spikes' memory order (zeros for none: adding 0 is exact)
+        q0 = p0 = flat.new_zeros(flat.shape[1])
+        if state is not None:
+            q0 = _flatten_steps(state.q.detach()[None], channels_last)[0]
+            if state.p is not None:
+                p0 = _flatten_steps(state.p.detach()[None], channels_last)[0]
+        conv = self.base_layer
+        layout = (s_in.shape[1:], channels_last)
+        u = _BlockedConvPotentials.apply(
+            flat, conv.weight, conv.bias, q0, p0, layout, conv, self.pool_size, self.alpha, self.beta
+        )
+        # the final state, as :meth:`traces` gives it (two rows of the whole-sequence kernels)
+        q_last = torch.addmv(q0, flat.T, kernels.synaptic_last, beta=kernels.synaptic_last_from_q)
+        p_last = flat.T @ kernels.membrane[-1] + kernels.membrane_from_q[-1] * q0 + kernels.membrane_from_p[-1] * p0
+        final = LIFState(*(_unflatten_steps(x[None], s_in.shape[1:], channels_last)[0] for x in (q_last, p_last)))
+        return u, final
 
     def forward(self, s_in: torch.Tensor, state: LIFState | None = None) -> tuple[torch.Tensor, torch.Tensor, LIFState]:
         """A whole sequence ``s_in [T, B, ...]`` -> ``(spikes [T, B, ...], u [T, B, ...], final_state)``."""

@@ -176,3 +176,46 @@ def test_bf16_autocast_drift_at_500_steps() -> None:
         bias = (trace - trace32).sum() / trace32.abs().sum()
         print(f"spikes flipped {flipped:.3%}, trace error {error:.3%}, bias {bias:+.3%}")
         assert flipped < 0.005 and error < 0.01 and abs(bias) < 0.001
+
+
+@pytest.mark.parametrize("pool_size", [1, 2])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("state_kind", ["none", "warm-up", "full"])
+@pytest.mark.parametrize("block_bytes", [1, 3 * 2 * 4 * 8 * 8 * 8])  # blocks of 1 step; of 3, 3 and 1 steps
+def test_blocked_cpu_potentials_equal_the_whole_sequence_outputs_and_gradients(
+    pool_size: int, channels_last: bool, state_kind: str, block_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CPU path that runs traces, conv and pool one block of steps at a time, carrying the
+    trace state (and, backwards, its adjoint) from block to block, against the whole-sequence
+    product, conv and pool under autograd: potentials, final state, and the gradients of the
+    input spikes, the weights and the bias."""
+    torch.manual_seed(0)
+    layer = DecolleLIFLayer(nn.Conv2d(3, 4, 5, padding=2), 0.9, 0.7, pool_size=pool_size).double()
+    spikes = (torch.rand(7, 2, 3, 8, 8) < 0.3).double()
+    if channels_last:  # as a conv layer's spikes come out on a CPU: memory order T, B, H, W, C
+        spikes = spikes.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+    q0, p0 = torch.rand(2, 3, 8, 8).double(), torch.rand(2, 3, 8, 8).double()
+    state = {"none": None, "warm-up": LIFState(q0, None), "full": LIFState(q0, p0)}[state_kind]
+    results = []
+    for blocked in (True, False):
+        monkeypatch.setattr("event_lightning.nn.decolle._CPU_BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr(DecolleLIFLayer, "_blocked_on_cpu", lambda self, s_in, on=blocked: on)
+        layer.zero_grad(set_to_none=True)
+        s_in = spikes.clone().requires_grad_(True)
+        u, final = layer.potentials(s_in, state)
+        (u.square().sum() + u.sum() + final.p.sum() + final.q.sum()).backward()
+        weight, bias = layer.base_layer.weight.grad, layer.base_layer.bias.grad
+        results.append([u.detach(), final.q.detach(), final.p.detach(), s_in.grad, weight, bias])
+    names = ["potentials", "final q", "final p", "input gradient", "weight gradient", "bias gradient"]
+    for name, blocked_value, whole_value in zip(names, *results, strict=True):
+        assert blocked_value.abs().max() > 0, name
+        assert torch.allclose(blocked_value, whole_value, rtol=1e-10, atol=1e-12), name
+
+
+def test_blocked_cpu_potentials_are_the_default_on_a_cpu_only() -> None:
+    layer = DecolleLIFLayer(nn.Conv2d(2, 4, 5, padding=2), 0.9, 0.7, pool_size=2)
+    s_in = torch.zeros(3, 2, 2, 8, 8)
+    assert layer._blocked_on_cpu(s_in)
+    with bf16:  # low-precision conv: the whole-sequence path, which casts its output back to float32
+        assert not layer._blocked_on_cpu(s_in)
+    assert not layer._blocked_on_cpu(s_in.double())  # the weights' dtype differs from the traces'
