@@ -52,12 +52,21 @@ def test_the_module_is_a_conv2d_with_its_parameters_and_hooks():
 
 def test_under_bf16_autocast_the_convolutions_run_in_bf16_from_float32_kernels():
     torch.manual_seed(0)
-    x, weight = torch.rand(2, 8, 6, 6), torch.randn(4, 8, 5, 5) * 0.1
+    x = torch.rand(2, 8, 6, 6, requires_grad=True)
+    weight = (torch.randn(4, 8, 5, 5) * 0.1).requires_grad_()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = upsample2x_conv2d(x, weight)
         expected = _upsampled_conv(x, weight)
     assert out.dtype == expected.dtype == torch.bfloat16
-    torch.testing.assert_close(out.float(), _upsampled_conv(x, weight), rtol=0.02, atol=0.02)
+    full = _upsampled_conv(x, weight)
+    torch.testing.assert_close(out.float(), full, rtol=0.02, atol=0.02)
+    # the backward pass runs the convolutions in bf16 too, and gives float32 gradients
+    grad = torch.randn(full.shape)
+    ours = torch.autograd.grad(out, (x, weight), grad.bfloat16())
+    theirs = torch.autograd.grad(full, (x, weight), grad)
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a, b, rtol=0.05, atol=0.05 * b.abs().max().item())
 
 
 def test_cpu_training_batchnorm_per_step_equals_the_all_steps_form_of_accelerators():
