@@ -29,7 +29,14 @@ from torch import Tensor, nn
 
 from event_lightning.nn.pose.precision import autocast_off
 
-__all__ = ["Upsample2xConv2d", "upsample2x_conv2d"]
+__all__ = ["FOLD_MIN_SIZE", "Upsample2xConv2d", "upsample2x_conv2d"]
+
+FOLD_MIN_SIZE = 16
+"""Smallest input side that :class:`Upsample2xConv2d` folds into phase convolutions. Below it the
+four phases' outputs are too small for oneDNN to run them faster than the one convolution of the
+upsampled image, despite its 100 instead of 64 multiply-adds per input pixel: pose SNN bench up1
+(20 images of 256 x 8 x 8 -> 64 channels) takes 111 ms upsampled and 119 ms folded, forward and
+backward, where up2 at 16 x 16 takes 159 ms upsampled and 112 ms folded (CPU, one thread)."""
 
 
 def _phase_taps(radius: int) -> tuple[tuple[int, tuple[tuple[float, ...], ...]], ...]:
@@ -254,7 +261,8 @@ class Upsample2xConv2d(nn.Conv2d):
     applied to its input upsampled x2 (bilinear): ``[N, C_in, H, W]`` -> ``[N, C_out, 2H, 2W]``.
 
     The parameters, state-dict keys and hooks are those of the ``nn.Conv2d`` it replaces (its hooks
-    see the low-resolution input); the forward pass is :func:`upsample2x_conv2d`.
+    see the low-resolution input); the forward pass is :func:`upsample2x_conv2d`, or for inputs
+    under :data:`FOLD_MIN_SIZE` pixels a side the upsampling and the convolution as they read.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
@@ -263,4 +271,7 @@ class Upsample2xConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
+        if min(x.shape[-2:]) < FOLD_MIN_SIZE:
+            up = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            return F.conv2d(up, self.weight, padding=self.padding)
         return upsample2x_conv2d(x, self.weight)
