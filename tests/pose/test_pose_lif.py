@@ -149,3 +149,19 @@ def test_the_compiled_loops_leave_the_initial_potential_untouched():
     spikes, v_last = lif_multistep(torch.full((3, 4), 3.0), v0, LIFParams())
     assert torch.equal(v0.detach(), torch.full((4,), 0.5))
     assert spikes.sum() > 0 and not torch.equal(v_last, v0.detach())
+
+
+def test_without_numba_the_loops_warn_once_and_the_torch_loop_runs(monkeypatch):
+    import numba
+
+    from event_lightning.nn.pose.cpu_kernels import cpu_kernels
+
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
+    cpu_kernels.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="NUMBA_DISABLE_JIT"):
+            assert lif.lif_cpu_kernels() is None
+        spikes, _ = lif_multistep(torch.full((2, 3), 3.0))  # the torch loop
+        assert torch.equal(spikes, torch.ones(2, 3))
+    finally:
+        cpu_kernels.cache_clear()

@@ -25,9 +25,7 @@ the neurons per direction, bit-identical to the torch loops, which run where num
 from __future__ import annotations
 
 import functools
-import importlib
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -37,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from event_lightning.nn.cpu_only import cpu_only
+from event_lightning.nn.pose.cpu_kernels import cpu_kernels
 from event_lightning.nn.pose.precision import at_least_float32
 from event_lightning.nn.pose.traces import linear_trace
 
@@ -165,26 +164,9 @@ class _FusedLIF(torch.autograd.Function):
         return grad_x.to(ctx.x_dtype), gv, None
 
 
-_NO_KERNELS_WARNING = (
-    "event_lightning: the compiled pose LIF loops cannot load ({reason}); the LIF layers run their "
-    "torch loops on the CPU (same values, about twice the time)"
-)
-
-
-@functools.cache
 def lif_cpu_kernels() -> ModuleType | None:
-    """The compiled LIF loops (:mod:`event_lightning.nn.pose.lif_kernels`), imported on first use,
-    or None where numba cannot provide them (not installed, ``NUMBA_DISABLE_JIT``; warned once)."""
-    try:
-        import numba
-
-        if numba.config.DISABLE_JIT:
-            raise RuntimeError("NUMBA_DISABLE_JIT is set")
-        return importlib.import_module("event_lightning.nn.pose.lif_kernels")
-    except Exception as error:  # noqa: BLE001 - a broken compiler must not stop training
-        reason = f"{type(error).__name__}: {error}"
-        warnings.warn(_NO_KERNELS_WARNING.format(reason=reason), RuntimeWarning, stacklevel=2)
-        return None
+    """The compiled LIF loops (:mod:`event_lightning.nn.pose.lif_kernels`), or None where they cannot load."""
+    return cpu_kernels("lif_kernels")
 
 
 def _compiled_loops(x_seq: Tensor, v0: Tensor) -> ModuleType | None:
