@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 from event_lightning.nn.pose import SpikingPoseUNet, conv_chunks, xavier_init
-from event_lightning.nn.pose.conv_chunks import chunked_conv, image_chunks
+from event_lightning.nn.pose.conv_chunks import ChunkedConv2d, chunked_conv, image_chunks
 from event_lightning.nn.pose.snn_unet import ChannelMatmulConv2d
+from event_lightning.nn.pose.upsample_conv import Upsample2xConv2d
 
 
 def test_chunks_keep_each_input_under_the_byte_limit_and_split_evenly(monkeypatch):
@@ -67,3 +68,18 @@ def test_the_channel_matmul_tail_is_a_1x1_convolution():
     ours = torch.autograd.grad(out, (x, tail.weight), grad)
     for a, b in zip(ours, torch.autograd.grad(expected, (x, plain.weight), grad), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    # given the input's channels in parts, it never builds their concatenation
+    parts = tail(x[:, :2], x[:, 2:])
+    torch.testing.assert_close(parts, expected, rtol=0, atol=1e-12)
+    ours = torch.autograd.grad(parts, (x, tail.weight), grad)
+    for a, b in zip(ours, torch.autograd.grad(plain(x), (x, plain.weight), grad), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_the_layers_chunk_inside_their_forward_so_hooks_see_whole_windows(monkeypatch):
+    monkeypatch.setattr(conv_chunks, "CHUNK_BYTES", 64)
+    for layer in (ChunkedConv2d(2, 3, 3, padding=1), Upsample2xConv2d(2, 3, 5)):
+        seen = []
+        layer.register_forward_pre_hook(lambda module, args, seen=seen: seen.append(args[0].shape[0]))
+        out = layer(torch.rand(6, 2, 4, 4))
+        assert seen == [6] and out.shape[0] == 6

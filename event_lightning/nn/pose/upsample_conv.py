@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from event_lightning.nn.pose.conv_chunks import chunked_conv
 from event_lightning.nn.pose.precision import autocast_off
 
 __all__ = ["FOLD_MIN_SIZE", "Upsample2xConv2d", "upsample2x_conv2d"]
@@ -262,7 +263,8 @@ class Upsample2xConv2d(nn.Conv2d):
 
     The parameters, state-dict keys and hooks are those of the ``nn.Conv2d`` it replaces (its hooks
     see the low-resolution input); the forward pass is :func:`upsample2x_conv2d`, or for inputs
-    under :data:`FOLD_MIN_SIZE` pixels a side the upsampling and the convolution as they read.
+    under :data:`FOLD_MIN_SIZE` pixels a side the upsampling and the convolution as they read, on
+    chunks of images on the CPU (:func:`~event_lightning.nn.pose.conv_chunks.chunked_conv`).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
@@ -271,6 +273,9 @@ class Upsample2xConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
+        return chunked_conv(self._upsampled_conv, x)
+
+    def _upsampled_conv(self, x: Tensor) -> Tensor:
         if min(x.shape[-2:]) < FOLD_MIN_SIZE:
             up = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
             return F.conv2d(up, self.weight, padding=self.padding)
