@@ -6,6 +6,7 @@ import pytest
 import torch
 from spikingjelly.activation_based import neuron, surrogate
 
+from event_lightning.nn.pose import lif
 from event_lightning.nn.pose.lif import DecayInputLIF, LIFParams, atan_spike, leaky_integrate, lif_multistep
 
 
@@ -119,3 +120,48 @@ def test_fused_window_equals_the_step_loop_in_values_and_gradients(detach_reset,
     assert fused[0].sum() > 0 and (1 - fused[0]).sum() > 0
     for a, b in zip(fused, looped, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("detach_reset", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_cpu_loops_equal_the_torch_loops_bit_for_bit(monkeypatch, detach_reset, dtype):
+    assert lif.lif_cpu_kernels() is not None  # numba is a dependency: the CPU runs the compiled loops
+    torch.manual_seed(5)
+    params = LIFParams(tau=2.0, detach_reset=detach_reset)
+    x = (torch.randn(7, 3, 5, 6, 6) * 1.5 + 0.8).to(dtype)
+    v0 = torch.randn(3, 5, 6, 6, dtype=dtype)
+    weights = torch.randn(x.shape, dtype=dtype)
+    results = []
+    for compiled in (True, False):
+        if not compiled:
+            monkeypatch.setattr(lif, "lif_cpu_kernels", lambda: None)
+        x_in, v_in = x.clone().requires_grad_(True), v0.clone().requires_grad_(True)
+        spikes, v_last = lif_multistep(x_in, v_in, params)
+        ((spikes * weights).sum() + v_last.square().sum()).backward()
+        results.append((spikes, v_last, x_in.grad, v_in.grad))
+    assert results[0][0].sum() > 0 and (1 - results[0][0]).sum() > 0
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_the_compiled_loops_leave_the_initial_potential_untouched():
+    v0 = torch.full((4,), 0.5, requires_grad=True)
+    spikes, v_last = lif_multistep(torch.full((3, 4), 3.0), v0, LIFParams())
+    assert torch.equal(v0.detach(), torch.full((4,), 0.5))
+    assert spikes.sum() > 0 and not torch.equal(v_last, v0.detach())
+
+
+def test_without_numba_the_loops_warn_once_and_the_torch_loop_runs(monkeypatch):
+    import numba
+
+    from event_lightning.nn.pose.cpu_kernels import cpu_kernels
+
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", True)
+    cpu_kernels.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="NUMBA_DISABLE_JIT"):
+            assert lif.lif_cpu_kernels() is None
+        spikes, _ = lif_multistep(torch.full((2, 3), 3.0))  # the torch loop
+        assert torch.equal(spikes, torch.ones(2, 3))
+    finally:
+        cpu_kernels.cache_clear()

@@ -5,8 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from event_lightning.nn.pose import upsample_conv
 from event_lightning.nn.pose.snn_unet import _batchnorm_steps_at_once, batchnorm_per_step
-from event_lightning.nn.pose.upsample_conv import Upsample2xConv2d, upsample2x_conv2d
+from event_lightning.nn.pose.upsample_conv import FOLD_MIN_SIZE, Upsample2xConv2d, upsample2x_conv2d
 
 
 def _upsampled_conv(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -50,14 +51,40 @@ def test_the_module_is_a_conv2d_with_its_parameters_and_hooks():
         Upsample2xConv2d(6, 3, 4)
 
 
+@pytest.mark.parametrize("side", [FOLD_MIN_SIZE // 2, FOLD_MIN_SIZE - 1, FOLD_MIN_SIZE])
+def test_the_module_folds_inputs_from_the_minimum_size_on_and_upsamples_smaller_ones(monkeypatch, side):
+    torch.manual_seed(side)
+    layer = Upsample2xConv2d(3, 2, 5).double()
+    x = torch.randn(2, 3, side, side + 1, dtype=torch.float64, requires_grad=True)
+    folded = []
+    monkeypatch.setattr(upsample_conv, "upsample2x_conv2d", lambda *a: folded.append(1) or upsample2x_conv2d(*a))
+    out = layer(x)
+    assert len(folded) == (side >= FOLD_MIN_SIZE)
+    expected = _upsampled_conv(x, layer.weight)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-12)
+    grad = torch.randn_like(out)
+    ours = torch.autograd.grad(out, (x, layer.weight), grad)
+    for a, b in zip(ours, torch.autograd.grad(expected, (x, layer.weight), grad), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
+
+
 def test_under_bf16_autocast_the_convolutions_run_in_bf16_from_float32_kernels():
     torch.manual_seed(0)
-    x, weight = torch.rand(2, 8, 6, 6), torch.randn(4, 8, 5, 5) * 0.1
+    x = torch.rand(2, 8, 6, 6, requires_grad=True)
+    weight = (torch.randn(4, 8, 5, 5) * 0.1).requires_grad_()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = upsample2x_conv2d(x, weight)
         expected = _upsampled_conv(x, weight)
     assert out.dtype == expected.dtype == torch.bfloat16
-    torch.testing.assert_close(out.float(), _upsampled_conv(x, weight), rtol=0.02, atol=0.02)
+    full = _upsampled_conv(x, weight)
+    torch.testing.assert_close(out.float(), full, rtol=0.02, atol=0.02)
+    # the backward pass runs the convolutions in bf16 too, and gives float32 gradients
+    grad = torch.randn(full.shape)
+    ours = torch.autograd.grad(out, (x, weight), grad.bfloat16())
+    theirs = torch.autograd.grad(full, (x, weight), grad)
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a, b, rtol=0.05, atol=0.05 * b.abs().max().item())
 
 
 def test_cpu_training_batchnorm_per_step_equals_the_all_steps_form_of_accelerators():

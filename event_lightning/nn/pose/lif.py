@@ -17,7 +17,9 @@ away the small charges near the threshold that decide a spike. One time step is
 :class:`DecayInputLIFCell`, which ``compile: true`` compiles (its graph does not depend on the
 window length); :func:`lif_multistep` loops a compiled cell over time in Python, and runs an eager
 window as one autograd node with a hand-written backward (:class:`_FusedLIF`: no per-step graph,
-11 % of a pose SNN training step on the CPU; gradients equal the step loop's, tested).
+11 % of a pose SNN training step on the CPU; gradients equal the step loop's, tested). On the CPU
+that node's two loops are compiled (:mod:`~event_lightning.nn.pose.lif_kernels`, one pass over
+the neurons per direction, bit-identical to the torch loops, which run where numba cannot load).
 """
 
 from __future__ import annotations
@@ -26,10 +28,14 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
+from event_lightning.nn.cpu_only import cpu_only
+from event_lightning.nn.pose.cpu_kernels import cpu_kernels
 from event_lightning.nn.pose.precision import at_least_float32
 from event_lightning.nn.pose.traces import linear_trace
 
@@ -125,15 +131,19 @@ class _FusedLIF(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x_seq: Tensor, v0: Tensor, params: LIFParams) -> tuple[Tensor, Tensor]:  # type: ignore[override]
-        v = v0
         charged = torch.empty(x_seq.shape, dtype=v0.dtype, device=v0.device)
         spikes = torch.empty_like(charged)
-        for t, x in enumerate(x_seq):
-            h = torch.add(v, (x.to(v.dtype) - v) / params.tau, out=charged[t])
-            spikes[t] = (h - params.v_threshold) >= 0
-            v = h - spikes[t] * params.v_threshold
+        kernels = _compiled_loops(x_seq, v0)
+        if kernels is not None:
+            v = _compiled_forward(kernels, x_seq, v0, params, charged, spikes)
+        else:
+            v = v0
+            for t, x in enumerate(x_seq):
+                h = torch.add(v, (x.to(v.dtype) - v) / params.tau, out=charged[t])
+                spikes[t] = (h - params.v_threshold) >= 0
+                v = h - spikes[t] * params.v_threshold
         ctx.save_for_backward(charged)
-        ctx.params, ctx.x_dtype = params, x_seq.dtype
+        ctx.params, ctx.x_dtype, ctx.kernels = params, x_seq.dtype, kernels
         return spikes, v
 
     @staticmethod
@@ -142,6 +152,9 @@ class _FusedLIF(torch.autograd.Function):
         p = ctx.params
         keep, reset = 1.0 - 1.0 / p.tau, 0.0 if p.detach_reset else p.v_threshold
         grad_x = torch.empty_like(charged)
+        if ctx.kernels is not None:
+            gv = _compiled_backward(ctx.kernels, charged, grad_spikes, grad_v, p, grad_x)
+            return grad_x.to(ctx.x_dtype), gv, None
         gv = grad_v
         for t in range(charged.shape[0] - 1, -1, -1):
             surrogate = (p.alpha / 2) / (1 + (math.pi / 2 * p.alpha * (charged[t] - p.v_threshold)).square())
@@ -149,6 +162,47 @@ class _FusedLIF(torch.autograd.Function):
             torch.div(gh, p.tau, out=grad_x[t])
             gv = gh * keep
         return grad_x.to(ctx.x_dtype), gv, None
+
+
+def lif_cpu_kernels() -> ModuleType | None:
+    """The compiled LIF loops (:mod:`event_lightning.nn.pose.lif_kernels`), or None where they cannot load."""
+    return cpu_kernels("lif_kernels")
+
+
+def _compiled_loops(x_seq: Tensor, v0: Tensor) -> ModuleType | None:
+    """The compiled loops for a window they can run (CPU, currents in the potential's float32 or
+    float64), else None (the torch loop: accelerators, bf16 currents)."""
+    if x_seq.device.type != "cpu" or x_seq.dtype != v0.dtype or v0.dtype not in (torch.float32, torch.float64):
+        return None
+    return lif_cpu_kernels()
+
+
+def _consts(kernels: ModuleType, params: LIFParams, dtype: torch.dtype) -> np.ndarray:
+    reset = 0.0 if params.detach_reset else params.v_threshold
+    numpy_dtype = np.float32 if dtype == torch.float32 else np.float64
+    return kernels.lif_consts(params.tau, params.v_threshold, params.alpha, reset, numpy_dtype)
+
+
+@cpu_only
+def _compiled_forward(
+    kernels: ModuleType, x_seq: Tensor, v0: Tensor, params: LIFParams, charged: Tensor, spikes: Tensor
+) -> Tensor:
+    """The forward loop in one compiled pass: fills ``charged`` and ``spikes``, returns the last potential."""
+    v = v0.detach().clone()
+    x = x_seq.detach().contiguous()
+    kernels.lif_forward(x.numpy(), charged.numpy(), spikes.numpy(), v.numpy(), _consts(kernels, params, v.dtype))
+    return v
+
+
+@cpu_only
+def _compiled_backward(
+    kernels: ModuleType, charged: Tensor, grad_spikes: Tensor, grad_v: Tensor, params: LIFParams, grad_x: Tensor
+) -> Tensor:
+    """The backward loop in one compiled pass: fills ``grad_x``, returns the initial potential's gradient."""
+    gv = grad_v.detach().to(charged.dtype, memory_format=torch.contiguous_format, copy=True)
+    gs = grad_spikes.detach().to(charged.dtype).contiguous()
+    kernels.lif_backward(charged.numpy(), gs.numpy(), grad_x.numpy(), gv.numpy(), _consts(kernels, params, gv.dtype))
+    return gv
 
 
 def lif_multistep(

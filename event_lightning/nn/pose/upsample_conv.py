@@ -27,9 +27,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from event_lightning.nn.pose.conv_chunks import chunked_conv
 from event_lightning.nn.pose.precision import autocast_off
 
-__all__ = ["Upsample2xConv2d", "upsample2x_conv2d"]
+__all__ = ["FOLD_MIN_SIZE", "Upsample2xConv2d", "upsample2x_conv2d"]
+
+FOLD_MIN_SIZE = 16
+"""Smallest input side that :class:`Upsample2xConv2d` folds into phase convolutions. Below it the
+four phases' outputs are too small for oneDNN to run them faster than the one convolution of the
+upsampled image, despite its 100 instead of 64 multiply-adds per input pixel: pose SNN bench up1
+(20 images of 256 x 8 x 8 -> 64 channels) takes 111 ms upsampled and 119 ms folded, forward and
+backward, where up2 at 16 x 16 takes 159 ms upsampled and 112 ms folded (CPU, one thread)."""
 
 
 def _phase_taps(radius: int) -> tuple[tuple[int, tuple[tuple[float, ...], ...]], ...]:
@@ -54,12 +62,13 @@ def _phase_taps(radius: int) -> tuple[tuple[int, tuple[tuple[float, ...], ...]],
 
 
 @functools.lru_cache(maxsize=16)
-def _phase_matrices(radius: int, device: torch.device, dtype: torch.dtype) -> tuple[list[int], Tensor, Tensor]:
+def _phase_matrices(radius: int, device: torch.device, dtype: torch.dtype) -> tuple[list[int], Tensor, Tensor, Tensor]:
     """:func:`_phase_taps` as tensors on ``device``, built once per device and dtype (a forward pass
     copies nothing to the device): the two phases' first offsets, their tap matrices stacked
     ``[2, k, taps]`` (zero-filled to the longer one), and the edge sums ``[2, radius, k]``: row ``m``
     of side 0 (top / left) sums the kernel taps ``j < radius - m``, side 1 (bottom / right) the
-    taps ``j > radius + m``."""
+    taps ``j > radius + m``; and the composition ``[k * k, 4 * taps * taps]`` that turns a
+    flattened ``k x k`` kernel into the four phases' ``taps x taps`` kernels (one matmul)."""
     phases = _phase_taps(radius)
     taps = max(len(m[0]) for _, m in phases)
     k = 2 * radius + 1
@@ -74,7 +83,8 @@ def _phase_matrices(radius: int, device: torch.device, dtype: torch.dtype) -> tu
         j = torch.arange(k, device=device)
         m = torch.arange(radius, device=device)[:, None]
         sums = torch.stack([j < radius - m, j > radius + m]).to(dtype)
-    return [first for first, _ in phases], mats, sums
+        compose = torch.einsum("aju,blv->jlabuv", mats, mats).reshape(k * k, 4 * taps * taps)
+    return [first for first, _ in phases], mats, sums, compose
 
 
 def _edge_corrections(lines: Tensor, kernels: Tensor, padding: int) -> Tensor:
@@ -90,6 +100,117 @@ def _edge_corrections(lines: Tensor, kernels: Tensor, padding: int) -> Tensor:
     sides, radius, c_out, c_in, k = kernels.shape
     out = F.conv1d(lines.flatten(1, 2), kernels.reshape(-1, c_in, k), padding=padding, groups=sides)
     return out.unflatten(1, (sides, radius, c_out))
+
+
+def _first_and_last(x: Tensor, dim: int) -> Tensor:
+    """Index 0 and the last index of ``dim`` (twice the same for size 1): one strided slice, whose
+    backward fills one zero gradient of ``x``'s size (two ``select``s would fill two)."""
+    size = x.shape[dim]
+    if size == 1:
+        return torch.cat([x, x], dim)
+    index = [slice(None)] * x.dim()
+    index[dim] = slice(None, None, size - 1)
+    return x[tuple(index)]
+
+
+def _subtract_edges(out: Tensor, row_fix: Tensor, col_fix: Tensor) -> None:
+    """``out [N, C_out, 2H, 2W]`` minus the corrections of :func:`_edge_corrections` next to its
+    four borders, in place: ``row_fix [N, 2, radius, C_out, 2W]``, ``col_fix [N, 2, radius, C_out, 2H]``."""
+    radius = row_fix.shape[2]
+    out[..., :radius, :] -= row_fix[:, 0].transpose(1, 2)
+    out[..., out.shape[-2] - radius :, :] -= row_fix[:, 1].flip(1).transpose(1, 2)
+    out[..., :radius] -= col_fix[:, 0].permute(0, 2, 3, 1)
+    out[..., out.shape[-1] - radius :] -= col_fix[:, 1].flip(1).permute(0, 2, 3, 1)
+
+
+def _edge_gradients(grad: Tensor, radius: int) -> tuple[Tensor, Tensor]:
+    """The gradients of ``row_fix`` and ``col_fix`` for :func:`_subtract_edges` of ``grad [N, C_out, 2H, 2W]``."""
+    rows = (grad[..., :radius, :], grad[..., grad.shape[-2] - radius :, :].flip(2))
+    cols = (grad[..., :radius], grad[..., grad.shape[-1] - radius :].flip(3))
+    return (
+        -torch.stack([side.transpose(1, 2) for side in rows], 1),
+        -torch.stack([side.permute(0, 3, 1, 2) for side in cols], 1),
+    )
+
+
+class _PhaseConvolutions(torch.autograd.Function):
+    """The four phase convolutions written into their pixels of the upsampled grid, minus the edge
+    corrections: one autograd node.
+
+    As separate autograd ops the phases cost more than their convolutions on the CPU (pose SNN up
+    layers, T * B = 20 images): stacking and pixel-shuffling them, and in the backward pass four
+    zero-filled input gradients (one per window slice) and a full copy of the output gradient per
+    in-place edge correction. Here the forward pass writes each phase straight into its strided
+    pixels, and the backward pass gives every phase's gradient window to one input gradient.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx,
+        padded: Tensor,
+        kernels: Tensor,
+        row_fix: Tensor | None,
+        col_fix: Tensor | None,
+        origins: tuple[tuple[int, int], ...],
+        size: tuple[int, int],
+    ) -> Tensor:
+        height, width = size
+        taps = kernels.shape[-1]
+        out = None
+        for phase, window in enumerate(_windows(padded, origins, size, taps)):
+            y = F.conv2d(window, kernels[:, :, phase])  # autocast picks the convolution dtype
+            if out is None:
+                out = y.new_empty(y.shape[0], y.shape[1], height, 2, width, 2)
+            out[:, :, :, phase // 2, :, phase % 2] = y
+        out = out.view(*out.shape[:2], 2 * height, 2 * width)
+        if row_fix is not None and col_fix is not None:
+            _subtract_edges(out, row_fix.to(out.dtype), col_fix.to(out.dtype))
+        ctx.save_for_backward(padded, kernels)
+        ctx.origins, ctx.size, ctx.conv_dtype = origins, size, out.dtype
+        ctx.fix_dtype = None if row_fix is None else row_fix.dtype
+        ctx.radius = 0 if row_fix is None else row_fix.shape[2]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        padded, kernels = ctx.saved_tensors
+        height, width = ctx.size
+        dtype = ctx.conv_dtype
+        grad = grad.to(dtype)
+        phases = grad.unflatten(3, (width, 2)).unflatten(2, (height, 2))  # [N, C_out, H, 2, W, 2]
+        need_input, need_kernels = ctx.needs_input_grad[:2]
+        grad_padded = torch.zeros_like(padded) if need_input else None
+        grad_kernels = torch.empty_like(kernels) if need_kernels else None
+        taps = kernels.shape[-1]
+        for phase, window in enumerate(_windows(padded, ctx.origins, ctx.size, taps)):
+            grad_window, grad_kernel, _ = torch.ops.aten.convolution_backward(
+                phases[:, :, :, phase // 2, :, phase % 2],
+                window.to(dtype),
+                kernels[:, :, phase].to(dtype),
+                None,
+                [1, 1],
+                [0, 0],
+                [1, 1],
+                False,
+                [0, 0],
+                1,
+                [need_input, need_kernels, False],
+            )
+            if grad_padded is not None:
+                rows, cols = ctx.origins[phase]
+                grad_padded[..., rows : rows + height + taps - 1, cols : cols + width + taps - 1] += grad_window
+            if grad_kernels is not None:
+                grad_kernels[:, :, phase] = grad_kernel
+        row_grad = col_grad = None
+        if ctx.fix_dtype is not None and any(ctx.needs_input_grad[2:4]):
+            row_grad, col_grad = (g.to(ctx.fix_dtype) for g in _edge_gradients(grad, ctx.radius))
+        return grad_padded, grad_kernels, row_grad, col_grad, None, None
+
+
+def _windows(padded: Tensor, origins: tuple[tuple[int, int], ...], size: tuple[int, int], taps: int) -> list[Tensor]:
+    """The four phases' input windows ``[N, C_in, H + taps - 1, W + taps - 1]`` (views of ``padded``)."""
+    height, width = size
+    return [padded[..., r : r + height + taps - 1, c : c + width + taps - 1] for r, c in origins]
 
 
 def upsample2x_conv2d(x: Tensor, weight: Tensor) -> Tensor:
@@ -111,39 +232,29 @@ def upsample2x_conv2d(x: Tensor, weight: Tensor) -> Tensor:
         raise ValueError(f"upsample2x_conv2d needs a square kernel of odd size, found {tuple(weight.shape[-2:])}")
     if 2 * min(height, width) < radius:
         raise ValueError(f"upsample2x_conv2d: a {height}x{width} input is too small for a {k}x{k} kernel")
-    firsts, mats, sums = _phase_matrices(radius, weight.device, weight.dtype)
+    firsts, mats, sums, compose = _phase_matrices(radius, weight.device, weight.dtype)
     taps = mats.shape[-1]
     pad = max(max(-f for f in firsts), max(f + taps - 1 for f in firsts))
+    c_out, c_in = weight.shape[:2]
     with autocast_off(weight.device.type):
-        kernels = torch.einsum("aju,oijl,blv->aboiuv", mats, weight, mats)  # [2, 2, C_out, C_in, taps, taps]
+        # [C_out, C_in, 4, taps, taps], phase 2a + b: one matmul (an einsum would permute twice)
+        kernels = (weight.reshape(c_out * c_in, k * k) @ compose).view(c_out, c_in, 4, taps, taps)
         row_sums = torch.einsum("smj,oijl->smoil", sums, weight)  # [2, radius, C_out, C_in, k]
         col_sums = torch.einsum("sml,oijl->smoij", sums, weight)
+    origins = tuple((pad + first_r, pad + first_c) for first_r, first_c in itertools.product(firsts, firsts))
     padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-    phases = []
-    # unbind, not indexing: the backward of one index of `kernels` would zero-fill all four
-    offsets = itertools.product(firsts, firsts)
-    for (first_r, first_c), kernel in zip(offsets, kernels.flatten(0, 1).unbind(0), strict=True):
-        rows, cols = pad + first_r, pad + first_c
-        window = padded[..., rows : rows + height + taps - 1, cols : cols + width + taps - 1]
-        phases.append(F.conv2d(window, kernel))
-    out = F.pixel_shuffle(torch.stack(phases, 2).flatten(1, 2), 2)  # [N, C_out, 2H, 2W]
-    if radius == 0:  # a 1x1 kernel reads no padding
-        return out
+    row_fix = col_fix = None
+    if radius:  # a 1x1 kernel reads no padding
 
-    def upsampled_lines(edges: Tensor) -> Tensor:  # edge rows or columns [N, C_in, 2, L] -> [N, 2, C_in, 2L]
-        return F.interpolate(edges.transpose(1, 2), scale_factor=(1, 2), mode="bilinear", align_corners=False)
+        def upsampled_lines(edges: Tensor) -> Tensor:  # edge rows or columns [N, C_in, 2, L] -> [N, 2, C_in, 2L]
+            return F.interpolate(edges.transpose(1, 2), scale_factor=(1, 2), mode="bilinear", align_corners=False)
 
-    # Rows beyond the top and bottom edges, corners included; columns beyond the left and right edges.
-    edge_rows = torch.stack([x[..., 0, :], x[..., -1, :]], 2)
-    rows = F.pad(upsampled_lines(edge_rows), (radius, radius, 0, 0), mode="replicate")
-    cols = upsampled_lines(torch.stack([x[..., 0], x[..., -1]], 2))
-    row_fix = _edge_corrections(rows, row_sums, 0).to(out.dtype)  # [N, 2, radius, C_out, 2W]
-    col_fix = _edge_corrections(cols, col_sums, radius).to(out.dtype)  # [N, 2, radius, C_out, 2H]
-    out[..., :radius, :] -= row_fix[:, 0].transpose(1, 2)
-    out[..., 2 * height - radius :, :] -= row_fix[:, 1].flip(1).transpose(1, 2)
-    out[..., :radius] -= col_fix[:, 0].permute(0, 2, 3, 1)
-    out[..., 2 * width - radius :] -= col_fix[:, 1].flip(1).permute(0, 2, 3, 1)
-    return out
+        # Rows beyond the top and bottom edges, corners included; columns beyond the left and right edges.
+        rows = F.pad(upsampled_lines(_first_and_last(x, -2)), (radius, radius, 0, 0), mode="replicate")
+        cols = upsampled_lines(_first_and_last(x, -1).transpose(-1, -2))
+        row_fix = _edge_corrections(rows, row_sums, 0)  # [N, 2, radius, C_out, 2W]
+        col_fix = _edge_corrections(cols, col_sums, radius)  # [N, 2, radius, C_out, 2H]
+    return _PhaseConvolutions.apply(padded, kernels, row_fix, col_fix, origins, (height, width))
 
 
 class Upsample2xConv2d(nn.Conv2d):
@@ -151,7 +262,9 @@ class Upsample2xConv2d(nn.Conv2d):
     applied to its input upsampled x2 (bilinear): ``[N, C_in, H, W]`` -> ``[N, C_out, 2H, 2W]``.
 
     The parameters, state-dict keys and hooks are those of the ``nn.Conv2d`` it replaces (its hooks
-    see the low-resolution input); the forward pass is :func:`upsample2x_conv2d`.
+    see the low-resolution input); the forward pass is :func:`upsample2x_conv2d`, or for inputs
+    under :data:`FOLD_MIN_SIZE` pixels a side the upsampling and the convolution as they read, on
+    chunks of images on the CPU (:func:`~event_lightning.nn.pose.conv_chunks.chunked_conv`).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
@@ -160,4 +273,10 @@ class Upsample2xConv2d(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
+        return chunked_conv(self._upsampled_conv, x)
+
+    def _upsampled_conv(self, x: Tensor) -> Tensor:
+        if min(x.shape[-2:]) < FOLD_MIN_SIZE:
+            up = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            return F.conv2d(up, self.weight, padding=self.padding)
         return upsample2x_conv2d(x, self.weight)
