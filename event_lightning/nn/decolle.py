@@ -180,7 +180,16 @@ class _BlockedConvPotentials(torch.autograd.Function):
             traces, _ = kernels.advance(flat[first:last], starts[2 * k], starts[2 * k + 1])
             grad_u = grad[first * batch : last * batch]
             if ctx.pool > 1:
-                grad_u = F.max_unpool2d(grad_u, indices[k], ctx.pool, output_size=ctx.unpooled_size)
+                # max-pool's own backward (only the shape of its input is read): max_unpool2d gives the
+                # same values but refuses to run under torch.use_deterministic_algorithms(True)
+                unpooled = torch.empty(
+                    (grad_u.shape[0], grad_u.shape[1], *ctx.unpooled_size),
+                    dtype=grad_u.dtype,
+                    memory_format=torch.channels_last,
+                )
+                grad_u = torch.ops.aten.max_pool2d_with_indices_backward(
+                    grad_u, unpooled, [ctx.pool] * 2, [ctx.pool] * 2, [0, 0], [1, 1], False, indices[k]
+                )
             grad_traces, grad_w, grad_b = torch.ops.aten.convolution_backward(
                 grad_u.contiguous(memory_format=torch.channels_last),
                 _conv_input(traces, ctx.layout),
