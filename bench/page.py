@@ -214,6 +214,37 @@ PAGE_NOTES = """
   zero-padded border restored exactly by 1-D edge corrections; the convolutions are over 70 % of
   both steps), runs BatchNorm's fused kernels per bin in CPU training, and the 2-channel first
   conv channels-last; `python -m bench --only reference --case pose` runs just the pose rows.
+  What closed most of the remaining gap (CPU, one thread, the bench shapes, both steps in one
+  process, thread time): the four phase convolutions in one autograd node that writes each phase
+  into its strided pixels, sums the phases' input gradients into one buffer and subtracts the edge
+  corrections in place (before: a stack, a pixel shuffle, and in the backward pass a zero-filled
+  gradient per window slice and a full output-gradient copy per edge correction; 10-15 % of each
+  up layer); inputs over 4 MiB in chunks of images (oneDNN's input
+  gradient is 2x slower per image above that, the up3 layer 121 -> 109 ms forward and backward);
+  up1 (8x8 at the bench size) upsampled and convolved, where the folded phases' 8x8 outputs are
+  slower; the 1x1 tail as one `bmm` per spike tensor it reads (no concatenation; `matmul`'s
+  transposing copies made it 3.6x slower); the LIF window's two loops compiled with numba
+  (bit-identical to the torch loops; 42 -> 20 ms for the nine layers, ~15 ms of the step); and
+  glibc's heap kept between steps in CPU training (`event_lightning.nn.cpu_memory`, set by every
+  model's `on_fit_start` on the CPU, so by the Trainer these rows run in, for both sides of every
+  row, which share the process): the whole-window tensors made glibc trim and fault back 25-110 MB
+  per step (6k-28k minor faults, 10-40 ms), where the reference's per-bin tensors fault none.
+  Together, as medians of 9 alternating steps in thread time on the shared 2-core box (both
+  sides measured the same way, before and after in the same half hour): pose SNN 623 -> 467-478 ms
+  against the reference's 690-710 ms (1.14x -> 1.47-1.49x), hybrid 673 -> 534 ms against 755 ms
+  (1.12x -> 1.42x). The hybrid's frozen CNN and state heads on two frames (~65 ms) cost both sides
+  the same, which caps its ratio below the SNN's. What is left is the convolutions (75 % of our
+  step): the folded up layers, forward and backward, take 109-121 ms (up3) and 112-121 ms (up2)
+  where the reference's per-bin upsampling and 5x5 convolution take 174 and 143 ms, 1.2-1.5x
+  rather than the 1.56x their 36 % fewer multiply-adds would give (small 4x4 kernels run at a
+  lower rate in oneDNN), and the other layers' convolutions cost both sides the same.
+  Tried and dropped: channels-last phase convolutions (no gain with the copies), a transposed
+  convolution with the 8x8 composite kernel (slower backward), compiled per-step BatchNorm
+  (2x faster alone, no measurable gain inside the step), explicit contiguous gradient windows,
+  and the four phase kernels stacked as the output channels of one convolution over the padded
+  input (up3 5 %, up2 12 % faster, but its float32 rounding moves the seed-0 hybrid short-fit test
+  of tests/pose/test_pose_training.py from 0.84 to 0.93 of its starting MPJPE, over the test's
+  0.85 bound; seeds 1-3 learn alike with both, 0.45-0.77).
 - **step_growth**: each method's training step (our side only, the shapes of **reference**, the
   LIF classifier on POKER-DVS-sized frames) at three batch sizes with the sequence length fixed,
   then three sequence lengths (time bins; TVAE frames; Event2Vec events per sample) with the batch

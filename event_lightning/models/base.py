@@ -1,4 +1,5 @@
-"""What every event_lightning LightningModule shares: in-place compilation of its networks."""
+"""What every event_lightning LightningModule shares: in-place compilation of its networks, and the heap
+setting of CPU training."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import nn
+
+from event_lightning.nn.cpu_memory import keep_freed_heap_memory
 
 # torch.compile's modes ("default" is torch's own default)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -34,6 +37,10 @@ class CompilableModule(pl.LightningModule):
         self.compile_networks = compile
         self.compile_mode = compile_mode
         self._compiled = False
+
+    def on_fit_start(self) -> None:
+        if self.device.type == "cpu":
+            keep_freed_heap_memory()
 
     def compile_targets(self) -> list[nn.Module]:
         """The submodules that ``compile: true`` compiles."""

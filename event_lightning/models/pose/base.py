@@ -15,7 +15,6 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from event_lightning.metrics.mpjpe import MPJPE
 from event_lightning.metrics.triangulation import triangulate
 from event_lightning.models.base import CompilableModule
-from event_lightning.nn.cpu_memory import keep_freed_heap_memory
 from event_lightning.nn.pose.heatmaps import argmax_decode, render_heatmaps
 from event_lightning.nn.pose.snn_unet import SpikingConvBN
 
@@ -140,10 +139,6 @@ class _PoseModule(CompilableModule, ABC):
         self.mpjpe = nn.ModuleDict({stage: MPJPE() for stage in ("val", "test")})
         self.mpjpe_held = nn.ModuleDict({stage: MPJPE() for stage in ("val", "test")})
         self.mpjpe_3d = nn.ModuleDict({stage: MPJPE() for stage in ("val", "test")})
-
-    def on_fit_start(self) -> None:
-        if self.device.type == "cpu":  # whole-window tensors: keep freed heap memory between steps
-            keep_freed_heap_memory()
 
     # -------------------------------------------------------------- loss and decoding
 
