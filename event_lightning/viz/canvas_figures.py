@@ -17,6 +17,7 @@ import matplotlib
 import numpy as np
 
 from event_lightning.viz.canvas import WHITE, Canvas, text_size
+from event_lightning.viz.confusion import MAX_ANNOTATED_CLASSES, read_confusion
 from event_lightning.viz.events import EventColours, as_numpy, coloured_rows, shrunk_rows
 
 __all__ = ["confusion_matrix_canvas", "frame_rows_canvas", "image_rows_canvas", "spike_raster_canvas"]
@@ -24,8 +25,6 @@ __all__ = ["confusion_matrix_canvas", "frame_rows_canvas", "image_rows_canvas", 
 PANEL_PX = (96, 160)  # smallest and largest panel width: small sensors are enlarged, large ones shrunk
 TITLE_SIZE, LABEL_SIZE, SMALL_SIZE = 12, 11, 10
 PAD = 6
-# Above this many classes the cells are too small for their counts to be read.
-MAX_ANNOTATED_CLASSES = 12
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
@@ -172,20 +171,11 @@ def confusion_matrix_canvas(
     12 classes the cells also show the counts. Labels run down the left, predictions across the
     top; the title ends with the overall accuracy and the number of samples.
     """
-    counts = as_numpy(counts, "confusion_matrix_canvas").astype(np.int64)
-    if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
-        raise ValueError(f"confusion_matrix_canvas: expected counts [C, C], found shape {counts.shape}")
-    n_classes = len(counts)
-    if class_names is not None and len(class_names) != n_classes:
-        raise ValueError(f"confusion_matrix_canvas: {len(class_names)} class names for {n_classes} classes")
-    per_label = counts.sum(axis=1, keepdims=True)
-    shares = np.divide(counts, per_label, out=np.zeros(counts.shape), where=per_label > 0)
-    total = int(counts.sum())
-    accuracy = np.trace(counts) / total if total else 0.0
-    names = [str(k) for k in range(n_classes)] if class_names is None else [str(n) for n in class_names]
+    matrix = read_confusion(counts, class_names, "confusion_matrix_canvas")
+    counts, shares, names, n_classes = matrix.counts, matrix.shares, matrix.names, len(matrix.counts)
     annotated = n_classes <= MAX_ANNOTATED_CLASSES
     cell = max(6, min(64, size_px // max(n_classes, 1)))
-    heading = f"accuracy {accuracy:.3f} on {total} samples"
+    heading = f"accuracy {matrix.accuracy:.3f} on {matrix.total} samples"
     heading = f"{title}: {heading}" if title else heading
 
     # Prediction names stand above their columns when they fit; otherwise the columns are numbered
