@@ -78,6 +78,7 @@ from event_lightning.run_checks import (
     sensor_size_as_list,
 )
 from event_lightning.run_folders import find_last_checkpoint, remove_if_unused
+from event_lightning.trainer import Trainer
 
 RUNS_DIR = "runs"
 LINKED_MODEL_ARGS = ("sensor_size", "num_classes", "n_time_steps")
@@ -142,6 +143,7 @@ class EventLightningCLI(LightningCLI):
         kwargs.setdefault("save_config_callback", RunConfigSaver)
         kwargs.setdefault("seed_everything_default", DEFAULT_SEED)
         kwargs.setdefault("trainer_defaults", default_trainer_settings())
+        kwargs.setdefault("trainer_class", Trainer)
         self._checkpoint_hparams: dict[str, Any] | None = None  # of --ckpt_path / --resume
         self._explicit_links: dict[str, Any] = {}  # link targets the config or command line set
         self._versions_before: set[str] | None = None  # the logger's version folders before the run

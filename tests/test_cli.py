@@ -201,3 +201,14 @@ def test_a_missing_real_dataset_is_a_usage_error_without_a_traceback(tmp_path, c
     assert "error: POKER-DVS: pips_train.tar.gz" in err and "offline stand-in:" in err
     assert "Traceback" not in err
     assert not list(tmp_path.glob("*/version_*"))  # the failed start left no run folder
+
+
+@pytest.mark.parametrize(("value", "steps"), [("1", 1), ("1.0", 4), ("2", 2), ("0.5", 2)])
+def test_limit_train_batches_reads_a_whole_number_as_a_batch_count(tmp_path, quick, tiny_digits, value, steps):
+    # Lightning types limit_*_batches "float | int": jsonargparse read "1" as 1.0, a whole epoch
+    assert quick.steps_per_epoch == 4
+    extra = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", value, "--trainer.limit_val_batches", "1"]
+    cli = main(["fit", *quick.args(tmp_path / "runs", tiny_digits, *extra)])
+    assert cli.trainer.global_step == steps
+    assert cli.trainer.num_val_batches == [1]
+    assert type(cli.trainer.limit_train_batches) is (float if "." in value else int)
