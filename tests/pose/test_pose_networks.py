@@ -147,6 +147,33 @@ def test_hybrid_output_is_a_decaying_residual_on_the_cnn_heatmap():
     torch.testing.assert_close(result.cnn_heatmap, hybrid.cnn(x_cnn))
 
 
+def test_the_next_windows_frame_shares_the_windows_cnn_call():
+    """Training passes the next frame along: its CNN features are those of a call of its own, and
+    the window's outputs do not change."""
+    hybrid = _small_hybrid().train()
+    x_seq, x_cnn, x_next = torch.rand(3, 2, 2, 32, 32) * 2, torch.rand(2, 20, 32, 32), torch.rand(2, 20, 32, 32)
+    paired = hybrid(x_seq, x_cnn, x_next)
+    alone = hybrid(x_seq, x_cnn)
+    assert alone.next_features is None
+    torch.testing.assert_close(paired.heatmaps, alone.heatmaps, rtol=1e-6, atol=1e-6)
+    _, next_features = hybrid.run_cnn(x_next)
+    assert set(paired.next_features) == set(next_features)
+    for name, feature in next_features.items():
+        torch.testing.assert_close(paired.next_features[name], feature, rtol=1e-6, atol=1e-6)
+
+
+def test_cnn_inference_gives_the_training_forward_pass():
+    """Without a graph the first conv runs channels-last on the CPU: same values to float rounding."""
+    cnn = PoseUNetCNN(base_channels=4)
+    x = torch.rand(2, 20, 32, 32) * 3
+    heatmap, features = cnn(x, return_features=True)
+    with torch.no_grad():
+        inferred, inferred_features = cnn(x, return_features=True)
+    torch.testing.assert_close(inferred, heatmap.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(inferred_features["stem"], features["stem"].detach(), rtol=1e-5, atol=1e-6)
+    assert inferred_features["stem"].is_contiguous()
+
+
 def test_state_is_reset_between_windows():
     """Two calls on the same window give the same result: no potential or accumulator leaks."""
     x_a, x_b = torch.rand(3, 1, 2, 32, 32) * 3, torch.rand(3, 1, 2, 32, 32) * 3
