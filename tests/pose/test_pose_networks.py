@@ -17,6 +17,7 @@ from event_lightning.nn.pose import (
     SpikingPoseUNet,
     xavier_init,
 )
+from event_lightning.nn.pose.snn_unet import SpikingConvBN
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -295,3 +296,21 @@ def test_xavier_init_touches_conv2d_weights_only_and_divides_the_head():
     deconv_before = rnn.decoders[0][0].weight.clone()
     xavier_init(rnn)
     torch.testing.assert_close(rnn.decoders[0][0].weight, deconv_before)
+
+
+def test_few_channel_conv_gives_the_plain_convolution_with_and_without_an_input_gradient():
+    """The first spiking layer's conv runs channels-last on the CPU only when its input needs a
+    gradient; both ways it is the plain convolution, values and gradients."""
+    layer = SpikingConvBN(2, 8, 5, 1, LIFParams())
+    x = torch.rand(4, 2, 16, 16) * 2
+    expected = F.conv2d(x, layer.conv.weight, padding=2)
+    torch.testing.assert_close(layer._conv(x), expected)
+    leaf = x.clone().requires_grad_()
+    out = layer._conv(leaf)
+    assert out.is_contiguous()
+    torch.testing.assert_close(out, expected)
+    grad = torch.rand_like(out)
+    out.backward(grad)
+    reference = x.clone().requires_grad_()
+    F.conv2d(reference, layer.conv.weight, padding=2).backward(grad)
+    torch.testing.assert_close(leaf.grad, reference.grad)
