@@ -34,10 +34,11 @@ __all__ = ["FOLD_MIN_SIZE", "Upsample2xConv2d", "upsample2x_conv2d"]
 
 FOLD_MIN_SIZE = 16
 """Smallest input side that :class:`Upsample2xConv2d` folds into phase convolutions. Below it the
-four phases' outputs are too small for oneDNN to run them faster than the one convolution of the
+phases' outputs are too small for oneDNN to run them faster than the one convolution of the
 upsampled image, despite its 100 instead of 64 multiply-adds per input pixel: pose SNN bench up1
-(20 images of 256 x 8 x 8 -> 64 channels) takes 111 ms upsampled and 119 ms folded, forward and
-backward, where up2 at 16 x 16 takes 159 ms upsampled and 112 ms folded (CPU, one thread)."""
+(20 images of 256 x 8 x 8 -> 64 channels) takes 111 ms upsampled and 119 ms as four phase
+convolutions, forward and backward (109-118 and 131-138 ms as the one stacked convolution, on a
+busier machine), where up2 at 16 x 16 takes 159 ms upsampled and 112 ms folded (CPU, one thread)."""
 
 
 def _phase_taps(radius: int) -> tuple[tuple[int, tuple[tuple[float, ...], ...]], ...]:
