@@ -8,7 +8,9 @@ Timing of one window of T steps (hybrid_pose spec §0, §2.4)::
     y_0 = d * stopgrad(H) + o_0,  y_t = d * y_{t-1} + o_t       (residual output, d = output_decay)
 
 The CNN is frozen (no gradients, always in eval mode); the heads and the recurrent network train.
-Nothing is carried between calls: each call is one window from reset state.
+Nothing is carried between calls: each call is one window from reset state. In training the
+hybrid CNN-SNN also takes the next window's frame, whose CNN features the membrane-potential loss
+needs, and runs the CNN once on both frames.
 
 Under autocast the states the heads produce and the output accumulation ``y_t`` are float32.
 ``compile: true`` compiles the recurrent network's pointwise step cell, which runs at every time
