@@ -132,6 +132,7 @@ class ReferenceCase:
         build_reference: the model -> the reference step on a copy of its current weights.
         ours_losses: the project's losses of the step just run (trainer, step outputs) -> by name.
         note: extra text for the row.
+        warmup: untimed steps of both sides before the timed ones (the first checks the losses).
         check_in_float64: judge the agreement on a first step of both sides in float64 instead of
             the timed float32 one. For steps that take several optimiser steps in a row (HG-VAE's
             three phases), float32 rounding differences of 1e-7 in the first phase reach the
@@ -147,6 +148,7 @@ class ReferenceCase:
     build_reference: Callable[[pl.LightningModule], ReferenceStep]
     ours_losses: Callable[[pl.Trainer, Any], dict[str, float]]
     note: str = ""
+    warmup: int = 1
     check_in_float64: bool = False
 
 
@@ -184,8 +186,10 @@ def first_step_losses(case: ReferenceCase, model: pl.LightningModule, precision:
     return clock
 
 
-def run_case(case: ReferenceCase, group: str, steps: int, warmup: int = 1) -> Row:
-    """Both steps on ``warmup + steps`` batches (``case.batches`` cycled): median times and agreement."""
+def run_case(case: ReferenceCase, group: str, steps: int) -> Row:
+    """Both steps on ``case.warmup + steps`` batches (``case.batches`` cycled): median times and agreement."""
+    warmup = case.warmup
+    checks = "which checks" if warmup == 1 else "the first checks"
     float64 = first_step_losses(case, copy.deepcopy(case.model), "64-true") if case.check_in_float64 else None
     feed = [case.batches[k % len(case.batches)] for k in range(warmup + steps)]
     clock = PairedReferenceClock(case.build_reference, case.ours_losses, warmup)
@@ -208,7 +212,5 @@ def run_case(case: ReferenceCase, group: str, steps: int, warmup: int = 1) -> Ro
         case.peer,
         statistics.median(clock.reference_s),
         agreement,
-        f"median of {steps} alternating step(s) after {warmup} warm-up (which checks the losses); {case.note}".rstrip(
-            "; "
-        ),
+        f"median of {steps} alternating step(s) after {warmup} warm-up ({checks} the losses); {case.note}".rstrip("; "),
     )

@@ -294,6 +294,14 @@ def pose_batches(
     return batches
 
 
+POSE_WARMUP = 3
+"""Untimed steps of the pose rows. After one, our next steps still grow the heap: the reference's
+first step, between ours, takes its optimiser state and per-bin tensors from the memory our first
+step freed, so our steps 1-3 page-fault 26k, 2-5k and 0-4k times (hybrid, one thread, thread time
+about 0.6-1.5 s, 0.55-0.8 s and 0.5-0.75 s, where the steps after take 0.5 s with no faults); the
+reference settles after its first step. Three warm-up steps time both sides in their steady state."""
+
+
 def pose_snn_case(batch: int, steps: int, side: int, base_channels: int) -> ReferenceCase:
     """The pose SNN comparison: ``batch`` windows of ``steps`` bins at ``side x side``."""
     from event_lightning.models.pose import PoseSNN
@@ -309,6 +317,7 @@ def pose_snn_case(batch: int, steps: int, side: int, base_channels: int) -> Refe
         build_reference=build_snn_reference_step,
         ours_losses=logged_step_losses({"loss": "train/loss"}),
         note="Adam",
+        warmup=POSE_WARMUP,
     )
 
 
@@ -328,4 +337,5 @@ def pose_hybrid_case(batch: int, steps: int, side: int, base_channels: int) -> R
         build_reference=build_hybrid_reference_step,
         ours_losses=logged_step_losses({name: f"train/{name}" for name in ("loss", "out_loss", "mp_loss")}),
         note="Adam; frozen CNN run on two frames per window (start and next start, the membrane-potential loss)",
+        warmup=POSE_WARMUP,
     )

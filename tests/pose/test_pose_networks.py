@@ -17,6 +17,7 @@ from event_lightning.nn.pose import (
     SpikingPoseUNet,
     xavier_init,
 )
+from event_lightning.nn.pose.snn_unet import SpikingConvBN
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -147,6 +148,33 @@ def test_hybrid_output_is_a_decaying_residual_on_the_cnn_heatmap():
     torch.testing.assert_close(result.cnn_heatmap, hybrid.cnn(x_cnn))
 
 
+def test_the_next_windows_frame_shares_the_windows_cnn_call():
+    """Training passes the next frame along: its CNN features are those of a call of its own, and
+    the window's outputs do not change."""
+    hybrid = _small_hybrid().train()
+    x_seq, x_cnn, x_next = torch.rand(3, 2, 2, 32, 32) * 2, torch.rand(2, 20, 32, 32), torch.rand(2, 20, 32, 32)
+    paired = hybrid(x_seq, x_cnn, x_next)
+    alone = hybrid(x_seq, x_cnn)
+    assert alone.next_features is None
+    torch.testing.assert_close(paired.heatmaps, alone.heatmaps, rtol=1e-6, atol=1e-6)
+    _, next_features = hybrid.run_cnn(x_next)
+    assert set(paired.next_features) == set(next_features)
+    for name, feature in next_features.items():
+        torch.testing.assert_close(paired.next_features[name], feature, rtol=1e-6, atol=1e-6)
+
+
+def test_cnn_inference_gives_the_training_forward_pass():
+    """Without a graph the first conv runs channels-last on the CPU: same values to float rounding."""
+    cnn = PoseUNetCNN(base_channels=4)
+    x = torch.rand(2, 20, 32, 32) * 3
+    heatmap, features = cnn(x, return_features=True)
+    with torch.no_grad():
+        inferred, inferred_features = cnn(x, return_features=True)
+    torch.testing.assert_close(inferred, heatmap.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(inferred_features["stem"], features["stem"].detach(), rtol=1e-5, atol=1e-6)
+    assert inferred_features["stem"].is_contiguous()
+
+
 def test_state_is_reset_between_windows():
     """Two calls on the same window give the same result: no potential or accumulator leaks."""
     x_a, x_b = torch.rand(3, 1, 2, 32, 32) * 3, torch.rand(3, 1, 2, 32, 32) * 3
@@ -268,3 +296,21 @@ def test_xavier_init_touches_conv2d_weights_only_and_divides_the_head():
     deconv_before = rnn.decoders[0][0].weight.clone()
     xavier_init(rnn)
     torch.testing.assert_close(rnn.decoders[0][0].weight, deconv_before)
+
+
+def test_few_channel_conv_gives_the_plain_convolution_with_and_without_an_input_gradient():
+    """The first spiking layer's conv runs channels-last on the CPU only when its input needs a
+    gradient; both ways it is the plain convolution, values and gradients."""
+    layer = SpikingConvBN(2, 8, 5, 1, LIFParams())
+    x = torch.rand(4, 2, 16, 16) * 2
+    expected = F.conv2d(x, layer.conv.weight, padding=2)
+    torch.testing.assert_close(layer._conv(x), expected)
+    leaf = x.clone().requires_grad_()
+    out = layer._conv(leaf)
+    assert out.is_contiguous()
+    torch.testing.assert_close(out, expected)
+    grad = torch.rand_like(out)
+    out.backward(grad)
+    reference = x.clone().requires_grad_()
+    F.conv2d(reference, layer.conv.weight, padding=2).backward(grad)
+    torch.testing.assert_close(leaf.grad, reference.grad)

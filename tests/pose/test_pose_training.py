@@ -12,7 +12,7 @@ from event_lightning.models.pose import PoseCNN, PoseHybridCNNRNN, PoseHybridCNN
 from event_lightning.models.pose.base import LabelledSteps
 
 SUBJECTS = [1, 2, 13]
-SEED = int(os.environ.get("POSE_TEST_SEED", "0"))  # the short fits were checked with seeds 0, 1, 2
+SEED = int(os.environ.get("POSE_TEST_SEED", "0"))  # the short fits were checked with seeds 0-2 (hybrid: 0-9)
 DATA = dict(subjects=SUBJECTS, duration_ms=800, camera_views=[3], cnn_event_count=1500, downsample=8)
 
 
@@ -74,7 +74,13 @@ def test_hybrid_short_fit_lowers_mpjpe_with_the_cnn_frozen(trained_cnn, data_roo
     ckpt, _, cnn_after = trained_cnn
     pl.seed_everything(SEED)
     dm = _data(data_root, mode="hybrid", window_ms=50, step_ms=20, test_step_ms=50, batch_size=2)
-    model = PoseHybridCNNSNN(cnn_checkpoint=ckpt, cnn_base_channels=4, base_channels=4, lr=2e-2)
+    # lr 1e-2: at 2e-2 the fit is chaotic for some seeds. Seed 0 ended at 0.84 of its starting
+    # MPJPE, at 0.93 after nothing but a change of float32 rounding in the up layers, and at 0.68
+    # when the CNN's fixture skipped its validation pass before fitting; seeds 1-9 at 0.55-0.74
+    # either way. At 1e-2 both roundings give 0.59-0.81 for seeds 0-9 (each seed within 0.02), and
+    # a hybrid that does not learn fails: lr 0 ends at 0.97-1.32 (seeds 0-3; the BatchNorm
+    # statistics still move), an SNN frozen with only the state heads training at 0.92-1.06.
+    model = PoseHybridCNNSNN(cnn_checkpoint=ckpt, cnn_base_channels=4, base_channels=4, lr=1e-2)
     trainer = _trainer(100)
     before = _val_mpjpe(trainer, model, dm)
     cnn_weights = {k: v.clone() for k, v in model.net.cnn.state_dict().items()}

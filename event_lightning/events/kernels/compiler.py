@@ -37,20 +37,26 @@ _UNCACHED_WARNING = (
 _warned_uncached = False
 
 
-def jit(signature: types.Signature | list[types.Signature]) -> Callable[[Callable], Callable]:
+def jit(
+    signature: types.Signature | list[types.Signature], error_model: str = "python"
+) -> Callable[[Callable], Callable]:
     """``numba.njit(signature, cache=True, nogil=True)`` (one compiled version per signature given),
-    without the cache where numba has no writable place for it (one warning per process)."""
+    without the cache where numba has no writable place for it (one warning per process).
+
+    ``error_model="numpy"``: a float division by zero gives inf / nan instead of raising; without
+    the zero-division branch LLVM can vectorise a loop that divides by an array element.
+    """
 
     def compile_kernel(function: Callable) -> Callable:
         global _warned_uncached
         try:
-            return numba.njit(signature, cache=True, nogil=True)(function)
+            return numba.njit(signature, cache=True, nogil=True, error_model=error_model)(function)
         except RuntimeError as error:  # numba: "cannot cache function ...: no locator available"
             if "no locator available" not in str(error):
                 raise
             if not _warned_uncached:
                 warnings.warn(_UNCACHED_WARNING, RuntimeWarning, stacklevel=2)
                 _warned_uncached = True
-            return numba.njit(signature, nogil=True)(function)
+            return numba.njit(signature, nogil=True, error_model=error_model)(function)
 
     return compile_kernel

@@ -101,8 +101,6 @@ class _HybridModule(_SequencePoseModule):
 
     def window(self, batch: dict[str, Any], n_steps: int | None = None) -> tuple[Tensor, Tensor | None]:
         out = self.net(self._sequence(batch, n_steps), batch["cnn_input"])
-        if self.training:  # the membrane-potential loss needs the final potentials
-            self._final_state = out.final_state
         return out.heatmaps, out.cnn_heatmap
 
 
@@ -161,15 +159,28 @@ class PoseHybridCNNSNN(_HybridModule):
     def recurrent(self) -> SpikingPoseUNet:
         return self.net.snn
 
+    def _membrane_potential_loss(self, batch: dict[str, Any]) -> bool:
+        return self.net.state_init and self.hparams.mp_loss_weight != 0 and "cnn_input_next" in batch
+
+    def window(self, batch: dict[str, Any], n_steps: int | None = None) -> tuple[Tensor, Tensor | None]:
+        if not self.training:
+            return super().window(batch, n_steps)
+        # the membrane-potential loss needs the final potentials and the next frame's CNN features,
+        # which the window's CNN call computes with its own frame
+        next_frame = batch["cnn_input_next"] if self._membrane_potential_loss(batch) else None
+        out = self.net(self._sequence(batch, n_steps), batch["cnn_input"], next_frame)
+        self._final_state, self._next_features = out.final_state, out.next_features
+        return out.heatmaps, out.cnn_heatmap
+
     def training_loss(self, heatmaps: Tensor, batch: dict[str, Any], labelled: LabelledSteps) -> Tensor:
         out_loss = self._window_loss(heatmaps, batch, labelled)
         self.log("train/out_loss", out_loss)
         weight = self.hparams.mp_loss_weight
-        if not self.net.state_init or weight == 0 or "cnn_input_next" not in batch:
+        if not self._membrane_potential_loss(batch):
             self.log("train/loss", out_loss, prog_bar=True, on_epoch=True, batch_size=len(batch["landmarks"]))
             return out_loss
-        target = self.net.cnn_states(batch["cnn_input_next"])
-        final, self._final_state = self._final_state, None
+        target = self.net.initial_states(self._next_features)
+        final, self._final_state, self._next_features = self._final_state, None, None
         mp_loss = torch.stack([F.mse_loss(final[name], target[name]) for name in target]).mean()
         loss = (1 - weight) * out_loss + weight * mp_loss
         self.log("train/mp_loss", mp_loss)

@@ -54,16 +54,27 @@ def lif_forward(x, charged, spikes, v, consts):  # pragma: no cover - compiled
             v[n] = h - s * v_th
 
 
-@jit(_signatures(3))
+@jit(_signatures(3), error_model="numpy")
 def lif_backward(charged, grad_spikes, grad_x, grad_v, consts):  # pragma: no cover - compiled
     """Reverse time: ``grad_x [T, N]`` from ``charged`` and ``grad_spikes [T, N]``; ``grad_v [N]``
-    (in: the gradient of the last potential; out: that of the initial one)."""
+    (in: the gradient of the last potential; out: that of the initial one).
+
+    Per step the surrogate derivatives first, in a loop of their own that LLVM vectorises (numpy's
+    error model: no zero-division branch; the denominators are >= 1), then the update through time
+    on a private copy of ``grad_v`` (no aliasing with ``grad_x``): 1.5 instead of 2.7 ms for
+    ``[10, 131072]``, bit-identical.
+    """
     tau, v_th, reset, keep = consts[_TAU], consts[_V_TH], consts[_RESET], consts[_KEEP]
+    slope, half_alpha, one = consts[_SLOPE], consts[_HALF_ALPHA], consts[_ONE]
+    gv = grad_v.copy()
+    surrogate = np.empty_like(gv)
     for t in range(charged.shape[0] - 1, -1, -1):
-        for n in range(charged.shape[1]):
-            d = consts[_SLOPE] * (charged[t, n] - v_th)
-            surrogate = consts[_ONE] / (consts[_ONE] + d * d) * consts[_HALF_ALPHA]
-            gv = grad_v[n]
-            gh = gv + (grad_spikes[t, n] - reset * gv) * surrogate
-            grad_x[t, n] = gh / tau
-            grad_v[n] = gh * keep
+        charged_t, grad_spikes_t, grad_x_t = charged[t], grad_spikes[t], grad_x[t]
+        for n in range(gv.shape[0]):
+            d = slope * (charged_t[n] - v_th)
+            surrogate[n] = one / (one + d * d) * half_alpha
+        for n in range(gv.shape[0]):
+            gh = gv[n] + (grad_spikes_t[n] - reset * gv[n]) * surrogate[n]
+            grad_x_t[n] = gh / tau
+            gv[n] = gh * keep
+    grad_v[:] = gv

@@ -98,9 +98,17 @@ class PoseUNetCNN(nn.Module):
         widths = (1, 2, 4, 8, 16, 16, 16, 8, 4, 2, 1)
         return {name: w * c for name, w in zip(CNN_FEATURES, widths, strict=True)}
 
+    def _stem1(self, x: Tensor) -> Tensor:
+        if x.device.type == "cpu" and not torch.is_grad_enabled():
+            # inference (the hybrids' frozen CNN, evaluation): oneDNN's channels-last kernel for the
+            # 20 input channels, copies included, 4.95 instead of 7.2 ms (4 x 64 x 64, c=16) and 81
+            # instead of 144 ms (8 x 128 x 128, c=32), one thread
+            return self.stem1(x.contiguous(memory_format=torch.channels_last)).contiguous()
+        return self.stem1(x)
+
     def forward(self, x: Tensor, return_features: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
         """``x [B, C_in, H, W]`` -> heatmaps ``[B, J, H, W]`` (and the feature dict if asked)."""
-        stem = _lrelu(self.stem2(_lrelu(self.stem1(x))))
+        stem = _lrelu(self.stem2(_lrelu(self._stem1(x))))
         d1 = self.down1(stem)
         d2 = self.down2(d1)
         d3 = self.down3(d2)
