@@ -159,7 +159,7 @@ class PoseHybridCNNSNN(_HybridModule):
     def recurrent(self) -> SpikingPoseUNet:
         return self.net.snn
 
-    def _membrane_potential_loss(self, batch: dict[str, Any]) -> bool:
+    def _uses_membrane_potential_loss(self, batch: dict[str, Any]) -> bool:
         return self.net.state_init and self.hparams.mp_loss_weight != 0 and "cnn_input_next" in batch
 
     def window(self, batch: dict[str, Any], n_steps: int | None = None) -> tuple[Tensor, Tensor | None]:
@@ -167,7 +167,7 @@ class PoseHybridCNNSNN(_HybridModule):
             return super().window(batch, n_steps)
         # the membrane-potential loss needs the final potentials and the next frame's CNN features,
         # which the window's CNN call computes with its own frame
-        next_frame = batch["cnn_input_next"] if self._membrane_potential_loss(batch) else None
+        next_frame = batch["cnn_input_next"] if self._uses_membrane_potential_loss(batch) else None
         out = self.net(self._sequence(batch, n_steps), batch["cnn_input"], next_frame)
         self._final_state, self._next_features = out.final_state, out.next_features
         return out.heatmaps, out.cnn_heatmap
@@ -176,7 +176,7 @@ class PoseHybridCNNSNN(_HybridModule):
         out_loss = self._window_loss(heatmaps, batch, labelled)
         self.log("train/out_loss", out_loss)
         weight = self.hparams.mp_loss_weight
-        if not self._membrane_potential_loss(batch):
+        if not self._uses_membrane_potential_loss(batch):
             self.log("train/loss", out_loss, prog_bar=True, on_epoch=True, batch_size=len(batch["landmarks"]))
             return out_loss
         target = self.net.initial_states(self._next_features)
