@@ -93,6 +93,21 @@ Profiled with torch.profiler and counted minor page faults (`getrusage`) around 
   every bin's conv output goes through the pool and the threshold; only the last conv layer's
   last bin, and one more bin per layer below it, never reach the readout: 2-5 % at T=60).
   N-MNIST's convolutions (2->12, 12->30 channels) are small, so the rest of the step counts more.
+- **Fewer multiply-adds, tried on DVSGesture's 64->128 layer** (480 images of 16x16, one thread):
+  a spectral convolution (18x18 DFT, the channel mixing per frequency as one batched product: 2.8
+  G multiply-adds instead of 25.2 G, 11.3 G with dense transforms) took 0.49 s forward with
+  pocketfft or DFT matrices and 0.61 s with its transforms and mixing as oneDNN 1x1 convolutions,
+  against 0.42 s for oneDNN's direct convolution, which already runs at ~60 GMAC/s, this core's
+  peak (MKL's sgemm reaches 37-45 GMAC/s here, and the mixing ran at 10-28); a sparse convolution
+  of the spikes (the traces are linear, so the conv could act on the spikes before the trace
+  filter) does not pay either: with the bench's weights the three conv layers fire at 82 %, 55 %
+  and 66 % of their sites per bin.
+- **The N-MNIST row varies from process to process.** Its steps take 1.8-2.4 s in one process
+  and settle in that process's range (a median of 3 steps does not average it out). Six
+  `python -m bench --only reference --case N-MNIST` processes on the idle machine, alternating the
+  code before and after the pose changes of 2026-12-05 (which do not touch HG-VAE), gave ours
+  1.76-2.38 s against the reference's 2.92-3.15 s: 1.4-1.8x for both versions. The full runs of
+  that day drew 1.6x and 1.3x.
 - **What was ours, and is gone.** Each conv LIF layer formed its traces for the whole window
   (a `[T, T]` kernel product, `T^2 N` multiply-adds), then one conv over all `T x B` images,
   then the max-pool with int64 indices; every one of those `[T * B, ...]` tensors and their
