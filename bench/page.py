@@ -102,12 +102,19 @@ Profiled with torch.profiler and counted minor page faults (`getrusage`) around 
   of the spikes (the traces are linear, so the conv could act on the spikes before the trace
   filter) does not pay either: with the bench's weights the three conv layers fire at 82 %, 55 %
   and 66 % of their sites per bin.
-- **The N-MNIST row varies from process to process.** Its steps take 1.8-2.4 s in one process
-  and settle in that process's range (a median of 3 steps does not average it out). Six
-  `python -m bench --only reference --case N-MNIST` processes on the idle machine, alternating the
-  code before and after the pose changes of 2026-12-05 (which do not touch HG-VAE), gave ours
-  1.76-2.38 s against the reference's 2.92-3.15 s: 1.4-1.8x for both versions. The full runs of
-  that day drew 1.6x and 1.3x.
+- **The N-MNIST row's spread, and what closed it.** Until 2026-12-05 its steps took 1.8-2.4 s,
+  varying from process to process (six processes: 1.4-1.8x; the full runs drew 1.6x and 1.3x).
+  The step's time followed its page faults (1.67 s with none, 2.31 s with 216k), which came in
+  multiples of 24,001 pages (98.3 MB): the last conv layer's `[T * B, 30, 16, 16]` potentials and
+  their gradient, above glibc's 32 MiB mmap ceiling, mapped afresh at every step. That layer's
+  spikes feed only the dense readout, which reads their sum over time weighted by one row of its
+  trace kernel; so the layer now hands on only that sum and `U[T-1]`
+  (`blocked_conv_weighted_spikes` in `event_lightning/nn/decolle_blocked.py`). Each block of steps
+  keeps its own potentials (at most 16 MiB, from the heap) for the backward, which builds the
+  surrogate gradient block by block, so neither `[T, ...]` buffer exists. One process, 10 steps:
+  faults 128k, 80k, 9k, 6k, then 0 from the fifth step (before: 224k, falling to 24-105k and never
+  0); steady-state step 1.55 s (before: 1.8-1.95 s). The DVSGesture step is unchanged (3.39 s; its
+  faults were already 0 after two steps).
 - **What was ours, and is gone.** Each conv LIF layer formed its traces for the whole window
   (a `[T, T]` kernel product, `T^2 N` multiply-adds), then one conv over all `T x B` images,
   then the max-pool with int64 indices; every one of those `[T * B, ...]` tensors and their
@@ -115,8 +122,8 @@ Profiled with torch.profiler and counted minor page faults (`getrusage`) around 
   page-faulted in at every step: 365-460k minor faults per N-MNIST step, 160-250k per
   DVSGesture step (1-2 us each on a quiet box, 10-30 us under load), against ~0 for the
   reference's per-bin tensors after its first step. Now, on a CPU in eager mode, a conv layer
-  runs in blocks of steps of at most 16 MB of conv output (`_BlockedConvPotentials` in
-  `event_lightning/nn/decolle.py`): each block's traces come from its own spikes and the trace
+  runs in blocks of steps of at most 16 MB of conv output (`blocked_conv_potentials` in
+  `event_lightning/nn/decolle_blocked.py`): each block's traces come from its own spikes and the trace
   state the block before handed on (`T n N` multiply-adds), then the conv and the pool; the
   backward recomputes a block's traces from its spikes and saved start state and runs the
   blocks in reverse with the state's adjoint. The spike function writes its spikes and its

@@ -87,7 +87,7 @@ def test_encoder_equals_the_stepped_reference_outputs_and_gradients(
     dtype: torch.dtype, block_bytes: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if block_bytes is not None:
-        monkeypatch.setattr("event_lightning.nn.decolle._CPU_BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr("event_lightning.nn.decolle_blocked._CPU_BLOCK_BYTES", block_bytes)
     encoder = _encoder(dtype=dtype)
     reference = _encoder(dtype=dtype)
     x = torch.poisson(torch.full((30, 3, 2, 16, 16), 0.3, dtype=dtype), generator=torch.Generator().manual_seed(0))
@@ -198,7 +198,7 @@ def test_blocked_cpu_potentials_equal_the_whole_sequence_outputs_and_gradients(
     state = {"none": None, "warm-up": LIFState(q0, None), "full": LIFState(q0, p0)}[state_kind]
     results = []
     for blocked in (True, False):
-        monkeypatch.setattr("event_lightning.nn.decolle._CPU_BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr("event_lightning.nn.decolle_blocked._CPU_BLOCK_BYTES", block_bytes)
         monkeypatch.setattr(DecolleLIFLayer, "_blocked_on_cpu", lambda self, s_in, on=blocked: on)
         layer.zero_grad(set_to_none=True)
         s_in = spikes.clone().requires_grad_(True)
@@ -209,6 +209,44 @@ def test_blocked_cpu_potentials_equal_the_whole_sequence_outputs_and_gradients(
     names = ["potentials", "final q", "final p", "input gradient", "weight gradient", "bias gradient"]
     for name, blocked_value, whole_value in zip(names, *results, strict=True):
         assert blocked_value.abs().max() > 0, name
+        assert torch.allclose(blocked_value, whole_value, rtol=1e-10, atol=1e-12), name
+
+
+@pytest.mark.parametrize("conv", ["same", "strided"])
+@pytest.mark.parametrize("pool_size", [1, 2])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("state_kind", ["none", "warm-up", "full"])
+@pytest.mark.parametrize("block_bytes", [1, 3 * 2 * 4 * 8 * 8 * 8])  # blocks of 1 step; of 3, 3 and 1 steps
+def test_blocked_cpu_weighted_spikes_equal_the_whole_sequence_outputs_and_gradients(
+    conv: str, pool_size: int, channels_last: bool, state_kind: str, block_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last conv layer handing on only ``sum_t w[t] S[t]`` and ``U[T-1]``: in blocks of steps that
+    keep no [T, ...] potentials, against the whole-sequence potentials summed by the surrogate spike
+    sum; both outputs and the gradients of the input spikes, the weights and the bias through both."""
+    torch.manual_seed(0)
+    base = nn.Conv2d(3, 4, 5, padding=2) if conv == "same" else nn.Conv2d(3, 4, 3, stride=2, padding=1)
+    layer = DecolleLIFLayer(base, 0.9, 0.7, pool_size=pool_size).double()
+    spikes = (torch.rand(7, 2, 3, 8, 8) < 0.3).double()
+    if channels_last:
+        spikes = spikes.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+    q0, p0 = torch.rand(2, 3, 8, 8).double(), torch.rand(2, 3, 8, 8).double()
+    state = {"none": None, "warm-up": LIFState(q0, None), "full": LIFState(q0, p0)}[state_kind]
+    weights = torch.rand(7, dtype=torch.float64)
+    results = []
+    for blocked in (True, False):
+        monkeypatch.setattr("event_lightning.nn.decolle_blocked._CPU_BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr(DecolleLIFLayer, "_blocked_on_cpu", lambda self, s_in, on=blocked: on)
+        layer.zero_grad(set_to_none=True)
+        s_in = spikes.clone().requires_grad_(True)
+        summed, u_last = layer.spikes_weighted_over_time(s_in, weights, state)
+        readout = torch.linspace(-1.0, 1.0, summed.numel(), dtype=torch.float64).view_as(summed)
+        ((summed * readout).sum() + u_last.square().sum()).backward()
+        weight, bias = layer.base_layer.weight.grad, layer.base_layer.bias.grad
+        results.append([summed.detach(), u_last.detach(), s_in.grad, weight, bias])
+    names = ["weighted spikes", "last potentials", "input gradient", "weight gradient", "bias gradient"]
+    for name, blocked_value, whole_value in zip(names, *results, strict=True):
+        assert blocked_value.abs().max() > 0, name
+        assert blocked_value.shape == whole_value.shape, name
         assert torch.allclose(blocked_value, whole_value, rtol=1e-10, atol=1e-12), name
 
 
