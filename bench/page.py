@@ -85,10 +85,11 @@ Profiled with torch.profiler and counted minor page faults (`getrusage`) around 
   multiply-adds: ours over all bins at once (T x B images per call, channels-last), the
   reference's over B images per bin. oneDNN runs both near this core's peak (the 64->128 5x5
   conv on 16x16, forward and backward: 60 GMAC/s at 480 images channels-last, 49 at 8 images
-  NCHW). On DVSGesture (conv [32, 64, 128], T=60, B=8) they are 3.15 s of our 3.7 s profiled
-  step (85 %; 4.85 s of the reference's 6.3 s in an earlier profile under load), and the
-  reference's whole step takes ~4.0 s, so even with everything else free ours could reach only
-  ~1.3x there: 1.5x would need fewer convolution multiply-adds, and the reference's model
+  NCHW). On DVSGesture (conv [32, 64, 128], T=60, B=8) they are 3.05 s of our 3.39 s profiled
+  step on the idle machine (90 %: forward 1.01 s, backward 2.04 s, 2026-12-05; 4.85 s of the
+  reference's 6.3 s in an earlier profile under load), and the reference's whole step takes
+  4.0-4.2 s, so even with everything else free ours could reach only ~1.35x there: 1.5x would
+  need fewer convolution multiply-adds, and the reference's model
   has none to spare (a conv, a max-pool and a threshold per bin; the LIF traces are linear but
   every bin's conv output goes through the pool and the threshold; only the last conv layer's
   last bin, and one more bin per layer below it, never reach the readout: 2-5 % at T=60).

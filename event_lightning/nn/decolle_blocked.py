@@ -165,7 +165,8 @@ class _ConvBlocks:
         self.kernels = _BlockKernels(*decays, like)
         shape = layout[0]
         self.batch = shape[0]
-        # sized by the conv's output at the input's resolution ("same" padding, stride 1)
+        # sized for a conv output at the input's resolution (the encoder's "same" stride-1 convs; a
+        # strided conv's blocks stay smaller than the bound)
         self.block = _cpu_block_steps(shape[0] * weight.shape[0] * shape[2] * shape[3] * like.element_size())
         self.grad_weight = torch.zeros_like(weight)
         self.grad_bias = None if bias is None else torch.zeros_like(bias)
