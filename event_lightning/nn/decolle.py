@@ -238,11 +238,8 @@ class DecolleLIFLayer(nn.Module):
         either (:func:`~event_lightning.nn.decolle_blocked.blocked_conv_weighted_spikes`).
         """
         if self._blocked_on_cpu(s_in):
-            flat, initial, layout = self._blocked_input(_at_least_float32(s_in), state)
-            decays = (self.alpha, self.beta)
-            return decolle_blocked.blocked_conv_weighted_spikes(
-                flat, self.base_layer, initial, layout, self.pool_size, decays, weights, self.surrogate_slope
-            )
+            flat, initial, layer = self._blocked_input(_at_least_float32(s_in), state)
+            return decolle_blocked.blocked_conv_weighted_spikes(flat, layer, initial, weights, self.surrogate_slope)
         u, _ = self.potentials(s_in, state)
         with torch.autocast(u.device.type, enabled=False):
             return decolle_blocked.spikes_weighted_over_time(u, weights.to(u.dtype), self.surrogate_slope), u[-1]
@@ -284,10 +281,10 @@ class DecolleLIFLayer(nn.Module):
 
     def _blocked_input(
         self, s_in: torch.Tensor, state: LIFState | None
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], tuple[torch.Size, bool]]:
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], decolle_blocked.BlockedConvLayer]:
         """``s_in [T, B, C, H, W]`` (at least float32) as the blocked path takes it: the spikes ``[T, N]``
         in memory order, the initial traces ``(q0, p0)`` as ``[N]`` vectors in that order (zeros for
-        none: adding 0 is exact), and the layout of one step."""
+        none: adding 0 is exact), and this layer with the layout of one step."""
         channels_last = channels_last_steps(s_in)
         flat = flatten_steps(s_in, channels_last)
         q0 = p0 = flat.new_zeros(flat.shape[1])
@@ -295,18 +292,19 @@ class DecolleLIFLayer(nn.Module):
             q0 = flatten_steps(state.q.detach()[None], channels_last)[0]
             if state.p is not None:
                 p0 = flatten_steps(state.p.detach()[None], channels_last)[0]
-        return flat, (q0, p0), (s_in.shape[1:], channels_last)
+        layout = (s_in.shape[1:], channels_last)
+        decays = (self.alpha, self.beta)
+        return flat, (q0, p0), decolle_blocked.BlockedConvLayer(self.base_layer, layout, self.pool_size, decays)
 
     def _blocked_potentials(self, s_in: torch.Tensor, state: LIFState | None) -> tuple[torch.Tensor, LIFState]:
         s_in = _at_least_float32(s_in)
-        flat, (q0, p0), layout = self._blocked_input(s_in, state)
-        decays = (self.alpha, self.beta)
-        u = decolle_blocked.blocked_conv_potentials(flat, self.base_layer, (q0, p0), layout, self.pool_size, decays)
+        flat, (q0, p0), layer = self._blocked_input(s_in, state)
+        u = decolle_blocked.blocked_conv_potentials(flat, layer, (q0, p0))
         # the final state, as :meth:`traces` gives it (two rows of the whole-sequence kernels)
         kernels = self._kernels(s_in)
         q_last = torch.addmv(q0, flat.T, kernels.synaptic_last, beta=kernels.synaptic_last_from_q)
         p_last = flat.T @ kernels.membrane[-1] + kernels.membrane_from_q[-1] * q0 + kernels.membrane_from_p[-1] * p0
-        final = LIFState(*(unflatten_steps(x[None], *layout)[0] for x in (q_last, p_last)))
+        final = LIFState(*(unflatten_steps(x[None], *layer.layout)[0] for x in (q_last, p_last)))
         return u, final
 
     def forward(self, s_in: torch.Tensor, state: LIFState | None = None) -> tuple[torch.Tensor, torch.Tensor, LIFState]:

@@ -16,6 +16,9 @@ channels-last ``[T * B, C', H', W']`` images.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,7 +31,7 @@ from event_lightning.nn.decolle_traces import (
     unflatten_steps,
 )
 
-__all__ = ["blocked_conv_potentials", "blocked_conv_weighted_spikes", "spikes_weighted_over_time"]
+__all__ = ["BlockedConvLayer", "blocked_conv_potentials", "blocked_conv_weighted_spikes", "spikes_weighted_over_time"]
 
 _CPU_BLOCK_BYTES = 16 << 20
 """Temporaries of at most this size come from the heap: glibc maps larger ones afresh (above its
@@ -36,6 +39,18 @@ mmap threshold, 32 MiB at most) and every 4 KiB page of them faults in at first 
 
 Layout = tuple[torch.Size, bool]
 """One step's input shape ``[B, C, H, W]`` and whether the spikes are channels-last in memory."""
+
+
+@dataclass(frozen=True)
+class BlockedConvLayer:
+    """A conv LIF layer as the blocked path runs it: ``conv`` (its weight, bias and hyperparameters;
+    "same" padding, stride 1 in the encoder), the ``layout`` of one input step, the max-pool size and
+    the decays ``(alpha, beta)``."""
+
+    conv: nn.Conv2d
+    layout: Layout
+    pool: int
+    decays: tuple[float, float]
 
 
 def _surrogate_gradient(u: torch.Tensor, grad: torch.Tensor, weights: torch.Tensor, slope: float) -> torch.Tensor:
@@ -152,18 +167,12 @@ class _ConvBlocks:
     """
 
     def __init__(
-        self,
-        like: torch.Tensor,
-        weight: torch.Tensor,
-        bias: torch.Tensor | None,
-        layout: Layout,
-        conv: nn.Conv2d,
-        pool: int,
-        decays: tuple[float, float],
+        self, like: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, layer: BlockedConvLayer
     ) -> None:
-        self.weight, self.bias, self.layout, self.conv, self.pool = weight, bias, layout, conv, pool
-        self.kernels = _BlockKernels(*decays, like)
-        shape = layout[0]
+        self.weight, self.bias = weight, bias
+        self.layout, self.conv, self.pool = layer.layout, layer.conv, layer.pool
+        self.kernels = _BlockKernels(*layer.decays, like)
+        shape = layer.layout[0]
         self.batch = shape[0]
         # sized for a conv output at the input's resolution (the encoder's "same" stride-1 convs; a
         # strided conv's blocks stay smaller than the bound)
@@ -245,6 +254,46 @@ class _ConvBlocks:
         grad_traces = flatten_steps(grad_traces.view(spikes.shape[0], *shape), channels_last)
         return self.kernels.adjoint(grad_traces, *grad_state_next, grad_spikes)
 
+    def run_forward(
+        self, flat: torch.Tensor, initial: tuple[torch.Tensor, torch.Tensor]
+    ) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """The blocks in time order from the initial state: ``(first, last, pooled potentials)`` of each.
+        Afterwards :attr:`saved` holds what :meth:`run_backward` needs besides ``flat``."""
+        state, self.saved = initial, []
+        starts, indices = [], []
+        for first, last in self.ranges(flat.shape[0]):
+            starts += state
+            u, where, *state = self.potentials(flat[first:last], *state)
+            if where is not None:
+                indices.append(where)
+            yield first, last, u
+        self.saved = starts + indices
+
+    def run_backward(
+        self,
+        flat: torch.Tensor,
+        saved: Sequence[torch.Tensor],
+        grad_u_of: Callable[[int, int, int], torch.Tensor],
+        needs_input_grad: bool,
+    ) -> torch.Tensor | None:
+        """The blocks in reverse, block ``k`` of steps ``[first, last)`` from ``grad_u_of(k, first, last)``
+        (``dL/dU`` as :meth:`backward` takes it); ``saved`` is :attr:`saved` of the forward. Returns
+        ``dL/dS [T, N]`` if ``needs_input_grad``; the weight and bias gradients are left on ``self``."""
+        ranges = self.ranges(flat.shape[0])
+        starts, indices = saved[: 2 * len(ranges)], saved[2 * len(ranges) :]
+        grad_flat = torch.empty_like(flat) if needs_input_grad else None
+        grad_state = (None, None)  # adjoints of the state handed to the next block
+        for k, (first, last) in reversed(list(enumerate(ranges))):
+            grad_state = self.backward(
+                flat[first:last],
+                (starts[2 * k], starts[2 * k + 1]),
+                indices[k] if indices else None,
+                grad_u_of(k, first, last),
+                None if grad_flat is None else grad_flat[first:last],
+                grad_state,
+            )
+        return grad_flat
+
 
 def _conv_output_size(conv: nn.Conv2d, size: torch.Size) -> list[int]:
     """``[H', W']`` of ``conv``'s output for an input of ``size = [H, W]``."""
@@ -286,16 +335,11 @@ class _BlockedConvPotentials(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, flat, weight, bias, q0, p0, layout, conv, pool, decays):  # type: ignore[override]
-        blocks = _ConvBlocks(flat, weight, bias, layout, conv, pool, decays)
+    def forward(ctx, flat, weight, bias, q0, p0, layer):  # type: ignore[override]
+        blocks = _ConvBlocks(flat, weight, bias, layer)
         batch = blocks.batch
-        out, indices, starts = None, [], []
-        q, p = q0, p0
-        for first, last in blocks.ranges(flat.shape[0]):
-            starts += [q, p]
-            u, where, q, p = blocks.potentials(flat[first:last], q, p)
-            if where is not None:
-                indices.append(where)
+        out = None
+        for first, last, u in blocks.run_forward(flat, (q0, p0)):
             if out is None:
                 out = torch.empty(
                     (flat.shape[0] * batch, *u.shape[1:]),
@@ -304,29 +348,20 @@ class _BlockedConvPotentials(torch.autograd.Function):
                     memory_format=torch.channels_last,
                 )
             out[first * batch : last * batch] = u
-        ctx.save_for_backward(flat, weight, bias, *starts, *indices)
-        ctx.n_starts, ctx.layout, ctx.conv, ctx.pool, ctx.decays = len(starts), layout, conv, pool, decays
+        ctx.save_for_backward(flat, weight, bias, *blocks.saved)
+        ctx.layer = layer
         return out.view(flat.shape[0], batch, *out.shape[1:])
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         flat, weight, bias, *saved = ctx.saved_tensors
-        starts, indices = saved[: ctx.n_starts], saved[ctx.n_starts :]
-        blocks = _ConvBlocks(flat, weight, bias, ctx.layout, ctx.conv, ctx.pool, ctx.decays)
+        blocks = _ConvBlocks(flat, weight, bias, ctx.layer)
         batch = blocks.batch
         grad = grad.reshape(flat.shape[0] * batch, *grad.shape[2:])
-        grad_flat = torch.empty_like(flat) if ctx.needs_input_grad[0] else None
-        grad_state = (None, None)  # adjoints of the state handed to the next block
-        for k, (first, last) in reversed(list(enumerate(blocks.ranges(flat.shape[0])))):
-            grad_state = blocks.backward(
-                flat[first:last],
-                (starts[2 * k], starts[2 * k + 1]),
-                indices[k] if indices else None,
-                grad[first * batch : last * batch],
-                None if grad_flat is None else grad_flat[first:last],
-                grad_state,
-            )
-        return grad_flat, blocks.grad_weight, blocks.grad_bias, None, None, None, None, None, None
+        grad_flat = blocks.run_backward(
+            flat, saved, lambda k, first, last: grad[first * batch : last * batch], ctx.needs_input_grad[0]
+        )
+        return grad_flat, blocks.grad_weight, blocks.grad_bias, None, None, None
 
 
 class _BlockedConvWeightedSpikes(torch.autograd.Function):
@@ -341,87 +376,59 @@ class _BlockedConvWeightedSpikes(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, flat, weight, bias, q0, p0, layout, conv, pool, decays, weights, slope):  # type: ignore[override]
-        blocks = _ConvBlocks(flat, weight, bias, layout, conv, pool, decays)
-        summed, potentials, indices, starts = None, [], [], []
-        q, p = q0, p0
-        for first, last in blocks.ranges(flat.shape[0]):
-            starts += [q, p]
-            u, where, q, p = blocks.potentials(flat[first:last], q, p)
-            if where is not None:
-                indices.append(where)
+    def forward(ctx, flat, weight, bias, q0, p0, layer, weights, slope):  # type: ignore[override]
+        blocks = _ConvBlocks(flat, weight, bias, layer)
+        summed, potentials = None, []
+        for first, last, u in blocks.run_forward(flat, (q0, p0)):
             potentials.append(u)
             u_steps = _steps_of(u, last - first)
             if summed is None:
                 summed = u_steps.new_zeros(1, u_steps.shape[1])
             summed.addmm_(weights[None, first:last], _spikes(u_steps))
-        ctx.save_for_backward(flat, weight, bias, weights, *starts, *potentials, *indices)
-        ctx.n_blocks, ctx.layout, ctx.conv, ctx.pool, ctx.decays, ctx.slope = (
-            len(potentials),
-            layout,
-            conv,
-            pool,
-            decays,
-            slope,
-        )
+        ctx.save_for_backward(flat, weight, bias, weights, *potentials, *blocks.saved)
+        ctx.layer, ctx.slope = layer, slope
         # U[T-1] as a tensor of its own: a view would let an in-place change reach the saved block
         return _images_of(summed, u[-blocks.batch :]), u[-blocks.batch :].clone()
 
     @staticmethod
     def backward(ctx, grad_summed, grad_u_last):  # type: ignore[override]
         flat, weight, bias, weights, *saved = ctx.saved_tensors
-        n = ctx.n_blocks
-        starts, potentials, indices = saved[: 2 * n], saved[2 * n : 3 * n], saved[3 * n :]
-        blocks = _ConvBlocks(flat, weight, bias, ctx.layout, ctx.conv, ctx.pool, ctx.decays)
+        blocks = _ConvBlocks(flat, weight, bias, ctx.layer)
+        n_blocks = len(blocks.ranges(flat.shape[0]))
+        potentials = saved[:n_blocks]
         grad_summed = grad_summed.permute(0, 2, 3, 1).reshape(-1)  # memory order of _steps_of
-        grad_flat = torch.empty_like(flat) if ctx.needs_input_grad[0] else None
-        grad_state = (None, None)
-        for k, (first, last) in reversed(list(enumerate(blocks.ranges(flat.shape[0])))):
+
+        def grad_u_of(k: int, first: int, last: int) -> torch.Tensor:
             u = potentials[k]
             grad_u = _images_of(
                 _surrogate_gradient(_steps_of(u, last - first), grad_summed, weights[first:last], ctx.slope), u
             )
             if last == flat.shape[0]:
                 grad_u[-blocks.batch :] += grad_u_last
-            grad_state = blocks.backward(
-                flat[first:last],
-                (starts[2 * k], starts[2 * k + 1]),
-                indices[k] if indices else None,
-                grad_u,
-                None if grad_flat is None else grad_flat[first:last],
-                grad_state,
-            )
-        return grad_flat, blocks.grad_weight, blocks.grad_bias, *[None] * 8
+            return grad_u
+
+        grad_flat = blocks.run_backward(flat, saved[n_blocks:], grad_u_of, ctx.needs_input_grad[0])
+        return grad_flat, blocks.grad_weight, blocks.grad_bias, None, None, None, None, None
 
 
 def blocked_conv_potentials(
-    flat: torch.Tensor,
-    conv: nn.Conv2d,
-    initial: tuple[torch.Tensor, torch.Tensor],
-    layout: Layout,
-    pool: int,
-    decays: tuple[float, float],
+    flat: torch.Tensor, layer: BlockedConvLayer, initial: tuple[torch.Tensor, torch.Tensor]
 ) -> torch.Tensor:
-    """The pooled potentials ``[T, B, C', H', W']`` (channels-last images) of the conv LIF layer ``conv``
-    for its input spikes ``flat [T, N]`` (memory order), from the initial traces ``initial = (q0, p0)``
-    (``[N]`` each, no gradient); ``decays = (alpha, beta)``. Gradients reach ``flat`` and the conv's
-    weight and bias."""
-    return _BlockedConvPotentials.apply(flat, conv.weight, conv.bias, *initial, layout, conv, pool, decays)
+    """The pooled potentials ``[T, B, C', H', W']`` (channels-last images) of the conv LIF ``layer`` for its
+    input spikes ``flat [T, N]`` (memory order), from the initial traces ``initial = (q0, p0)`` (``[N]``
+    each, no gradient). Gradients reach ``flat`` and the conv's weight and bias."""
+    return _BlockedConvPotentials.apply(flat, layer.conv.weight, layer.conv.bias, *initial, layer)
 
 
 def blocked_conv_weighted_spikes(
     flat: torch.Tensor,
-    conv: nn.Conv2d,
+    layer: BlockedConvLayer,
     initial: tuple[torch.Tensor, torch.Tensor],
-    layout: Layout,
-    pool: int,
-    decays: tuple[float, float],
     weights: torch.Tensor,
     slope: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """For the same layer as :func:`blocked_conv_potentials`: ``sum_t weights[t] H(U[t])`` and ``U[T-1]``,
-    both ``[B, C', H', W']`` (channels-last), with the fast-sigmoid surrogate (``slope``) as ``dH/dU``;
-    ``weights [T]``. Neither the spikes nor the ``[T, ...]`` potentials are ever stored whole."""
-    return _BlockedConvWeightedSpikes.apply(
-        flat, conv.weight, conv.bias, *initial, layout, conv, pool, decays, weights, slope
-    )
+    """For the same layer and input as :func:`blocked_conv_potentials`: ``sum_t weights[t] H(U[t])`` and
+    ``U[T-1]``, both ``[B, C', H', W']`` (channels-last), with the fast-sigmoid surrogate (``slope``) as
+    ``dH/dU``; ``weights [T]``. Neither the spikes nor the ``[T, ...]`` potentials are ever stored whole."""
+    conv = layer.conv
+    return _BlockedConvWeightedSpikes.apply(flat, conv.weight, conv.bias, *initial, layer, weights, slope)

@@ -7,6 +7,8 @@ recursion the encoder computed before the traces became a kernel product).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 from torch import nn
@@ -178,6 +180,46 @@ def test_bf16_autocast_drift_at_500_steps() -> None:
         assert flipped < 0.005 and error < 0.01 and abs(bias) < 0.001
 
 
+def _blocked_case(
+    base: nn.Conv2d, pool_size: int, channels_last: bool, state_kind: str
+) -> tuple[DecolleLIFLayer, torch.Tensor, LIFState | None]:
+    """A float64 conv LIF layer around ``base``, input spikes ``[7, 2, 3, 8, 8]`` and an initial state."""
+    layer = DecolleLIFLayer(base, 0.9, 0.7, pool_size=pool_size).double()
+    spikes = (torch.rand(7, 2, 3, 8, 8) < 0.3).double()
+    if channels_last:  # as a conv layer's spikes come out on a CPU: memory order T, B, H, W, C
+        spikes = spikes.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+    q0, p0 = torch.rand(2, 3, 8, 8).double(), torch.rand(2, 3, 8, 8).double()
+    state = {"none": None, "warm-up": LIFState(q0, None), "full": LIFState(q0, p0)}[state_kind]
+    return layer, spikes, state
+
+
+def _assert_blocked_equals_whole(
+    layer: DecolleLIFLayer,
+    spikes: torch.Tensor,
+    run: Callable[[torch.Tensor], tuple[torch.Tensor, list[torch.Tensor]]],
+    names: list[str],
+    block_bytes: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``run(s_in) -> (loss, outputs)`` with the blocked CPU path forced on, then off: the outputs and the
+    gradients of the input spikes, the weights and the bias agree."""
+    results = []
+    for blocked in (True, False):
+        monkeypatch.setattr("event_lightning.nn.decolle_blocked._CPU_BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr(DecolleLIFLayer, "_blocked_on_cpu", lambda self, s_in, on=blocked: on)
+        layer.zero_grad(set_to_none=True)
+        s_in = spikes.clone().requires_grad_(True)
+        loss, outputs = run(s_in)
+        loss.backward()
+        grads = [s_in.grad, layer.base_layer.weight.grad, layer.base_layer.bias.grad]
+        results.append([*(output.detach() for output in outputs), *grads])
+    names = [*names, "input gradient", "weight gradient", "bias gradient"]
+    for name, blocked_value, whole_value in zip(names, *results, strict=True):
+        assert blocked_value.abs().max() > 0, name
+        assert blocked_value.shape == whole_value.shape, name
+        assert torch.allclose(blocked_value, whole_value, rtol=1e-10, atol=1e-12), name
+
+
 @pytest.mark.parametrize("pool_size", [1, 2])
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("state_kind", ["none", "warm-up", "full"])
@@ -190,26 +232,13 @@ def test_blocked_cpu_potentials_equal_the_whole_sequence_outputs_and_gradients(
     product, conv and pool under autograd: potentials, final state, and the gradients of the
     input spikes, the weights and the bias."""
     torch.manual_seed(0)
-    layer = DecolleLIFLayer(nn.Conv2d(3, 4, 5, padding=2), 0.9, 0.7, pool_size=pool_size).double()
-    spikes = (torch.rand(7, 2, 3, 8, 8) < 0.3).double()
-    if channels_last:  # as a conv layer's spikes come out on a CPU: memory order T, B, H, W, C
-        spikes = spikes.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
-    q0, p0 = torch.rand(2, 3, 8, 8).double(), torch.rand(2, 3, 8, 8).double()
-    state = {"none": None, "warm-up": LIFState(q0, None), "full": LIFState(q0, p0)}[state_kind]
-    results = []
-    for blocked in (True, False):
-        monkeypatch.setattr("event_lightning.nn.decolle_blocked._CPU_BLOCK_BYTES", block_bytes)
-        monkeypatch.setattr(DecolleLIFLayer, "_blocked_on_cpu", lambda self, s_in, on=blocked: on)
-        layer.zero_grad(set_to_none=True)
-        s_in = spikes.clone().requires_grad_(True)
+    layer, spikes, state = _blocked_case(nn.Conv2d(3, 4, 5, padding=2), pool_size, channels_last, state_kind)
+
+    def run(s_in: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         u, final = layer.potentials(s_in, state)
-        (u.square().sum() + u.sum() + final.p.sum() + final.q.sum()).backward()
-        weight, bias = layer.base_layer.weight.grad, layer.base_layer.bias.grad
-        results.append([u.detach(), final.q.detach(), final.p.detach(), s_in.grad, weight, bias])
-    names = ["potentials", "final q", "final p", "input gradient", "weight gradient", "bias gradient"]
-    for name, blocked_value, whole_value in zip(names, *results, strict=True):
-        assert blocked_value.abs().max() > 0, name
-        assert torch.allclose(blocked_value, whole_value, rtol=1e-10, atol=1e-12), name
+        return u.square().sum() + u.sum() + final.p.sum() + final.q.sum(), [u, final.q, final.p]
+
+    _assert_blocked_equals_whole(layer, spikes, run, ["potentials", "final q", "final p"], block_bytes, monkeypatch)
 
 
 @pytest.mark.parametrize("conv", ["same", "strided"])
@@ -225,29 +254,16 @@ def test_blocked_cpu_weighted_spikes_equal_the_whole_sequence_outputs_and_gradie
     sum; both outputs and the gradients of the input spikes, the weights and the bias through both."""
     torch.manual_seed(0)
     base = nn.Conv2d(3, 4, 5, padding=2) if conv == "same" else nn.Conv2d(3, 4, 3, stride=2, padding=1)
-    layer = DecolleLIFLayer(base, 0.9, 0.7, pool_size=pool_size).double()
-    spikes = (torch.rand(7, 2, 3, 8, 8) < 0.3).double()
-    if channels_last:
-        spikes = spikes.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
-    q0, p0 = torch.rand(2, 3, 8, 8).double(), torch.rand(2, 3, 8, 8).double()
-    state = {"none": None, "warm-up": LIFState(q0, None), "full": LIFState(q0, p0)}[state_kind]
+    layer, spikes, state = _blocked_case(base, pool_size, channels_last, state_kind)
     weights = torch.rand(7, dtype=torch.float64)
-    results = []
-    for blocked in (True, False):
-        monkeypatch.setattr("event_lightning.nn.decolle_blocked._CPU_BLOCK_BYTES", block_bytes)
-        monkeypatch.setattr(DecolleLIFLayer, "_blocked_on_cpu", lambda self, s_in, on=blocked: on)
-        layer.zero_grad(set_to_none=True)
-        s_in = spikes.clone().requires_grad_(True)
+
+    def run(s_in: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         summed, u_last = layer.spikes_weighted_over_time(s_in, weights, state)
         readout = torch.linspace(-1.0, 1.0, summed.numel(), dtype=torch.float64).view_as(summed)
-        ((summed * readout).sum() + u_last.square().sum()).backward()
-        weight, bias = layer.base_layer.weight.grad, layer.base_layer.bias.grad
-        results.append([summed.detach(), u_last.detach(), s_in.grad, weight, bias])
-    names = ["weighted spikes", "last potentials", "input gradient", "weight gradient", "bias gradient"]
-    for name, blocked_value, whole_value in zip(names, *results, strict=True):
-        assert blocked_value.abs().max() > 0, name
-        assert blocked_value.shape == whole_value.shape, name
-        assert torch.allclose(blocked_value, whole_value, rtol=1e-10, atol=1e-12), name
+        return (summed * readout).sum() + u_last.square().sum(), [summed, u_last]
+
+    names = ["weighted spikes", "last potentials"]
+    _assert_blocked_equals_whole(layer, spikes, run, names, block_bytes, monkeypatch)
 
 
 def test_blocked_cpu_potentials_are_the_default_on_a_cpu_only() -> None:
