@@ -110,7 +110,7 @@ Profiled with torch.profiler and counted minor page faults (`getrusage`) around 
   their gradient, above glibc's 32 MiB mmap ceiling, mapped afresh at every step. That layer's
   spikes feed only the dense readout, which reads their sum over time weighted by one row of its
   trace kernel; so the layer now hands on only that sum and `U[T-1]`
-  (`blocked_conv_weighted_spikes` in `event_lightning/nn/decolle_blocked.py`). Each block of steps
+  (`blocked_conv_weighted_spikes` in `event_lightning/nn/decolle/blocked.py`). Each block of steps
   keeps its own potentials (at most 16 MiB, from the heap) for the backward, which builds the
   surrogate gradient block by block, so neither `[T, ...]` buffer exists. One process, 10 steps:
   faults 128k, 80k, 9k, 6k, then 0 from the fifth step (before: 224k, falling to 24-105k and never
@@ -124,7 +124,7 @@ Profiled with torch.profiler and counted minor page faults (`getrusage`) around 
   DVSGesture step (1-2 us each on a quiet box, 10-30 us under load), against ~0 for the
   reference's per-bin tensors after its first step. Now, on a CPU in eager mode, a conv layer
   runs in blocks of steps of at most 16 MB of conv output (`blocked_conv_potentials` in
-  `event_lightning/nn/decolle_blocked.py`): each block's traces come from its own spikes and the trace
+  `event_lightning/nn/decolle/blocked.py`): each block's traces come from its own spikes and the trace
   state the block before handed on (`T n N` multiply-adds), then the conv and the pool; the
   backward recomputes a block's traces from its spikes and saved start state and runs the
   blocks in reverse with the state's adjoint. The spike function writes its spikes and its

@@ -89,7 +89,7 @@ def test_encoder_equals_the_stepped_reference_outputs_and_gradients(
     dtype: torch.dtype, block_bytes: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if block_bytes is not None:
-        monkeypatch.setattr("event_lightning.nn.decolle_blocked._CPU_BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr("event_lightning.nn.decolle.blocked._CPU_BLOCK_BYTES", block_bytes)
     encoder = _encoder(dtype=dtype)
     reference = _encoder(dtype=dtype)
     x = torch.poisson(torch.full((30, 3, 2, 16, 16), 0.3, dtype=dtype), generator=torch.Generator().manual_seed(0))
@@ -205,7 +205,7 @@ def _assert_blocked_equals_whole(
     gradients of the input spikes, the weights and the bias agree."""
     results = []
     for blocked in (True, False):
-        monkeypatch.setattr("event_lightning.nn.decolle_blocked._CPU_BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr("event_lightning.nn.decolle.blocked._CPU_BLOCK_BYTES", block_bytes)
         monkeypatch.setattr(DecolleLIFLayer, "_blocked_on_cpu", lambda self, s_in, on=blocked: on)
         layer.zero_grad(set_to_none=True)
         s_in = spikes.clone().requires_grad_(True)

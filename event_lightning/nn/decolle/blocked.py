@@ -10,7 +10,7 @@ mmap threshold (32 MiB at most) afresh at every call, and every 4 KiB page of it
 first touch.
 
 Shapes: ``flat [T, N]`` are a layer's input spikes in memory order
-(:func:`~event_lightning.nn.decolle_traces.flatten_steps`), ``N = B * C * H * W``; potentials are
+(:func:`~event_lightning.nn.decolle.traces.flatten_steps`), ``N = B * C * H * W``; potentials are
 channels-last ``[T * B, C', H', W']`` images.
 """
 
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from event_lightning.nn.decolle_traces import (
+from event_lightning.nn.decolle.traces import (
     TraceKernels,
     channels_last_steps,
     flatten_steps,

@@ -1,6 +1,6 @@
 """The DECOLLE traces as linear maps over time, and the ``[T, ...] <-> [T, N]`` views their products act on.
 
-See :mod:`event_lightning.nn.decolle` for the neuron. The two trace recursions are a fixed linear
+See :mod:`event_lightning.nn.decolle.layers` for the neuron. The two trace recursions are a fixed linear
 filter of the input spikes, so ``T`` steps of them are one product with the filter's impulse
 response (:func:`trace_kernels`), applied to the spikes flattened per step in memory order
 (:func:`flatten_steps`).

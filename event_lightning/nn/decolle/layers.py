@@ -16,7 +16,7 @@ convolution to all ``T * B`` traces in one call. The result equals stepping
 :meth:`DecolleLIFLayer.step` ``T`` times to float rounding (tested); there is no loop over time,
 so a compiled graph does not grow with ``T`` and the backward pass is one more product (``K^T``).
 On a CPU in eager mode (no autocast) a conv layer instead runs traces, conv and max-pool in blocks
-of steps that carry the traces' state from one block to the next (:mod:`~event_lightning.nn.decolle_blocked`):
+of steps that carry the traces' state from one block to the next (:mod:`~event_lightning.nn.decolle.blocked`):
 the same values and gradients, with less trace arithmetic and no ``[T * B, ...]`` temporaries that
 glibc would map and page-fault in afresh at every step.
 In 1-ms bins the time constants are ``tau_m = 1 / (1 - alpha)`` and ``tau_s = 1 / (1 - beta)``.
@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from event_lightning.nn import decolle_blocked
-from event_lightning.nn.decolle_traces import (
+from event_lightning.nn.decolle import blocked as decolle_blocked
+from event_lightning.nn.decolle.traces import (
     TraceKernels,
     channels_last_steps,
     flatten_steps,
@@ -233,9 +233,9 @@ class DecolleLIFLayer(nn.Module):
         and the pooled potentials at the last step ``U[T-1]``; both ``[B, ...]``, at least float32.
 
         The spikes are never stored, and their gradient costs one ``[T, ...]`` buffer instead of three
-        (:func:`~event_lightning.nn.decolle_blocked.spikes_weighted_over_time`). On the blocked CPU path
+        (:func:`~event_lightning.nn.decolle.blocked.spikes_weighted_over_time`). On the blocked CPU path
         (:meth:`_blocked_on_cpu`) the ``[T, ...]`` potentials and their gradient are not stored whole
-        either (:func:`~event_lightning.nn.decolle_blocked.blocked_conv_weighted_spikes`).
+        either (:func:`~event_lightning.nn.decolle.blocked.blocked_conv_weighted_spikes`).
         """
         if self._blocked_on_cpu(s_in):
             flat, initial, layer = self._blocked_input(_at_least_float32(s_in), state)
@@ -265,7 +265,7 @@ class DecolleLIFLayer(nn.Module):
         return u.reshape(steps, batch, *u.shape[1:]), final
 
     def _blocked_on_cpu(self, s_in: torch.Tensor) -> bool:
-        """Whether :meth:`potentials` runs in blocks of steps (:mod:`~event_lightning.nn.decolle_blocked`): a conv
+        """Whether :meth:`potentials` runs in blocks of steps (:mod:`~event_lightning.nn.decolle.blocked`): a conv
         layer on a CPU, eager, without autocast, weights in the traces' dtype. Elsewhere (a GPU, a
         compiled graph, bf16) the whole sequence is one product and one conv."""
         conv = self.base_layer
