@@ -10,11 +10,10 @@ from event_lightning.nn.decolle.layers import (
     DecolleEncoderConfig,
     DecolleLIFLayer,
     LIFState,
-    TraceKernels,
     fast_sigmoid_spike,
     lif_trace_step,
-    trace_kernels,
 )
+from event_lightning.nn.decolle.traces import TraceKernels, trace_kernels
 
 __all__ = [
     "DecolleEncoder",

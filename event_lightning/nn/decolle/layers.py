@@ -46,17 +46,6 @@ from event_lightning.nn.decolle.traces import (
 )
 from event_lightning.nn.surrogate import superspike
 
-__all__ = [
-    "DecolleEncoder",
-    "DecolleEncoderConfig",
-    "DecolleLIFLayer",
-    "LIFState",
-    "TraceKernels",
-    "fast_sigmoid_spike",
-    "lif_trace_step",
-    "trace_kernels",
-]
-
 
 def fast_sigmoid_spike(u: torch.Tensor, slope: float = 10.0) -> torch.Tensor:
     """Heaviside ``H(u > 0)`` forward; backward ``dS/dU = 1 / (1 + slope * |u|)^2`` (decolle FastSigmoid).
